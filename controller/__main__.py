@@ -1,0 +1,58 @@
+"""``python -m controller``: start the SAVI app under Ryu (OpenFlow 1.3).
+
+Options are checked here, before Ryu starts, so a bad config file or port is a one-line
+error and not a traceback from inside the framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from controller import config as config_mod
+from controller import settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m controller", description=__doc__.split("\n")[0])
+    ap.add_argument("--ofp-port", type=int, default=6653, help="OpenFlow listen port (6653)")
+    ap.add_argument("--rest-port", type=int, default=8080, help="REST API port (8080)")
+    ap.add_argument("--rest-host", default="0.0.0.0", help="REST API address (all)")
+    ap.add_argument("--config", help="TOML or JSON config (see controller/config.py)")
+    ap.add_argument("--trust-key-file", help="key that signs GET /savi/trust (>= 16 bytes)")
+    ap.add_argument("--verbose", action="store_true", help="log every packet decision")
+    args = ap.parse_args(argv)
+    for name in ("ofp_port", "rest_port"):
+        if not 0 < getattr(args, name) < 65536:
+            ap.error(f"--{name.replace('_', '-')} must be 1..65535")
+    try:
+        config_mod.load(args.config)
+        if args.config:
+            os.environ[settings.CONFIG_ENV] = os.path.abspath(args.config)
+        if args.trust_key_file:
+            os.environ[settings.TRUST_KEY_ENV] = os.path.abspath(args.trust_key_file)
+            settings.trust_key()
+    except (config_mod.ConfigError, OSError, ValueError) as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 2
+
+    from ryu.cmd import manager
+
+    import controller.compat  # noqa: F401  (eventlet shim before Ryu loads)
+
+    ryu_args = [
+        "--ofp-tcp-listen-port", str(args.ofp_port),
+        "--wsapi-port", str(args.rest_port),
+        "--wsapi-host", args.rest_host,
+        "controller.savi_app",
+    ]  # fmt: skip
+    if args.verbose:
+        ryu_args.insert(0, "--verbose")
+    sys.argv = ["ryu-manager", *ryu_args]
+    manager.main(args=ryu_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

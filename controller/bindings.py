@@ -1,0 +1,217 @@
+"""The SAVI binding table: which source address may be used on which switch port.
+
+Plain logic, no I/O and no clock: every call takes ``now`` and returns decisions that the
+Ryu shell turns into flow-mods and packet-outs. It follows FCFS SAVI (RFC 6620) for
+addresses a host claims itself (ARP, ND) and DHCPv4 snooping (RFC 7513) for leased ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+
+FCFS, DHCP, STATIC = "fcfs", "dhcp", "static"
+SOURCES = (FCFS, DHCP, STATIC)
+BOUND, TESTING = "bound", "testing"  # TESTING: another port claims it, owner being probed
+
+
+@dataclass(frozen=True)
+class Binding:
+    dpid: int
+    port: int
+    mac: str
+    ip: str
+    source: str
+    expires_at: float | None = None  # None: no lifetime (FCFS, static)
+    state: str = BOUND
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_address(self.ip).version
+
+    def expires_in(self, now: float) -> float | None:
+        return None if self.expires_at is None else max(0.0, self.expires_at - now)
+
+    def same_owner(self, dpid: int, port: int, mac: str) -> bool:
+        return (self.dpid, self.port, self.mac) == (dpid, port, mac)
+
+
+@dataclass(frozen=True)
+class Claim:
+    dpid: int
+    port: int
+    mac: str
+    ip: str
+
+
+# Decisions returned to the shell.
+@dataclass(frozen=True)
+class Bound:
+    binding: Binding
+    replaced: Binding | None = None
+
+
+@dataclass(frozen=True)
+class Unbound:
+    binding: Binding
+    reason: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Ask the current owner whether it still uses the address (RFC 6620 conflict)."""
+
+    owner: Binding
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class Rejected:
+    claim: Claim
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    binding: Binding
+
+
+@dataclass
+class PortCounters:
+    spoofed_dropped: int = 0  # spoofed packets seen by the controller and dropped
+    rejected_claims: int = 0
+    malformed: int = 0
+    rogue_dhcp_dropped: int = 0
+
+
+@dataclass
+class BindingTable:
+    max_per_port: int = 8
+    probe_timeout: float = 0.5
+    _by_ip: dict[str, Binding] = field(default_factory=dict)
+    _probes: dict[str, tuple[Claim, float]] = field(default_factory=dict)
+    counters: dict[tuple[int, int], PortCounters] = field(default_factory=dict)
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, ip: str) -> Binding | None:
+        return self._by_ip.get(_norm(ip))
+
+    def all(self) -> list[Binding]:
+        return sorted(self._by_ip.values(), key=lambda b: (b.dpid, b.port, b.version, b.ip))
+
+    def on_port(self, dpid: int, port: int) -> list[Binding]:
+        return [b for b in self._by_ip.values() if (b.dpid, b.port) == (dpid, port)]
+
+    def count(self, dpid: int, port: int, what: str, n: int = 1) -> None:
+        c = self.counters.setdefault((dpid, port), PortCounters())
+        setattr(c, what, getattr(c, what) + n)
+
+    # -- claims (FCFS) -------------------------------------------------------------
+    def claim(self, dpid: int, port: int, mac: str, ip: str, now: float):
+        """A host on (dpid, port) with ``mac`` uses ``ip`` as its own (ARP, DAD NS, NA)."""
+        claim = Claim(dpid, port, mac, _norm(ip))
+        owner = self._by_ip.get(claim.ip)
+        if owner is not None:
+            if owner.same_owner(dpid, port, mac):
+                return Unchanged(owner)
+            if owner.source == STATIC or claim.ip in self._probes:
+                return self._reject(claim, "address bound elsewhere")
+            self._probes[claim.ip] = (claim, now + self.probe_timeout)
+            self._by_ip[claim.ip] = replace(owner, state=TESTING)
+            return Probe(owner, claim)
+        if len(self.on_port(dpid, port)) >= self.max_per_port:
+            return self._reject(claim, f"port limit of {self.max_per_port} bindings")
+        binding = Binding(dpid, port, mac, claim.ip, FCFS)
+        self._by_ip[claim.ip] = binding
+        return Bound(binding)
+
+    def owner_answered(self, ip: str, mac: str) -> Rejected | None:
+        """The owner answered our probe: it keeps the address, the claimant is refused."""
+        ip = _norm(ip)
+        pending = self._probes.get(ip)
+        owner = self._by_ip.get(ip)
+        if pending is None or owner is None or owner.mac != mac:
+            return None
+        del self._probes[ip]
+        self._by_ip[ip] = replace(owner, state=BOUND)
+        return self._reject(pending[0], "owner still uses the address")
+
+    def tick(self, now: float) -> list:
+        """Settle unanswered probes (the claimant wins) and expired leases."""
+        decisions: list = []
+        for ip, (claim, deadline) in list(self._probes.items()):
+            if now < deadline:
+                continue
+            del self._probes[ip]
+            old = self._by_ip.pop(ip)
+            decisions.append(Unbound(old, "owner did not answer the probe"))
+            if len(self.on_port(claim.dpid, claim.port)) >= self.max_per_port:
+                decisions.append(self._reject(claim, f"port limit of {self.max_per_port}"))
+                continue
+            binding = Binding(claim.dpid, claim.port, claim.mac, ip, FCFS)
+            self._by_ip[ip] = binding
+            decisions.append(Bound(binding, replaced=old))
+        for ip, b in list(self._by_ip.items()):
+            if b.expires_at is not None and b.expires_at <= now and ip not in self._probes:
+                del self._by_ip[ip]
+                decisions.append(Unbound(b, "lease expired"))
+        return decisions
+
+    # -- DHCP snooping ---------------------------------------------------------------
+    def dhcp_ack(self, dpid: int, port: int, mac: str, ip: str, lease: int, now: float):
+        """A trusted server leased ``ip`` to ``mac`` on (dpid, port): bind or renew.
+
+        The server is authoritative, so a stale binding of the address elsewhere goes.
+        """
+        ip = _norm(ip)
+        expires = now + lease if lease != 0xFFFFFFFF else None
+        old = self._by_ip.get(ip)
+        if old is not None and old.same_owner(dpid, port, mac):
+            renewed = replace(old, source=DHCP, expires_at=expires, state=BOUND)
+            self._by_ip[ip] = renewed
+            return Bound(renewed, replaced=old)
+        if old is None and len(self.on_port(dpid, port)) >= self.max_per_port:
+            return self._reject(Claim(dpid, port, mac, ip), f"port limit of {self.max_per_port}")
+        if old is not None and old.source == STATIC:
+            return self._reject(Claim(dpid, port, mac, ip), "address has a static binding")
+        self._probes.pop(ip, None)
+        binding = Binding(dpid, port, mac, ip, DHCP, expires)
+        self._by_ip[ip] = binding
+        return Bound(binding, replaced=old)
+
+    def dhcp_release(self, dpid: int, port: int, mac: str, ip: str, reason: str):
+        """RELEASE or DECLINE from the client that holds the lease; others are ignored."""
+        b = self._by_ip.get(_norm(ip))
+        if b is None or not b.same_owner(dpid, port, mac) or b.source != DHCP:
+            return None
+        del self._by_ip[b.ip]
+        return Unbound(b, reason)
+
+    # -- administration ----------------------------------------------------------------
+    def add_static(self, dpid: int, port: int, mac: str, ip: str):
+        ip = _norm(ip)
+        old = self._by_ip.get(ip)
+        self._probes.pop(ip, None)
+        binding = Binding(dpid, port, mac.lower(), ip, STATIC)
+        self._by_ip[ip] = binding
+        return Bound(binding, replaced=old)
+
+    def remove(self, ip: str, reason: str = "removed by operator") -> Unbound | None:
+        b = self._by_ip.pop(_norm(ip), None)
+        self._probes.pop(_norm(ip), None)
+        return None if b is None else Unbound(b, reason)
+
+    def port_down(self, dpid: int, port: int) -> list[Unbound]:
+        return [self.remove(b.ip, "port down") for b in self.on_port(dpid, port)]
+
+    def restore(self, binding: Binding) -> None:
+        """Re-learn a binding found in a switch's flow table after a controller restart."""
+        self._by_ip.setdefault(binding.ip, binding)
+
+    def _reject(self, claim: Claim, reason: str) -> Rejected:
+        self.count(claim.dpid, claim.port, "rejected_claims")
+        return Rejected(claim, reason)
+
+
+def _norm(ip: str) -> str:
+    return str(ipaddress.ip_address(ip))

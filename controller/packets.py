@@ -1,0 +1,219 @@
+"""Parsing of the packets SAVI learns from: ARP, IPv6 neighbour discovery and DHCPv4.
+
+Pure functions over bytes, so malformed input is a value (``Malformed``) the app counts,
+never an exception that escapes a Ryu handler. Only what binding decisions need is decoded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+ETH_ARP = 0x0806
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN = 0x8100
+ICMPV6 = 58
+UDP = 17
+ND_NS = 135
+ND_NA = 136
+DHCP_CLIENT_PORT = 68
+DHCP_SERVER_PORT = 67
+DHCP_MAGIC = b"\x63\x82\x53\x63"
+
+# DHCP message types (RFC 2132 option 53).
+DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPDECLINE = 1, 2, 3, 4
+DHCPACK, DHCPNAK, DHCPRELEASE, DHCPINFORM = 5, 6, 7, 8
+DHCP_SERVER_MESSAGES = {DHCPOFFER, DHCPACK, DHCPNAK}
+
+
+class Malformed(ValueError):
+    """A packet of a protocol we parse that is truncated or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Arp:
+    op: int
+    sender_mac: str
+    sender_ip: str
+    target_mac: str
+    target_ip: str
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """An NS or NA. ``src`` is the IPv6 source (``::`` for duplicate address detection)."""
+
+    kind: int
+    src: str
+    target: str
+    lladdr: str | None
+
+
+@dataclass(frozen=True)
+class Dhcp:
+    msg_type: int
+    xid: int
+    client_mac: str
+    ciaddr: str
+    yiaddr: str
+    requested_ip: str | None
+    lease_time: int | None
+    server_id: str | None
+    from_server: bool
+
+
+@dataclass(frozen=True)
+class Frame:
+    eth_src: str
+    eth_dst: str
+    ethertype: int
+    payload: Arp | Neighbor | Dhcp | None
+    ip_src: str | None = None
+
+
+def mac_str(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def mac_bytes(mac: str) -> bytes:
+    parts = mac.split(":")
+    if len(parts) != 6:
+        raise Malformed(f"not a MAC address: {mac!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def _need(data: bytes, n: int, what: str) -> None:
+    if len(data) < n:
+        raise Malformed(f"{what}: {len(data)} bytes, need {n}")
+
+
+def parse_frame(data: bytes) -> Frame:
+    """Decode an Ethernet frame; ``payload`` is None for protocols SAVI does not learn from."""
+    _need(data, 14, "ethernet")
+    dst, src, ethertype = data[0:6], data[6:12], struct.unpack("!H", data[12:14])[0]
+    body = data[14:]
+    if ethertype == ETH_VLAN:
+        _need(body, 4, "vlan tag")
+        ethertype, body = struct.unpack("!H", body[2:4])[0], body[4:]
+    eth_src, eth_dst = mac_str(src), mac_str(dst)
+    if ethertype == ETH_ARP:
+        return Frame(eth_src, eth_dst, ethertype, parse_arp(body))
+    if ethertype == ETH_IPV6:
+        ip_src, payload = _parse_ipv6(body)
+        return Frame(eth_src, eth_dst, ethertype, payload, ip_src)
+    if ethertype == ETH_IPV4:
+        ip_src, payload = _parse_ipv4(body)
+        return Frame(eth_src, eth_dst, ethertype, payload, ip_src)
+    return Frame(eth_src, eth_dst, ethertype, None)
+
+
+def parse_arp(body: bytes) -> Arp:
+    _need(body, 28, "arp")
+    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", body[:8])
+    if (htype, ptype, hlen, plen) != (1, ETH_IPV4, 6, 4):
+        raise Malformed(f"arp for htype {htype} ptype {ptype:#x} hlen {hlen} plen {plen}")
+    if op not in (1, 2):
+        raise Malformed(f"arp opcode {op}")
+    return Arp(
+        op=op,
+        sender_mac=mac_str(body[8:14]),
+        sender_ip=str(ipaddress.IPv4Address(body[14:18])),
+        target_mac=mac_str(body[18:24]),
+        target_ip=str(ipaddress.IPv4Address(body[24:28])),
+    )
+
+
+def _parse_ipv6(body: bytes) -> tuple[str, Neighbor | None]:
+    _need(body, 40, "ipv6")
+    if body[0] >> 4 != 6:
+        raise Malformed(f"ipv6 version {body[0] >> 4}")
+    payload_len, next_header = struct.unpack("!HB", body[4:7])
+    src = str(ipaddress.IPv6Address(body[8:24]))
+    if next_header != ICMPV6:
+        return src, None
+    icmp = body[40 : 40 + payload_len]
+    _need(icmp, 4, "icmpv6")
+    if icmp[0] not in (ND_NS, ND_NA):
+        return src, None
+    _need(icmp, 24, "neighbour discovery")
+    target = str(ipaddress.IPv6Address(icmp[8:24]))
+    wanted = 1 if icmp[0] == ND_NS else 2  # source / target link-layer address option
+    lladdr = None
+    opts = icmp[24:]
+    while opts:
+        _need(opts, 2, "nd option")
+        kind, length = opts[0], opts[1] * 8
+        if length == 0 or length > len(opts):
+            raise Malformed(f"nd option {kind} with length {length}")
+        if kind == wanted and length >= 8:
+            lladdr = mac_str(opts[2:8])
+        opts = opts[length:]
+    return src, Neighbor(icmp[0], src, target, lladdr)
+
+
+def _parse_ipv4(body: bytes) -> tuple[str, Dhcp | None]:
+    _need(body, 20, "ipv4")
+    ihl = (body[0] & 0x0F) * 4
+    if body[0] >> 4 != 4 or ihl < 20:
+        raise Malformed(f"ipv4 version {body[0] >> 4} header length {ihl}")
+    src = str(ipaddress.IPv4Address(body[12:16]))
+    if body[9] != UDP:
+        return src, None
+    udp = body[ihl:]
+    _need(udp, 8, "udp")
+    sport, dport = struct.unpack("!HH", udp[:4])
+    ports = {sport, dport}
+    if ports != {DHCP_CLIENT_PORT, DHCP_SERVER_PORT}:
+        return src, None
+    return src, parse_dhcp(udp[8:], from_server=sport == DHCP_SERVER_PORT)
+
+
+def parse_dhcp(data: bytes, from_server: bool) -> Dhcp:
+    _need(data, 240, "dhcp")
+    op, htype, hlen = data[0], data[1], data[2]
+    if op not in (1, 2) or htype != 1 or hlen != 6:
+        raise Malformed(f"bootp op {op} htype {htype} hlen {hlen}")
+    if data[236:240] != DHCP_MAGIC:
+        raise Malformed("dhcp magic cookie missing")
+    xid = struct.unpack("!I", data[4:8])[0]
+    options: dict[int, bytes] = {}
+    i = 240
+    while i < len(data):
+        code = data[i]
+        if code == 255:
+            break
+        if code == 0:
+            i += 1
+            continue
+        _need(data, i + 2, "dhcp option")
+        length = data[i + 1]
+        _need(data, i + 2 + length, f"dhcp option {code}")
+        options[code] = data[i + 2 : i + 2 + length]
+        i += 2 + length
+    if 53 not in options or len(options[53]) != 1:
+        raise Malformed("dhcp without a message type")
+
+    def ip_option(code: int) -> str | None:
+        value = options.get(code)
+        if value is None:
+            return None
+        if len(value) != 4:
+            raise Malformed(f"dhcp option {code} of length {len(value)}")
+        return str(ipaddress.IPv4Address(value))
+
+    lease = options.get(51)
+    if lease is not None and len(lease) != 4:
+        raise Malformed(f"dhcp lease time of length {len(lease)}")
+    return Dhcp(
+        msg_type=options[53][0],
+        xid=xid,
+        client_mac=mac_str(data[28:34]),
+        ciaddr=str(ipaddress.IPv4Address(data[12:16])),
+        yiaddr=str(ipaddress.IPv4Address(data[16:20])),
+        requested_ip=ip_option(50),
+        lease_time=struct.unpack("!I", lease)[0] if lease is not None else None,
+        server_id=ip_option(54),
+        from_server=from_server,
+    )

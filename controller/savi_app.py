@@ -1,0 +1,326 @@
+"""The SAVI switch app: binds source addresses to ports and filters in the switches.
+
+The Ryu shell around ``BindingTable`` (decisions) and ``pipeline`` (flows): it parses what
+the switches send up, asks the table, and writes the answers back as flow-mods and
+packet-outs. It runs under Ryu or os-ken (see ``compat``); the REST API is in ``rest``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from controller import compat, ofp, pipeline, settings
+from controller import config as config_mod
+from controller.bindings import (
+    BindingTable,
+    Bound,
+    Probe,
+    Rejected,
+    Unbound,
+    Unchanged,
+)
+from controller.packets import (
+    DHCP_SERVER_MESSAGES,
+    DHCPACK,
+    DHCPDECLINE,
+    DHCPRELEASE,
+    Arp,
+    Dhcp,
+    Malformed,
+    Neighbor,
+    parse_frame,
+)
+from controller.probes import probe_packet
+from controller.trust import sign, trust_document
+
+TICK = 0.1  # seconds between settling probes and leases
+STATS_EVERY = 1.0  # seconds between reads of the switches' drop counters
+
+LOG = logging.getLogger("savi")
+
+
+class SaviApp(compat.App):
+    OFP_VERSIONS = [compat.ofproto_v1_3.OFP_VERSION]
+    _CONTEXTS = {"wsgi": compat.wsgi.WSGIApplication} if compat.wsgi else {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config_mod.load(settings.config_path())
+        self.trust_key = settings.trust_key()
+        self.table = BindingTable(self.config.max_bindings_per_port, self.config.probe_timeout)
+        self.datapaths: dict[int, object] = {}
+        self.ports: dict[int, set[int]] = {}
+        self.client_ports: dict[tuple[int, str], int] = {}  # (dpid, client MAC) -> port
+        self.switch_drops: dict[tuple[int, int, int], int] = {}  # (dpid, port, prio) -> n
+        self.seq = 0
+        self.seq_changed = compat.hub.Event()
+        self.clock = time.time
+        if "wsgi" in kwargs:
+            from controller.rest import register
+
+            register(kwargs["wsgi"], self)
+        self.threads.append(compat.hub.spawn(self._ticker))
+
+    # -- switch life cycle -------------------------------------------------------------
+    @compat.set_ev_cls(compat.ofp_event.EventOFPSwitchFeatures, compat.CONFIG_DISPATCHER)
+    def switch_features(self, ev):
+        dp = ev.msg.datapath
+        parser = dp.ofproto_parser
+        self.datapaths[dp.id] = dp
+        self.ports.setdefault(dp.id, set())
+        dp.send_msg(parser.OFPSetConfig(dp, dp.ofproto.OFPC_FRAG_NORMAL, 0xFFFF))
+        for spec in pipeline.switch_flows():
+            ofp.add_flow(dp, spec)
+        dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
+        # Bindings installed before a controller restart are still in the switch.
+        ofp.request_flows(dp, pipeline.BINDING_TAG)
+        for st in self.config.static:
+            if st.dpid == dp.id:
+                self._apply(self.table.add_static(st.dpid, st.port, st.mac, st.ip))
+        LOG.info("switch %016x connected", dp.id)
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPPortDescStatsReply, compat.MAIN_DISPATCHER)
+    def port_desc(self, ev):
+        dp = ev.msg.datapath
+        for port in ev.msg.body:
+            if port.port_no < dp.ofproto.OFPP_MAX:
+                self._port_added(dp, port.port_no)
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPPortStatus, compat.MAIN_DISPATCHER)
+    def port_status(self, ev):
+        dp, msg = ev.msg.datapath, ev.msg
+        port = msg.desc
+        if port.port_no >= dp.ofproto.OFPP_MAX:
+            return
+        if msg.reason == dp.ofproto.OFPPR_DELETE or ofp.is_port_down(dp, port):
+            self.ports.get(dp.id, set()).discard(port.port_no)
+            for decision in self.table.port_down(dp.id, port.port_no):
+                self._apply(decision)
+        else:
+            self._port_added(dp, port.port_no)
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPStateChange, compat.DEAD_DISPATCHER)
+    def switch_gone(self, ev):
+        dp = ev.datapath
+        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            LOG.info("switch %016x disconnected", dp.id)
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPFlowStatsReply, compat.MAIN_DISPATCHER)
+    def flow_stats(self, ev):
+        dp = ev.msg.datapath
+        restored = 0
+        for entry in ev.msg.body:
+            tag = entry.cookie >> 56
+            match = ofp.match_fields(entry.match)
+            if tag == pipeline.BINDING_TAG:
+                b = pipeline.binding_from_flow(dp.id, entry.cookie, match)
+                if b is not None and self.table.get(b.ip) is None:
+                    self.table.restore(b)
+                    restored += 1
+            elif tag == pipeline.BASE_TAG and not entry.instructions and "in_port" in match:
+                self.switch_drops[(dp.id, match["in_port"], entry.priority)] = entry.packet_count
+        if restored:
+            LOG.info("switch %016x: %d bindings recovered from its flows", dp.id, restored)
+            self._changed()
+
+    def _port_added(self, dp, port_no: int) -> None:
+        if port_no in self.ports.setdefault(dp.id, set()):
+            return
+        self.ports[dp.id].add(port_no)
+        sw = self.config.switch(dp.id)
+        for spec in pipeline.port_flows(
+            port_no, port_no in sw.trusted_ports, port_no in sw.dhcp_server_ports
+        ):
+            ofp.add_flow(dp, spec)
+
+    # -- packets from the switches -----------------------------------------------------
+    @compat.set_ev_cls(compat.ofp_event.EventOFPPacketIn, compat.MAIN_DISPATCHER)
+    def packet_in(self, ev):
+        msg = ev.msg
+        dp = msg.datapath
+        in_port = msg.match["in_port"]
+        data = bytes(msg.data)
+        try:
+            frame = parse_frame(data)
+        except Malformed as e:
+            self.table.count(dp.id, in_port, "malformed")
+            LOG.debug("malformed packet on %016x/%d: %s", dp.id, in_port, e)
+            return
+        trusted = in_port in self.config.switch(dp.id).trusted_ports
+        payload = frame.payload
+        if isinstance(payload, Arp):
+            self._arp(dp, in_port, frame, payload, data)
+        elif isinstance(payload, Neighbor):
+            self._neighbor(dp, in_port, frame, payload, data)
+        elif isinstance(payload, Dhcp):
+            self._dhcp(dp, in_port, frame, payload, data, trusted)
+        else:
+            self.table.count(dp.id, in_port, "spoofed_dropped")
+
+    def _arp(self, dp, in_port, frame, arp: Arp, data: bytes) -> None:
+        if frame.eth_dst == pipeline.PROBE_MAC:
+            self._apply(self.table.owner_answered(arp.sender_ip, arp.sender_mac))
+            return
+        if arp.sender_mac != frame.eth_src:
+            self.table.count(dp.id, in_port, "spoofed_dropped")
+            return
+        if arp.sender_ip == "0.0.0.0":  # an address probe claims nothing (RFC 5227)
+            ofp.packet_out(dp, in_port, data)
+            return
+        self._claim(dp, in_port, frame.eth_src, arp.sender_ip, data)
+
+    def _neighbor(self, dp, in_port, frame, nd: Neighbor, data: bytes) -> None:
+        if frame.eth_dst == pipeline.PROBE_MAC:
+            if nd.kind == 136:
+                self._apply(self.table.owner_answered(nd.target, frame.eth_src))
+            return
+        if nd.lladdr is not None and nd.lladdr != frame.eth_src:
+            self.table.count(dp.id, in_port, "spoofed_dropped")
+            return
+        if nd.kind == 135 and nd.src != "::":
+            claimed = nd.src  # a solicitation from an address nobody bound here yet
+        else:
+            claimed = nd.target  # duplicate address detection, or an advertisement
+            if nd.src not in ("::", nd.target):
+                owner = self.table.get(nd.src)
+                if owner is None or not owner.same_owner(dp.id, in_port, frame.eth_src):
+                    self.table.count(dp.id, in_port, "spoofed_dropped")
+                    return
+        self._claim(dp, in_port, frame.eth_src, claimed, data)
+
+    def _claim(self, dp, in_port, mac, ip, data: bytes) -> None:
+        if in_port in self.config.switch(dp.id).trusted_ports:
+            ofp.packet_out(dp, in_port, data)
+            return
+        decision = self.table.claim(dp.id, in_port, mac, ip, self.clock())
+        self._apply(decision)
+        if isinstance(decision, (Bound, Unchanged)):
+            ofp.packet_out(dp, in_port, data)  # the claim itself is not lost
+
+    def _dhcp(self, dp, in_port, frame, msg: Dhcp, data: bytes, trusted: bool) -> None:
+        sw = self.config.switch(dp.id)
+        if msg.msg_type in DHCP_SERVER_MESSAGES or msg.from_server:
+            if not (trusted or in_port in sw.dhcp_server_ports):
+                self.table.count(dp.id, in_port, "rogue_dhcp_dropped")
+                return
+            client_port = self.client_ports.get((dp.id, msg.client_mac))
+            if msg.msg_type == DHCPACK and client_port is not None and msg.yiaddr != "0.0.0.0":
+                lease = msg.lease_time if msg.lease_time is not None else 0xFFFFFFFF
+                decision = self.table.dhcp_ack(
+                    dp.id, client_port, msg.client_mac, msg.yiaddr, lease, self.clock()
+                )
+                self._apply(decision)
+            ofp.packet_out(dp, in_port, data)
+            return
+        if not trusted:
+            if msg.client_mac != frame.eth_src:
+                self.table.count(dp.id, in_port, "spoofed_dropped")
+                return
+            self.client_ports[(dp.id, msg.client_mac)] = in_port
+            if msg.msg_type in (DHCPRELEASE, DHCPDECLINE):
+                ip = msg.ciaddr if msg.msg_type == DHCPRELEASE else msg.requested_ip
+                reason = "dhcp release" if msg.msg_type == DHCPRELEASE else "dhcp decline"
+                if ip:
+                    self._apply(self.table.dhcp_release(dp.id, in_port, frame.eth_src, ip, reason))
+        ofp.packet_out(dp, in_port, data)
+
+    # -- applying decisions --------------------------------------------------------------
+    def _apply(self, decision) -> None:
+        if decision is None or isinstance(decision, Unchanged):
+            return
+        if isinstance(decision, Bound):
+            b, old = decision.binding, decision.replaced
+            if old is not None and not old.same_owner(b.dpid, b.port, b.mac):
+                self._delete_flows(old)
+            dp = self.datapaths.get(b.dpid)
+            if dp is not None:
+                for spec in pipeline.binding_flows(b):
+                    ofp.add_flow(dp, spec)
+            LOG.info("bound %s to %016x/%d %s (%s)", b.ip, b.dpid, b.port, b.mac, b.source)
+            self._changed()
+        elif isinstance(decision, Unbound):
+            self._delete_flows(decision.binding)
+            b = decision.binding
+            LOG.info("unbound %s from %016x/%d: %s", b.ip, b.dpid, b.port, decision.reason)
+            self._changed()
+        elif isinstance(decision, Probe):
+            owner = decision.owner
+            dp = self.datapaths.get(owner.dpid)
+            if dp is not None:
+                ofp.packet_out(dp, None, probe_packet(owner.mac, owner.ip), owner.port)
+            LOG.info("claim of %s from port %d: probing owner", owner.ip, decision.claim.port)
+        elif isinstance(decision, Rejected):
+            c = decision.claim
+            LOG.warning(
+                "refused %s to %016x/%d %s: %s", c.ip, c.dpid, c.port, c.mac, decision.reason
+            )
+
+    def _delete_flows(self, b) -> None:
+        dp = self.datapaths.get(b.dpid)
+        if dp is not None:
+            for spec in pipeline.binding_flows(b):
+                ofp.delete_flow(dp, spec)
+
+    def _changed(self) -> None:
+        self.seq += 1
+        self.seq_changed.set()
+        self.seq_changed = compat.hub.Event()
+
+    # -- timers ----------------------------------------------------------------------------
+    def _ticker(self):
+        last_stats = 0.0
+        while True:
+            compat.hub.sleep(TICK)
+            now = self.clock()
+            for decision in self.table.tick(now):
+                self._apply(decision)
+            if now - last_stats >= STATS_EVERY:
+                last_stats = now
+                for dp in list(self.datapaths.values()):
+                    ofp.request_flows(dp, pipeline.BASE_TAG)
+
+    # -- what the REST API shows -----------------------------------------------------------
+    def bindings_json(self) -> list[dict]:
+        now = self.clock()
+        out = []
+        for b in self.table.all():
+            left = b.expires_in(now)
+            out.append(
+                {
+                    "dpid": b.dpid,
+                    "port": b.port,
+                    "mac": b.mac,
+                    "ip": b.ip,
+                    "source": b.source,
+                    "state": b.state,
+                    "expires_in": None if left is None else round(left, 3),
+                }
+            )
+        return out
+
+    def stats_json(self) -> list[dict]:
+        switch: dict[tuple[int, int], int] = {}
+        for (dpid, port, _priority), n in self.switch_drops.items():
+            switch[(dpid, port)] = switch.get((dpid, port), 0) + n
+        keys = set(self.table.counters) | set(switch)
+        out = []
+        for dpid, port in sorted(keys):
+            c = self.table.counters.get((dpid, port))
+            out.append(
+                {
+                    "dpid": dpid,
+                    "port": port,
+                    "spoofed_dropped_switch": switch.get((dpid, port), 0),
+                    "spoofed_dropped_controller": c.spoofed_dropped if c else 0,
+                    "rejected_claims": c.rejected_claims if c else 0,
+                    "malformed": c.malformed if c else 0,
+                    "rogue_dhcp_dropped": c.rogue_dhcp_dropped if c else 0,
+                }
+            )
+        return out
+
+    def trust_json(self) -> dict:
+        doc = trust_document(self.table.all(), self.clock(), self.seq, self.config.trust_ttl)
+        return sign(doc, self.trust_key) if self.trust_key else doc

@@ -1,0 +1,301 @@
+"""Start and stop a whole testbed: SAVI controller, OVS switches, hosts, management net.
+
+``Testbed(topo)`` is a context manager. On entry it starts the controller (a child
+process, in the root namespace), the Mininet network with the topology's switches, turns
+off TX checksum offload in every node (the userspace datapath does not fill checksums
+in), connects every host to a management bridge from which it reaches the controller's
+REST API (apart from the data network, so no data-plane host can reach or forge it),
+waits until every SAVI switch has its flows (no fixed sleeps), starts DHCP servers and
+clients, and configures routes. On exit it stops everything it started, by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from mininet.net import Mininet
+from mininet.node import RemoteController
+
+from topologies.nodes import SaviSwitch
+
+REPO = Path(__file__).resolve().parent.parent
+MGMT_BRIDGE = "savimgmt0"
+MGMT_NET = "172.31.254"
+UDHCPC_SCRIPT = Path(__file__).with_name("udhcpc.script")
+
+
+class TestbedError(RuntimeError):
+    pass
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise TestbedError("the testbed needs root (network namespaces, OVS): run with sudo")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unsupported_link_params(topo) -> list[str]:
+    """Link options this kernel cannot apply: delay, jitter and loss need netem."""
+    if _have_netem():
+        return []
+    bad = []
+    for n1, n2, info in topo.links(withInfo=True):
+        for key in ("delay", "jitter", "loss"):
+            if (
+                info.get(key)
+                or info.get("params1", {}).get(key)
+                or info.get("params2", {}).get(key)
+            ):
+                bad.append(f"{n1}-{n2} {key}={info.get(key)}")
+    return bad
+
+
+def _have_netem() -> bool:
+    probe = subprocess.run(
+        ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "0ms"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode == 0:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+        return True
+    return False
+
+
+class Testbed:
+    def __init__(self, topo, controller_args: list[str] | None = None, log_dir: str | None = None):
+        self.topo = topo
+        self.controller_args = controller_args or []
+        self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ofp_port = _free_port()
+        self.rest_port = _free_port()
+        self.key_file = self.dir / "trust.key"
+        self.config_file = self.dir / "savi.json"
+        self.controller: subprocess.Popen | None = None
+        self.net: Mininet | None = None
+        self.daemons: list = []  # (node, Popen) started in hosts
+        self.mgmt_links: list[str] = []
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def mgmt_url(self) -> str:
+        """The REST API as hosts reach it, over the management network."""
+        return f"http://{MGMT_NET}.1:{self.rest_port}"
+
+    def __enter__(self) -> Testbed:
+        require_root()
+        bad = _unsupported_link_params(self.topo)
+        if bad:
+            raise TestbedError(
+                "link delay/loss need tc netem, which this kernel lacks; refusing to run "
+                f"without them: {', '.join(bad)}"
+            )
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self.key_file.write_text(secrets.token_hex(32))
+        self.key_file.chmod(0o600)
+        self.config_file.write_text(json.dumps(self.topo.savi_config(), indent=2))
+        self.start_controller()
+        self.net = Mininet(
+            topo=self.topo,
+            controller=None,
+            build=False,
+            autoSetMacs=False,
+            waitConnected=False,
+        )
+        self.net.addController(
+            "c0", controller=RemoteController, ip="127.0.0.1", port=self.ofp_port
+        )
+        self.net.build()
+        self.net.start()
+        for node in self.net.hosts:
+            for intf in node.intfList():
+                if intf.name != "lo":
+                    node.cmd(f"ethtool -K {intf.name} tx off rx off >/dev/null 2>&1")
+        self._start_mgmt()
+        self.wait_for_flows()
+        if hasattr(self.topo, "configure"):
+            self.topo.configure(self.net)
+        for host, (intf, first, last) in self.topo.dhcp_servers().items():
+            self.start_dhcp_server(self.net[host], intf, first, last)
+        for host in self.topo.dhcp_clients:
+            self.dhcp_client(self.net[host])
+        self.start_seconds = time.monotonic() - t0
+
+    def stop(self) -> None:
+        for node, proc in reversed(self.daemons):
+            _stop(proc)
+        self.daemons = []
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+        for link in self.mgmt_links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+        self.mgmt_links = []
+        subprocess.run(["ip", "link", "del", MGMT_BRIDGE], capture_output=True, check=False)
+        if self.controller is not None:
+            _stop(self.controller)
+            self.controller = None
+
+    def savi_switches(self) -> list:
+        return [s for s in self.net.switches if isinstance(s, SaviSwitch)]
+
+    # -- controller ----------------------------------------------------------------------
+    def start_controller(self) -> None:
+        log = open(self.dir / "controller.log", "ab")
+        cmd = [
+            sys.executable, "-m", "controller",
+            "--ofp-port", str(self.ofp_port),
+            "--rest-port", str(self.rest_port),
+            "--config", str(self.config_file),
+            "--trust-key-file", str(self.key_file),
+            *self.controller_args,
+        ]  # fmt: skip
+        self.controller = subprocess.Popen(
+            cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self._wait(lambda: self.get("/savi/stats") is not None, 30, "controller REST API")
+
+    def restart_controller(self, down_seconds: float = 0.0) -> None:
+        _stop(self.controller)
+        time.sleep(down_seconds)
+        self.start_controller()
+
+    def stop_controller(self) -> None:
+        _stop(self.controller)
+
+    def get(self, path: str, timeout: float = 5):
+        """GET a REST path and decode it; None if the controller does not answer."""
+        try:
+            with urllib.request.urlopen(self.rest_url + path, timeout=timeout) as r:
+                return json.load(r)
+        except OSError:
+            return None
+
+    def request(self, method: str, path: str, body: dict | None = None):
+        """Any REST call; returns (status, decoded body)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.rest_url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    # -- waiting -------------------------------------------------------------------------
+    def wait_for_flows(self, timeout: float = 30) -> None:
+        """Until every SAVI switch has its per-port flows from the controller."""
+
+        def ready() -> bool:
+            for sw in self.savi_switches():
+                flows = sw.dpctl("dump-flows", "-O", "OpenFlow13")
+                ports = [p for p in sw.ports if p.name != "lo"]
+                if flows.count("cookie=0x5b") < 5 + len(ports):
+                    return False
+            return True
+
+        self._wait(ready, timeout, "controller flows in the SAVI switches")
+
+    def _wait(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.controller is not None and self.controller.poll() is not None:
+                raise TestbedError(
+                    f"controller exited with {self.controller.returncode} while waiting for "
+                    f"{what}; see {self.dir / 'controller.log'}"
+                )
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise TestbedError(f"timed out after {timeout}s waiting for {what}")
+
+    # -- management network ----------------------------------------------------------------
+    def _start_mgmt(self) -> None:
+        ip = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)  # noqa: E731
+        subprocess.run(["ip", "link", "del", MGMT_BRIDGE], capture_output=True, check=False)
+        ip("link", "add", MGMT_BRIDGE, "type", "bridge")
+        ip("addr", "add", f"{MGMT_NET}.1/24", "dev", MGMT_BRIDGE)
+        ip("link", "set", MGMT_BRIDGE, "up")
+        for i, host in enumerate(self.net.hosts, start=2):
+            outer, inner = f"mg{i}-{host.name}"[:15], f"{host.name}-mgmt"[:15]
+            ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+            self.mgmt_links.append(outer)
+            ip("link", "set", inner, "netns", str(host.pid))
+            ip("link", "set", outer, "master", MGMT_BRIDGE, "up")
+            host.cmd(f"ip addr add {MGMT_NET}.{i}/24 dev {inner} && ip link set {inner} up")
+            host.cmd(f"ethtool -K {inner} tx off >/dev/null 2>&1")
+
+    # -- DHCP ------------------------------------------------------------------------------
+    def start_dhcp_server(self, host, intf: str, first: str, last: str, lease: str = "2m"):
+        """dnsmasq as a DHCP server only (no DNS), leases kept in the run folder."""
+        leases = self.dir / f"{host.name}.leases"
+        cmd = [
+            "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+            f"--interface={intf}", "--bind-interfaces", "--dhcp-authoritative",
+            f"--dhcp-range={first},{last},255.255.255.0,{lease}",
+            f"--dhcp-leasefile={leases}", "--log-dhcp", f"--pid-file={self.dir / host.name}.pid",
+        ]  # fmt: skip
+        return self.spawn(host, cmd, f"{host.name}-dnsmasq.log")
+
+    def dhcp_client(self, host, intf: str | None = None, timeout: float = 20):
+        """Run udhcpc in ``host`` until it has a lease; it keeps renewing in the background.
+
+        SIGUSR2 makes it release the lease; on exit it releases too (-R).
+        """
+        intf = intf or host.defaultIntf().name
+        cmd = ["udhcpc", "-f", "-R", "-i", intf, "-s", str(UDHCPC_SCRIPT), "-t", "20", "-T", "1"]
+        proc = self.spawn(host, cmd, f"{host.name}-udhcpc.log")
+        self._wait(lambda: "inet " in host.cmd(f"ip -4 addr show dev {intf}"), timeout,
+                   f"a DHCP lease in {host.name}")  # fmt: skip
+        return proc
+
+    def spawn(self, host, cmd: list[str], log_name: str):
+        log = open(self.dir / log_name, "ab")
+        proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.daemons.append((host, proc))
+        return proc
+
+
+def _stop(proc: subprocess.Popen | None, timeout: float = 5) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)

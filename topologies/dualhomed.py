@@ -1,0 +1,86 @@
+"""The default scenario: a dual-homed client and server, one path protected by SAVI.
+
+::
+
+          10.1.0.0/24 (SAVI s1)              10.3.0.0/24 (SAVI s3)
+    a-eth0 .10 ---- s1 ---- r1 (.1) ------------- s3 ---- b-eth0 .20
+    m1 .66 (attacker) /      | 10.9.0.0/30
+                             |
+    a-eth1 .10 ---- s2 ---- r2 (.1) ------------- s4 ---- b-eth1 .20
+    m2 .66 (attacker)  10.2.0.0/24 (legacy s2)   10.4.0.0/24 (legacy s4)
+
+Host ``a`` (client) and host ``b`` (server) each have one address behind a SAVI access
+switch (trusted) and one behind a legacy switch (untrusted). Routers ``r1`` and ``r2``
+join the networks; each host routes by source address, so every address pair is a path.
+Attackers ``m1`` and ``m2`` sit on the protected and the unprotected access network.
+"""
+
+from __future__ import annotations
+
+from mininet.topo import Topo
+
+from topologies.nodes import LegacySwitch, Router, SaviSwitch
+
+UPLINK_PORT = 10
+A_TRUSTED, A_UNTRUSTED = "10.1.0.10", "10.2.0.10"
+B_TRUSTED, B_UNTRUSTED = "10.3.0.20", "10.4.0.20"
+M1, M2 = "10.1.0.66", "10.2.0.66"
+
+
+class DualHomedTopo(Topo):
+    def build(self):
+        s1 = self.addSwitch("s1", cls=SaviSwitch, dpid="0000000000000001")
+        s2 = self.addSwitch("s2", cls=LegacySwitch, dpid="0000000000000002")
+        s3 = self.addSwitch("s3", cls=SaviSwitch, dpid="0000000000000003")
+        s4 = self.addSwitch("s4", cls=LegacySwitch, dpid="0000000000000004")
+        r1 = self.addNode("r1", cls=Router, ip="10.1.0.1/24")
+        r2 = self.addNode("r2", cls=Router, ip="10.2.0.1/24")
+        a = self.addHost("a", ip=f"{A_TRUSTED}/24", mac="00:00:00:00:0a:01")
+        b = self.addHost("b", ip=f"{B_TRUSTED}/24", mac="00:00:00:00:0b:01")
+        m1 = self.addHost("m1", ip=f"{M1}/24", mac="00:00:00:00:66:01")
+        m2 = self.addHost("m2", ip=f"{M2}/24", mac="00:00:00:00:66:02")
+        self.addLink(a, s1, port2=1)
+        self.addLink(a, s2, port2=1, params1={"ip": f"{A_UNTRUSTED}/24"})
+        self.addLink(m1, s1, port2=2)
+        self.addLink(m2, s2, port2=2)
+        self.addLink(b, s3, port2=1)
+        self.addLink(b, s4, port2=1, params1={"ip": f"{B_UNTRUSTED}/24"})
+        self.addLink(r1, s1, port2=UPLINK_PORT)
+        self.addLink(r2, s2, port2=UPLINK_PORT, params1={"ip": "10.2.0.1/24"})
+        self.addLink(r1, s3, port2=UPLINK_PORT, params1={"ip": "10.3.0.1/24"})
+        self.addLink(r2, s4, port2=UPLINK_PORT, params1={"ip": "10.4.0.1/24"})
+        self.addLink(r1, r2, params1={"ip": "10.9.0.1/30"}, params2={"ip": "10.9.0.2/30"})
+        self.dhcp_clients: list[str] = []
+
+    def savi_config(self) -> dict:
+        return {
+            "switch": [
+                {"dpid": 1, "trusted_ports": [UPLINK_PORT]},
+                {"dpid": 3, "trusted_ports": [UPLINK_PORT]},
+            ]
+        }
+
+    def dhcp_servers(self) -> dict:
+        return {}
+
+    def configure(self, net) -> None:
+        """Routes: source-based in the dual-homed hosts, static in the routers."""
+        r1, r2 = net["r1"], net["r2"]
+        r1.cmd("ip route add 10.2.0.0/24 via 10.9.0.2 && ip route add 10.4.0.0/24 via 10.9.0.2")
+        r2.cmd("ip route add 10.1.0.0/24 via 10.9.0.1 && ip route add 10.3.0.0/24 via 10.9.0.1")
+        for host, (trusted, untrusted) in {
+            "a": ((A_TRUSTED, "10.1.0.1"), (A_UNTRUSTED, "10.2.0.1")),
+            "b": ((B_TRUSTED, "10.3.0.1"), (B_UNTRUSTED, "10.4.0.1")),
+        }.items():
+            h = net[host]
+            for table, ((addr, gw), intf) in enumerate(
+                zip((trusted, untrusted), (f"{host}-eth0", f"{host}-eth1"), strict=False), start=1
+            ):
+                h.cmd(f"ip route add default via {gw} dev {intf} table {table}")
+                h.cmd(f"ip rule add from {addr} table {table}")
+            h.cmd(f"ip route add default via {trusted[1]} dev {host}-eth0")
+        net["m1"].cmd("ip route add default via 10.1.0.1")
+        net["m2"].cmd("ip route add default via 10.2.0.1")
+
+
+topos = {"dualhomed": DualHomedTopo}

@@ -1,0 +1,51 @@
+"""One SAVI access switch with a few hosts: the smallest testbed.
+
+``mn --custom topologies/single.py --topo savi_single,3 --controller remote --switch ovs``
+works for a look around, but ``topologies.builder.Testbed`` starts the controller, the
+management network and the checksum settings too.
+
+Ports: host ``hN`` is on port N of ``s1``; ``dhcp`` (10.0.0.254) serves leases on port 100
+when ``dhcp=True``; hosts then have no static address and run a DHCP client.
+"""
+
+from __future__ import annotations
+
+from mininet.topo import Topo
+
+from topologies.nodes import SaviSwitch
+
+SUBNET = "10.0.0.0/24"
+DHCP_SERVER_PORT = 100
+DHCP_RANGE = ("10.0.0.100", "10.0.0.199")
+
+
+class SingleSwitchTopo(Topo):
+    def build(self, hosts: int = 3, dhcp: bool = False):
+        if not 1 <= hosts <= 90:
+            raise ValueError(f"hosts must be 1..90, not {hosts}")
+        self.dhcp_server = None
+        self.dhcp_clients: list[str] = []
+        s1 = self.addSwitch("s1", cls=SaviSwitch, dpid="0000000000000001")
+        for i in range(1, hosts + 1):
+            ip = None if dhcp else f"10.0.0.{i}/24"
+            name = self.addHost(f"h{i}", ip=ip, mac=f"00:00:00:00:00:{i:02x}")
+            self.addLink(name, s1, port2=i)
+            if dhcp:
+                self.dhcp_clients.append(name)
+        if dhcp:
+            self.dhcp_server = self.addHost("dhcp", ip="10.0.0.254/24", mac="00:00:00:00:00:fe")
+            self.addLink(self.dhcp_server, s1, port2=DHCP_SERVER_PORT)
+
+    def savi_config(self) -> dict:
+        """The controller's config for this topology (see controller/config.py)."""
+        ports = [DHCP_SERVER_PORT] if self.dhcp_server else []
+        return {"switch": [{"dpid": 1, "trusted_ports": [], "dhcp_server_ports": ports}]}
+
+    def dhcp_servers(self) -> dict:
+        """host -> (interface, first, last address) of the dnsmasq servers to start."""
+        if not self.dhcp_server:
+            return {}
+        return {self.dhcp_server: (f"{self.dhcp_server}-eth0", *DHCP_RANGE)}
+
+
+topos = {"savi_single": SingleSwitchTopo}
