@@ -60,7 +60,12 @@ class SaviApp(compat.App):
             from controller.rest import register
 
             register(kwargs["wsgi"], self)
+
+    def start(self):
+        """Called by the app manager; unit tests drive handlers without it (no timers)."""
+        thread = super().start()
         self.threads.append(compat.hub.spawn(self._ticker))
+        return thread
 
     # -- switch life cycle -------------------------------------------------------------
     @compat.set_ev_cls(compat.ofp_event.EventOFPSwitchFeatures, compat.CONFIG_DISPATCHER)

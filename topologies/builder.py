@@ -154,7 +154,7 @@ class Testbed:
         self.start_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
-        for node, proc in reversed(self.daemons):
+        for _node, proc in reversed(self.daemons):
             _stop(proc)
         self.daemons = []
         if self.net is not None:

@@ -1,0 +1,124 @@
+"""The binding table: FCFS (RFC 6620), DHCP snooping (RFC 7513), limits, expiry."""
+
+from controller.bindings import (
+    BOUND,
+    DHCP,
+    FCFS,
+    STATIC,
+    TESTING,
+    BindingTable,
+    Bound,
+    Probe,
+    Rejected,
+    Unbound,
+    Unchanged,
+)
+
+A, B = "00:00:00:00:00:0a", "00:00:00:00:00:0b"
+
+
+def test_first_claim_binds_and_repeats_are_unchanged():
+    t = BindingTable()
+    d = t.claim(1, 1, A, "10.0.0.1", now=0)
+    assert isinstance(d, Bound) and d.binding.source == FCFS and d.binding.port == 1
+    assert isinstance(t.claim(1, 1, A, "10.0.0.1", now=1), Unchanged)
+    assert t.get("10.0.0.1").mac == A
+
+
+def test_conflict_with_live_owner_is_refused():
+    t = BindingTable(probe_timeout=0.5)
+    t.claim(1, 1, A, "10.0.0.1", now=0)
+    d = t.claim(1, 2, B, "10.0.0.1", now=1)
+    assert isinstance(d, Probe) and d.owner.port == 1
+    assert t.get("10.0.0.1").state == TESTING
+    r = t.owner_answered("10.0.0.1", A)
+    assert isinstance(r, Rejected)
+    assert t.get("10.0.0.1").port == 1 and t.get("10.0.0.1").state == BOUND
+    assert t.counters[(1, 2)].rejected_claims == 1
+    assert t.tick(now=5) == []  # nothing left pending
+
+
+def test_conflict_with_dead_owner_moves_the_address():
+    t = BindingTable(probe_timeout=0.5)
+    t.claim(1, 1, A, "10.0.0.1", now=0)
+    t.claim(1, 2, B, "10.0.0.1", now=1)
+    assert t.tick(now=1.4) == []  # still waiting for the owner
+    unbound, bound = t.tick(now=1.6)
+    assert isinstance(unbound, Unbound) and unbound.binding.port == 1
+    assert isinstance(bound, Bound) and bound.binding.port == 2 and bound.binding.mac == B
+
+
+def test_answer_from_someone_else_does_not_count():
+    t = BindingTable()
+    t.claim(1, 1, A, "10.0.0.1", now=0)
+    t.claim(1, 2, B, "10.0.0.1", now=0)
+    assert t.owner_answered("10.0.0.1", B) is None
+
+
+def test_second_claimant_during_a_probe_is_refused():
+    t = BindingTable()
+    t.claim(1, 1, A, "10.0.0.1", now=0)
+    t.claim(1, 2, B, "10.0.0.1", now=0)
+    assert isinstance(t.claim(1, 3, "00:00:00:00:00:0c", "10.0.0.1", now=0), Rejected)
+
+
+def test_per_port_limit():
+    t = BindingTable(max_per_port=2)
+    assert isinstance(t.claim(1, 1, A, "10.0.0.1", now=0), Bound)
+    assert isinstance(t.claim(1, 1, A, "10.0.0.2", now=0), Bound)
+    r = t.claim(1, 1, A, "10.0.0.3", now=0)
+    assert isinstance(r, Rejected) and "limit" in r.reason
+    assert t.counters[(1, 1)].rejected_claims == 1
+    assert isinstance(t.claim(1, 2, B, "10.0.0.3", now=0), Bound)  # other ports unaffected
+
+
+def test_dhcp_ack_binds_renews_and_expires():
+    t = BindingTable()
+    d = t.dhcp_ack(1, 3, A, "10.0.0.100", lease=120, now=1000)
+    assert d.binding.source == DHCP and d.binding.expires_in(1010) == 110
+    d = t.dhcp_ack(1, 3, A, "10.0.0.100", lease=120, now=1060)
+    assert d.binding.expires_at == 1180
+    assert t.tick(now=1179) == []
+    (u,) = t.tick(now=1180)
+    assert isinstance(u, Unbound) and u.reason == "lease expired"
+    assert t.get("10.0.0.100") is None
+
+
+def test_dhcp_release_only_by_the_lease_holder():
+    t = BindingTable()
+    t.dhcp_ack(1, 3, A, "10.0.0.100", lease=120, now=0)
+    assert t.dhcp_release(1, 4, B, "10.0.0.100", "dhcp release") is None  # spoofed
+    u = t.dhcp_release(1, 3, A, "10.0.0.100", "dhcp release")
+    assert isinstance(u, Unbound) and t.get("10.0.0.100") is None
+
+
+def test_dhcp_server_overrides_stale_fcfs_but_not_static():
+    t = BindingTable()
+    t.claim(1, 1, A, "10.0.0.100", now=0)
+    d = t.dhcp_ack(1, 2, B, "10.0.0.100", lease=60, now=1)
+    assert d.replaced.port == 1 and d.binding.port == 2
+    t.add_static(1, 5, A, "10.0.0.200")
+    assert isinstance(t.dhcp_ack(1, 2, B, "10.0.0.200", lease=60, now=1), Rejected)
+
+
+def test_static_binding_is_never_probed_away():
+    t = BindingTable()
+    t.add_static(1, 1, A, "10.0.0.1")
+    assert t.get("10.0.0.1").source == STATIC
+    assert isinstance(t.claim(1, 2, B, "10.0.0.1", now=0), Rejected)
+
+
+def test_port_down_removes_the_ports_bindings():
+    t = BindingTable()
+    t.claim(1, 1, A, "10.0.0.1", now=0)
+    t.claim(1, 1, A, "2001:db8::1", now=0)
+    t.claim(1, 2, B, "10.0.0.2", now=0)
+    gone = t.port_down(1, 1)
+    assert {u.binding.ip for u in gone} == {"10.0.0.1", "2001:db8::1"}
+    assert [b.ip for b in t.all()] == ["10.0.0.2"]
+
+
+def test_addresses_are_normalised():
+    t = BindingTable()
+    t.claim(1, 1, A, "2001:DB8:0::1", now=0)
+    assert t.get("2001:db8::1") is not None

@@ -1,0 +1,195 @@
+"""The SAVI app and its pipeline on a fake datapath: what the switch would do."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from controller import pipeline
+from controller.bindings import Binding
+from tests.fakes import FakeDatapath, features, packet_in, port_desc
+from tests.unit import frames
+
+H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
+DHCP_PORT = 100
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    cfg = tmp_path / "savi.toml"
+    cfg.write_text(
+        "max_bindings_per_port = 3\n[[switch]]\ndpid = 1\ndhcp_server_ports = [100]\n"
+        "trusted_ports = [50]\n"
+    )
+    monkeypatch.setenv("SAVI_CONFIG", str(cfg))
+    monkeypatch.delenv("SAVI_TRUST_KEY_FILE", raising=False)
+    from controller.savi_app import SaviApp
+
+    a = SaviApp()
+    a.clock = lambda: 1000.0
+    return a
+
+
+@pytest.fixture
+def dp(app):
+    d = FakeDatapath(1)
+    app.switch_features(features(d))
+    app.port_desc(port_desc(d, [1, 2, 3, 50, DHCP_PORT]))
+    return d
+
+
+def ipv4(dp, port, mac, src):
+    return dp.table.lookup(in_port=port, eth_src=mac, eth_type=0x0800, ipv4_src=src, ip_proto=6)
+
+
+def test_unbound_traffic_is_dropped_and_claims_go_to_the_controller(app, dp):
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "drop"
+    arp = dict(in_port=1, eth_src=H1, eth_type=0x0806, arp_spa="10.0.0.1", arp_sha=H1)
+    assert dp.table.lookup(**arp) == "controller"
+    assert ipv4(dp, 50, H1, "192.0.2.1") == "normal"  # uplink: no validation
+
+
+def test_claim_binds_and_reinjects_the_first_packet(app, dp):
+    dp.clear()
+    claim = frames.arp(H1, "10.0.0.1")
+    app.packet_in(packet_in(dp, 1, claim))
+    (out,) = dp.packet_outs()
+    assert out.data == claim and out.in_port == 1
+    assert out.actions[0].port == dp.ofproto.OFPP_NORMAL
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "normal"
+    assert ipv4(dp, 2, H2, "10.0.0.1") == "drop"  # same address from another port
+    assert ipv4(dp, 1, H2, "10.0.0.1") == "drop"  # same port, spoofed MAC
+    assert ipv4(dp, 1, H1, "10.0.0.9") == "drop"  # same host, spoofed address
+    assert app.bindings_json()[0] | {} == {
+        "dpid": 1, "port": 1, "mac": H1, "ip": "10.0.0.1", "source": "fcfs",
+        "state": "bound", "expires_in": None,
+    }  # fmt: skip
+
+
+def test_arp_with_spoofed_sender_is_dropped(app, dp):
+    dp.clear()
+    app.packet_in(packet_in(dp, 2, frames.arp(H1, "10.0.0.2", eth_src=H2)))
+    assert dp.packet_outs() == [] and app.table.get("10.0.0.2") is None
+    assert app.table.counters[(1, 2)].spoofed_dropped == 1
+
+
+def test_conflict_probes_the_owner_and_live_owner_keeps_it(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    dp.clear()
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
+    (probe,) = dp.packet_outs()
+    assert probe.actions[0].port == 1  # straight to the owner's port
+    answer = frames.arp(H1, "10.0.0.1", op=2, eth_dst=pipeline.PROBE_MAC, target="0.0.0.0")
+    assert dp.table.lookup(in_port=1, eth_dst=pipeline.PROBE_MAC, eth_type=0x0806) == "controller"
+    app.packet_in(packet_in(dp, 1, answer))
+    assert app.table.get("10.0.0.1").port == 1
+    assert app.table.counters[(1, 2)].rejected_claims == 1
+
+
+def test_conflict_with_dead_owner_moves_flows(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
+    for d in app.table.tick(1000.0 + app.config.probe_timeout + 0.01):
+        app._apply(d)
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "drop"
+    assert ipv4(dp, 2, H2, "10.0.0.1") == "normal"
+
+
+def test_ipv6_dad_and_neighbour_advertisement(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.dad_ns(H1, "2001:db8::1")))
+    v6 = dict(in_port=1, eth_src=H1, eth_type=0x86DD, ipv6_src="2001:db8::1", ip_proto=6)
+    assert dp.table.lookup(**v6) == "normal"
+    na_own = dict(v6, ip_proto=58, icmpv6_type=136, ipv6_nd_target="2001:db8::1")
+    assert dp.table.lookup(**na_own) == "normal"
+    # An NA for someone else's address goes to the controller, which refuses it.
+    na_other = dict(na_own, ipv6_nd_target="2001:db8::2")
+    assert dp.table.lookup(**na_other) == "controller"
+    app.packet_in(packet_in(dp, 2, frames.dad_ns(H2, "2001:db8::2")))
+    dp.clear()
+    # H1 advertises H2's address: not forwarded; the owner is probed, answers, keeps it.
+    app.packet_in(packet_in(dp, 1, frames.na(H1, "2001:db8::1", "2001:db8::2")))
+    (probe,) = dp.packet_outs()
+    assert probe.actions[0].port == 2 and b"\x87" in probe.data  # an NS (type 135)
+    answer = frames.na(H2, "2001:db8::2", "2001:db8::2", eth_dst=pipeline.PROBE_MAC)
+    app.packet_in(packet_in(dp, 2, answer))
+    assert app.table.get("2001:db8::2").port == 2
+    assert app.table.counters[(1, 1)].rejected_claims == 1
+    # An NA from an address that is not its own and not bound to it is dropped outright.
+    dp.clear()
+    app.packet_in(packet_in(dp, 1, frames.na(H1, "2001:db8::9", "2001:db8::7")))
+    assert dp.packet_outs() == [] and app.table.get("2001:db8::7") is None
+    assert app.table.counters[(1, 1)].spoofed_dropped == 1
+
+
+def test_per_port_limit_in_the_app(app, dp):
+    for i in range(1, 6):
+        app.packet_in(packet_in(dp, 1, frames.arp(H1, f"10.0.0.{i}")))
+    assert len(app.table.on_port(1, 1)) == 3
+    assert app.table.counters[(1, 1)].rejected_claims == 2
+
+
+def test_dhcp_snooping(app, dp):
+    server_ack = dict(in_port=DHCP_PORT, eth_type=0x0800, ip_proto=17, udp_src=67, udp_dst=68)
+    assert dp.table.lookup(**server_ack) == "controller"
+    assert dp.table.lookup(**dict(server_ack, in_port=2)) == "drop"  # rogue server port
+    app.packet_in(packet_in(dp, 3, frames.dhcp("discover", H3)))
+    app.packet_in(packet_in(dp, 3, frames.dhcp("request", H3, requested="10.0.0.100")))
+    dp.clear()
+    ack = frames.dhcp("ack", H3, yiaddr="10.0.0.100", lease=120)
+    app.packet_in(packet_in(dp, DHCP_PORT, ack))
+    assert [o.data for o in dp.packet_outs()] == [ack]
+    (b,) = app.bindings_json()
+    assert (b["port"], b["ip"], b["source"], b["expires_in"]) == (3, "10.0.0.100", "dhcp", 120)
+    assert ipv4(dp, 3, H3, "10.0.0.100") == "normal"
+    # RELEASE from the bound client (it is snooped even though its source is bound).
+    release = frames.dhcp("release", H3, ciaddr="10.0.0.100")
+    assert dp.table.lookup(in_port=3, eth_src=H3, eth_type=0x0800, ipv4_src="10.0.0.100",
+                           ip_proto=17, udp_src=68, udp_dst=67) == "controller"  # fmt: skip
+    app.packet_in(packet_in(dp, 3, release))
+    assert app.bindings_json() == []
+    assert ipv4(dp, 3, H3, "10.0.0.100") == "drop"
+
+
+def test_rogue_dhcp_reaching_the_controller_is_dropped(app, dp):
+    dp.clear()
+    app.packet_in(packet_in(dp, 2, frames.dhcp("ack", H3, yiaddr="10.0.0.150", lease=60)))
+    assert dp.packet_outs() == [] and app.bindings_json() == []
+    assert app.table.counters[(1, 2)].rogue_dhcp_dropped == 1
+
+
+def test_port_down_removes_bindings(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    desc = SimpleNamespace(port_no=1, state=dp.ofproto.OFPPS_LINK_DOWN, config=0)
+    app.port_status(SimpleNamespace(msg=SimpleNamespace(datapath=dp, desc=desc,
+                                                        reason=dp.ofproto.OFPPR_MODIFY)))  # fmt: skip
+    assert app.bindings_json() == [] and ipv4(dp, 1, H1, "10.0.0.1") == "drop"
+
+
+def test_malformed_packets_are_counted(app, dp):
+    dp.clear()
+    for cut in (5, 20, 30):
+        app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")[:cut]))
+    assert app.table.counters[(1, 1)].malformed == 3 and dp.packet_outs() == []
+
+
+def test_restart_recovers_bindings_from_flow_cookies(app, dp, monkeypatch):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    app.packet_in(packet_in(dp, 3, frames.dhcp("discover", H3)))
+    app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp("ack", H3, yiaddr="10.0.0.100", lease=120)))
+    from controller.savi_app import SaviApp
+
+    fresh = SaviApp()
+    body = [
+        SimpleNamespace(cookie=cookie, match=dict(match), instructions=[1], priority=prio,
+                        packet_count=0)  # fmt: skip
+        for (prio, match), (cookie, _action) in dp.table.flows.items()
+    ]
+    fresh.flow_stats(SimpleNamespace(msg=SimpleNamespace(datapath=dp, body=body)))
+    got = {(b.ip, b.port, b.mac, b.source, b.expires_at) for b in fresh.table.all()}
+    assert got == {("10.0.0.1", 1, H1, "fcfs", None), ("10.0.0.100", 3, H3, "dhcp", 1120.0)}
+
+
+def test_binding_cookie_round_trip():
+    b = Binding(7, 4, H1, "2001:db8::5", "dhcp", 1_700_000_123.0)
+    match = {"in_port": 4, "eth_src": H1, "eth_type": 0x86DD, "ipv6_src": "2001:db8::5"}
+    assert pipeline.binding_from_flow(7, pipeline.binding_cookie(b), match) == b
+    assert pipeline.binding_from_flow(7, pipeline.base_cookie(4), match) is None
