@@ -7,6 +7,7 @@ error and not a traceback from inside the framework.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"controller: {e}", file=sys.stderr)
         return 2
 
-    from ryu.cmd import manager
-
-    import controller.compat  # noqa: F401  (eventlet shim before Ryu loads)
+    # The compat module defines what new eventlet removed; it must run before Ryu loads.
+    compat = importlib.import_module("controller.compat")
+    manager = importlib.import_module(f"{compat.FRAMEWORK}.cmd.manager")
 
     ryu_args = [
         "--ofp-tcp-listen-port", str(args.ofp_port),

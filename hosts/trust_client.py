@@ -62,7 +62,9 @@ def fetch(url: str, key: bytes, wait_seq: int | None = None, timeout: float = 5.
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hosts.trust_client", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m hosts.trust_client", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--url", required=True, help="controller REST base URL")
     ap.add_argument("--key-file", required=True, help="the topology's trust key")
     ap.add_argument("--json", action="store_true", help="print the whole verified document")

@@ -49,8 +49,10 @@ def test_no_config_means_defaults():
         ({"switch": [{"dpid": 1, "trusted_ports": [0]}]}, "positive port numbers"),
         ({"switch": [{"dpid": 1, "uplinks": [1]}]}, "unknown keys"),
         ({"static": [{"dpid": 1, "port": 1, "mac": "zz", "ip": "10.0.0.1"}]}, "not a MAC"),
-        ({"static": [{"dpid": 1, "port": 1, "mac": "00:00:00:00:00:01", "ip": "10.0.0.300"}]},
-         "does not appear to be an IPv4 or IPv6"),  # fmt: skip
+        (
+            {"static": [{"dpid": 1, "port": 1, "mac": "00:00:00:00:00:01", "ip": "10.0.0.300"}]},
+            "does not appear to be an IPv4 or IPv6",
+        ),  # fmt: skip
         ({"static": [{"dpid": 1}]}, "missing"),
     ],
 )

@@ -23,10 +23,18 @@ def test_dad_ns_and_na():
 def test_dhcp_ack_and_release():
     f = parse_frame(frames.dhcp("ack", "00:00:00:00:00:07", yiaddr="10.0.0.100", lease=120))
     assert isinstance(f.payload, Dhcp)
-    assert (f.payload.msg_type, f.payload.yiaddr, f.payload.lease_time) == (DHCPACK, "10.0.0.100", 120)
+    assert (f.payload.msg_type, f.payload.yiaddr, f.payload.lease_time) == (
+        DHCPACK,
+        "10.0.0.100",
+        120,
+    )
     assert f.payload.from_server and f.payload.client_mac == "00:00:00:00:00:07"
     f = parse_frame(frames.dhcp("release", "00:00:00:00:00:07", ciaddr="10.0.0.100"))
-    assert (f.payload.msg_type, f.payload.ciaddr, f.payload.from_server) == (DHCPRELEASE, "10.0.0.100", False)
+    assert (f.payload.msg_type, f.payload.ciaddr, f.payload.from_server) == (
+        DHCPRELEASE,
+        "10.0.0.100",
+        False,
+    )
 
 
 def test_other_traffic_has_no_payload():

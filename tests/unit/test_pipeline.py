@@ -179,8 +179,9 @@ def test_restart_recovers_bindings_from_flow_cookies(app, dp, monkeypatch):
 
     fresh = SaviApp()
     body = [
-        SimpleNamespace(cookie=cookie, match=dict(match), instructions=[1], priority=prio,
-                        packet_count=0)  # fmt: skip
+        SimpleNamespace(
+            cookie=cookie, match=dict(match), instructions=[1], priority=prio, packet_count=0
+        )  # fmt: skip
         for (prio, match), (cookie, _action) in dp.table.flows.items()
     ]
     fresh.flow_stats(SimpleNamespace(msg=SimpleNamespace(datapath=dp, body=body)))
