@@ -79,6 +79,8 @@ def _have_netem() -> bool:
 
 
 class Testbed:
+    __test__ = False  # not a pytest class, despite the name
+
     def __init__(self, topo, controller_args: list[str] | None = None, log_dir: str | None = None):
         self.topo = topo
         self.controller_args = controller_args or []
@@ -97,6 +99,11 @@ class Testbed:
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def python(self) -> str:
+        """A shell prefix that runs this repo's Python (venv, modules) inside a host."""
+        return f"env PYTHONPATH={REPO} {sys.executable}"
 
     @property
     def mgmt_url(self) -> str:
