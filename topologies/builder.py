@@ -93,6 +93,7 @@ class Testbed:
         self.controller: subprocess.Popen | None = None
         self.net: Mininet | None = None
         self.daemons: list = []  # (node, Popen) started in hosts
+        self.dhcp_clients: dict[str, subprocess.Popen] = {}  # host name -> udhcpc
         self.mgmt_links: list[str] = []
 
     # -- public --------------------------------------------------------------------------
@@ -285,6 +286,7 @@ class Testbed:
         intf = intf or host.defaultIntf().name
         cmd = ["udhcpc", "-f", "-R", "-i", intf, "-s", str(UDHCPC_SCRIPT), "-t", "20", "-T", "1"]
         proc = self.spawn(host, cmd, f"{host.name}-udhcpc.log")
+        self.dhcp_clients[host.name] = proc
         self._wait(lambda: "inet " in host.cmd(f"ip -4 addr show dev {intf}"), timeout,
                    f"a DHCP lease in {host.name}")  # fmt: skip
         return proc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 import time
@@ -29,13 +30,15 @@ class Capture:
     def __init__(self, host, iface: str, bpf: str, path: Path):
         self.host, self.path = host, path
         self.proc = host.popen(
-            ["tcpdump", "-Z", "root", "-i", iface, "-U", "-n", "-w", str(path), bpf],
+            ["tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-U", "-n", "-w", str(path), bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
+        # tcpdump says "listening on" once its socket is open; only then is nothing missed.
+        ready, _, _ = select.select([self.proc.stderr], [], [], 10)
+        line = self.proc.stderr.readline().decode() if ready else ""
+        if "listening on" not in line:
+            self.proc.kill()
+            raise AssertionError(f"tcpdump did not start in {host.name}: {line!r}")
 
     def stop(self) -> None:
         time.sleep(0.3)
