@@ -35,6 +35,7 @@ UDHCPC_SCRIPT = Path(__file__).with_name("udhcpc.script")
 
 
 class TestbedError(RuntimeError):
+    __test__ = False
     pass
 
 

@@ -34,8 +34,13 @@ class Capture:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         # tcpdump says "listening on" once its socket is open; only then is nothing missed.
-        ready, _, _ = select.select([self.proc.stderr], [], [], 10)
-        line = self.proc.stderr.readline().decode() if ready else ""
+        line = ""
+        deadline = time.monotonic() + 10
+        while "listening on" not in line and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 1)
+            line = self.proc.stderr.readline().decode() if ready else ""
+            if ready and not line:
+                break  # tcpdump exited
         if "listening on" not in line:
             self.proc.kill()
             raise AssertionError(f"tcpdump did not start in {host.name}: {line!r}")

@@ -1,0 +1,67 @@
+"""The default dual-homed scenario: every path works, only the SAVI side is protected."""
+
+import pytest
+
+from tests.integration.tools import Capture, send_frames, wait_until
+from topologies.builder import Testbed, TestbedError
+from topologies.dualhomed import (
+    A_TRUSTED,
+    A_UNTRUSTED,
+    B_TRUSTED,
+    B_UNTRUSTED,
+    DualHomedTopo,
+)
+
+
+@pytest.fixture(scope="module")
+def tb(tmp_path_factory):
+    with Testbed(DualHomedTopo(), log_dir=str(tmp_path_factory.mktemp("dual"))) as t:
+        yield t
+
+
+@pytest.mark.parametrize("src", [A_TRUSTED, A_UNTRUSTED])
+@pytest.mark.parametrize("dst", [B_TRUSTED, B_UNTRUSTED])
+def test_every_address_pair_is_a_path(tb, src, dst):
+    assert "0% packet loss" in tb.net["a"].cmd(f"ping -c1 -W2 -I {src} {dst}")
+
+
+def test_trust_export_lists_exactly_the_protected_addresses(tb):
+    for host, dst in (("a", B_TRUSTED), ("b", A_TRUSTED), ("m1", B_TRUSTED)):
+        tb.net[host].cmd(f"ping -c1 -W2 {dst}")
+    trusted = wait_until(lambda: {x["ip"] for x in tb.get("/savi/trust")["addresses"]}
+                         >= {A_TRUSTED, B_TRUSTED} and tb.get("/savi/trust"), 5, "trust")  # fmt: skip
+    ips = {x["ip"] for x in trusted["addresses"]}
+    assert {A_TRUSTED, B_TRUSTED, "10.1.0.66"} <= ips
+    assert not ips & {A_UNTRUSTED, B_UNTRUSTED, "10.2.0.66"}  # legacy networks: no SAVI
+
+
+def test_spoofing_is_stopped_only_where_savi_runs(tb, tmp_path):
+    m1, m2, b = tb.net["m1"], tb.net["m2"], tb.net["b"]
+    for m in (m1, m2):
+        m.cmd(f"ping -c1 -W2 {B_TRUSTED}")  # learn the router's MAC
+    cap = Capture(b, "any", "udp port 9999", tmp_path / "b.pcap")
+    for m, intf, gw, sport in ((m1, "m1-eth0", "10.1.0.1", 1), (m2, "m2-eth0", "10.2.0.1", 2)):
+        gw_mac = m.cmd(f"ip neigh show {gw}").split("lladdr ")[1].split()[0]
+        # Each attacker spoofs the address of host a on its own access network.
+        spoofed = A_TRUSTED if m is m1 else A_UNTRUSTED
+        send_frames(m, intf, f"Ether(dst='{gw_mac}')/IP(src='{spoofed}',dst='{B_TRUSTED}')"
+                    f"/UDP(sport={sport},dport=9999)", count=3)  # fmt: skip
+    cap.stop()
+    assert cap.count("udp src port 1") == 0  # m1 behind SAVI: dropped at s1
+    assert cap.count("udp src port 2") == 3  # m2 on the legacy network: arrives
+
+
+def test_shaped_links_are_refused_without_netem():
+    from topologies.builder import _have_netem
+
+    if _have_netem():
+        pytest.skip("this kernel has netem; the refusal only applies without it")
+
+    class Delayed(DualHomedTopo):
+        def build(self):
+            super().build()
+            self.addLink("a", "s2", delay="10ms")
+
+    with pytest.raises(TestbedError, match="netem"):
+        with Testbed(Delayed()):
+            pass
