@@ -15,10 +15,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from topologies.builder import REPO, Testbed, TestbedError
-from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, DualHomedTopo
+from topologies.builder import REPO, Testbed, TestbedError, have_netem
+from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, HETERO_PATHS, DualHomedTopo
 
 SPOOFED_PACKETS = 20
+SKIPPED = 3  # exit status when a configuration cannot run on this machine
 
 
 def spoof(host, intf: str, gateway: str, src: str, dst: str, sport: int) -> None:
@@ -34,8 +35,8 @@ def spoof(host, intf: str, gateway: str, src: str, dst: str, sport: int) -> None
         raise TestbedError(f"sending spoofed packets from {host.name} failed: {err.decode()}")
 
 
-def run(out_dir: Path) -> dict:
-    with Testbed(DualHomedTopo(), log_dir=str(out_dir / "logs")) as tb:
+def run(out_dir: Path, paths: dict | None = None) -> dict:
+    with Testbed(DualHomedTopo(paths=paths), log_dir=str(out_dir / "logs")) as tb:
         a, b, m1, m2 = (tb.net[n] for n in ("a", "b", "m1", "m2"))
         for host in (a, m1, m2):
             host.cmd(f"ping -c1 -W2 {B_TRUSTED}")
@@ -63,22 +64,34 @@ def run(out_dir: Path) -> dict:
             "trusted": [x["ip"] for x in tb.get("/savi/trust")["addresses"]],
             "spoofing": {
                 "m1 (SAVI network) as a's trusted address": {
-                    "sent": SPOOFED_PACKETS, "arrived": arrived(1)},
+                    "sent": SPOOFED_PACKETS,
+                    "arrived": arrived(1),
+                },
                 "m2 (legacy network) as a's untrusted address": {
-                    "sent": SPOOFED_PACKETS, "arrived": arrived(2)},
+                    "sent": SPOOFED_PACKETS,
+                    "arrived": arrived(2),
+                },
             },  # fmt: skip
         }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.demo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.demo", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--out", type=Path, help="output folder (default results/demo-<UTC>)")
+    ap.add_argument("--hetero", action="store_true",
+                    help="heterogeneous paths (10 ms / 50 ms RTT, 1%% loss); needs netem")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.hetero and not have_netem():
+        print("demo: skipped: --hetero needs tc netem (delay/loss), which this kernel lacks; "
+              "run it in the Vagrant VM", file=sys.stderr)  # fmt: skip
+        return SKIPPED
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "results" / f"demo-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     try:
-        summary = run(out)
+        summary = run(out, HETERO_PATHS if args.hetero else None)
     except TestbedError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
@@ -86,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"testbed started in {summary['start_seconds']} s")
     print("bindings:")
     for bnd in summary["bindings"]:
-        print(f"  {bnd['ip']:<28} switch {bnd['dpid']} port {bnd['port']:<3} {bnd['mac']} {bnd['source']}")
+        print(
+            f"  {bnd['ip']:<28} switch {bnd['dpid']} port {bnd['port']:<3} {bnd['mac']} {bnd['source']}"
+        )
     print("trusted (exported to hosts):", ", ".join(summary["trusted"]))
     for what, n in summary["spoofing"].items():
         print(f"spoofed from {what}: {n['arrived']} of {n['sent']} arrived at b")

@@ -52,7 +52,7 @@ def _free_port() -> int:
 
 def _unsupported_link_params(topo) -> list[str]:
     """Link options this kernel cannot apply: delay, jitter and loss need netem."""
-    if _have_netem():
+    if have_netem():
         return []
     bad = []
     for n1, n2, info in topo.links(withInfo=True):
@@ -66,7 +66,7 @@ def _unsupported_link_params(topo) -> list[str]:
     return bad
 
 
-def _have_netem() -> bool:
+def have_netem() -> bool:
     probe = subprocess.run(
         ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "0ms"],
         capture_output=True,

@@ -17,6 +17,7 @@ Attackers ``m1`` and ``m2`` sit on the protected and the unprotected access netw
 
 from __future__ import annotations
 
+from mininet.link import TCLink
 from mininet.topo import Topo
 
 from topologies.nodes import LegacySwitch, Router, SaviSwitch
@@ -27,8 +28,41 @@ B_TRUSTED, B_UNTRUSTED = "10.3.0.20", "10.4.0.20"
 M1, M2 = "10.1.0.66", "10.2.0.66"
 
 
+# Heterogeneous paths (needs netem: the Vagrant VM, not these CI machines). RTTs are
+# split over the two access links of a path, so each gets a quarter of the RTT each way.
+HETERO_PATHS = {
+    "trusted": {"rtt_ms": 10},
+    "untrusted": {"rtt_ms": 50, "loss_pct": 1},
+}
+
+
+def link_params(path: dict | None) -> dict:
+    """Mininet TCLink options for one access link of a path with ``rtt_ms``/``loss_pct``."""
+    if not path:
+        return {}
+    unknown = set(path) - {"rtt_ms", "loss_pct"}
+    if unknown:
+        raise ValueError(f"unknown path parameters {sorted(unknown)}; use rtt_ms, loss_pct")
+    params = {"cls": TCLink}
+    if path.get("rtt_ms"):
+        params["delay"] = f"{path['rtt_ms'] / 4:g}ms"
+    if path.get("loss_pct"):
+        # Loss applies in each direction of both access links; split it so the path's
+        # one-way loss is about loss_pct.
+        params["loss"] = path["loss_pct"] / 2
+    return params
+
+
 class DualHomedTopo(Topo):
-    def build(self):
+    """``paths``: optional ``{"trusted": {...}, "untrusted": {...}}`` with ``rtt_ms`` and
+    ``loss_pct`` per path (see HETERO_PATHS); the builder refuses them without netem."""
+
+    def build(self, paths: dict | None = None):
+        paths = paths or {}
+        unknown = set(paths) - {"trusted", "untrusted"}
+        if unknown:
+            raise ValueError(f"unknown paths {sorted(unknown)}; use trusted, untrusted")
+        trusted, untrusted = link_params(paths.get("trusted")), link_params(paths.get("untrusted"))
         s1 = self.addSwitch("s1", cls=SaviSwitch, dpid="0000000000000001")
         s2 = self.addSwitch("s2", cls=LegacySwitch, dpid="0000000000000002")
         s3 = self.addSwitch("s3", cls=SaviSwitch, dpid="0000000000000003")
@@ -39,12 +73,12 @@ class DualHomedTopo(Topo):
         b = self.addHost("b", ip=f"{B_TRUSTED}/24", mac="00:00:00:00:0b:01")
         m1 = self.addHost("m1", ip=f"{M1}/24", mac="00:00:00:00:66:01")
         m2 = self.addHost("m2", ip=f"{M2}/24", mac="00:00:00:00:66:02")
-        self.addLink(a, s1, port2=1)
-        self.addLink(a, s2, port2=1, params1={"ip": f"{A_UNTRUSTED}/24"})
+        self.addLink(a, s1, port2=1, **trusted)
+        self.addLink(a, s2, port2=1, params1={"ip": f"{A_UNTRUSTED}/24"}, **untrusted)
         self.addLink(m1, s1, port2=2)
         self.addLink(m2, s2, port2=2)
-        self.addLink(b, s3, port2=1)
-        self.addLink(b, s4, port2=1, params1={"ip": f"{B_UNTRUSTED}/24"})
+        self.addLink(b, s3, port2=1, **trusted)
+        self.addLink(b, s4, port2=1, params1={"ip": f"{B_UNTRUSTED}/24"}, **untrusted)
         self.addLink(r1, s1, port2=UPLINK_PORT)
         self.addLink(r2, s2, port2=UPLINK_PORT, params1={"ip": "10.2.0.1/24"})
         self.addLink(r1, s3, port2=UPLINK_PORT, params1={"ip": "10.3.0.1/24"})

@@ -9,6 +9,7 @@ from topologies.dualhomed import (
     A_UNTRUSTED,
     B_TRUSTED,
     B_UNTRUSTED,
+    HETERO_PATHS,
     DualHomedTopo,
 )
 
@@ -51,17 +52,23 @@ def test_spoofing_is_stopped_only_where_savi_runs(tb, tmp_path):
     assert cap.count("udp src port 2") == 3  # m2 on the legacy network: arrives
 
 
-def test_shaped_links_are_refused_without_netem():
-    from topologies.builder import _have_netem
+def test_heterogeneous_paths_are_refused_without_netem_or_really_delayed():
+    from topologies.builder import have_netem
 
-    if _have_netem():
-        pytest.skip("this kernel has netem; the refusal only applies without it")
+    topo = DualHomedTopo(paths=HETERO_PATHS)
+    if not have_netem():
+        with pytest.raises(TestbedError, match="netem"):
+            with Testbed(topo):
+                pass
+        return
+    with Testbed(topo) as tb:  # the Vagrant VM: the delay must really be there
+        a = tb.net["a"]
+        for src, dst, rtt in ((A_TRUSTED, B_TRUSTED, 10), (A_UNTRUSTED, B_UNTRUSTED, 50)):
+            out = a.cmd(f"ping -c3 -I {src} {dst}")
+            avg = float(out.split("min/avg/max")[1].split("/")[4])
+            assert rtt * 0.9 <= avg <= rtt * 2, out
 
-    class Delayed(DualHomedTopo):
-        def build(self):
-            super().build()
-            self.addLink("a", "s2", delay="10ms")
 
-    with pytest.raises(TestbedError, match="netem"):
-        with Testbed(Delayed()):
-            pass
+def test_unknown_path_parameters_are_refused():
+    with pytest.raises(ValueError, match="rtt_ms, loss_pct"):
+        DualHomedTopo(paths={"trusted": {"delay": "10ms"}})
