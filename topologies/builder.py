@@ -95,6 +95,7 @@ class Testbed:
         self.net: Mininet | None = None
         self.daemons: list = []  # (node, Popen) started in hosts
         self.dhcp_clients: dict[str, subprocess.Popen] = {}  # host name -> udhcpc
+        self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
 
     # -- public --------------------------------------------------------------------------
@@ -163,6 +164,8 @@ class Testbed:
         self.start_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
+        for name in list(self.agents):
+            self.stop_agent(name)
         for _node, proc in reversed(self.daemons):
             _stop(proc)
         self.daemons = []
@@ -292,9 +295,52 @@ class Testbed:
                    f"a DHCP lease in {host.name}")  # fmt: skip
         return proc
 
-    def spawn(self, host, cmd: list[str], log_name: str):
+    # -- Trusted MPTCP agents ------------------------------------------------------------------
+    def start_agents(self, hosts: list[str] | None = None, extra: list[str] | None = None,
+                     timeout: float = 20) -> dict:  # fmt: skip
+        """Start ``python -m hosts.agent`` in each multi-homed host of the topology (or in
+        ``hosts``), wait until each has written its TPBT state; return host -> process."""
+        started = {}
+        for name, addrs in self.topo.agent_hosts().items():
+            if hosts is not None and name not in hosts:
+                continue
+            cmd = [
+                sys.executable,
+                "-m",
+                "hosts.agent",
+                "--url",
+                self.mgmt_url,
+                "--key-file",
+                str(self.key_file),
+                "--state",
+                str(self.state_file(name)),
+            ]
+            for addr in addrs:
+                cmd += ["--addr", addr]
+            self.state_file(name).unlink(missing_ok=True)
+            started[name] = self.spawn(self.net[name], cmd + (extra or []), f"{name}-agent.log",
+                                       cwd=REPO)  # fmt: skip
+        for name, proc in started.items():
+            self._wait(lambda n=name, p=proc: self.state_file(n).exists() or p.poll() is not None,
+                       timeout, f"the agent in {name}")  # fmt: skip
+            if proc.poll() is not None:
+                raise TestbedError(f"agent in {name} exited with {proc.returncode}; see "
+                                   f"{self.dir / (name + '-agent.log')}")  # fmt: skip
+        self.agents.update(started)
+        return started
+
+    def stop_agent(self, name: str) -> None:
+        _stop(self.agents.pop(name, None))
+
+    def state_file(self, host: str) -> Path:
+        return self.dir / f"{host}.tpbt.json"
+
+    def tpbt(self, host: str) -> dict:
+        return json.loads(self.state_file(host).read_text())
+
+    def spawn(self, host, cmd: list[str], log_name: str, **kw):
         log = open(self.dir / log_name, "ab")
-        proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
         log.close()
         self.daemons.append((host, proc))
         return proc

@@ -97,6 +97,10 @@ class DualHomedTopo(Topo):
     def dhcp_servers(self) -> dict:
         return {}
 
+    def agent_hosts(self) -> dict[str, list[str]]:
+        """Hosts that run the Trusted MPTCP agent, with their addresses (trusted first)."""
+        return {"a": [A_TRUSTED, A_UNTRUSTED], "b": [B_TRUSTED, B_UNTRUSTED]}
+
     def configure(self, net) -> None:
         """Routes: source-based in the dual-homed hosts, static in the routers."""
         r1, r2 = net["r1"], net["r2"]

@@ -41,6 +41,9 @@ class SingleSwitchTopo(Topo):
         ports = [DHCP_SERVER_PORT] if self.dhcp_server else []
         return {"switch": [{"dpid": 1, "trusted_ports": [], "dhcp_server_ports": ports}]}
 
+    def agent_hosts(self) -> dict[str, list[str]]:
+        return {}  # single-homed hosts: no multipath
+
     def dhcp_servers(self) -> dict:
         """host -> (interface, first, last address) of the dnsmasq servers to start."""
         if not self.dhcp_server:

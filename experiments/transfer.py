@@ -1,0 +1,106 @@
+"""A bulk transfer over an MPTCP socket, with a digest of the bytes on both ends.
+
+    python -m experiments.transfer server --port 5201 [--timeout 60]
+    python -m experiments.transfer client --to 10.3.0.20 --port 5201 --bytes 50000000
+                                          [--seconds 5] [--bind 10.2.0.10] [--pause 0.5]
+
+Each side prints one JSON line: bytes, sha256, seconds (and goodput on the client). The
+server greets the client with one byte before the client sends, so both ends have seen
+data before the bulk starts; ``--pause`` waits after the greeting (for the path manager).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import socket
+import sys
+import time
+
+IPPROTO_MPTCP = getattr(socket, "IPPROTO_MPTCP", 262)
+CHUNK = 64 * 1024
+
+
+def payload(seed: int) -> bytes:
+    return random.Random(seed).randbytes(CHUNK)
+
+
+def server(args) -> dict:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", args.port))
+        s.listen(1)
+        s.settimeout(args.timeout)
+        conn, peer = s.accept()
+        with conn:
+            conn.settimeout(args.timeout)
+            t0 = time.monotonic()
+            conn.sendall(b"G")
+            digest, n = hashlib.sha256(), 0
+            while True:
+                data = conn.recv(1 << 20)
+                if not data:
+                    break
+                digest.update(data)
+                n += len(data)
+    return {"bytes": n, "sha256": digest.hexdigest(), "seconds": time.monotonic() - t0,
+            "peer": peer[0]}  # fmt: skip
+
+
+def client(args) -> dict:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP) as s:
+        s.settimeout(args.timeout)
+        if args.bind:
+            s.bind((args.bind, 0))
+        t0 = time.monotonic()
+        s.connect((args.to, args.port))
+        connect_s = time.monotonic() - t0
+        if s.recv(1) != b"G":
+            raise ConnectionError("no greeting from the server")
+        time.sleep(args.pause)
+        block, digest, left, sent = payload(args.seed), hashlib.sha256(), args.bytes, 0
+        t1 = time.monotonic()
+        stop = t1 + args.seconds if args.seconds else None
+        while (left > 0) if stop is None else (time.monotonic() < stop):
+            chunk = block[: min(left, CHUNK)] if stop is None else block
+            s.sendall(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+            sent += len(chunk)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)  # wait for the server to close: everything was received
+        seconds = time.monotonic() - t1
+    return {"bytes": sent, "sha256": digest.hexdigest(), "seconds": seconds,
+            "connect_seconds": connect_s,
+            "goodput_mbps": sent * 8 / seconds / 1e6 if seconds else None}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.transfer", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("role", choices=["server", "client"])
+    ap.add_argument("--port", type=int, default=5201)
+    ap.add_argument("--to", help="server address (client)")
+    ap.add_argument("--bind", help="local address of the first subflow (client)")
+    ap.add_argument("--bytes", type=int, default=20_000_000)
+    ap.add_argument("--seconds", type=float, help="send for this long instead of --bytes")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pause", type=float, default=0.0)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    args = ap.parse_args(argv)
+    if args.role == "client" and not args.to:
+        ap.error("client needs --to")
+    try:
+        result = server(args) if args.role == "server" else client(args)
+    except OSError as e:
+        print(json.dumps({"error": str(e)}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

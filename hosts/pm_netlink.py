@@ -1,0 +1,216 @@
+"""The kernel's userspace MPTCP path manager over generic netlink (family ``mptcp_pm``).
+
+pyroute2 0.9.7 wraps only the endpoint and limit commands, so the userspace-PM commands
+and the event group get their own attribute maps here (include/uapi/linux/mptcp.h).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink.generic import GenericNetlinkSocket
+
+FAMILY = "mptcp_pm"
+EVENTS_GROUP = "mptcp_pm_events"
+
+CMD_SET_FLAGS, CMD_ANNOUNCE, CMD_REMOVE, CMD_SUBFLOW_CREATE, CMD_SUBFLOW_DESTROY = 7, 8, 9, 10, 11
+FLAG_SIGNAL, FLAG_SUBFLOW, FLAG_BACKUP = 1, 2, 4
+
+EVENTS = {
+    1: "created", 2: "established", 3: "closed", 6: "announced", 7: "removed",
+    10: "sub_established", 11: "sub_closed", 13: "sub_priority",
+    15: "listener_created", 16: "listener_closed",
+}  # fmt: skip
+
+
+class pm_addr(nla):
+    prefix = "MPTCP_PM_ADDR_ATTR_"
+    nla_map = (
+        ("MPTCP_PM_ADDR_ATTR_UNSPEC", "none"),
+        ("MPTCP_PM_ADDR_ATTR_FAMILY", "uint16"),
+        ("MPTCP_PM_ADDR_ATTR_ID", "uint8"),
+        ("MPTCP_PM_ADDR_ATTR_ADDR4", "ip4addr"),
+        ("MPTCP_PM_ADDR_ATTR_ADDR6", "ip6addr"),
+        ("MPTCP_PM_ADDR_ATTR_PORT", "uint16"),
+        ("MPTCP_PM_ADDR_ATTR_FLAGS", "uint32"),
+        ("MPTCP_PM_ADDR_ATTR_IF_IDX", "int32"),
+    )
+
+
+class pm_cmd(genlmsg):
+    prefix = "MPTCP_PM_ATTR_"
+    nla_map = (
+        ("MPTCP_PM_ATTR_UNSPEC", "none"),
+        ("MPTCP_PM_ATTR_ADDR", "pm_addr|nested"),
+        ("MPTCP_PM_ATTR_RCV_ADD_ADDRS", "uint32"),
+        ("MPTCP_PM_ATTR_SUBFLOWS", "uint32"),
+        ("MPTCP_PM_ATTR_TOKEN", "uint32"),
+        ("MPTCP_PM_ATTR_LOC_ID", "uint8"),
+        ("MPTCP_PM_ATTR_ADDR_REMOTE", "pm_addr|nested"),
+    )
+    pm_addr = pm_addr
+
+
+class pm_event(genlmsg):
+    prefix = "MPTCP_ATTR_"
+    nla_map = (
+        ("MPTCP_ATTR_UNSPEC", "none"),
+        ("MPTCP_ATTR_TOKEN", "uint32"),
+        ("MPTCP_ATTR_FAMILY", "uint16"),
+        ("MPTCP_ATTR_LOC_ID", "uint8"),
+        ("MPTCP_ATTR_REM_ID", "uint8"),
+        ("MPTCP_ATTR_SADDR4", "ip4addr"),
+        ("MPTCP_ATTR_SADDR6", "ip6addr"),
+        ("MPTCP_ATTR_DADDR4", "ip4addr"),
+        ("MPTCP_ATTR_DADDR6", "ip6addr"),
+        ("MPTCP_ATTR_SPORT", "be16"),
+        ("MPTCP_ATTR_DPORT", "be16"),
+        ("MPTCP_ATTR_BACKUP", "uint8"),
+        ("MPTCP_ATTR_ERROR", "uint8"),
+        ("MPTCP_ATTR_FLAGS", "uint16"),
+        ("MPTCP_ATTR_TIMEOUT", "uint32"),
+        ("MPTCP_ATTR_IF_IDX", "uint32"),
+        ("MPTCP_ATTR_RESET_REASON", "uint32"),
+        ("MPTCP_ATTR_RESET_FLAGS", "uint32"),
+        ("MPTCP_ATTR_SERVER_SIDE", "uint8"),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    token: int
+    saddr: str | None = None
+    daddr: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+    loc_id: int | None = None
+    rem_id: int | None = None
+    server_side: bool = False
+    backup: bool = False
+    error: int = 0
+
+
+class PathManagerError(RuntimeError):
+    pass
+
+
+def _addr_attrs(address: str, addr_id: int | None = None, port: int | None = None,
+                flags: int | None = None) -> dict:  # fmt: skip
+    ip = ipaddress.ip_address(address)
+    attrs = [
+        ("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if ip.version == 4 else socket.AF_INET6),
+        ("MPTCP_PM_ADDR_ATTR_ADDR4" if ip.version == 4 else "MPTCP_PM_ADDR_ATTR_ADDR6", str(ip)),
+    ]
+    if addr_id is not None:
+        attrs.append(("MPTCP_PM_ADDR_ATTR_ID", addr_id))
+    if port is not None:
+        attrs.append(("MPTCP_PM_ADDR_ATTR_PORT", port))
+    if flags is not None:
+        attrs.append(("MPTCP_PM_ADDR_ATTR_FLAGS", flags))
+    return {"attrs": attrs}
+
+
+class PathManager:
+    """Commands to the userspace path manager of this network namespace."""
+
+    def __init__(self):
+        self.sock = GenericNetlinkSocket()
+        try:
+            self.sock.bind(FAMILY, pm_cmd)
+        except Exception as e:
+            self.sock.close()
+            raise PathManagerError(f"generic netlink family {FAMILY} unavailable: {e}") from e
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(self, cmd: int, attrs: list) -> None:
+        msg = pm_cmd()
+        msg["cmd"] = cmd
+        msg["version"] = 1
+        msg["attrs"] = attrs
+        try:
+            self.sock.nlm_request(msg, msg_type=self.sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        except Exception as e:  # NetlinkError carries the errno
+            raise PathManagerError(f"mptcp_pm command {cmd} failed: {e}") from e
+
+    def announce(self, token: int, addr_id: int, address: str) -> None:
+        self._request(CMD_ANNOUNCE, [
+            ("MPTCP_PM_ATTR_TOKEN", token),
+            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(address, addr_id, flags=FLAG_SIGNAL)),
+        ])  # fmt: skip
+
+    def remove(self, token: int, addr_id: int) -> None:
+        self._request(
+            CMD_REMOVE, [("MPTCP_PM_ATTR_TOKEN", token), ("MPTCP_PM_ATTR_LOC_ID", addr_id)]
+        )
+
+    def subflow_create(self, token: int, local_id: int, local: str, remote: str, rport: int,
+                       backup: bool = False) -> None:  # fmt: skip
+        flags = FLAG_BACKUP if backup else None
+        self._request(CMD_SUBFLOW_CREATE, [
+            ("MPTCP_PM_ATTR_TOKEN", token),
+            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, local_id, flags=flags)),
+            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+        ])  # fmt: skip
+
+    def subflow_destroy(self, token: int, local: str, lport: int, remote: str, rport: int) -> None:
+        self._request(CMD_SUBFLOW_DESTROY, [
+            ("MPTCP_PM_ATTR_TOKEN", token),
+            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, port=lport)),
+            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+        ])  # fmt: skip
+
+    def set_backup(self, token: int, local: str, lport: int, remote: str, rport: int,
+                   backup: bool) -> None:  # fmt: skip
+        self._request(CMD_SET_FLAGS, [
+            ("MPTCP_PM_ATTR_TOKEN", token),
+            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, port=lport, flags=FLAG_BACKUP if backup else 0)),
+            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+        ])  # fmt: skip
+
+
+class EventListener:
+    """Subscribes to the path-manager events; while subscribed, the kernel's userspace PM
+    accepts joins and ADD_ADDRs (platform notes)."""
+
+    def __init__(self):
+        self.sock = GenericNetlinkSocket()
+        try:
+            self.sock.bind(FAMILY, pm_event)
+            self.sock.add_membership(EVENTS_GROUP)
+        except Exception as e:
+            self.sock.close()
+            raise PathManagerError(f"cannot subscribe to {EVENTS_GROUP}: {e}") from e
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self) -> list[Event]:
+        out = []
+        for msg in self.sock.get():
+            kind = EVENTS.get(msg["cmd"])
+            if kind is None:
+                continue
+            get = msg.get_attr
+            out.append(Event(
+                kind=kind,
+                token=get("MPTCP_ATTR_TOKEN") or 0,
+                saddr=get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6"),
+                daddr=get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6"),
+                sport=get("MPTCP_ATTR_SPORT"),
+                dport=get("MPTCP_ATTR_DPORT"),
+                loc_id=get("MPTCP_ATTR_LOC_ID"),
+                rem_id=get("MPTCP_ATTR_REM_ID"),
+                server_side=bool(get("MPTCP_ATTR_SERVER_SIDE")),
+                backup=bool(get("MPTCP_ATTR_BACKUP")),
+                error=get("MPTCP_ATTR_ERROR") or 0,
+            ))  # fmt: skip
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
