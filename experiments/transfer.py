@@ -63,15 +63,19 @@ def client(args) -> dict:
         block, digest, left, sent = payload(args.seed), hashlib.sha256(), args.bytes, 0
         t1 = time.monotonic()
         stop = t1 + args.seconds if args.seconds else None
+        gap = CHUNK * 8 / (args.rate_mbps * 1e6) if args.rate_mbps else 0
         while (left > 0) if stop is None else (time.monotonic() < stop):
             chunk = block[: min(left, CHUNK)] if stop is None else block
+            if gap:
+                time.sleep(gap)
             s.sendall(chunk)
             digest.update(chunk)
             left -= len(chunk)
             sent += len(chunk)
+        time.sleep(args.idle)  # the connection stays open, quiet
         s.shutdown(socket.SHUT_WR)
         s.recv(1)  # wait for the server to close: everything was received
-        seconds = time.monotonic() - t1
+        seconds = time.monotonic() - t1 - args.idle
     return {"bytes": sent, "sha256": digest.hexdigest(), "seconds": seconds,
             "connect_seconds": connect_s,
             "goodput_mbps": sent * 8 / seconds / 1e6 if seconds else None}  # fmt: skip
@@ -87,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bind", help="local address of the first subflow (client)")
     ap.add_argument("--bytes", type=int, default=20_000_000)
     ap.add_argument("--seconds", type=float, help="send for this long instead of --bytes")
+    ap.add_argument("--rate-mbps", type=float, help="pace the sender (Mbit/s)")
+    ap.add_argument("--idle", type=float, default=0.0,
+                    help="seconds to keep the connection open and quiet after sending")  # fmt: skip
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--timeout", type=float, default=60.0)

@@ -63,7 +63,7 @@ class Agent:
             enforce=args.enforce,
             addr_trust_subtype=args.addr_trust_subtype,
         )
-        self.carries: dict[tuple, AddrTrust] = {}
+        self.carries: dict[tuple, list[bytes]] = {}  # subflow -> encoded options to carry
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
         self.nft_sets: dict[str, set] = {"carriers": set(), "guarded": set()}
         self.trust_updates: queue.Queue = queue.Queue()
@@ -160,7 +160,7 @@ class Agent:
                 elif isinstance(a, DestroySubflow):
                     self.pm.subflow_destroy(a.token, *a.subflow)
                 elif isinstance(a, Carry):
-                    self.carries[a.subflow] = a.option
+                    self.carry(a.subflow, encode(a.option, self.args.addr_trust_subtype))
                 LOG.info("%s", a)
             except PathManagerError as e:
                 # Until the MPTCP connection is fully established (the peer acknowledged
@@ -181,6 +181,11 @@ class Agent:
                 due.append(item)
         for _, tries, action in due:
             self.do([action], tries)
+
+    def carry(self, subflow, option: bytes) -> None:
+        pending = self.carries.setdefault(subflow, [])
+        if option not in pending:
+            pending.append(option)
 
     def sync_sets(self, now: float) -> None:
         wanted = {"carriers": set(self.carries),
@@ -203,52 +208,72 @@ class Agent:
             for opt in opts:
                 if isinstance(opt, MpCapable) and opt.receiver_key is not None:
                     self.do(self.ext.on_keys(opt.sender_key, opt.receiver_key))
-                elif isinstance(opt, MpJoin) and seg.dst in self.ext.local_addrs:
+                elif isinstance(opt, MpJoin):
+                    outgoing = seg.src in self.ext.local_addrs
                     if opt.token is not None and seg.flags & 0x12 == 0x02:  # SYN
-                        self.ext.on_join_syn(seg.four_tuple, opt.token)
+                        self.ext.on_join_syn(seg.four_tuple, opt.token, outgoing)
                     elif opt.token is None and opt.nonce is None:  # the third ACK
-                        self.do(self.ext.on_join_ack(seg.four_tuple, now))
+                        self.do(self.ext.on_join_ack(seg.four_tuple, outgoing, now))
                 elif isinstance(opt, AddrTrust) and seg.dst in self.ext.local_addrs:
                     self.do(self.ext.on_addr_trust(seg.four_tuple, opt, now))
 
     # -- NFQUEUE: our own control packets out, control packets in -------------------------------
     def on_outgoing(self, pkt) -> None:
         self.stats["queued_out"] += 1
+        verdict = "accept"
         try:
             raw = pkt.get_payload()
             seg = parse(raw)
-            new = self.rewrite_outgoing(raw, seg)
+            verdict, new = self.rewrite_outgoing(raw, seg)
             if new is not None:
                 pkt.set_payload(new)
                 self.stats["rewritten"] += 1
         except Exception as e:  # never let a bad packet kill the agent: pass it unchanged
             LOG.warning("outgoing packet left unchanged: %s", e)
-        pkt.accept()
+        if verdict == "drop":
+            pkt.drop()
+        else:
+            pkt.accept()
 
     def rewrite_outgoing(self, raw: bytes, seg):
+        """('accept' or 'drop', new packet or None) for one of our own queued packets."""
         now = time.time()
         subtype = self.args.addr_trust_subtype
-        options = tcp_options(seg.options)
         out = seg.four_tuple
-        changed = False
+        changed, relocated = False, []
         area = b""
-        for kind, opt in options:
+        for kind, opt in tcp_options(seg.options):
             if kind == KIND_MPTCP and opt[2] >> 4 == 3:
                 new = self.ext.outgoing_add_addr(out, parse_add_addr(opt, subtype), now)
                 if new is not None:
                     opt, changed = encode(new, subtype), True
+                target = self.ext.relocation(out, now) if seg.pure_ack else None
+                if target is not None:  # the kernel picked an untrusted subflow: move it
+                    relocated.append((target, opt))
+                    continue
             area += opt if kind != 8 else b"\x01\x01" + opt
-        carry = self.carries.pop(out, None)
-        if carry is not None:
+        if relocated:
+            for target, opt in relocated:
+                self.carry(target, opt)
+            self.sync_sets(now)
+            LOG.info("moved %d control option(s) from %s to %s", len(relocated), out,
+                     relocated[0][0])  # fmt: skip
+            # A pure ACK that only carried the moved option is not needed any more.
+            if not any(k == KIND_MPTCP for k, _ in tcp_options(area)):
+                return "drop", None
+            changed = True
+        pending = self.carries.pop(out, None)
+        if pending:
             self.nft_sets["carriers"].discard(out)  # the rule deleted it in the packet path
-            # ADDR_TRUST right after the timestamps: the sniffer's filter expects it there.
+            # Right after the timestamps: where the sniffer's filter looks for ADDR_TRUST.
             ts, rest = _split_timestamps(area)
-            trial = ts + encode(carry, subtype) + rest
+            trial = ts + b"".join(pending) + rest
             if seg.pure_ack and len(trial) <= 40:
                 area, changed = trial, True
-            else:  # a data segment, or no room: a separate empty ACK carries it
-                self.inject(with_options(_empty(raw, seg), seg, ts + encode(carry, subtype)))
-        return with_options(raw, seg, area) if changed else None
+            else:  # a data segment, or no room: empty ACKs right behind it carry them
+                for opt in pending:
+                    self.inject(with_options(_empty(raw, seg), seg, ts + opt))
+        return "accept", (with_options(raw, seg, area) if changed else None)
 
     def inject(self, packet: bytes) -> None:
         s = self.raw_socket
@@ -349,12 +374,14 @@ def o_subtype(opt) -> int:
 
 
 def _empty(raw: bytes, seg) -> bytes:
-    """The segment without payload and with only ACK set: an empty ACK at its sequence
-    number, which the peer accepts and which no one counts as data."""
+    """An empty ACK right behind ``raw``: its headers, no payload, ACK only, and the
+    sequence number just after its data, so the peer takes it as in-window and current."""
     t = seg.tcp_at
     doff = (raw[t + 12] >> 4) * 4
     out = bytearray(raw[: t + doff])
     out[t + 13] = 0x10
+    seq = (int.from_bytes(out[t + 4 : t + 8], "big") + seg.payload_len) & 0xFFFFFFFF
+    out[t + 4 : t + 8] = seq.to_bytes(4, "big")
     return bytes(out)
 
 

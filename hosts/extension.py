@@ -101,6 +101,7 @@ class Counters:
     add_addr_trust_bad_hmac: int = 0
     enforced_drops: int = 0
     reordered: int = 0
+    relocated: int = 0
 
 
 class Extension:
@@ -116,7 +117,7 @@ class Extension:
         self.addr_trust_subtype = addr_trust_subtype
         self.conns: dict[int, Conn] = {}
         self.pending_keys: dict[int, tuple[int, int]] = {}  # local token -> (local, remote)
-        self.pending_joins: dict[Tuple4, int] = {}  # incoming join SYN 4-tuple -> token
+        self.pending_joins: dict[Tuple4, int] = {}  # join's local 4-tuple -> our token
         self.counters = Counters()
 
     # -- lookups ---------------------------------------------------------------------------
@@ -169,6 +170,12 @@ class Extension:
         if keys:
             conn.local_key, conn.remote_key = keys
         self.conns[ev.token] = conn
+        # The first subflow is the oldest, whenever `established` comes (it can be late).
+        conn.subflows[(ev.saddr, ev.sport, ev.daddr, ev.dport)] = Subflow(
+            (ev.saddr, ev.sport, ev.daddr, ev.dport), conn.order
+        )
+        conn.order += 1
+        self.tpbt.add_subflow(ev.saddr, ev.daddr)
         return []
 
     def _ev_established(self, ev: Event, now: float) -> list:
@@ -215,21 +222,27 @@ class Extension:
                 actions += self._create(conn, addr, ev.daddr, ev.dport or conn.rport)
         return actions
 
-    def on_join_syn(self, incoming: Tuple4, token: int) -> None:
-        """A peer's MP_JOIN SYN (sniffed): remember which connection it joins."""
-        if token in self.conns:
-            self.pending_joins[incoming] = token
+    def on_join_syn(self, seen: Tuple4, token: int, outgoing: bool) -> None:
+        """An MP_JOIN SYN (sniffed, ``seen`` as on the wire). Incoming, it carries our
+        token; outgoing, the peer's."""
+        local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
+        if not outgoing and token in self.conns:
+            self.pending_joins[local] = token
+        elif outgoing:
+            for conn in self.conns.values():
+                if conn.keys and token_of(conn.remote_key) == token:
+                    self.pending_joins[local] = conn.token
 
-    def on_join_ack(self, incoming: Tuple4, now: float) -> list:
-        """The peer's MP_JOIN third ACK (sniffed): the subflow is up. The kernel reports it
-        too (sub_established), but on the passive side only once the application lets go
-        of the socket, which in a bulk receive can be seconds later."""
-        token = self.pending_joins.pop(incoming, None)
+    def on_join_ack(self, seen: Tuple4, outgoing: bool, now: float) -> list:
+        """The MP_JOIN third ACK (sniffed): the subflow is up. The kernel reports it too
+        (sub_established), but only once the application lets go of the socket, which in
+        a bulk transfer can be seconds later."""
+        local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
+        token = self.pending_joins.pop(local, None)
         conn = self.conns.get(token) if token is not None else None
         if conn is None:
             return []
-        src, sport, dst, dport = incoming
-        return self._add_subflow(conn, (dst, dport, src, sport), now)
+        return self._add_subflow(conn, local, now)
 
     def _ev_sub_established(self, ev: Event, now: float) -> list:
         conn = self.conns.get(ev.token)
@@ -266,11 +279,10 @@ class Extension:
         return []
 
     def _add_subflow(self, conn: Conn, four: Tuple4, now: float) -> list:
-        if four in conn.subflows:
-            return []
-        conn.subflows[four] = Subflow(four, conn.order)
-        conn.order += 1
-        self.tpbt.add_subflow(four[0], four[2])
+        if four not in conn.subflows:
+            conn.subflows[four] = Subflow(four, conn.order)
+            conn.order += 1
+            self.tpbt.add_subflow(four[0], four[2])
         actions = []
         if self.tpbt.local_trusted(four[0], now) and four[0] not in conn.trust_refreshed:
             actions += self._send_trust(conn, four[0], now)
@@ -389,6 +401,18 @@ class Extension:
                             trust=True)  # fmt: skip
         self.counters.add_addr_trust_sent += 1
         return AddAddr(opt.addr_id, opt.address, opt.port, trust=True, hmac=mac)
+
+    def relocation(self, out: Tuple4, now: float) -> Tuple4 | None:
+        """Where a control option the kernel put on subflow ``out`` should go instead: the
+        oldest trusted subflow, when ``out`` is untrusted and the connection has one."""
+        conn = self.conn_of(out)
+        if conn is None or self.subflow_trusted(out, now):
+            return None
+        trusted = [s for s in conn.subflows.values() if self.subflow_trusted(s.four, now)]
+        if not trusted:
+            return None
+        self.counters.relocated += 1
+        return min(trusted, key=lambda s: s.order).four
 
     def incoming_add_addr(self, incoming: Tuple4, opt: AddAddr, now: float):
         """('accept', replacement or None) or ('drop', reason) for a received ADD_ADDR."""

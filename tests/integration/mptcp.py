@@ -23,7 +23,8 @@ class Transfer:
 
     def __init__(self, tb, nbytes: int = 20_000_000, to: str = B_TRUSTED,
                  bind: str | None = None, pause: float = 0.0, port: int = 5201,
-                 seconds: float | None = None):  # fmt: skip
+                 seconds: float | None = None, rate_mbps: float | None = None,
+                 idle: float = 0.0):  # fmt: skip
         self.server = tb.net["b"].popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port)],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
@@ -35,6 +36,10 @@ class Transfer:
             cmd += ["--bind", bind]
         if seconds:
             cmd += ["--seconds", str(seconds)]
+        if rate_mbps:
+            cmd += ["--rate-mbps", str(rate_mbps)]
+        if idle:
+            cmd += ["--idle", str(idle)]
         self.client = tb.net["a"].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
 
     def results(self, timeout: float = 120) -> tuple[dict, dict]:
@@ -63,3 +68,27 @@ def mib(host, name: str) -> int:
         if parts and parts[0] == name:
             return int(parts[1])
     raise AssertionError(f"no MIB counter {name}: {out}")
+
+
+def managed_transfer(tb, expected: dict | None = None, attempts: int = 3, wait: float = 8,
+                     **kw) -> Transfer:  # fmt: skip
+    """A Transfer whose connection a's agent manages (its TPBT reaches ``expected``).
+
+    Linux 6.18 sometimes leaves a new MPTCP connection not fully established for seconds
+    (it refuses ANNOUNCE and SUBFLOW_CREATE; docs/trusted-mptcp.md). Such a connection
+    is abandoned and a new one opened, at most ``attempts`` times; each retry is printed.
+    """
+    expected = expected or EXPECTED["a"]
+    port = kw.pop("port", 5201)
+    for attempt in range(attempts):
+        xfer = Transfer(tb, port=port + 10 * attempt, **kw)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if table(tb, "a") == expected:
+                return xfer
+            time.sleep(0.1)
+        print(f"attempt {attempt + 1}: a's TPBT {table(tb, 'a')}; opening a new connection")
+        for p in (xfer.client, xfer.server):
+            p.kill()
+            p.wait(10)
+    raise AssertionError(f"no managed connection in {attempts} attempts")
