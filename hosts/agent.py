@@ -129,7 +129,12 @@ class Agent:
             now = time.time()
             for fd in ready:
                 if fd is self.events:
-                    for ev in self.events.read():
+                    try:
+                        events = self.events.read()
+                    except PathManagerError as e:
+                        LOG.error("%s", e)
+                        continue
+                    for ev in events:
                         LOG.debug("event %s", ev)
                         self.do(self.ext.on_event(ev, now))
                 elif fd is self.sniffer:

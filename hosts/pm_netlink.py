@@ -14,6 +14,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 FAMILY = "mptcp_pm"
+NETLINK_GENERIC, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 16, 270, 1
 EVENTS_GROUP = "mptcp_pm_events"
 
 CMD_SET_FLAGS, CMD_ANNOUNCE, CMD_REMOVE, CMD_SUBFLOW_CREATE, CMD_SUBFLOW_DESTROY = 7, 8, 9, 10, 11
@@ -176,41 +177,71 @@ class PathManager:
 
 class EventListener:
     """Subscribes to the path-manager events; while subscribed, the kernel's userspace PM
-    accepts joins and ADD_ADDRs (platform notes)."""
+    accepts joins and ADD_ADDRs (platform notes).
+
+    Events are read from a plain netlink socket, not through pyroute2: pyroute2 reads
+    ahead into its own buffer, so select() on its socket can sit on an event until the
+    next one arrives (seen: ``established`` held until the connection closed). Here the
+    kernel's socket buffer is the only buffer, and select() tells the truth."""
 
     def __init__(self):
-        self.sock = GenericNetlinkSocket()
+        probe = GenericNetlinkSocket()
         try:
-            self.sock.bind(FAMILY, pm_event)
-            self.sock.add_membership(EVENTS_GROUP)
+            probe.bind(FAMILY, pm_event)
+            group = probe.mcast_groups[EVENTS_GROUP]
         except Exception as e:
-            self.sock.close()
-            raise PathManagerError(f"cannot subscribe to {EVENTS_GROUP}: {e}") from e
+            raise PathManagerError(f"cannot find {FAMILY}/{EVENTS_GROUP}: {e}") from e
+        finally:
+            probe.close()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        self.sock.bind((0, 0))
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.setblocking(False)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def read(self) -> list[Event]:
         out = []
-        for msg in self.sock.get():
-            kind = EVENTS.get(msg["cmd"])
-            if kind is None:
-                continue
-            get = msg.get_attr
-            out.append(Event(
-                kind=kind,
-                token=get("MPTCP_ATTR_TOKEN") or 0,
-                saddr=get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6"),
-                daddr=get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6"),
-                sport=get("MPTCP_ATTR_SPORT"),
-                dport=get("MPTCP_ATTR_DPORT"),
-                loc_id=get("MPTCP_ATTR_LOC_ID"),
-                rem_id=get("MPTCP_ATTR_REM_ID"),
-                server_side=bool(get("MPTCP_ATTR_SERVER_SIDE")),
-                backup=bool(get("MPTCP_ATTR_BACKUP")),
-                error=get("MPTCP_ATTR_ERROR") or 0,
-            ))  # fmt: skip
-        return out
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return out
+            except OSError as e:  # ENOBUFS: events were lost; say so, keep going
+                raise PathManagerError(f"path-manager events lost: {e}") from e
+            offset = 0
+            while offset + 16 <= len(data):
+                length = int.from_bytes(data[offset : offset + 4], "little")
+                if length < 16:
+                    break
+                msg = pm_event(data[offset : offset + length])
+                msg.decode()
+                offset += (length + 3) & ~3
+                ev = self._event(msg)
+                if ev is not None:
+                    out.append(ev)
+
+    @staticmethod
+    def _event(msg) -> Event | None:
+        kind = EVENTS.get(msg["cmd"])
+        if kind is None:
+            return None
+        get = msg.get_attr
+        return Event(
+            kind=kind,
+            token=get("MPTCP_ATTR_TOKEN") or 0,
+            saddr=get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6"),
+            daddr=get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6"),
+            sport=get("MPTCP_ATTR_SPORT"),
+            dport=get("MPTCP_ATTR_DPORT"),
+            loc_id=get("MPTCP_ATTR_LOC_ID"),
+            rem_id=get("MPTCP_ATTR_REM_ID"),
+            server_side=bool(get("MPTCP_ATTR_SERVER_SIDE")),
+            backup=bool(get("MPTCP_ATTR_BACKUP")),
+            error=get("MPTCP_ATTR_ERROR") or 0,
+        )
 
     def close(self) -> None:
         self.sock.close()

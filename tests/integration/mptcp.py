@@ -22,7 +22,7 @@ class Transfer:
     """experiments.transfer: server in b, client in a, started together."""
 
     def __init__(self, tb, nbytes: int = 20_000_000, to: str = B_TRUSTED,
-                 bind: str | None = None, pause: float = 0.0, port: int = 5201,
+                 bind: str | None = None, pause: float = 0.5, port: int = 5201,
                  seconds: float | None = None, rate_mbps: float | None = None,
                  idle: float = 0.0):  # fmt: skip
         self.server = tb.net["b"].popen(
@@ -45,7 +45,10 @@ class Transfer:
     def results(self, timeout: float = 120) -> tuple[dict, dict]:
         out_c, _ = self.client.communicate(timeout=timeout)
         out_s, _ = self.server.communicate(timeout=timeout)
-        return json.loads(out_c), json.loads(out_s)
+        client, server = json.loads(out_c), json.loads(out_s)
+        for side, result in (("client", client), ("server", server)):
+            assert "error" not in result, f"transfer {side} failed: {result['error']}"
+        return client, server
 
 
 def table(tb, host: str) -> dict:
@@ -70,7 +73,7 @@ def mib(host, name: str) -> int:
     raise AssertionError(f"no MIB counter {name}: {out}")
 
 
-def managed_transfer(tb, expected: dict | None = None, attempts: int = 3, wait: float = 8,
+def managed_transfer(tb, expected: dict | None = None, attempts: int = 4, wait: float = 6,
                      **kw) -> Transfer:  # fmt: skip
     """A Transfer whose connection a's agent manages (its TPBT reaches ``expected``).
 

@@ -116,7 +116,7 @@ def test_host_without_the_agent_interoperates(tb):
     tb.start_agents(hosts=["a"])  # b is vanilla: in-kernel path manager, no extension
     xfer = Transfer(tb, seconds=4)
     wait_until(lambda: mib(tb.net["b"], "MPTcpExtAddAddr") >= 1, 8, "a's ADD_ADDR at b")
-    state = tb.tpbt("a")
+    state = wait_until(lambda: tb.tpbt("a")["entries"] and tb.tpbt("a"), 5, "a's TPBT rows")
     client, server = xfer.results()
     assert server["sha256"] == client["sha256"] and server["bytes"] == client["bytes"]
     assert state["counters"]["add_addr_trust_sent"] == 0  # b never showed it speaks it

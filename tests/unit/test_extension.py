@@ -133,3 +133,21 @@ def test_trust_loss_stops_refresh():
     assert any(isinstance(a, Carry) for a in ext.tick(now=ext.ttl / 2 + 0.1))  # refresh
     ext.on_trust({}, now=4)  # the binding went away
     assert not any(isinstance(a, Carry) and not a.option.echo for a in ext.tick(now=2 * ext.ttl))
+
+
+def test_joins_seen_on_the_wire_make_the_tpbt_rows():
+    ext = client()
+    ext.on_keys(KA, KB)
+    establish(ext, TA, A1, B1)
+    # Our own join to B2: the SYN carries the peer's token, the third ACK completes it.
+    ext.on_join_syn((A2, 40005, B2, 5201), TB, outgoing=True)
+    ext.on_join_ack((A2, 40005, B2, 5201), outgoing=True, now=1)
+    assert (A2, B2) in ext.tpbt.subflows
+    server = Extension({B1: 1, B2: 2})
+    server.on_keys(KA, KB)
+    establish(server, TB, B1, A1, sport=5201, dport=40000, server=True)
+    server.on_join_syn((A2, 40005, B2, 5201), TB, outgoing=False)  # the peer's SYN to us
+    server.on_join_ack((A2, 40005, B2, 5201), outgoing=False, now=1)
+    assert (B2, A2) in server.tpbt.subflows
+    server.on_join_ack((A1, 1, B2, 5201), outgoing=False, now=1)  # unknown join: ignored
+    assert (B2, A1) not in server.tpbt.subflows
