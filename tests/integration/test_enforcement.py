@@ -20,12 +20,17 @@ from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED,
 FORGE = """
 import sys, time
 from scapy.all import conf, rdpcap
-from experiments.forge import rm_addr_from
+from experiments.forge import add_addr_from, rm_addr_from
 sock = conf.L2socket(iface=sys.argv[5])
 print("ready", flush=True)
 pcap = sys.stdin.readline().strip()  # the eavesdropped segment, as soon as it is there
 seen = rdpcap(pcap)[-1]
-sock.send(rm_addr_from(seen, (int(sys.argv[2]),), sys.argv[3], sys.argv[4], now=time.time()))
+if sys.argv[2] == "add_addr":  # T-flagged, the attacker's address, an HMAC it cannot know
+    forged = add_addr_from(seen, 9, "10.2.0.66", b"\\x00" * 8, True, sys.argv[3], sys.argv[4],
+                           now=time.time())
+else:
+    forged = rm_addr_from(seen, (int(sys.argv[2]),), sys.argv[3], sys.argv[4], now=time.time())
+sock.send(forged)
 print("sent", flush=True)
 """
 
@@ -46,11 +51,11 @@ def eavesdrop(tb, tmp_path) -> Capture:
                    tmp_path / "seen.pcap")  # fmt: skip
 
 
-def forge_rm_addr(tb, seen: Capture, addr_id: int) -> None:
+def forge(tb, seen: Capture, what: str) -> None:
     """Once the transfer has gone quiet, forge from the last segment seen, send from m2."""
     a, m2 = tb.net["a"], tb.net["m2"]
     seen.stop()
-    forger = m2.popen([sys.executable, "-c", FORGE, str(seen.path), str(addr_id),
+    forger = m2.popen([sys.executable, "-c", FORGE, str(seen.path), what,
                        a.intf("a-eth1").MAC(), m2.intf("m2-eth0").MAC(), "m2-eth0"], cwd=REPO,
                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                       text=True)  # fmt: skip
@@ -70,7 +75,7 @@ def test_vanilla_accepts_the_forged_rm_addr(tb, tmp_path):
     wait_until(lambda: "10.2.0.10" in a.cmd("ss -tn state established"), 10, "a's 2nd subflow")
     time.sleep(4)  # into the quiet part
     before = mib(a, "MPTcpExtRmAddr")
-    forge_rm_addr(tb, seen, addr_id=2)
+    forge(tb, seen, "2")  # RM_ADDR for b's address ID 2
     wait_until(lambda: mib(a, "MPTcpExtRmAddr") > before, 5, "a to accept the RM_ADDR")
     xfer.results()
 
@@ -82,8 +87,25 @@ def test_enforcement_drops_the_forged_rm_addr(tb, tmp_path):
     xfer = managed_transfer(tb, seconds=4, idle=6)
     time.sleep(4.5)  # into the quiet part
     before = mib(a, "MPTcpExtRmAddr")
-    forge_rm_addr(tb, seen, addr_id=2)  # b's agent gave its untrusted address ID 2
+    forge(tb, seen, "2")  # RM_ADDR: b's agent gave its untrusted address ID 2
     wait_until(lambda: tb.tpbt("a")["counters"]["enforced_drops"] >= 1, 5, "a drop")
     assert mib(a, "MPTcpExtRmAddr") == before
+    client, server = xfer.results()
+    assert client["sha256"] == server["sha256"]
+
+
+def test_forged_trusted_add_addr_is_refused(tb, tmp_path):
+    """A T-flagged ADD_ADDR for the attacker's address with an HMAC it cannot compute:
+    a's agent drops it, a's kernel never sees it, no subflow goes to the attacker."""
+    a = tb.net["a"]
+    tb.start_agents()
+    seen = eavesdrop(tb, tmp_path)
+    xfer = managed_transfer(tb, seconds=4, idle=6)
+    time.sleep(4.5)
+    before = mib(a, "MPTcpExtAddAddr")
+    forge(tb, seen, "add_addr")
+    wait_until(lambda: tb.tpbt("a")["counters"]["add_addr_trust_bad_hmac"] >= 1, 5, "a refusal")
+    assert mib(a, "MPTcpExtAddAddr") == before
+    assert "10.2.0.66" not in a.cmd("ss -tn")
     client, server = xfer.results()
     assert client["sha256"] == server["sha256"]
