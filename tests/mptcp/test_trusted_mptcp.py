@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.integration.mptcp import (
+from tests.integration.tools import REPO, Capture, wait_until
+from tests.mptcp.helpers import (
     EXPECTED,
     Transfer,
     managed_transfer,
@@ -15,7 +16,6 @@ from tests.integration.mptcp import (
     table,
     wait_for_table,
 )
-from tests.integration.tools import REPO, Capture, wait_until
 from topologies.builder import Testbed
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, DualHomedTopo
 

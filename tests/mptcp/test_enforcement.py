@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.integration.mptcp import Transfer, managed_transfer, mib
 from tests.integration.tools import REPO, Capture, wait_until
+from tests.mptcp.helpers import Transfer, managed_transfer, mib
 from topologies.builder import Testbed
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, DualHomedTopo
 
