@@ -29,21 +29,32 @@ class Capture:
 
     def __init__(self, host, iface: str, bpf: str, path: Path):
         self.host, self.path = host, path
-        self.proc = host.popen(
-            ["tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-U", "-n", "-w", str(path), bpf],
+        # One failed start was seen in CI (tcpdump gone before printing anything); try
+        # again before calling the capture broken, and say how it ended.
+        for _attempt in range(3):
+            self.proc, line = self._start(iface, bpf)
+            if "listening on" in line:
+                return
+            self.proc.kill()
+            self.proc.wait(10)
+        raise AssertionError(f"tcpdump did not start in {host.name}: {line!r}, "
+                             f"exit status {self.proc.returncode}")  # fmt: skip
+
+    def _start(self, iface: str, bpf: str):
+        proc = self.host.popen(
+            ["tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-U", "-n", "-w",
+             str(self.path), bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         # tcpdump says "listening on" once its socket is open; only then is nothing missed.
         line = ""
         deadline = time.monotonic() + 10
         while "listening on" not in line and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stderr], [], [], 1)
-            line = self.proc.stderr.readline().decode() if ready else ""
+            ready, _, _ = select.select([proc.stderr], [], [], 1)
+            line = proc.stderr.readline().decode() if ready else ""
             if ready and not line:
                 break  # tcpdump exited
-        if "listening on" not in line:
-            self.proc.kill()
-            raise AssertionError(f"tcpdump did not start in {host.name}: {line!r}")
+        return proc, line
 
     def stop(self) -> None:
         time.sleep(0.3)
