@@ -346,12 +346,8 @@ class Agent:
 
 
 def use_userspace_pm() -> None:
-    """Select the kernel's userspace path manager in this namespace.
-
-    ``net.mptcp.path_manager=userspace`` where it exists (Linux >= 6.15): with the older
-    ``pm_type=1`` alone, about one connection in three here was reported established
-    (and accepted ANNOUNCE/SUBFLOW_CREATE) only when it closed; with ``path_manager``
-    none of 16 was (docs/trusted-mptcp.md)."""
+    """Select the kernel's userspace path manager in this namespace: the string sysctl
+    ``net.mptcp.path_manager`` where the kernel has it, else the older ``pm_type``."""
     subprocess.run(["sysctl", "-qw", "net.mptcp.enabled=1"], check=True)
     if Path("/proc/sys/net/mptcp/path_manager").exists():
         subprocess.run(["sysctl", "-qw", "net.mptcp.path_manager=userspace"], check=True)

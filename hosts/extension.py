@@ -235,8 +235,8 @@ class Extension:
 
     def on_join_ack(self, seen: Tuple4, outgoing: bool, now: float) -> list:
         """The MP_JOIN third ACK (sniffed): the subflow is up. The kernel reports it too
-        (sub_established), but only once the application lets go of the socket, which in
-        a bulk transfer can be seconds later."""
+        (sub_established); taking it from the wire as well keeps the TPBT independent of
+        when that event is read."""
         local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
         token = self.pending_joins.pop(local, None)
         conn = self.conns.get(token) if token is not None else None
