@@ -17,6 +17,16 @@ Attackers ``m1`` and ``m2`` sit on the protected and the unprotected access netw
 
 from __future__ import annotations
 
+import inspect
+import sys
+from pathlib import Path
+
+if not globals().get("__package__"):
+    # Loaded by `mn --custom FILE`, which execs the file without __file__ or a package:
+    # put the repository (two levels above this file) on the path for our imports.
+    here = Path(inspect.currentframe().f_code.co_filename).resolve()
+    sys.path.insert(0, str(here.parent.parent))
+
 from mininet.link import TCLink
 from mininet.topo import Topo
 

@@ -10,6 +10,16 @@ when ``dhcp=True``; hosts then have no static address and run a DHCP client.
 
 from __future__ import annotations
 
+import inspect
+import sys
+from pathlib import Path
+
+if not globals().get("__package__"):
+    # Loaded by `mn --custom FILE`, which execs the file without __file__ or a package:
+    # put the repository (two levels above this file) on the path for our imports.
+    here = Path(inspect.currentframe().f_code.co_filename).resolve()
+    sys.path.insert(0, str(here.parent.parent))
+
 from mininet.topo import Topo
 
 from topologies.nodes import SaviSwitch
