@@ -40,6 +40,7 @@ from hosts.options import (
     OptionError,
     encode,
     mptcp_options,
+    parse_mptcp,
     tcp_options,
 )
 from hosts.pm_netlink import EventListener, PathManager, PathManagerError
@@ -225,17 +226,26 @@ class Agent:
     # -- NFQUEUE: our own control packets out, control packets in -------------------------------
     def on_outgoing(self, pkt) -> None:
         self.stats["queued_out"] += 1
+        self._verdict(pkt, self.rewrite_outgoing)
+
+    def on_incoming(self, pkt) -> None:
+        self.stats["queued_in"] += 1
+        self._verdict(pkt, self.check_incoming)
+
+    def _verdict(self, pkt, decide) -> None:
+        """Apply ``decide(raw, segment) -> (verdict, new packet or None)`` to a queued
+        packet. A packet we cannot handle passes unchanged: never let it kill the agent."""
         verdict = "accept"
         try:
             raw = pkt.get_payload()
-            seg = parse(raw)
-            verdict, new = self.rewrite_outgoing(raw, seg)
+            verdict, new = decide(raw, parse(raw))
             if new is not None:
                 pkt.set_payload(new)
                 self.stats["rewritten"] += 1
-        except Exception as e:  # never let a bad packet kill the agent: pass it unchanged
-            LOG.warning("outgoing packet left unchanged: %s", e)
+        except Exception as e:
+            LOG.warning("queued packet passed unchanged: %s", e)
         if verdict == "drop":
+            self.stats["dropped"] += 1
             pkt.drop()
         else:
             pkt.accept()
@@ -285,37 +295,17 @@ class Agent:
         s.sendto(packet, (parse(packet).dst, 0))
         self.stats["injected"] += 1
 
-    def on_incoming(self, pkt) -> None:
-        self.stats["queued_in"] += 1
-        verdict = "accept"
-        try:
-            raw = pkt.get_payload()
-            seg = parse(raw)
-            verdict, new = self.check_incoming(raw, seg)
-            if new is not None:
-                pkt.set_payload(new)
-                self.stats["rewritten"] += 1
-        except Exception as e:
-            LOG.warning("incoming packet passed unchecked: %s", e)
-        if verdict == "drop":
-            self.stats["dropped"] += 1
-            pkt.drop()
-        else:
-            pkt.accept()
-
     def check_incoming(self, raw: bytes, seg):
         now = time.time()
         subtype = self.args.addr_trust_subtype
-        try:
-            opts = mptcp_options(seg.options, subtype)
-        except OptionError:
-            return "accept", None  # the kernel will judge it
-        drop = self.ext.enforcement_drop(seg.four_tuple, [o_subtype(o) for o in opts], now)
+        options = tcp_options(seg.options)
+        subtypes = [opt[2] >> 4 for kind, opt in options if kind == KIND_MPTCP and len(opt) > 2]
+        drop = self.ext.enforcement_drop(seg.four_tuple, subtypes, now)
         if drop:
             LOG.info("dropped from %s: %s", seg.four_tuple, drop)
             return "drop", None
         area, changed = b"", False
-        for kind, opt in tcp_options(seg.options):
+        for kind, opt in options:
             if kind == KIND_MPTCP and opt[2] >> 4 == 3:
                 verdict, new = self.ext.incoming_add_addr(seg.four_tuple,
                                                           parse_add_addr(opt, subtype), now)  # fmt: skip
@@ -356,22 +346,10 @@ def use_userspace_pm() -> None:
 
 
 def parse_add_addr(opt: bytes, subtype: int) -> AddAddr:
-    from hosts.options import parse_mptcp
-
     parsed = parse_mptcp(opt, subtype)
     if not isinstance(parsed, AddAddr):
         raise OptionError("not an ADD_ADDR")
     return parsed
-
-
-def o_subtype(opt) -> int:
-    from hosts import options as o
-
-    for cls, st in ((o.AddAddr, o.ADD_ADDR), (o.RemoveAddr, o.REMOVE_ADDR), (o.MpPrio, o.MP_PRIO),
-                    (o.MpFastclose, o.MP_FASTCLOSE)):  # fmt: skip
-        if isinstance(opt, cls):
-            return st
-    return -1
 
 
 def _empty(raw: bytes, seg) -> bytes:

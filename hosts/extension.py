@@ -74,12 +74,10 @@ class Conn:
     local_key: int | None = None
     remote_key: int | None = None
     subflows: dict[Tuple4, Subflow] = field(default_factory=dict)
-    remote_addrs: dict[int, tuple[str, int]] = field(default_factory=dict)
     peer_speaks: bool = False
     trust_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # addr -> (at, tries)
     trust_refreshed: dict[str, float] = field(default_factory=dict)
     pending_announce: dict[str, float] = field(default_factory=dict)  # addr -> give-up time
-    announced: set[str] = field(default_factory=set)
     t_accepted: set[str] = field(default_factory=set)
     recreate: set[tuple[str, str]] = field(default_factory=set)
     requested: set[tuple[str, str]] = field(default_factory=set)  # (local, remote) asked for
@@ -129,9 +127,6 @@ class Extension:
 
     def subflow_trusted(self, four: Tuple4, now: float) -> bool:
         return self.tpbt.trusted(four[0], four[2], now)
-
-    def oldest(self, conn: Conn) -> Subflow | None:
-        return min(conn.subflows.values(), key=lambda s: s.order, default=None)
 
     def has_trusted(self, conn: Conn, now: float) -> bool:
         return any(self.subflow_trusted(f, now) for f in conn.subflows)
@@ -187,7 +182,6 @@ class Extension:
         if not conn.keys and ev.token in self.pending_keys:
             conn.local_key, conn.remote_key = self.pending_keys.pop(ev.token)
         conn.rport = ev.dport
-        conn.remote_addrs[0] = (ev.daddr, ev.dport)
         actions = self._add_subflow(conn, (ev.saddr, ev.sport, ev.daddr, ev.dport), now)
         for addr, _addr_id in sorted(self.local_addrs.items(), key=lambda x: x[1]):
             if addr == ev.saddr or _family(addr) != _family(ev.saddr):
@@ -213,7 +207,6 @@ class Extension:
         conn = self.conns.get(ev.token)
         if conn is None or ev.daddr is None:
             return []
-        conn.remote_addrs[ev.rem_id] = (ev.daddr, ev.dport or conn.rport)
         if conn.server_side:
             return []
         actions = []
@@ -264,12 +257,6 @@ class Extension:
             return self._create(conn, ev.saddr, ev.daddr, ev.dport)
         return []
 
-    def _ev_removed(self, ev: Event, now: float) -> list:
-        conn = self.conns.get(ev.token)
-        if conn is not None:
-            conn.remote_addrs.pop(ev.rem_id, None)
-        return []
-
     def _ev_closed(self, ev: Event, now: float) -> list:
         conn = self.conns.pop(ev.token, None)
         if conn is not None:
@@ -289,7 +276,6 @@ class Extension:
         return actions + self._reorder(conn, now)
 
     def _announce(self, conn: Conn, addr: str) -> Announce:
-        conn.announced.add(addr)
         conn.pending_announce.pop(addr, None)
         return Announce(conn.token, self.local_addrs[addr], addr)
 

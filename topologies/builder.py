@@ -93,7 +93,7 @@ class Testbed:
         self.config_file = self.dir / "savi.json"
         self.controller: subprocess.Popen | None = None
         self.net: Mininet | None = None
-        self.daemons: list = []  # (node, Popen) started in hosts
+        self.daemons: list[subprocess.Popen] = []  # started in hosts
         self.dhcp_clients: dict[str, subprocess.Popen] = {}  # host name -> udhcpc
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
@@ -166,7 +166,7 @@ class Testbed:
     def stop(self) -> None:
         for name in list(self.agents):
             self.stop_agent(name)
-        for _node, proc in reversed(self.daemons):
+        for proc in reversed(self.daemons):
             _stop(proc)
         self.daemons = []
         if self.net is not None:
@@ -342,7 +342,7 @@ class Testbed:
         log = open(self.dir / log_name, "ab")
         proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
         log.close()
-        self.daemons.append((host, proc))
+        self.daemons.append(proc)
         return proc
 
 

@@ -29,7 +29,9 @@ class Transfer:
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port)],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(0.3)
+        b = tb.net["b"]
+        wait_until(lambda: f":{port}" in b.cmd(f"ss -Hltn sport = :{port}"), 10,
+                   f"the transfer server to listen on {port}")  # fmt: skip
         cmd = [sys.executable, "-m", "experiments.transfer", "client", "--to", to, "--port",
                str(port), "--bytes", str(nbytes), "--pause", str(pause)]  # fmt: skip
         if bind:

@@ -106,7 +106,7 @@ def test_untrusted_oldest_subflow_is_recreated_behind_the_trusted_one():
     closed = ext.on_event(Event("sub_closed", TA, saddr=A2, daddr=B1, sport=40000, dport=5201), 2)
     assert closed == [CreateSubflow(TA, 2, A2, B1, 5201)]
     ext.on_event(Event("sub_established", TA, saddr=A2, daddr=B1, sport=40002, dport=5201), 3)
-    oldest = ext.oldest(ext.conns[TA])
+    oldest = min(ext.conns[TA].subflows.values(), key=lambda s: s.order)
     assert oldest.four[0] == A1 and ext.counters.reordered == 1
 
 

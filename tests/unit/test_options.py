@@ -143,20 +143,18 @@ def test_truncated_or_corrupted_options_raise_only_option_error(opt, data):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(u8)
     for candidate in (bytes(raw[:cut]), bytes(raw)):
         try:
-            parsed = parse_mptcp(candidate)
+            parse_mptcp(candidate)
         except OptionError:
-            continue
-        assert isinstance(parsed, object)
+            pass  # any other exception fails the test
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40))
 def test_random_option_areas(area):
     try:
-        for opt in mptcp_options(area):
-            assert not isinstance(opt, Exception)
+        mptcp_options(area)
     except OptionError:
-        pass
+        pass  # any other exception fails the test
 
 
 def test_unknown_subtype_is_kept_raw():
