@@ -2,13 +2,13 @@
 # Both install what is missing first (scripts/install.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: install test unit integration test-mptcp experiment lint format clean
+.PHONY: install test unit integration test-mptcp test-experiments experiment demo lint format clean
 
 install:
 	@scripts/install.sh
 
 test: install
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest tests/unit tests/integration tests/mptcp tests/experiments
 
 unit: install
 	$(PY) -m pytest tests/unit
@@ -16,11 +16,19 @@ unit: install
 integration: install
 	$(PY) -m pytest tests/integration
 
-# Trusted MPTCP on Mininet: not yet stable (see docs/trusted-mptcp.md), so not in `test`.
 test-mptcp: install
 	$(PY) -m pytest tests/mptcp
 
+test-experiments: install
+	$(PY) -m pytest tests/experiments
+
+# The attack experiment, default configuration (about 35 min on 2 cores); see
+# `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
+	$(PY) -m experiments.run --config default
+
+# The quick SAVI demonstration (spoofed packets from both attackers), under a minute.
+demo: install
 	$(PY) -m experiments.demo
 
 lint:

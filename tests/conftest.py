@@ -1,5 +1,5 @@
-"""Integration tests (tests/integration, tests/mptcp) run real OVS switches, the real
-controller and Mininet hosts: they need root and a running Open vSwitch."""
+"""Integration tests (tests/integration, tests/mptcp, tests/experiments) run real OVS
+switches, the real controller and Mininet hosts: they need root and a running Open vSwitch."""
 
 import os
 import subprocess
@@ -15,7 +15,7 @@ def pytest_collection_modifyitems(config, items):
     elif subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode:
         reason = "Open vSwitch is not running (make install starts it)"
     for item in items:
-        if "/integration/" in str(item.fspath) or "/mptcp/" in str(item.fspath):
+        if any(f"/{room}/" in str(item.fspath) for room in ("integration", "mptcp", "experiments")):
             item.add_marker(pytest.mark.integration)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))

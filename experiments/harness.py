@@ -1,0 +1,190 @@
+"""Running things in the testbed's hosts: the legitimate transfer, captures, kernel
+counters, host modes. Shared by the experiment runner and the integration tests."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("vanilla", "trusted", "enforce")
+
+
+class HarnessError(RuntimeError):
+    """Something in the testbed did not do what a trial needs (not an attack outcome)."""
+
+
+def wait_until(predicate, timeout: float = 10, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise HarnessError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Capture:
+    """tcpdump in a host, started before and read after the packets of interest. It
+    writes each packet as it comes (-U), so the file can be read while it runs."""
+
+    def __init__(self, host, iface: str, bpf: str, path: Path, snaplen: int = 0):
+        self.host, self.path, self.snaplen = host, path, snaplen
+        # One failed start was seen in CI (tcpdump gone before printing anything); try
+        # again before calling the capture broken, and say how it ended.
+        for _attempt in range(3):
+            self.proc, line = self._start(iface, bpf)
+            if "listening on" in line:
+                return
+            self.proc.kill()
+            self.proc.wait(10)
+        raise HarnessError(f"tcpdump did not start in {host.name}: {line!r}, "
+                           f"exit status {self.proc.returncode}")  # fmt: skip
+
+    def _start(self, iface: str, bpf: str):
+        proc = self.host.popen(
+            ["tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-U", "-n",
+             "-s", str(self.snaplen), "-w", str(self.path), bpf],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        # tcpdump says "listening on" once its socket is open; only then is nothing missed.
+        line = ""
+        deadline = time.monotonic() + 10
+        while "listening on" not in line and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 1)
+            line = proc.stderr.readline().decode() if ready else ""
+            if ready and not line:
+                break  # tcpdump exited
+        return proc, line
+
+    def stop(self, settle: float = 0.3) -> None:
+        time.sleep(settle)
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def lines(self, bpf: str = "") -> list[str]:
+        """tcpdump's decoding of the captured packets (with link-layer headers)."""
+        r = subprocess.run(["tcpdump", "-e", "-n", "-v", "-r", str(self.path),
+                            *([bpf] if bpf else [])],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+        return [line for line in r.stdout.splitlines() if line.strip() and not line[0].isspace()]
+
+    def count(self, bpf: str = "") -> int:
+        return len(self.lines(bpf))
+
+
+class Transfer:
+    """experiments.transfer: server in b, client in a, started together."""
+
+    def __init__(self, tb, nbytes: int = 20_000_000, to: str = "10.3.0.20",
+                 bind: str | None = None, pause: float = 0.5, port: int = 5201,
+                 seconds: float | None = None, rate_mbps: float | None = None,
+                 idle: float = 0.0, timeout: float = 60.0, seed: int = 1,
+                 client: str = "a", server: str = "b"):  # fmt: skip
+        srv = tb.net[server]
+        self.server = srv.popen(
+            [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
+             "--timeout", str(timeout)],
+            cwd=REPO, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,
+                   f"the transfer server to listen on {port}")  # fmt: skip
+        cmd = [sys.executable, "-m", "experiments.transfer", "client", "--to", to, "--port",
+               str(port), "--bytes", str(nbytes), "--pause", str(pause), "--timeout",
+               str(timeout), "--seed", str(seed)]  # fmt: skip
+        if bind:
+            cmd += ["--bind", bind]
+        if seconds:
+            cmd += ["--seconds", str(seconds)]
+        if rate_mbps:
+            cmd += ["--rate-mbps", str(rate_mbps)]
+        if idle:
+            cmd += ["--idle", str(idle)]
+        self.started = time.monotonic()
+        self.client = tb.net[client].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+    def outcome(self, timeout: float = 120) -> tuple[dict, dict]:
+        """(client, server) results; either may hold an ``error``."""
+        try:
+            out_c, _ = self.client.communicate(timeout=timeout)
+            out_s, _ = self.server.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise HarnessError(f"the transfer did not end within {timeout}s") from None
+        return _json(out_c, "client"), _json(out_s, "server")
+
+    def results(self, timeout: float = 120) -> tuple[dict, dict]:
+        """(client, server) results of a transfer that must have worked."""
+        client, server = self.outcome(timeout)
+        for side, result in (("client", client), ("server", server)):
+            if "error" in result:
+                raise HarnessError(f"transfer {side} failed: {result['error']}")
+        return client, server
+
+    def kill(self) -> None:
+        for p in (self.client, self.server):
+            if p.poll() is None:
+                p.kill()
+            p.wait(10)
+
+
+def _json(text: str, side: str) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"error": f"the {side} printed no result: {text.strip()[:200]!r}"}
+
+
+def mib(host) -> dict[str, int]:
+    """Every kernel MIB counter of a host's namespace (absolute values)."""
+    out = host.cmd("nstat -saz")
+    counters = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            counters[parts[0]] = int(parts[1])
+    if "MPTcpExtMPCurrEstab" not in counters:
+        raise HarnessError(f"no MPTCP counters in {host.name}: {out[:200]!r}")
+    return counters
+
+
+def set_mode(tb, mode: str) -> None:
+    """Host mode of the multi-homed hosts: ``vanilla`` (the kernel's own path manager,
+    full mesh), ``trusted`` (our agents) or ``enforce`` (agents with --enforce)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    for name in list(tb.agents):
+        tb.stop_agent(name)
+    for host, addrs in tb.topo.agent_hosts().items():
+        node = tb.net[host]
+        node.cmd("ip mptcp endpoint flush")
+        if mode == "vanilla":
+            node.cmd("sysctl -qw net.mptcp.path_manager=kernel")
+            node.cmd("ip mptcp limits set subflows 8 add_addr_accepted 8")
+            # A full mesh like the agents': the client opens subflows from each of its
+            # addresses (to the server's first address and to each one announced); the
+            # server announces its other address.
+            if host == "a":
+                for addr_id, addr in enumerate(addrs, start=1):
+                    node.cmd(f"ip mptcp endpoint add {addr} id {addr_id} subflow fullmesh")
+            else:
+                for addr_id, addr in enumerate(addrs[1:], start=2):
+                    node.cmd(f"ip mptcp endpoint add {addr} id {addr_id} signal")
+    if mode != "vanilla":
+        tb.start_agents(extra=["--enforce"] if mode == "enforce" else None)
+
+
+def warm_up(tb) -> None:
+    """Bindings and ARP entries in place before any trial: the first packets from each
+    address claim it at its SAVI switch (a's two, b's, the attackers')."""
+    a, b = tb.net["a"], tb.net["b"]
+    for src in ("10.1.0.10", "10.2.0.10"):
+        a.cmd(f"ping -c1 -W2 -I {src} 10.3.0.20")
+    a.cmd("ping -c1 -W2 -I 10.2.0.10 10.4.0.20")
+    b.cmd("ping -c1 -W2 10.1.0.10")
+    for m in ("m1", "m2"):
+        tb.net[m].cmd("ping -c1 -W2 10.1.0.10")

@@ -1,0 +1,185 @@
+"""Trial records and what is computed from them: plain functions, no testbed.
+
+A run folder holds ``records.csv`` (one row per trial, appended as trials end, so an
+interrupted run can resume), ``config.json``, ``provenance.json``, ``summary.json``,
+the figures and the TPBT tables seen during the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+HANDSHAKE_SUBTYPES = {0, 1}  # MP_CAPABLE, MP_JOIN
+DSS_SUBTYPE = 2
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the experiment matrix."""
+
+    coverage: str
+    mode: str
+    location: str
+    attack: str
+    strength: str
+
+    @property
+    def key(self) -> str:
+        return "/".join((self.coverage, self.mode, self.location, self.attack, self.strength))
+
+    @property
+    def configuration(self) -> str:
+        """What the defender runs: SAV coverage and host mode."""
+        return f"{self.coverage}/{self.mode}"
+
+    @classmethod
+    def parse(cls, key: str) -> Cell:
+        parts = key.split("/")
+        if len(parts) != 5:
+            raise ValueError(f"{key!r}: a cell is COVERAGE/MODE/LOCATION/ATTACK/STRENGTH")
+        return cls(*parts)
+
+
+# The columns of records.csv, in order.
+COLUMNS = (
+    "cell", "trial", "seed", "coverage", "mode", "location", "attack", "strength",
+    "success", "evidence", "forged_sent", "subflows_seen", "keys_known",
+    "transfer_ok", "bytes_match", "goodput_mbps", "connect_ms",
+    "control_total", "control_trusted", "handshake_total", "handshake_trusted",
+    "attack_seconds", "trial_seconds",
+)  # fmt: skip
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [_typed(row) for row in csv.DictReader(f)]
+
+
+def append(path: Path, record: dict) -> None:
+    missing = set(COLUMNS) - set(record)
+    if missing:
+        raise ValueError(f"record lacks {sorted(missing)}")
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(record)
+
+
+def _typed(row: dict) -> dict:
+    out = dict(row)
+    for k in ("trial", "seed", "forged_sent", "subflows_seen", "control_total",
+              "control_trusted", "handshake_total", "handshake_trusted"):  # fmt: skip
+        out[k] = int(row[k])
+    for k in ("success", "keys_known", "transfer_ok", "bytes_match"):
+        out[k] = row[k] == "True"
+    for k in ("goodput_mbps", "connect_ms", "attack_seconds", "trial_seconds"):
+        out[k] = float(row[k]) if row[k] not in ("", "None") else None
+    return out
+
+
+# -- confinement ---------------------------------------------------------------------------
+def confinement(rows: list[tuple], trusted_pair: set[str] | None, tag: int) -> dict:
+    """Count the MPTCP options the legitimate hosts sent on their connection's subflows.
+
+    ``rows``: tshark fields (src, sport, dst, dport, ip.id, tcp.flags, comma-separated
+    subtypes) of each packet with an MPTCP option. A subflow is the connection's if a
+    host (not a forger: IP ID ``tag``) opened it with a SYN; answers to forged SYNs are
+    left out. Control options: all but DSS and the handshakes, which are counted apart.
+    ``trusted_pair``: the two addresses of the trusted subflow, or None where nothing is
+    trusted."""
+
+    def conversation(src, sport, dst, dport):
+        return frozenset(((src, sport), (dst, dport)))
+
+    legit = {conversation(*r[:4]) for r in rows
+             if int(r[5], 0) & 0x12 == 0x02 and int(r[4] or "0", 0) != tag}  # fmt: skip
+    counts = {"control_total": 0, "control_trusted": 0, "handshake_total": 0,
+              "handshake_trusted": 0}  # fmt: skip
+    for src, sport, dst, dport, ip_id, _flags, subtypes in rows:
+        if int(ip_id or "0", 0) == tag or conversation(src, sport, dst, dport) not in legit:
+            continue
+        on_trusted = trusted_pair is not None and {src, dst} == trusted_pair
+        for s in subtypes.split(","):
+            if not s:
+                continue
+            st = int(s, 0)
+            if st == DSS_SUBTYPE:
+                continue
+            kind = "handshake" if st in HANDSHAKE_SUBTYPES else "control"
+            counts[f"{kind}_total"] += 1
+            counts[f"{kind}_trusted"] += on_trusted
+    return counts
+
+
+# -- statistics ----------------------------------------------------------------------------
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate (sound for 0 and n successes too)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _iqr(values: list) -> tuple[float, float] | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    if len(values) == 1:
+        return (values[0], values[0])
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return (q[0], q[2])
+
+
+def summarize(records: list[dict]) -> dict:
+    """Per cell: attack success with a 95 % interval. Per configuration (coverage and
+    mode): confinement of legitimate control options, goodput and set-up time."""
+    cells, configs = defaultdict(list), defaultdict(list)
+    for r in records:
+        cells[r["cell"]].append(r)
+        configs[f"{r['coverage']}/{r['mode']}"].append(r)
+    out_cells = {}
+    for key, rows in sorted(cells.items()):
+        k = sum(r["success"] for r in rows)
+        lo, hi = wilson(k, len(rows))
+        out_cells[key] = {"trials": len(rows), "successes": k, "rate": k / len(rows),
+                          "ci95": [lo, hi],
+                          "transfers_intact": sum(r["bytes_match"] for r in rows)}  # fmt: skip
+    out_configs = {}
+    for key, rows in sorted(configs.items()):
+        total = sum(r["control_total"] for r in rows)
+        trusted = sum(r["control_trusted"] for r in rows)
+        hs_total = sum(r["handshake_total"] for r in rows)
+        hs_trusted = sum(r["handshake_trusted"] for r in rows)
+        ok = [r for r in rows if r["transfer_ok"]]
+        out_configs[key] = {
+            "trials": len(rows),
+            "control_options": total,
+            "control_on_trusted": trusted,
+            "confinement": trusted / total if total else None,
+            "handshake_options": hs_total,
+            "handshake_on_trusted_share": hs_trusted / hs_total if hs_total else None,
+            "goodput_mbps_median": _median([r["goodput_mbps"] for r in ok]),
+            "goodput_mbps_iqr": _iqr([r["goodput_mbps"] for r in ok]),
+            "connect_ms_median": _median([r["connect_ms"] for r in ok]),
+            "connect_ms_iqr": _iqr([r["connect_ms"] for r in ok]),
+            "transfers_intact": sum(r["bytes_match"] for r in rows),
+            "attack_success_rate": sum(r["success"] for r in rows) / len(rows),
+        }
+    return {"trials": len(records), "cells": out_cells, "configurations": out_configs}

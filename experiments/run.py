@@ -1,0 +1,281 @@
+"""The attack experiment: how well MPTCP control traffic stays on trusted paths.
+
+    sudo python -m experiments.run                       # the default configuration
+    sudo python -m experiments.run --config full         # every cell, more trials
+    sudo python -m experiments.run --cell savi/enforce/unprotected/rm_addr/eavesdrop
+    sudo python -m experiments.run --resume results/attack-default-20261201T180000Z
+    python -m experiments.run --list --config default    # cells and trial count, no run
+
+Each run writes a folder under results/ (records.csv, summary.json, config.json,
+provenance.json, the TPBT tables seen, figures; ``python -m experiments.figures DIR``
+re-draws them from the records). The testbed is built once per SAV coverage and the host
+mode is switched between groups of trials; every trial uses a fresh connection, fresh
+captures and counter deltas, so nothing but the running network is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from experiments import attacks, records
+from experiments.harness import MODES, REPO, HarnessError, set_mode, warm_up
+from experiments.records import Cell
+from topologies.dualhomed import COVERAGES
+
+LOCATIONS = ("protected", "unprotected")
+SECONDS_PER_TRIAL = 6.5  # measured on 2 cores; used for the up-front estimate only
+
+
+def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
+    return [f"{c}/{m}/{loc}/{a}/{s}" for c, m, loc, a, s in
+            itertools.product(COVERAGES, modes, LOCATIONS, attacks.ATTACKS, strengths)]  # fmt: skip
+
+
+# A blind attacker fails before the host's path manager sees anything (the TCP checks
+# reject its guesses), so the default runs blind attacks only where nothing else stops
+# them: vanilla hosts without SAV. `full` runs them everywhere.
+CONFIGS = {
+    "short": {
+        "description": "a few cells, one trial each: the smoke run of `make test`",
+        "cells": ["none/vanilla/unprotected/mp_prio/eavesdrop",
+                  "savi/trusted/unprotected/mp_prio/eavesdrop",
+                  "savi/enforce/unprotected/mp_prio/eavesdrop"],
+        "trials": 1,
+    },
+    "default": {
+        "description": "every coverage, mode, location and attack by the eavesdropper; "
+                       "blind attacks against vanilla hosts without SAV; 3 trials per cell",
+        "cells": _matrix(strengths=("eavesdrop",))
+                 + [k for k in _matrix(strengths=("blind",), modes=("vanilla",))
+                    if k.startswith("none/")],
+        "trials": 3,
+    },
+    "full": {
+        "description": "every cell of the matrix, 10 trials each",
+        "cells": _matrix(),
+        "trials": 10,
+    },
+}  # fmt: skip
+
+
+def estimate(n_trials: int) -> str:
+    seconds = n_trials * SECONDS_PER_TRIAL
+    return f"{n_trials} trials, about {seconds / 60:.0f} min on 2 cores"
+
+
+def provenance(argv: list[str]) -> dict:
+    def run(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                                  timeout=30).stdout.strip()  # fmt: skip
+        except OSError:
+            return None
+
+    packages = {}
+    for name in ("ryu", "scapy", "pyroute2", "matplotlib", "NetfilterQueue", "eventlet"):
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m experiments.run", *argv]),
+        "git_commit": run(["git", "rev-parse", "HEAD"]),
+        "git_dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "kernel": platform.release(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": packages,
+        "ovs": (run(["ovs-vsctl", "--version"]) or "").splitlines()[:1],
+        "tshark": (run(["tshark", "--version"]) or "").splitlines()[:1],
+        "mininet": (run(["mn", "--version"]) or "").splitlines()[:1],
+    }
+
+
+def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
+    """(cell, trial) still to run, grouped by coverage then mode (one testbed per
+    coverage, one mode switch per group)."""
+    order = {c: i for i, c in enumerate(COVERAGES)}
+    mode_order = {m: i for i, m in enumerate(MODES)}
+    cells = sorted(cells, key=lambda c: (order[c.coverage], mode_order[c.mode]))
+    return [(c, t) for c in cells for t in range(trials) if (c.key, t) not in done]
+
+
+def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence: int) -> dict:
+    from topologies.builder import Testbed
+    from topologies.dualhomed import DualHomedTopo
+
+    records_csv = out / "records.csv"
+    done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
+    todo = plan(cells, trials, done)
+    print(f"{out}: {len(done)} trials done, {estimate(len(todo))} to go", file=sys.stderr)
+    (out / "provenance.json").write_text(json.dumps(provenance(argv), indent=2) + "\n")
+    tpbt_dir = out / "tpbt"
+    tpbt_dir.mkdir(exist_ok=True)
+    work = out / "work"
+    started, finished = time.monotonic(), 0
+    convergence_result = _load(out / "convergence.json")
+    for coverage in COVERAGES:
+        group = [(c, t) for c, t in todo if c.coverage == coverage]
+        wants_convergence = (coverage == "savi" and convergence and not convergence_result
+                             and any(c.mode == "trusted" for c in cells))  # fmt: skip
+        if not group and not wants_convergence:
+            continue
+        with Testbed(DualHomedTopo(coverage=coverage), log_dir=str(work / coverage)) as tb:
+            warm_up(tb)
+            mode = None
+            for cell, trial in group:
+                if cell.mode != mode:
+                    set_mode(tb, cell.mode)
+                    mode = cell.mode
+                tpbt = tpbt_dir / f"{cell.key.replace('/', '_')}.txt" if trial == 0 else None
+                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt)
+                records.append(records_csv, record)
+                finished += 1
+                _progress(finished, len(todo), started, record)
+            if wants_convergence:
+                from experiments.trial import trust_convergence
+
+                set_mode(tb, "trusted")
+                print("trust convergence ...", file=sys.stderr)
+                convergence_result = trust_convergence(tb, rounds=convergence)
+                (out / "convergence.json").write_text(json.dumps(convergence_result, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    summary = records.summarize(records.read(records_csv))
+    summary["convergence"] = _convergence_summary(convergence_result)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from experiments import figures
+
+    figures.draw(out)
+    return summary
+
+
+def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None) -> dict:
+    """A trial, repeated once if the testbed misbehaved; a second failure ends the run
+    (nothing is recorded for it, so ``--resume`` runs it again)."""
+    from experiments.trial import explains_broken_transfer, run_trial
+
+    last = None
+    for attempt in range(2):
+        try:
+            record = run_trial(tb, cell, trial, work, tpbt)
+        except HarnessError as e:
+            last = str(e)
+        else:
+            if explains_broken_transfer(record):
+                return record
+            last = f"the legitimate transfer failed and the attack does not explain it ({record['evidence']})"
+        print(f"{cell.key} trial {trial}, attempt {attempt + 1}: {last}", file=sys.stderr)
+    raise SystemExit(f"broken trial {cell.key} #{trial}: {last}\n"
+                     f"nothing was recorded for it; fix the cause and run with --resume")  # fmt: skip
+
+
+def _progress(done: int, total: int, started: float, record: dict) -> None:
+    elapsed = time.monotonic() - started
+    left = elapsed / done * (total - done)
+    print(f"[{done}/{total}] {record['cell']} #{record['trial']}: "
+          f"{'SUCCESS' if record['success'] else 'failed'} ({record['evidence']}); "
+          f"{elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _convergence_summary(result: dict | None) -> dict | None:
+    if not result:
+        return None
+    out = {}
+    for key, values in result.items():
+        values = sorted(values)
+        out[key] = {"n": len(values), "median": values[len(values) // 2],
+                    "min": values[0], "max": values[-1], "values": values}  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n")[0],
+                                 epilog="configurations: " + "; ".join(
+                                     f"{k}: {v['description']} ({estimate(len(v['cells']) * v['trials'])})"
+                                     for k, v in CONFIGS.items()))  # fmt: skip
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH",
+                    help="run only this cell (repeat); overrides the configuration's cells")  # fmt: skip
+    ap.add_argument("--trials", type=int, help="trials per cell (overrides the configuration)")
+    ap.add_argument("--out", help="the run folder (default results/attack-CONFIG-UTCSTAMP)")
+    ap.add_argument("--resume", metavar="DIR", help="finish an interrupted run in DIR")
+    ap.add_argument("--convergence", type=int, default=3,
+                    help="rounds of the trust convergence probe (0: skip; default 3)")  # fmt: skip
+    ap.add_argument("--list", action="store_true", help="print the cells and stop")
+    args = ap.parse_args(argv)
+    if args.resume:
+        out = Path(args.resume)
+        try:
+            config = json.loads((out / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            ap.error(f"--resume {out}: no readable config.json ({e})")
+    else:
+        base = CONFIGS[args.config]
+        config = {"name": args.config if not args.cell else "cells",
+                  "cells": args.cell or base["cells"],
+                  "trials": args.trials or base["trials"]}  # fmt: skip
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = Path(args.out) if args.out else REPO / "results" / f"attack-{config['name']}-{stamp}"
+    try:
+        cells = [Cell.parse(k) for k in config["cells"]]
+        for c in cells:
+            _check(c)
+    except ValueError as e:
+        ap.error(str(e))
+    if config["trials"] < 1:
+        ap.error("--trials must be at least 1")
+    print(f"configuration {config['name']}: {len(cells)} cells x {config['trials']} trials = "
+          f"{estimate(len(cells) * config['trials'])}", file=sys.stderr)  # fmt: skip
+    if args.list:
+        for c in cells:
+            print(c.key)
+        return 0
+    if os.geteuid() != 0:
+        print("experiments.run: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    summary = run(out, cells, config["trials"], argv, args.convergence)
+    print(json.dumps(headline(summary), indent=2))
+    print(f"results in {out}", file=sys.stderr)
+    return 0
+
+
+def _check(c: Cell) -> None:
+    for value, allowed, what in ((c.coverage, COVERAGES, "coverage"), (c.mode, MODES, "mode"),
+                                 (c.location, LOCATIONS, "location"),
+                                 (c.attack, attacks.ATTACKS, "attack"),
+                                 (c.strength, attacks.STRENGTHS, "strength")):  # fmt: skip
+        if value not in allowed:
+            raise ValueError(f"{c.key}: unknown {what} {value!r}; use one of {', '.join(allowed)}")
+
+
+def headline(summary: dict) -> dict:
+    """Attack success and confinement per configuration: the numbers of the README."""
+    return {cfg: {"attack_success_rate": round(v["attack_success_rate"], 3),
+                  "confinement": None if v["confinement"] is None else round(v["confinement"], 3),
+                  "goodput_mbps_median": v["goodput_mbps_median"]}
+            for cfg, v in summary["configurations"].items()}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The experiment's command line on the real testbed: the short configuration, its
+outputs and their sanity, resuming, and re-drawing the figures from the records."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments import records
+from experiments.harness import REPO
+
+FIGURES = [f"{n}.{e}" for n in ("attack_success", "confinement", "cost") for e in ("pdf", "png")]
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "short"
+    r = run("--config", "short", "--out", str(out), "--convergence", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r
+
+
+def test_outputs_have_their_shape(short_run):
+    out, r = short_run
+    for name in ("records.csv", "summary.json", "config.json", "provenance.json",
+                 "convergence.json", *FIGURES):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    with (out / "records.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == records.COLUMNS and len(rows) == 3
+    prov = json.loads((out / "provenance.json").read_text())
+    assert len(prov["git_commit"]) == 40 and prov["kernel"] and prov["packages"]["ryu"]
+    assert "ETA" in r.stderr or "min left" in r.stderr  # progress with time left
+    headline = json.loads(r.stdout)
+    assert set(headline) == {"none/vanilla", "savi/trusted", "savi/enforce"}
+
+
+def test_outputs_are_sane(short_run):
+    out, _ = short_run
+    summary = json.loads((out / "summary.json").read_text())
+    cells = summary["cells"]
+    # The eavesdropper on the unprotected path: vanilla accepts its MP_PRIO, enforcement not.
+    assert cells["none/vanilla/unprotected/mp_prio/eavesdrop"]["successes"] == 1
+    assert cells["savi/enforce/unprotected/mp_prio/eavesdrop"]["successes"] == 0
+    for cell in cells.values():
+        assert cell["transfers_intact"] == cell["trials"]
+        assert 0 <= cell["ci95"][0] <= cell["rate"] <= cell["ci95"][1] <= 1
+    cfg = summary["configurations"]
+    assert cfg["none/vanilla"]["confinement"] == 0  # nothing is trusted without SAV
+    assert cfg["savi/enforce"]["control_on_trusted"] > 0
+    assert cfg["savi/trusted"]["goodput_mbps_median"] > 0
+    conv = summary["convergence"]
+    assert 0 < conv["removal_to_peer_untrusted_s"]["max"] < 20
+    assert 0 < conv["binding_to_peer_trusted_s"]["max"] < 20
+    table = (out / "tpbt" / "savi_trusted_unprotected_mp_prio_eavesdrop.txt").read_text()
+    assert "SubFlow" in table and "Sf(10.1.0.10,10.3.0.20)  True      True" in table
+
+
+def test_resume_runs_nothing_twice(short_run):
+    out, _ = short_run
+    before = (out / "records.csv").read_text()
+    r = run("--resume", str(out), "--convergence", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "3 trials done, 0 trials" in r.stderr
+    assert (out / "records.csv").read_text() == before
+
+
+def test_figures_are_redrawn_from_the_records(short_run):
+    out, _ = short_run
+    for name in FIGURES:
+        (out / name).unlink()
+    r = subprocess.run([sys.executable, "-m", "experiments.figures", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert all((out / name).stat().st_size > 0 for name in FIGURES)
+
+
+def test_bad_cells_are_refused_before_anything_runs(tmp_path):
+    r = run("--cell", "savi/turbo/protected/rm_addr/eavesdrop", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "unknown mode 'turbo'" in r.stderr
+    assert not (tmp_path / "x").exists()
+    r = run("--resume", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "no readable config.json" in r.stderr

@@ -1,0 +1,143 @@
+"""The attack programs' packet builders, without a network: what an eavesdropper learns
+from a tap, and the forged segments it sends."""
+
+import argparse
+import random
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from experiments import attacks
+from hosts.options import (
+    AddAddr,
+    MpCapable,
+    MpFastclose,
+    MpJoin,
+    MpPrio,
+    RemoveAddr,
+    add_addr_hmac,
+    encode,
+    parse_mptcp,
+    token_of,
+)
+
+A, A2, B, B2, M = "10.2.0.10", "10.1.0.10", "10.3.0.20", "10.4.0.20", "10.2.0.66"
+CK, SK = 0x1111222233334444, 0x5555666677778888
+
+
+def frame(src, dst, sport, dport, flags="A", seq=1, ack=1, mptcp=None, payload=b"", ts=1000,
+          ip_id=1):  # fmt: skip
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (ts, 7))]
+    if mptcp is not None:
+        opts.append((30, mptcp[2:]))
+    return bytes(Ether() / IP(src=src, dst=dst, id=ip_id)
+                 / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, options=opts)
+                 / payload)  # fmt: skip
+
+
+def tap(*frames_, t0=100.0):
+    return [(f, t0 + i * 0.01) for i, f in enumerate(frames_)]
+
+
+def third_ack():
+    return frame(A, B, 40000, 5201, mptcp=encode(MpCapable(1, 0x81, CK, SK)))
+
+
+def only_mptcp(pkt):
+    (opt,) = [v for k, v in pkt[TCP].options if k == 30]
+    return parse_mptcp(bytes([30, len(opt) + 2]) + opt)
+
+
+def test_the_eavesdropper_learns_keys_and_the_last_segment_of_each_subflow():
+    k = attacks.learn(tap(third_ack(),
+                          frame(B, A, 5201, 40000, seq=5, ack=100),
+                          frame(B, A, 5201, 40000, seq=5, ack=900),
+                          frame(B2, A, 5201, 40001, seq=9, ack=50),
+                          frame(A, B, 40000, 5201, seq=900, payload=b"x" * 50)),
+                      {A, A2}, {B, B2})  # fmt: skip
+    assert (k.client_key, k.server_key, k.server_port) == (CK, SK, 5201)
+    assert k.victim_key == CK and k.peer_key == SK
+    assert set(k.last_from_peer) == {(B, 5201, A, 40000), (B2, 5201, A, 40001)}
+    assert k.last_from_peer[(B, 5201, A, 40000)][TCP].ack == 900
+    assert k.summary() == {"subflows_seen": 2, "keys_known": True}
+
+
+def test_forgeries_rsts_and_other_protocols_teach_nothing():
+    forged = frame(B, A, 5201, 40000, ip_id=attacks.TAG)
+    rst = frame(B, A, 5201, 40000, flags="R")
+    arp_like = b"\xff" * 12 + b"\x08\x06" + b"\x00" * 28
+    k = attacks.learn(tap(forged, rst, arp_like, b"short"), {A}, {B})
+    assert k.summary() == {"subflows_seen": 0, "keys_known": False}
+
+
+def test_a_forged_option_follows_the_seen_segment_and_passes_paws():
+    seen = Ether(frame(B, A, 5201, 40000, seq=77, ack=900, payload=b"y" * 10, ts=5000))
+    seen.time = 100.0
+    pkt = attacks.segment_after(seen, encode(RemoveAddr((1,))), now=100.5)
+    ip, tcp = pkt[IP], pkt[TCP]
+    assert (ip.src, ip.dst, ip.id) == (B, A, attacks.TAG)
+    assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack, str(tcp.flags)) == (5201, 40000, 87, 900, "A")
+    ts = dict(tcp.options)["Timestamp"]
+    assert ts == (5000 + 500 + attacks.TS_AHEAD, 7)  # the sender's ms clock, extrapolated
+    assert only_mptcp(pkt) == RemoveAddr((1,))
+
+
+def test_the_seq_comes_from_the_ip_length_when_the_tap_cut_the_payload():
+    full = frame(B, A, 5201, 40000, seq=10, payload=b"z" * 300)
+    seen = Ether(full[:128])  # snaplen 128
+    seen.time = 1.0
+    assert attacks.segment_after(seen, encode(MpPrio(True)))[TCP].seq == 310
+
+
+def test_each_option_attack_forges_its_option():
+    k = attacks.learn(tap(third_ack(), frame(B, A, 5201, 40000)), {A}, {B})
+    rng = random.Random(1)
+    for attack, expected in (
+        ("add_addr", AddAddr(attacks.ATTACKER_ADDR_ID, M,
+                             hmac=add_addr_hmac(SK, CK, attacks.ATTACKER_ADDR_ID, M))),
+        ("rm_addr", RemoveAddr(attacks.REMOVED_IDS)),
+        ("mp_prio", MpPrio(True)),
+        ("fastclose", MpFastclose(CK)),  # the receiver's (victim's) own key
+    ):  # fmt: skip
+        (pkt,) = attacks.option_attack(attack, k, M, rng, now=101.0)
+        assert only_mptcp(pkt) == expected, attack
+
+
+def test_a_blind_attacker_guesses_and_is_reproducible():
+    k = attacks.Knowledge()
+    t = (B, 5201, A, 40000)
+    first = attacks.option_attack("fastclose", k, M, random.Random(7), tuples=[t])
+    again = attacks.option_attack("fastclose", k, M, random.Random(7), tuples=[t])
+    assert len(first) == attacks.BLIND_GUESSES
+    assert [bytes(p) for p in first] == [bytes(p) for p in again]
+    assert len({p[TCP].seq for p in first}) == attacks.BLIND_GUESSES
+    assert (first[0][IP].src, first[0][TCP].dport) == (B, 40000)
+    assert only_mptcp(first[0]) != MpFastclose(CK)
+
+
+def test_the_join_flood_uses_the_peers_token_when_it_knows_the_keys():
+    k = attacks.learn(tap(third_ack()), {A}, {B})
+    syns = attacks.join_flood(k, [A], [B, B2], 5201, random.Random(3))
+    assert len(syns) == attacks.FLOOD_SYNS
+    for p in syns:
+        join = only_mptcp(p)
+        assert isinstance(join, MpJoin) and join.token == token_of(SK)
+        assert str(p[TCP].flags) == "S" and p[IP].src == A and p[TCP].dport == 5201
+    assert {p[IP].dst for p in syns} == {B, B2}
+    blind = attacks.join_flood(attacks.Knowledge(), [A], [B], 5201, random.Random(3))
+    assert only_mptcp(blind[0]).token != token_of(SK)
+
+
+def test_four_tuples_parse_and_bad_ones_are_refused():
+    assert attacks.parse_tuple("10.3.0.20:5201-10.2.0.10:40000") == (B, 5201, A, 40000)
+    for bad in ("10.3.0.20:5201", "a:b-c:d", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="SRC:SPORT-DST:DPORT"):
+            attacks.parse_tuple(bad)
+
+
+def test_the_command_refuses_an_eavesdropper_without_a_tap(capsys):
+    with pytest.raises(SystemExit) as e:
+        attacks.main(["rm_addr", "--strength", "eavesdrop", "--victim", A, "--peer", B,
+                      "--attacker", M])  # fmt: skip
+    assert e.value.code == 2 and "needs --tap" in capsys.readouterr().err
