@@ -2,7 +2,7 @@
 # Both install what is missing first (scripts/install.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: install test unit integration test-mptcp test-experiments experiment demo lint format clean
+.PHONY: install test unit integration test-mptcp test-experiments experiment demo bench lint format clean
 
 install:
 	@scripts/install.sh
@@ -26,6 +26,10 @@ test-experiments: install
 # `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
 	$(PY) -m experiments.run --config default
+
+# What SAVI and Trusted MPTCP cost, against baselines (about 25 min); not tests.
+bench: install
+	$(PY) -m experiments.bench
 
 # The quick SAVI demonstration (spoofed packets from both attackers), under a minute.
 demo: install

@@ -15,6 +15,8 @@ Two strengths:
   grows while the connection runs). From it: sequence and acknowledgment numbers and
   timestamps of each subflow it sees, and the MP_CAPABLE keys if the connection's first
   subflow crossed that path. Key-less attacks (RM_ADDR, MP_PRIO) need only the former.
+  It strikes once the tap has been quiet for QUIET seconds (waiting at most PATIENCE),
+  so its copy of the peer's last segment is current.
 - ``blind``: off-path. It is given the four-tuples (``--tuple``; the most generous blind
   model) and guesses everything else: sequence numbers, timestamps, keys, HMACs, tokens.
 
@@ -56,6 +58,7 @@ TS_AHEAD = 10  # ms ahead of the peer's extrapolated clock: passes PAWS, stays p
 ATTACKER_ADDR_ID = 42  # the address ID a forged ADD_ADDR announces
 REMOVED_IDS = (0, 1, 2, 3)  # every address ID the testbed's hosts use
 BLIND_GUESSES = 20  # forged segments per four-tuple for a blind attacker
+QUIET, PATIENCE = 0.15, 1.0  # seconds: how long the eavesdropper waits for a lull
 FLOOD_SYNS = 20
 
 
@@ -117,6 +120,19 @@ def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
         p.time = when
         k.last_from_peer[four_tuple] = p
     return k
+
+
+def eavesdrop(read, victim: set[str], peer: set[str], clock=time.time, sleep=time.sleep):
+    """Learn from the tap (``read()`` gives its frames) once the connection has been
+    quiet for QUIET seconds, waiting at most PATIENCE: a forgery must carry the peer's
+    latest sequence and acknowledgment numbers, or TCP drops it as old."""
+    deadline = clock() + PATIENCE
+    while True:
+        k = learn(read(), victim, peer)
+        newest = max((float(p.time) for p in k.last_from_peer.values()), default=0.0)
+        if clock() - newest >= QUIET or clock() >= deadline:
+            return k
+        sleep(QUIET / 2)
 
 
 def read_tap(path: str):
@@ -238,7 +254,7 @@ def build(args, now: float) -> tuple[list, Knowledge]:
     victim, peer = set(args.victim), set(args.peer)
     k = Knowledge()
     if args.strength == "eavesdrop":
-        k = learn(read_tap(args.tap), victim, peer)
+        k = eavesdrop(lambda: read_tap(args.tap), victim, peer)
     if args.attack == "join_flood":
         port = k.server_port or args.port
         seen_victim = sorted({t[2] for t in k.last_from_peer}) or args.victim

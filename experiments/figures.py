@@ -2,7 +2,8 @@
 
     python -m experiments.figures results/attack-default-20261201T180000Z
 
-writes attack_success, confinement and cost, each as PDF and PNG, into that folder.
+writes attack_success, confinement and cost, each as PDF and PNG, and the tables of
+summary.md into that folder.
 """
 
 from __future__ import annotations
@@ -94,11 +95,51 @@ def cost(summary: dict, out: Path) -> list[Path]:
     return _save(fig, out, "cost")
 
 
+def tables(summary: dict) -> str:
+    """The summary as Markdown: attack success per configuration and attacker (eavesdropper
+    and blind), then confinement and cost per configuration."""
+    lines = []
+    panels = sorted({tuple(k.split("/")[2:5:2]) for k in summary["cells"]},
+                    key=lambda p: (p[1] != "eavesdrop", p[0]))  # fmt: skip
+    for location, strength in panels:
+        lines += [f"Attack success, {strength} attacker on the {location} network "
+                  "(successful/trials):", "",
+                  "| coverage/mode | " + " | ".join(attacks.ATTACKS) + " |",
+                  "|---" * (len(attacks.ATTACKS) + 1) + "|"]  # fmt: skip
+        for cfg in CONFIGURATIONS:
+            cells = [
+                summary["cells"].get(f"{cfg}/{location}/{a}/{strength}") for a in attacks.ATTACKS
+            ]
+            if any(cells):
+                lines.append(f"| {cfg} | " + " | ".join(
+                    f"{c['successes']}/{c['trials']}" if c else "—" for c in cells) + " |")  # fmt: skip
+        lines.append("")
+    lines += ["| coverage/mode | control options on the trusted subflow | goodput Mbit/s, median "
+              "(IQR) | connect ms, median | transfers intact |", "|---|---|---|---|---|"]  # fmt: skip
+    for cfg in CONFIGURATIONS:
+        v = summary["configurations"].get(cfg)
+        if not v:
+            continue
+        conf = (
+            "—"
+            if v["confinement"] is None
+            else f"{v['confinement']:.2f} ({v['control_on_trusted']}/{v['control_options']})"
+        )
+        good = "—" if v["goodput_mbps_median"] is None else (
+            f"{v['goodput_mbps_median']:.0f} ({v['goodput_mbps_iqr'][0]:.0f}–{v['goodput_mbps_iqr'][1]:.0f})")  # fmt: skip
+        conn = "—" if v["connect_ms_median"] is None else f"{v['connect_ms_median']:.2f}"
+        lines.append(
+            f"| {cfg} | {conf} | {good} | {conn} | {v['transfers_intact']}/{v['trials']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def draw(run_dir: Path) -> list[Path]:
     rows = records.read(run_dir / "records.csv")
     if not rows:
         raise ValueError(f"{run_dir}: no records.csv with trials")
     summary = records.summarize(rows)
+    (run_dir / "summary.md").write_text(tables(summary))
     return attack_success(summary, run_dir) + confinement(summary, run_dir) + cost(summary, run_dir)
 
 

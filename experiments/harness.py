@@ -84,11 +84,11 @@ class Transfer:
                  bind: str | None = None, pause: float = 0.5, port: int = 5201,
                  seconds: float | None = None, rate_mbps: float | None = None,
                  idle: float = 0.0, timeout: float = 60.0, seed: int = 1,
-                 client: str = "a", server: str = "b"):  # fmt: skip
+                 client: str = "a", server: str = "b", extra: tuple = ()):  # fmt: skip
         srv = tb.net[server]
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
-             "--timeout", str(timeout)],
+             "--timeout", str(timeout), *(["--tcp"] if "--tcp" in extra else [])],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,
@@ -104,6 +104,7 @@ class Transfer:
             cmd += ["--rate-mbps", str(rate_mbps)]
         if idle:
             cmd += ["--idle", str(idle)]
+        cmd += list(extra)  # e.g. --tcp, --wait-subflows N
         self.started = time.monotonic()
         self.client = tb.net[client].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
 

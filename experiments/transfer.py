@@ -3,8 +3,10 @@
     python -m experiments.transfer server --port 5201 [--timeout 60]
     python -m experiments.transfer client --to 10.3.0.20 --port 5201 --bytes 50000000
                                           [--seconds 5] [--bind 10.2.0.10] [--pause 0.5]
+                                          [--tcp] [--wait-subflows 4]
 
-Each side prints one JSON line: bytes, sha256, seconds (and goodput on the client). The
+Each side prints one JSON line: bytes, sha256, seconds (and goodput, connect time and,
+with ``--wait-subflows N``, the time until the connection had N subflows on the client). The
 server greets the client with one byte before the client sends, so both ends have seen
 data before the bulk starts; ``--pause`` waits after the greeting (for the path manager).
 """
@@ -27,8 +29,17 @@ def payload(seed: int) -> bytes:
     return random.Random(seed).randbytes(CHUNK)
 
 
+SOL_MPTCP, MPTCP_INFO = 284, 1
+
+
+def additional_subflows(s: socket.socket) -> int:
+    """Subflows the connection has besides its first (``mptcpi_subflows``, the first
+    byte of the kernel's struct mptcp_info)."""
+    return s.getsockopt(SOL_MPTCP, MPTCP_INFO, 64)[0]
+
+
 def server(args) -> dict:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP) as s:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, args.proto) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", args.port))
         s.listen(1)
@@ -50,13 +61,21 @@ def server(args) -> dict:
 
 
 def client(args) -> dict:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP) as s:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, args.proto) as s:
         s.settimeout(args.timeout)
         if args.bind:
             s.bind((args.bind, 0))
         t0 = time.monotonic()
         s.connect((args.to, args.port))
         connect_s = time.monotonic() - t0
+        subflows_s = None
+        if args.wait_subflows:  # poll until the path managers have built the mesh
+            deadline = t0 + args.timeout
+            while additional_subflows(s) < args.wait_subflows - 1:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"fewer than {args.wait_subflows} subflows")
+                time.sleep(0.0005)
+            subflows_s = time.monotonic() - t0
         if s.recv(1) != b"G":
             raise ConnectionError("no greeting from the server")
         time.sleep(args.pause)
@@ -77,7 +96,7 @@ def client(args) -> dict:
         s.recv(1)  # wait for the server to close: everything was received
         seconds = time.monotonic() - t1 - args.idle
     return {"bytes": sent, "sha256": digest.hexdigest(), "seconds": seconds,
-            "connect_seconds": connect_s,
+            "connect_seconds": connect_s, "subflows_seconds": subflows_s,
             "goodput_mbps": sent * 8 / seconds / 1e6 if seconds else None}  # fmt: skip
 
 
@@ -97,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--tcp", action="store_true", help="plain TCP instead of MPTCP")
+    ap.add_argument("--wait-subflows", type=int, default=0, metavar="N",
+                    help="client: wait until the connection has N subflows, report when")  # fmt: skip
     args = ap.parse_args(argv)
+    args.proto = socket.IPPROTO_TCP if args.tcp else IPPROTO_MPTCP
+    if args.tcp and args.wait_subflows:
+        ap.error("--wait-subflows needs MPTCP")
     if args.role == "client" and not args.to:
         ap.error("client needs --to")
     try:

@@ -29,7 +29,7 @@ LOCATIONS = {
 }
 # The legitimate transfer: greeting, pause for the path manager, bulk, then a quiet spell
 # in which the attack lands (a fresh acknowledgment is needed for forgeries to pass).
-PAUSE, BULK_SECONDS, IDLE = 0.5, 1.0, 2.0
+PAUSE, BULK_SECONDS, IDLE = 0.5, 1.0, 2.5
 SETTLE = 0.3  # after the bulk, before the attack: the last ACKs are on the tap
 SNAPLEN = 128
 TIMEOUT = 4.0  # socket timeout of the transfer: how long a killed connection takes to notice

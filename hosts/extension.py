@@ -94,6 +94,7 @@ class Counters:
     addr_trust_sent: int = 0
     addr_trust_received: int = 0
     addr_trust_bad_hmac: int = 0
+    addr_trust_withdrawn: int = 0
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
@@ -141,8 +142,27 @@ class Extension:
             for addr in changed:
                 if self.tpbt.local_trusted(addr, now):
                     actions += self._send_trust(conn, addr, now)
+                elif conn.peer_speaks and addr in conn.trust_refreshed:
+                    actions += self._withdraw(conn, addr)
             actions += self._reorder(conn, now)
         return actions
+
+    def _withdraw(self, conn: Conn, addr: str) -> list:
+        """Tell the peer at once that ``addr`` lost its protection (it would otherwise
+        trust it until the notification's lifetime ends). Sent from another address:
+        the switch no longer lets packets from ``addr`` through."""
+        del conn.trust_refreshed[addr]
+        conn.trust_sent.pop(addr, None)
+        if not conn.keys:
+            return []
+        others = sorted((s for s in conn.subflows.values() if s.four[0] != addr),
+                        key=lambda s: s.order)  # fmt: skip
+        if not others:
+            return []
+        addr_id = self.local_addrs[addr]
+        mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, addr, withdraw=True)
+        self.counters.addr_trust_withdrawn += 1
+        return [Carry(others[0].four, AddrTrust(addr_id, addr, mac, withdraw=True))]
 
     def on_keys(self, sender_key: int, receiver_key: int) -> list:
         """An MP_CAPABLE ACK carrying both keys, seen on any interface of this host."""
@@ -307,6 +327,14 @@ class Extension:
         if conn is None or not conn.keys:
             return []
         self.counters.addr_trust_received += 1
+        if opt.withdraw:
+            want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address,
+                                   withdraw=True)  # fmt: skip
+            if want != opt.hmac:
+                self.counters.addr_trust_bad_hmac += 1
+            else:  # it only takes trust away, so any of the peer's subflows may carry it
+                self.tpbt.set_remote(opt.address, 0, now)
+            return []
         if opt.echo:
             want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address,
                                    initiator_address=dst)  # fmt: skip

@@ -20,6 +20,7 @@ ADDR_TRUST_DEFAULT = 0x9  # unassigned by IANA; configurable (--addr-trust-subty
 
 FLAG_ECHO = 0x1  # ADD_ADDR and ADDR_TRUST: E
 FLAG_TRUST = 0x2  # ADD_ADDR: T, a reserved bit of RFC 8684's flag field
+FLAG_WITHDRAW = 0x2  # ADDR_TRUST: W, the address is no longer protected
 
 
 class OptionError(ValueError):
@@ -80,12 +81,14 @@ class MpFastclose:
 
 @dataclass(frozen=True)
 class AddrTrust:
-    """E=0: the sender's trusted address. E=1: the answer, the responder's own address."""
+    """E=0: the sender's trusted address. E=1: the answer, the responder's own address.
+    W=1: the sender's address is no longer protected (sent from another address)."""
 
     addr_id: int
     address: str
     hmac: bytes
     echo: bool = False
+    withdraw: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,8 @@ def _addr_trust(opt: bytes, low: int) -> AddrTrust:
     if n not in (16, 28):
         raise OptionError(f"ADDR_TRUST of length {n}")
     alen = n - 12
-    return AddrTrust(opt[3], _addr(opt[4 : 4 + alen]), opt[4 + alen :], bool(low & FLAG_ECHO))
+    return AddrTrust(opt[3], _addr(opt[4 : 4 + alen]), opt[4 + alen :], bool(low & FLAG_ECHO),
+                     bool(low & FLAG_WITHDRAW))  # fmt: skip
 
 
 # -- encoding --------------------------------------------------------------------------------
@@ -228,7 +232,10 @@ def encode(opt, addr_trust_subtype: int = ADDR_TRUST_DEFAULT) -> bytes:
     if isinstance(opt, AddrTrust):
         body = bytes([opt.addr_id]) + ipaddress.ip_address(opt.address).packed
         body += _exact(opt.hmac, 8, "ADDR_TRUST HMAC")
-        return _option(addr_trust_subtype, FLAG_ECHO if opt.echo else 0, body)
+        if opt.echo and opt.withdraw:
+            raise OptionError("ADDR_TRUST: a withdrawal is not answered (E and W both set)")
+        low = (FLAG_ECHO if opt.echo else 0) | (FLAG_WITHDRAW if opt.withdraw else 0)
+        return _option(addr_trust_subtype, low, body)
     if isinstance(opt, RemoveAddr):
         if not opt.addr_ids:
             raise OptionError("REMOVE_ADDR needs at least one address ID")
@@ -296,10 +303,13 @@ def add_addr_hmac(sender_key: int, receiver_key: int, addr_id: int, address: str
 
 
 def addr_trust_hmac(sender_key: int, receiver_key: int, addr_id: int, address: str,
-                    initiator_address: str | None = None) -> bytes:  # fmt: skip
+                    initiator_address: str | None = None, withdraw: bool = False) -> bytes:  # fmt: skip
     """ADDR_TRUST's truncated HMAC: over (ID, address) for a notification; over
-    (initiator's address, ID, address) for the answer (E=1)."""
+    (initiator's address, ID, address) for the answer (E=1); over (ID, address, 'W') for
+    a withdrawal, so no notification can be replayed as one or the other way round."""
     msg = bytes([addr_id]) + ipaddress.ip_address(address).packed
     if initiator_address is not None:
         msg = ipaddress.ip_address(initiator_address).packed + msg
+    if withdraw:
+        msg += b"W"
     return _hmac8(sender_key, receiver_key, msg)

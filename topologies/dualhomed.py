@@ -69,6 +69,7 @@ def link_params(path: dict | None) -> dict:
 #   savi          SAVI on the access switches s1 and s3 (the default);
 #   savi+ingress  and ingress filtering (strict reverse-path filtering) in the routers.
 COVERAGES = ("none", "savi", "savi+ingress")
+MAX_EXTRA_HOSTS = 400  # 100 per access network (addresses .100 to .199)
 
 
 class DualHomedTopo(Topo):
@@ -76,9 +77,11 @@ class DualHomedTopo(Topo):
     ``loss_pct`` per path (see HETERO_PATHS); the builder refuses them without netem.
     ``coverage``: one of COVERAGES."""
 
-    def build(self, paths: dict | None = None, coverage: str = "savi"):
+    def build(self, paths: dict | None = None, coverage: str = "savi", extra_hosts: int = 0):
         if coverage not in COVERAGES:
             raise ValueError(f"unknown coverage {coverage!r}; use one of {', '.join(COVERAGES)}")
+        if not 0 <= extra_hosts <= MAX_EXTRA_HOSTS:
+            raise ValueError(f"extra_hosts must be 0..{MAX_EXTRA_HOSTS}, not {extra_hosts}")
         self.coverage = coverage
         paths = paths or {}
         unknown = set(paths) - {"trusted", "untrusted"}
@@ -106,6 +109,16 @@ class DualHomedTopo(Topo):
         self.addLink(r1, s3, port2=UPLINK_PORT, params1={"ip": "10.3.0.1/24"})
         self.addLink(r2, s4, port2=UPLINK_PORT, params1={"ip": "10.4.0.1/24"})
         self.addLink(r1, r2, params1={"ip": "10.9.0.1/30"}, params2={"ip": "10.9.0.2/30"})
+        # The scenario widened (benchmarks of scale): single-homed hosts spread over the
+        # four access networks, from .100 up, on ports 20 and up.
+        self.extra_hosts = []
+        for i in range(extra_hosts):
+            net, switch = i % 4, (s1, s2, s3, s4)[i % 4]
+            n = i // 4
+            name = self.addHost(f"h{i + 1}", ip=f"10.{net + 1}.0.{100 + n}/24",
+                                mac=f"00:00:00:01:{net:02x}:{n:02x}")  # fmt: skip
+            self.addLink(name, switch, port2=20 + n)
+            self.extra_hosts.append(name)
         self.dhcp_clients: list[str] = []
 
     def savi_config(self) -> dict:
@@ -147,6 +160,8 @@ class DualHomedTopo(Topo):
             # would use to reach the packet's source.
             for router in (r1, r2):
                 router.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=1")
+        for i, name in enumerate(self.extra_hosts):
+            net[name].cmd(f"ip route add default via 10.{i % 4 + 1}.0.1")
         net["m1"].cmd("ip route add default via 10.1.0.1")
         net["m2"].cmd("ip route add default via 10.2.0.1")
 

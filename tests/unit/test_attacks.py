@@ -141,3 +141,24 @@ def test_the_command_refuses_an_eavesdropper_without_a_tap(capsys):
         attacks.main(["rm_addr", "--strength", "eavesdrop", "--victim", A, "--peer", B,
                       "--attacker", M])  # fmt: skip
     assert e.value.code == 2 and "needs --tap" in capsys.readouterr().err
+
+
+def test_the_eavesdropper_waits_for_a_lull_but_not_forever():
+    clock = [100.0]
+    reads = []
+
+    def read():  # the peer keeps sending until t=100.4
+        reads.append(clock[0])
+        return tap(frame(B, A, 5201, 40000, ack=len(reads)), t0=min(clock[0], 100.4))
+
+    def sleep(s):
+        clock[0] += s
+
+    k = attacks.eavesdrop(read, {A}, {B}, clock=lambda: clock[0], sleep=sleep)
+    assert clock[0] - 100.4 >= attacks.QUIET and k.last_from_peer[(B, 5201, A, 40000)][TCP].ack > 1
+    clock[0], reads[:] = 200.0, []
+    busy = attacks.eavesdrop(lambda: tap(frame(B, A, 5201, 40000), t0=clock[0]), {A}, {B},
+                             clock=lambda: clock[0], sleep=sleep)  # fmt: skip
+    assert (
+        busy.last_from_peer and 200.0 + attacks.PATIENCE <= clock[0] < 200.0 + attacks.PATIENCE + 1
+    )

@@ -151,3 +151,34 @@ def test_joins_seen_on_the_wire_make_the_tpbt_rows():
     assert (B2, A2) in server.tpbt.subflows
     server.on_join_ack((A1, 1, B2, 5201), outgoing=False, now=1)  # unknown join: ignored
     assert (B2, A1) not in server.tpbt.subflows
+
+
+def test_losing_protection_is_withdrawn_at_once_from_another_address():
+    ext = client()
+    ext.on_keys(KA, KB)
+    establish(ext, TA, A1, B1)
+    ext.on_event(Event("sub_established", TA, saddr=A2, daddr=B1, sport=40001, dport=5201), 0.1)
+    ext.on_addr_trust((B1, 5201, A1, 40000), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)),
+                      0.2)  # the peer speaks the extension  # fmt: skip
+    actions = ext.on_trust({}, now=1.0)  # the switch no longer protects A1
+    (carry,) = [a for a in actions if isinstance(a, Carry)]
+    assert carry.subflow[0] == A2  # packets from A1 are dropped by the switch now
+    assert carry.option == AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1, withdraw=True),
+                                     withdraw=True)  # fmt: skip
+    assert ext.counters.addr_trust_withdrawn == 1
+    assert not any(isinstance(a, Carry) for a in ext.tick(now=10))  # no more refreshes
+
+
+def test_a_verified_withdrawal_ends_the_peers_trust_and_a_forged_one_does_not():
+    ext = client()
+    ext.on_keys(KA, KB)
+    establish(ext, TA, A1, B1)
+    from_b1 = (B1, 5201, A1, 40000)
+    ext.on_addr_trust(from_b1, AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 1)
+    assert ext.tpbt.remote_trusted(B1, 1)
+    forged = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1), withdraw=True)  # replayed MAC
+    assert ext.on_addr_trust(from_b1, forged, 2) == []
+    assert ext.tpbt.remote_trusted(B1, 2) and ext.counters.addr_trust_bad_hmac == 1
+    real = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1, withdraw=True), withdraw=True)
+    assert ext.on_addr_trust(from_b1, real, 3) == []  # no answer to a withdrawal
+    assert not ext.tpbt.remote_trusted(B1, 3)

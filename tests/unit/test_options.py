@@ -50,6 +50,16 @@ def test_fixed_byte_vectors():
         == "1e109001" + "0a01000a" + b"ABCDEFGH".hex()
     )
     assert encode(AddrTrust(1, "10.1.0.10", b"ABCDEFGH"), addr_trust_subtype=0xC)[2] == 0xC0
+    withdrawal = AddrTrust(1, "10.1.0.10", b"ABCDEFGH", withdraw=True)
+    assert encode(withdrawal)[2] == 0x92  # subtype 9, flags W
+    assert parse_mptcp(encode(withdrawal)) == withdrawal
+
+
+def test_a_withdrawal_is_never_an_answer():
+    with pytest.raises(OptionError, match="E and W"):
+        encode(AddrTrust(1, "10.1.0.10", b"ABCDEFGH", echo=True, withdraw=True))
+    notify = addr_trust_hmac(1, 2, 1, "10.1.0.10")
+    assert addr_trust_hmac(1, 2, 1, "10.1.0.10", withdraw=True) != notify
 
 
 def test_ipv6_lengths():

@@ -93,5 +93,8 @@ def test_figures_are_drawn_from_records_only(tmp_path):
         f"{n}.{e}" for n in ("attack_success", "confinement", "cost") for e in ("pdf", "png")
     )
     assert all(p.stat().st_size > 1000 for p in paths)
+    md = (tmp_path / "summary.md").read_text()
+    assert "eavesdrop attacker on the unprotected network" in md
+    assert "| savi/enforce | — | 0/1 | — | — | — |" in md  # rm_addr is the second column
     with pytest.raises(ValueError, match="no records"):
         figures.draw(tmp_path / "empty")

@@ -1,0 +1,576 @@
+"""Benchmarks: what SAVI and Trusted MPTCP cost, each against a baseline measured in the
+same run (alternated with the candidate, repeated; medians and spread).
+
+    sudo python -m experiments.bench                      # all, into results/bench/<UTC>/
+    sudo python -m experiments.bench --only claim_rate    # one (repeat --only for more)
+    sudo python -m experiments.bench --quick              # a tiny smoke run of the harness
+
+Writes ``bench.json`` (numbers, targets, provenance) and figures (PDF, PNG). These are
+measurements, not tests: nothing here fails on a missed target; the JSON says
+``"met": false`` and the README explains why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from experiments.harness import REPO, Transfer, set_mode, wait_until, warm_up
+
+FRAME_SENDER = r"""
+import sys, time
+from scapy.all import ARP, IP, UDP, Ether, conf
+iface, mac, dst_mac, dst_ip, mode = sys.argv[1:6]
+start_at, n = float(sys.argv[6]), int(sys.argv[7])
+sock = conf.L2socket(iface=iface)
+print("ready", flush=True)
+while time.time() < start_at:
+    time.sleep(0.0002)
+if mode == "burst":  # n claims as fast as possible: ARP announcements, new address each
+    prefix = sys.argv[8]
+    for i in range(n):
+        ip = f"{prefix}.{i // 250}.{i % 250 + 1}"
+        sock.send(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip))
+else:  # "claims": one claim, then packets from the new address every 0.5 ms for 100 ms
+    prefix = sys.argv[8]
+    for i in range(n):
+        ip = f"{prefix}.{i // 250}.{i % 250 + 1}"
+        sock.send(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip))
+        sent = time.time()
+        udp = Ether(src=mac, dst=dst_mac) / IP(src=ip, dst=dst_ip) / UDP(sport=1000 + i, dport=9)
+        print(f"{i} {sent:.6f}", flush=True)
+        deadline = sent + 0.1
+        while time.time() < deadline:
+            sock.send(udp)
+            time.sleep(0.0005)
+print("done", flush=True)
+"""
+
+
+# -- statistics (plain functions) -----------------------------------------------------------
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (0..100), linear between ranks."""
+    v = sorted(values)
+    if not v:
+        return None
+    k = (len(v) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": percentile(values, 50), "min": min(values), "max": max(values),
+            "n": len(values), "values": values}  # fmt: skip
+
+
+def compare(what: str, measured_as: str, candidate: list[float], baseline: list[float],
+            unit: str, target: str, met) -> dict:  # fmt: skip
+    """A row of the table: candidate and baseline spreads and the ratio of medians."""
+    ratio = percentile(candidate, 50) / percentile(baseline, 50)
+    return {"what": what, "measured_as": measured_as, "unit": unit,
+            "candidate": spread(candidate), "baseline": spread(baseline),
+            "ratio": ratio, "target": target, "met": bool(met(ratio))}  # fmt: skip
+
+
+def linear_fit(xs: list[float], ys: list[float]) -> dict:
+    """Least squares y = a + b x, and the worst relative residual (how linear it is)."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    a = my - b * mx
+    worst = max(abs(y - (a + b * x)) / y for x, y in zip(xs, ys, strict=True) if y)
+    return {"intercept": a, "per_host": b, "worst_relative_residual": worst}
+
+
+# -- topologies for the switch benchmarks ---------------------------------------------------
+def bench_topo(hosts: int = 2, static: int = 0, legacy: bool = False):
+    """One access switch with ``hosts`` hosts: a SAVI switch with ``static`` extra
+    bindings (on port 50, where no host is) or, as the baseline, the same OVS bridge as
+    a plain learning switch."""
+    from topologies.nodes import LegacySwitch
+    from topologies.single import SingleSwitchTopo
+
+    class BenchTopo(SingleSwitchTopo):
+        def build(self):
+            super().build(hosts=hosts)
+            if legacy:
+                self.setNodeInfo("s1", {**self.nodeInfo("s1"), "cls": LegacySwitch})
+
+        def savi_config(self) -> dict:
+            config = super().savi_config()
+            config["max_bindings_per_port"] = 20_000
+            config["static"] = [{"dpid": 1, "port": 50, "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                                 "ip": f"10.200.{i // 256}.{i % 256}"} for i in range(static)]  # fmt: skip
+            return config
+
+    return BenchTopo()
+
+
+def _testbed(topo, name: str, out: Path):
+    from topologies.builder import Testbed
+
+    return Testbed(topo, log_dir=str(out / "work" / name))
+
+
+def _binding_flows(tb) -> int:
+    out = tb.net["s1"].dpctl("dump-aggregate", "-O", "OpenFlow13", "cookie=0x5a/0xff")
+    m = re.search(r"flow_count=(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+# -- the benchmarks -----------------------------------------------------------------------------
+def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
+    """Goodput and set-up time (connect to 4 subflows) with our agents and with the
+    kernel's path manager in full mesh, alternated, on the dual-homed topology."""
+    from topologies.dualhomed import DualHomedTopo
+
+    goodput = {"vanilla": [], "trusted": []}
+    setup = {"vanilla": [], "trusted": []}
+    queued = {"a": [], "b": []}  # packets through the agents' NFQUEUEs per transfer
+    with _testbed(DualHomedTopo(), "path_manager", out) as tb:
+        warm_up(tb)
+        for r in range(repeat):
+            for mode in ("vanilla", "trusted") if r % 2 == 0 else ("trusted", "vanilla"):
+                set_mode(tb, mode)
+                time.sleep(0.5)
+                before = _queued(tb)
+                client, _ = Transfer(tb, seconds=seconds, pause=0.2, timeout=30,
+                                     extra=("--wait-subflows", "4")).results(timeout=seconds + 60)  # fmt: skip
+                if mode == "trusted":
+                    time.sleep(0.5)  # the agents write their counters every 0.2 s
+                    after = _queued(tb)
+                    for host in after:
+                        queued[host].append(after[host] - before[host])
+                goodput[mode].append(client["goodput_mbps"])
+                setup[mode].append(client["subflows_seconds"] * 1000)
+                print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s, 4 subflows after "
+                      f"{setup[mode][-1]:.1f} ms", file=sys.stderr)  # fmt: skip
+    data = compare("path manager overhead on data", "bulk MPTCP goodput, agents / kernel PM",
+                   goodput["trusted"], goodput["vanilla"], "Mbit/s", ">= 0.97",
+                   lambda x: x >= 0.97)  # fmt: skip
+    data["packets_through_userspace_per_transfer"] = queued
+    return [
+        data,
+        compare("path manager overhead on set-up",
+                "connect to 4 subflows established, agents / kernel PM",
+                setup["trusted"], setup["vanilla"], "ms", "<= 1.2", lambda x: x <= 1.2),
+    ]  # fmt: skip
+
+
+def _queued(tb) -> dict[str, int]:
+    """Packets each agent has taken from its NFQUEUEs so far (0 without agents)."""
+    out = {}
+    for host in ("a", "b"):
+        try:
+            stats = tb.tpbt(host)["stats"] if host in tb.agents else {}
+        except (OSError, ValueError):
+            stats = {}
+        out[host] = stats.get("queued_out", 0) + stats.get("queued_in", 0)
+    return out
+
+
+def savi_dataplane(out: Path, repeat: int, seconds: float) -> list[dict]:
+    """TCP goodput between two hosts through the SAVI switch (with its 2 host bindings,
+    and with 1,000 more) against the same OVS bridge as a learning switch."""
+    variants = {"legacy": {"legacy": True}, "savi": {}, "savi_1000": {"static": 1000}}
+    goodput = {k: [] for k in variants}
+    for r in range(repeat):
+        order = list(variants) if r % 2 == 0 else list(reversed(variants))
+        for name in order:
+            with _testbed(bench_topo(**variants[name]), f"dataplane-{name}-{r}", out) as tb:
+                if name == "savi_1000":
+                    wait_until(lambda t=tb: _binding_flows(t) >= 1000, 120, "1,000 binding flows")
+                tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
+                client, _ = Transfer(tb, to="10.0.0.2", client="h1", server="h2", pause=0.2,
+                                     seconds=seconds, timeout=30,
+                                     extra=("--tcp",)).results(timeout=seconds + 60)  # fmt: skip
+                goodput[name].append(client["goodput_mbps"])
+                print(f"  {name}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
+    return [
+        compare("SAVI data-plane cost", "TCP goodput, SAVI switch (2 bindings) / learning switch",
+                goodput["savi"], goodput["legacy"], "Mbit/s", ">= 0.95", lambda x: x >= 0.95),
+        compare("SAVI data-plane cost, 1,000 more bindings",
+                "TCP goodput, SAVI switch (1,002 bindings) / learning switch",
+                goodput["savi_1000"], goodput["legacy"], "Mbit/s", ">= 0.95",
+                lambda x: x >= 0.95),
+    ]  # fmt: skip
+
+
+def _senders(tb, hosts: list[str], mode: str, n: int, prefixes: list[str], dst="h2"):
+    """Start FRAME_SENDER in each host, synchronised to one start time; return
+    (start time, processes)."""
+    dst_node = tb.net[dst]
+    procs = []
+    start_at = time.time() + 3.0  # scapy loads in about a second
+    for host, prefix in zip(hosts, prefixes, strict=True):
+        node = tb.net[host]
+        procs.append(node.popen([sys.executable, "-c", FRAME_SENDER, f"{host}-eth0", node.MAC(),
+                                 dst_node.MAC(), dst_node.IP(), mode, str(start_at), str(n),
+                                 prefix], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True))  # fmt: skip
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"frame sender did not start: {p.stderr.read()[-500:]}")
+    return start_at, procs
+
+
+def binding_latency(out: Path, claims: int, levels: tuple[int, ...]) -> list[dict]:
+    """ARP claim sent to the first packet from the new address delivered (the allow flow
+    is in place), with 1, 100, 1,000, 10,000 bindings already in the switch."""
+    from experiments.harness import Capture
+
+    rows = []
+    for existing in levels:
+        # Two host bindings come from h1 and h2 themselves.
+        with _testbed(bench_topo(static=max(0, existing - 2)), f"latency-{existing}", out) as tb:
+            if existing > 2:
+                wait_until(lambda t=tb, e=existing: _binding_flows(t) >= e - 2, 600,
+                           f"{existing} binding flows")  # fmt: skip
+            tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
+            cap = Capture(tb.net["h2"], "h2-eth0", "udp dst port 9", out / "latency.pcap")
+            _, (sender,) = _senders(tb, ["h1"], "claims", claims, ["10.50"])
+            sent = {}
+            for line in sender.stdout:
+                if line.strip() == "done":
+                    break
+                i, t = line.split()
+                sent[int(i)] = float(t)
+            sender.wait(30)
+            cap.stop()
+            first = {}
+            r = subprocess.run(["tshark", "-r", str(cap.path), "-T", "fields", "-e",
+                                "frame.time_epoch", "-e", "udp.srcport"],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+            for line in r.stdout.splitlines():
+                t, sport = line.split("\t")
+                first.setdefault(int(sport) - 1000, float(t))
+            cap.path.unlink()
+            ms = [(first[i] - sent[i]) * 1000 for i in sent if i in first]
+            lost = len(sent) - len(ms)
+            rows.append({"existing_bindings": existing, "claims": len(sent), "never_delivered": lost,
+                         "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+                         "max_ms": max(ms) if ms else None, "values_ms": ms})  # fmt: skip
+            print(f"  {existing} bindings: p50 {rows[-1]['p50_ms']:.2f} ms, p99 "
+                  f"{rows[-1]['p99_ms']:.2f} ms, {lost} never delivered", file=sys.stderr)  # fmt: skip
+    worst = max(r["p99_ms"] for r in rows)
+    return [{"what": "binding set-up latency", "measured_as":
+             "ARP claim sent to first packet from the address delivered; p99 over the levels",
+             "unit": "ms", "levels": rows, "p99_worst_ms": worst, "target": "p99 <= 20 ms",
+             "met": worst <= 20 and all(r["never_delivered"] == 0 for r in rows)}]  # fmt: skip
+
+
+def _ryu_simple_switch(port: int, log: Path) -> subprocess.Popen:
+    code = ("import sys, controller.compat; from ryu.cmd.manager import main; "
+            f"sys.argv = ['ryu-manager', '--ofp-tcp-listen-port', '{port}', "
+            "'ryu.app.simple_switch_13']; main()")  # fmt: skip
+    with log.open("ab") as f:
+        return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def claim_rate(out: Path, hosts: int, per_host: int, repeat: int) -> list[dict]:
+    """Binding claims per second during a burst from ``hosts`` hosts (each announcing
+    ``per_host`` new addresses), against packet-ins per second that Ryu's
+    simple_switch_13 handles for the same burst on the same kind of switch."""
+    total = hosts * per_host
+    names = [f"h{i}" for i in range(1, hosts + 1)]
+    prefixes = [f"10.{100 + i}" for i in range(hosts)]
+    savi, ryu = [], []
+    for r in range(repeat):
+        for variant in ("savi", "simple_switch") if r % 2 == 0 else ("simple_switch", "savi"):
+            if variant == "savi":
+                with _testbed(bench_topo(hosts=hosts), f"claims-{r}", out) as tb:
+                    base = _binding_flows(tb)
+                    start_at, procs = _senders(tb, names, "burst", per_host, prefixes)
+                    samples = _poll(lambda t=tb: _binding_flows(t), start_at, procs)
+                    bound = sum(b["ip"].startswith(tuple(f"{p}." for p in prefixes))
+                                for b in tb.get("/savi/bindings"))  # fmt: skip
+                    done_at = _reached(samples, samples[-1][1])
+                    flows_each = (samples[-1][1] - base) / max(bound, 1)
+                    savi.append(bound / (done_at - start_at))
+                    print(f"  savi: {bound} of {total} claims bound in {done_at - start_at:.2f} s "
+                          f"({flows_each:.0f} flows each)", file=sys.stderr)  # fmt: skip
+            else:
+                rate, handled, took = _simple_switch_rate(out, r, hosts, names, per_host, prefixes)
+                ryu.append(rate)
+                print(f"  simple_switch_13: {handled} of {total} packet-ins in {took:.2f} s",
+                      file=sys.stderr)  # fmt: skip
+    return [compare("controller claim rate",
+                    f"binding claims/s in a burst of {total} from {hosts} hosts / packet-ins/s "
+                    "of Ryu's simple_switch_13", savi, ryu, "per second", ">= 0.5",
+                    lambda x: x >= 0.5)]  # fmt: skip
+
+
+def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, prefixes):
+    """(packet-ins per second, packet-ins, seconds) of Ryu's simple_switch_13 for the
+    same burst on the same kind of switch (OpenFlow 1.3, fail-secure, userspace OVS)."""
+    from mininet.net import Mininet
+    from mininet.node import RemoteController
+
+    from topologies.nodes import SaviSwitch
+    from topologies.single import SingleSwitchTopo
+
+    port = _free_port()
+    log = out / "work" / f"simple_switch-{r}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    ctl = _ryu_simple_switch(port, log)
+    net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
+                  autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
+    net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
+    try:
+        net.build()
+        net.start()
+        s1 = net["s1"]
+        wait_until(lambda: "actions=CONTROLLER" in s1.dpctl("dump-flows", "-O", "OpenFlow13"),
+                   30, "simple_switch_13's table-miss flow")  # fmt: skip
+        before = _count_packet_ins(log)
+        start_at, procs = _senders(_NetOnly(net), names, "burst", per_host, prefixes)
+        samples = _poll(lambda: _count_packet_ins(log) - before, start_at, procs)
+        handled = samples[-1][1]
+        took = _reached(samples, handled) - start_at
+        return handled / took, handled, took
+    finally:
+        net.stop()
+        ctl.terminate()
+        ctl.wait(10)
+
+
+class _NetOnly:
+    """Enough of a Testbed for _senders: a plain Mininet net."""
+
+    def __init__(self, net):
+        self.net = net
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _count_packet_ins(log: Path) -> int:
+    return log.read_text(errors="replace").count("packet in ")
+
+
+def _poll(count, start_at: float, procs, quiet: float = 2.0, step: float = 0.02):
+    """(time, count) samples from the start until the senders are done and the count
+    has not moved for ``quiet`` seconds."""
+    samples = []
+    while time.time() < start_at:
+        time.sleep(0.005)
+    last_change = time.time()
+    while True:
+        now, value = time.time(), count()
+        if not samples or value != samples[-1][1]:
+            last_change = now
+        samples.append((now, value))
+        if all(p.poll() is not None for p in procs) and now - last_change > quiet:
+            return samples
+        time.sleep(step)
+
+
+def _reached(samples, value) -> float:
+    return next(t for t, v in samples if v >= value)
+
+
+def trust_propagation(out: Path, rounds: int) -> list[dict]:
+    """A binding removed or created at the controller to the peer's TPBT showing it."""
+    from experiments.trial import trust_convergence
+    from topologies.dualhomed import DualHomedTopo
+
+    with _testbed(DualHomedTopo(), "trust", out) as tb:
+        warm_up(tb)
+        set_mode(tb, "trusted")
+        result = trust_convergence(tb, rounds=rounds)
+    rows = []
+    for key, what in (("binding_to_peer_trusted_s", "binding created (claim) to peer's TPBT trusted"),
+                      ("removal_to_peer_untrusted_s", "binding removed to peer's TPBT untrusted")):  # fmt: skip
+        v = result[key]
+        rows.append({"what": f"trust propagation: {what}", "unit": "s", "n": len(v),
+                     "p50": percentile(v, 50), "p99": percentile(v, 99), "values": v,
+                     "target": "well under one second", "met": percentile(v, 99) < 1.0})  # fmt: skip
+    return rows
+
+
+def _mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def scale(out: Path, sizes: tuple[int, ...]) -> list[dict]:
+    """Start and stop time and memory of the default scenario widened to N more hosts."""
+    from topologies.builder import Testbed
+    from topologies.dualhomed import DualHomedTopo
+
+    rows = []
+    for n in sizes:
+        mem0 = _mem_available_mb()
+        with Testbed(DualHomedTopo(extra_hosts=n), log_dir=str(out / "work" / f"scale-{n}")) as tb:
+            start = tb.start_seconds
+            mem = mem0 - _mem_available_mb()
+            t0 = time.monotonic()  # the with statement's exit stops the testbed
+        stop = time.monotonic() - t0
+        rows.append({"hosts": n + 6, "extra_hosts": n, "start_s": start, "stop_s": stop,
+                     "memory_mb": mem})  # fmt: skip
+        print(f"  {n} extra hosts: start {start:.1f} s, stop {stop:.1f} s, {mem:.0f} MB",
+              file=sys.stderr)  # fmt: skip
+    result = {"what": "testbed scale", "measured_as": "default scenario widened to N more hosts",
+              "unit": "s, MB", "sizes": rows, "target": "linear, documented"}  # fmt: skip
+    if len(rows) >= 3:
+        xs = [r["hosts"] for r in rows]
+        result["fits"] = {
+            k: linear_fit(xs, [r[k] for r in rows]) for k in ("start_s", "stop_s", "memory_mb")
+        }
+        result["met"] = all(f["worst_relative_residual"] < 0.25 for f in result["fits"].values())
+    return [result]
+
+
+# -- figures ------------------------------------------------------------------------------------
+def draw(out: Path, rows: list[dict]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+
+    def save(fig, name):
+        for ext in ("pdf", "png"):
+            fig.savefig(out / f"{name}.{ext}", dpi=150, bbox_inches="tight")
+            paths.append(out / f"{name}.{ext}")
+        plt.close(fig)
+
+    ratios = [r for r in rows if "ratio" in r]
+    if ratios:
+        fig, ax = plt.subplots(figsize=(8, 0.6 + 0.6 * len(ratios)))
+        ax.barh(range(len(ratios)), [r["ratio"] for r in ratios],
+                color=["tab:green" if r["met"] else "tab:red" for r in ratios])  # fmt: skip
+        ax.set_yticks(range(len(ratios)), [f"{r['what']} (target {r['target']})" for r in ratios])
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xlabel("candidate / baseline (medians)")
+        ax.invert_yaxis()
+        save(fig, "ratios")
+    latency = next((r for r in rows if r["what"] == "binding set-up latency"), None)
+    if latency:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        xs = [lv["existing_bindings"] for lv in latency["levels"]]
+        ax.plot(xs, [lv["p50_ms"] for lv in latency["levels"]], "o-", label="p50")
+        ax.plot(xs, [lv["p99_ms"] for lv in latency["levels"]], "s-", label="p99")
+        ax.axhline(20, color="tab:red", linestyle="--", label="target p99")
+        ax.set_xscale("log")
+        ax.set_xlabel("bindings already in the switch")
+        ax.set_ylabel("claim to first packet delivered (ms)")
+        ax.legend()
+        save(fig, "binding_latency")
+    sc = next((r for r in rows if r["what"] == "testbed scale"), None)
+    if sc:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        xs = [s["hosts"] for s in sc["sizes"]]
+        axes[0].plot(xs, [s["start_s"] for s in sc["sizes"]], "o-", label="start")
+        axes[0].plot(xs, [s["stop_s"] for s in sc["sizes"]], "s-", label="stop")
+        axes[0].set_ylabel("seconds")
+        axes[0].legend()
+        axes[1].plot(xs, [s["memory_mb"] for s in sc["sizes"]], "o-")
+        axes[1].set_ylabel("memory (MB)")
+        for ax in axes:
+            ax.set_xlabel("hosts")
+        save(fig, "scale")
+    return paths
+
+
+BENCHES = ("path_manager", "savi_dataplane", "binding_latency", "claim_rate",
+           "trust_propagation", "scale")  # fmt: skip
+
+
+def run(out: Path, only: list[str], quick: bool) -> list[dict]:
+    plan = {
+        "path_manager": lambda: path_manager(out, 1 if quick else 5, 1.0 if quick else 5.0),
+        "savi_dataplane": lambda: savi_dataplane(out, 1 if quick else 3, 1.0 if quick else 5.0),
+        "binding_latency": lambda: binding_latency(out, 5 if quick else 100,
+                                                   (1, 100) if quick else (1, 100, 1000, 10_000)),
+        "claim_rate": lambda: claim_rate(out, 4 if quick else 10, 10 if quick else 100,
+                                         1 if quick else 3),
+        "trust_propagation": lambda: trust_propagation(out, 1 if quick else 10),
+        "scale": lambda: scale(out, (2, 4) if quick else (10, 50, 100, 200)),
+    }  # fmt: skip
+    rows = []
+    for name in only or BENCHES:
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        for row in plan[name]():
+            row["bench"], row["seconds"] = name, round(time.monotonic() - t0, 1)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The README's table (Markdown)."""
+    lines = ["| what | measured as | candidate | baseline | ratio | target | met |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        if "ratio" in r:
+            c, b = r["candidate"], r["baseline"]
+            lines.append(f"| {r['what']} | {r['measured_as']} | {c['median']:.1f} {r['unit']} "
+                         f"({c['min']:.1f}–{c['max']:.1f}, n={c['n']}) | {b['median']:.1f} "
+                         f"({b['min']:.1f}–{b['max']:.1f}, n={b['n']}) | {r['ratio']:.2f} | "
+                         f"{r['target']} | {'yes' if r['met'] else 'no'} |")  # fmt: skip
+        elif "levels" in r:
+            levels = "; ".join(f"{lv['existing_bindings']}: p50 {lv['p50_ms']:.1f} / p99 "
+                               f"{lv['p99_ms']:.1f}" for lv in r["levels"])  # fmt: skip
+            lines.append(f"| {r['what']} | {r['measured_as']} | {levels} ms | — | — | "
+                         f"{r['target']} | {'yes' if r['met'] else 'no'} |")  # fmt: skip
+        elif "p50" in r:
+            lines.append(f"| {r['what']} | n={r['n']} | p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s "
+                         f"| — | — | {r['target']} | {'yes' if r['met'] else 'no'} |")  # fmt: skip
+        elif "sizes" in r:
+            sizes = "; ".join(f"{s['hosts']} hosts: {s['start_s']:.1f} s / {s['stop_s']:.1f} s / "
+                              f"{s['memory_mb']:.0f} MB" for s in r["sizes"])  # fmt: skip
+            met = {True: "yes", False: "no"}.get(r.get("met"), "—")
+            lines.append(f"| {r['what']} | start / stop / memory | {sizes} | — | — | "
+                         f"{r['target']} | {met} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m experiments.bench",
+                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap.add_argument("--only", action="append", choices=BENCHES, help="run only this benchmark")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the harness")
+    ap.add_argument("--out", help="output folder (default results/bench/<UTC>)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("experiments.bench: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
+        return 2
+    from experiments.run import provenance
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else REPO / "results" / "bench" / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    rows = run(out, args.only, args.quick)
+    result = {"provenance": provenance(["bench", *argv]), "quick": args.quick,
+              "seconds": round(time.monotonic() - t0, 1), "results": rows}  # fmt: skip
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    draw(out, rows)
+    (out / "table.md").write_text(table(rows) + "\n")
+    subprocess.run(["rm", "-rf", str(out / "work")], check=False)
+    print(table(rows))
+    print(f"written to {out} in {result['seconds'] / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""A tiny run of the benchmark harness on the real testbed (`--quick`): it measures,
+compares with its baselines and writes its outputs. The numbers are not judged here."""
+
+import json
+import subprocess
+import sys
+
+from experiments.harness import REPO
+
+
+def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "-m", "experiments.bench", "--quick", "--out", str(out),
+                        "--only", "path_manager", "--only", "binding_latency",
+                        "--only", "claim_rate"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "bench.json").read_text())
+    rows = {row["what"]: row for row in result["results"]}
+    data = rows["path manager overhead on data"]
+    assert data["candidate"]["median"] > 0 and data["baseline"]["median"] > 0
+    assert data["packets_through_userspace_per_transfer"]["a"][0] > 0
+    assert rows["path manager overhead on set-up"]["candidate"]["n"] == 1
+    latency = rows["binding set-up latency"]["levels"]
+    assert [lv["existing_bindings"] for lv in latency] == [1, 100]
+    assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)
+    claims = rows["controller claim rate"]
+    assert claims["candidate"]["median"] > 0 and claims["baseline"]["median"] > 0
+    assert result["provenance"]["kernel"]
+    for name in ("ratios", "binding_latency"):
+        assert (out / f"{name}.png").stat().st_size > 0
+    assert (out / "table.md").read_text().count("\n") == 2 + len(rows)
+    assert not (out / "work").exists()
