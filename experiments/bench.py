@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from controller.pipeline import BINDING_TAG
 from experiments.harness import REPO, Transfer, set_mode, wait_until, warm_up
 
 FRAME_SENDER = r"""
@@ -123,7 +124,8 @@ def _testbed(topo, name: str, out: Path):
 
 
 def _binding_flows(tb) -> int:
-    out = tb.net["s1"].dpctl("dump-aggregate", "-O", "OpenFlow13", "cookie=0x5a/0xff")
+    tag = f"{BINDING_TAG << 56:#x}/{0xFF << 56:#x}"  # binding flows carry the tag in the top byte
+    out = tb.net["s1"].dpctl("dump-aggregate", "-O", "OpenFlow13", f"cookie={tag}")
     m = re.search(r"flow_count=(\d+)", out)
     return int(m.group(1)) if m else 0
 
@@ -324,6 +326,7 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
     log = out / "work" / f"simple_switch-{r}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ctl = _ryu_simple_switch(port, log)
+    wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
     net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
                   autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
     net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
@@ -358,6 +361,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _count_packet_ins(log: Path) -> int:
     return log.read_text(errors="replace").count("packet in ")
 
@@ -370,7 +378,8 @@ def _poll(count, start_at: float, procs, quiet: float = 2.0, step: float = 0.02)
         time.sleep(0.005)
     last_change = time.time()
     while True:
-        now, value = time.time(), count()
+        value = count()
+        now = time.time()  # after the count: a sample never claims more than it saw
         if not samples or value != samples[-1][1]:
             last_change = now
         samples.append((now, value))

@@ -86,8 +86,16 @@ class Agent:
         self.pm = PathManager()
         self.events = EventListener()
         self.sniffer = Sniffer(self.args.addr_trust_subtype)
-        self.raw_socket = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self.raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+        # One raw socket per address, bound to it: the kernel routes a raw packet by the
+        # socket's address, not the header's, and each address has its own route (source
+        # routing). Unbound, a packet from the unprotected address left through the SAVI
+        # network, whose switch dropped it as spoofed.
+        self.raw_sockets = {}
+        for addr in self.args.addr:
+            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+            raw.bind((addr, 0))
+            self.raw_sockets[addr] = raw
         firewall.install()
         from netfilterqueue import NetfilterQueue
 
@@ -291,8 +299,8 @@ class Agent:
         return "accept", (with_options(raw, seg, area) if changed else None)
 
     def inject(self, packet: bytes) -> None:
-        s = self.raw_socket
-        s.sendto(packet, (parse(packet).dst, 0))
+        seg = parse(packet)
+        self.raw_sockets[seg.src].sendto(packet, (seg.dst, 0))
         self.stats["injected"] += 1
 
     def check_incoming(self, raw: bytes, seg):
