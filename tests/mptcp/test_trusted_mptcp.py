@@ -140,8 +140,10 @@ def test_binding_removal_reaches_both_tpbts(tb):
     wait_until(lambda: table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (False, True), 5,
                "a's TPBT to drop its own trust")  # fmt: skip
     own = time.monotonic() - t0
+    # Well before the 6 s lifetime of a's last notification: a's withdrawal (ADDR_TRUST
+    # with W, sent from a's other address) reached b.
     wait_until(lambda: table(tb, "b").get((B_TRUSTED, A_TRUSTED), (True, True))[1] is False,
-               10, "b's TPBT to drop a's trust")  # fmt: skip
+               3, "b's TPBT to drop a's trust")  # fmt: skip
     peer = time.monotonic() - t0
     print(f"binding removed -> own TPBT {own:.2f} s, peer TPBT {peer:.2f} s")
     xfer.client.kill()
