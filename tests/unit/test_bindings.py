@@ -122,3 +122,19 @@ def test_addresses_are_normalised():
     t = BindingTable()
     t.claim(1, 1, A, "2001:DB8:0::1", now=0)
     assert t.get("2001:db8::1") is not None
+
+
+def test_the_per_port_index_follows_every_change():
+    t = BindingTable(max_per_port=100)
+    for i in range(5):
+        t.claim(1, 1, f"00:00:00:00:00:{i:02x}", f"10.0.0.{i}", now=0)
+    t.add_static(1, 2, "00:00:00:00:00:09", "10.0.0.1")  # moves to port 2
+    t.dhcp_ack(1, 3, "00:00:00:00:00:0a", "10.0.0.50", 60, now=0)
+    t.remove("10.0.0.2")
+    t.port_down(1, 3)
+    t.tick(now=1000)
+    for port in (1, 2, 3):
+        scan = {b.ip for b in t.all() if (b.dpid, b.port) == (1, port)}
+        assert {b.ip for b in t.on_port(1, port)} == scan
+    assert {b.ip for b in t.on_port(1, 1)} == {"10.0.0.0", "10.0.0.3", "10.0.0.4"}
+    assert [b.ip for b in t.on_port(1, 2)] == ["10.0.0.1"]
