@@ -22,12 +22,12 @@ test-mptcp: install
 test-experiments: install
 	$(PY) -m pytest tests/experiments
 
-# The attack experiment, default configuration (about 35 min on 2 cores); see
+# The attack experiment, default configuration (about 33 min on 2 cores); see
 # `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
 	$(PY) -m experiments.run --config default
 
-# What SAVI and Trusted MPTCP cost, against baselines (about 25 min); not tests.
+# What SAVI and Trusted MPTCP cost, against baselines (about 5 min); not tests.
 bench: install
 	$(PY) -m experiments.bench
 
