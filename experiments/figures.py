@@ -35,12 +35,19 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def _panels(summary: dict) -> list[tuple[str, str]]:
+    """(location, strength) pairs present, the eavesdropper's first."""
+    return sorted({tuple(k.split("/")[2:5:2]) for k in summary["cells"]},
+                  key=lambda p: (p[1] != "eavesdrop", p[0]))  # fmt: skip
+
+
 def attack_success(summary: dict, out: Path) -> list[Path]:
     """One heat map per (attacker location, strength): configurations x attacks, the
     success rate in each square with its trials."""
-    panels = sorted({tuple(k.split("/")[2:5:2]) for k in summary["cells"]})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6), squeeze=False)
-    for ax, (location, strength) in zip(axes[0], panels, strict=True):
+    panels = _panels(summary)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 2.9 * len(panels), 4.6),
+                             squeeze=False)  # fmt: skip
+    for n, (ax, (location, strength)) in enumerate(zip(axes[0], panels, strict=True)):
         grid = [[float("nan")] * len(attacks.ATTACKS) for _ in CONFIGURATIONS]
         for key, v in summary["cells"].items():
             cov, mode, loc, attack, st = key.split("/")
@@ -54,9 +61,9 @@ def attack_success(summary: dict, out: Path) -> list[Path]:
                     ax.text(j, i, f"{v['successes']}/{v['trials']}", ha="center", va="center",
                             fontsize=7, color="white" if v["rate"] > 0.6 else "black")  # fmt: skip
         ax.set_xticks(range(len(attacks.ATTACKS)), attacks.ATTACKS, rotation=45, ha="right")
-        ax.set_yticks(range(len(CONFIGURATIONS)), CONFIGURATIONS)
-        ax.set_title(f"attacker on the {location} network, {strength}", fontsize=9)
-    fig.suptitle("Attack success (successful / trials)")
+        ax.set_yticks(range(len(CONFIGURATIONS)), CONFIGURATIONS if n == 0 else [])
+        ax.set_title(f"{strength},\n{location} network", fontsize=9)
+    fig.suptitle("Attack success (successful / trials)", y=1.03)
     return _save(fig, out, "attack_success")
 
 
@@ -99,9 +106,7 @@ def tables(summary: dict) -> str:
     """The summary as Markdown: attack success per configuration and attacker (eavesdropper
     and blind), then confinement and cost per configuration."""
     lines = []
-    panels = sorted({tuple(k.split("/")[2:5:2]) for k in summary["cells"]},
-                    key=lambda p: (p[1] != "eavesdrop", p[0]))  # fmt: skip
-    for location, strength in panels:
+    for location, strength in _panels(summary):
         lines += [f"Attack success, {strength} attacker on the {location} network "
                   "(successful/trials):", "",
                   "| coverage/mode | " + " | ".join(attacks.ATTACKS) + " |",
