@@ -106,23 +106,23 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     workdir.mkdir(parents=True, exist_ok=True)
     a = tb.net["a"]
     attacker_name, attacker_addr, tap_iface = LOCATIONS[cell.location]
-    # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
-    caps = {i: Capture(a, i, f"tcp port {PORT}", workdir / f"{i}.pcap", snaplen=SNAPLEN)
-            for i in ("a-eth0", "a-eth1")}  # fmt: skip
     cmd = [sys.executable, "-m", "experiments.attacks", cell.attack, "--strength", cell.strength,
            "--attacker", attacker_addr, "--seed", str(seed), "--wait", "--port", str(PORT)]  # fmt: skip
     for addr in (A_TRUSTED, A_UNTRUSTED):
         cmd += ["--victim", addr]
     for addr in (B_TRUSTED, B_UNTRUSTED):
         cmd += ["--peer", addr]
-    if cell.strength == "eavesdrop":
-        cmd += ["--tap", str(caps[tap_iface].path)]
-    attacker = tb.net[attacker_name].popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True)  # fmt: skip
     victim = tb.net[VICTIM.get(cell.attack, "a")]
-    xfer = None
+    caps, attacker, xfer = {}, None, None
     try:
+        # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
+        for i in ("a-eth0", "a-eth1"):
+            caps[i] = Capture(a, i, f"tcp port {PORT}", workdir / f"{i}.pcap", snaplen=SNAPLEN)
+        if cell.strength == "eavesdrop":
+            cmd += ["--tap", str(caps[tap_iface].path)]
+        attacker = tb.net[attacker_name].popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                               text=True)  # fmt: skip
         if attacker.stdout.readline().strip() != "ready":
             raise HarnessError(f"the attack program did not start: {attacker.stderr.read()[:500]}")
         xfer = Transfer(tb, seconds=BULK_SECONDS, pause=PAUSE, idle=IDLE, timeout=TIMEOUT, bind=bind,
@@ -146,8 +146,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 "".join(f"# {h}\n{tb.tpbt(h)['table']}\n" for h in sorted(tb.agents))
             )
         client, server = xfer.outcome(timeout=30)
-    finally:
-        if attacker.poll() is None:
+    finally:  # whatever happened: no process of this trial outlives it
+        if attacker is not None and attacker.poll() is None:
             attacker.kill()
             attacker.wait(10)
         if xfer is not None:
