@@ -568,9 +568,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPO / "results" / "bench" / stamp
     out.mkdir(parents=True, exist_ok=True)
+    started = provenance(["bench", *argv])  # the tree as it was when the run began
     t0 = time.monotonic()
     rows = run(out, args.only, args.quick)
-    result = {"provenance": provenance(["bench", *argv]), "quick": args.quick,
+    result = {"provenance": started, "quick": args.quick,
               "seconds": round(time.monotonic() - t0, 1), "results": rows}  # fmt: skip
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     draw(out, rows)
