@@ -121,7 +121,13 @@ def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence:
     done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
     todo = plan(cells, trials, done)
     print(f"{out}: {len(done)} trials done, {estimate(len(todo))} to go", file=sys.stderr)
-    (out / "provenance.json").write_text(json.dumps(provenance(argv), indent=2) + "\n")
+    # The first start's provenance stays; each resumption is added to it.
+    prov = _load(out / "provenance.json")
+    if prov is None:
+        prov = provenance(argv)
+    else:
+        prov.setdefault("resumed", []).append(provenance(argv))
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     tpbt_dir = out / "tpbt"
     tpbt_dir.mkdir(exist_ok=True)
     work = out / "work"

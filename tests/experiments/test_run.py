@@ -70,6 +70,8 @@ def test_resume_runs_nothing_twice(short_run):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "3 trials done, 0 trials" in r.stderr
     assert (out / "records.csv").read_text() == before
+    prov = json.loads((out / "provenance.json").read_text())
+    assert "--config short" in prov["command"] and "--resume" in prov["resumed"][0]["command"]
 
 
 def test_figures_are_redrawn_from_the_records(short_run):
