@@ -107,12 +107,12 @@ def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
             continue  # our own forgeries
         if seg.flags & 0x04:  # RST
             continue
-        if seg.payload_len == 0 and seg.flags & 0x12 == 0x10 and seg.src in victim:
+        if seg.payload_len == 0 and seg.flags & 0x12 == 0x10:
             for opt in _mptcp_options(seg.options):
                 # The client's third ACK carries both keys: sender (client) first.
                 if isinstance(opt, MpCapable) and opt.receiver_key is not None:
                     k.client_key, k.server_key = opt.sender_key, opt.receiver_key
-                    k.server_port, k.victim_is_client = seg.dport, True
+                    k.server_port, k.victim_is_client = seg.dport, seg.src in victim
         if seg.src in peer and seg.dst in victim and not seg.flags & 0x02:
             last[seg.four_tuple] = (frame, when)
     for four_tuple, (frame, when) in last.items():

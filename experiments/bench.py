@@ -26,6 +26,7 @@ from pathlib import Path
 
 from controller.pipeline import BINDING_TAG
 from experiments.harness import REPO, Transfer, set_mode, wait_until, warm_up
+from experiments.records import percentile, spread
 
 FRAME_SENDER = r"""
 import sys, time
@@ -58,21 +59,6 @@ print("done", flush=True)
 
 
 # -- statistics (plain functions) -----------------------------------------------------------
-def percentile(values: list[float], p: float) -> float | None:
-    """The p-th percentile (0..100), linear between ranks."""
-    v = sorted(values)
-    if not v:
-        return None
-    k = (len(v) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": percentile(values, 50), "min": min(values), "max": max(values),
-            "n": len(values), "values": values}  # fmt: skip
-
-
 def compare(what: str, measured_as: str, candidate: list[float], baseline: list[float],
             unit: str, target: str, met) -> dict:  # fmt: skip
     """A row of the table: candidate and baseline spreads and the ratio of medians."""
@@ -144,10 +130,9 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
         for r in range(repeat):
             for mode in ("vanilla", "trusted") if r % 2 == 0 else ("trusted", "vanilla"):
                 set_mode(tb, mode)
-                time.sleep(0.5)
                 before = _queued(tb)
                 client, _ = Transfer(tb, seconds=seconds, pause=0.2, timeout=30,
-                                     extra=("--wait-subflows", "4")).results(timeout=seconds + 60)  # fmt: skip
+                                     wait_subflows=4).results(timeout=seconds + 60)  # fmt: skip
                 if mode == "trusted":
                     time.sleep(0.5)  # the agents write their counters every 0.2 s
                     after = _queued(tb)
@@ -195,7 +180,7 @@ def savi_dataplane(out: Path, repeat: int, seconds: float) -> list[dict]:
                 tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
                 client, _ = Transfer(tb, to="10.0.0.2", client="h1", server="h2", pause=0.2,
                                      seconds=seconds, timeout=30,
-                                     extra=("--tcp",)).results(timeout=seconds + 60)  # fmt: skip
+                                     tcp=True).results(timeout=seconds + 60)  # fmt: skip
                 goodput[name].append(client["goodput_mbps"])
                 print(f"  {name}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
     return [
@@ -208,14 +193,14 @@ def savi_dataplane(out: Path, repeat: int, seconds: float) -> list[dict]:
     ]  # fmt: skip
 
 
-def _senders(tb, hosts: list[str], mode: str, n: int, prefixes: list[str], dst="h2"):
-    """Start FRAME_SENDER in each host, synchronised to one start time; return
-    (start time, processes)."""
-    dst_node = tb.net[dst]
+def _senders(net, hosts: list[str], mode: str, n: int, prefixes: list[str], dst="h2"):
+    """Start FRAME_SENDER in each host of the Mininet ``net``, synchronised to one start
+    time; return (start time, processes)."""
+    dst_node = net[dst]
     procs = []
     start_at = time.time() + 3.0  # scapy loads in about a second
     for host, prefix in zip(hosts, prefixes, strict=True):
-        node = tb.net[host]
+        node = net[host]
         procs.append(node.popen([sys.executable, "-c", FRAME_SENDER, f"{host}-eth0", node.MAC(),
                                  dst_node.MAC(), dst_node.IP(), mode, str(start_at), str(n),
                                  prefix], cwd=REPO, stdout=subprocess.PIPE,
@@ -240,7 +225,7 @@ def binding_latency(out: Path, claims: int, levels: tuple[int, ...]) -> list[dic
                            f"{existing} binding flows")  # fmt: skip
             tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
             cap = Capture(tb.net["h2"], "h2-eth0", "udp dst port 9", out / "latency.pcap")
-            _, (sender,) = _senders(tb, ["h1"], "claims", claims, ["10.50"])
+            _, (sender,) = _senders(tb.net, ["h1"], "claims", claims, ["10.50"])
             sent = {}
             for line in sender.stdout:
                 if line.strip() == "done":
@@ -293,7 +278,7 @@ def claim_rate(out: Path, hosts: int, per_host: int, repeat: int) -> list[dict]:
             if variant == "savi":
                 with _testbed(bench_topo(hosts=hosts), f"claims-{r}", out) as tb:
                     base = _binding_flows(tb)
-                    start_at, procs = _senders(tb, names, "burst", per_host, prefixes)
+                    start_at, procs = _senders(tb.net, names, "burst", per_host, prefixes)
                     samples = _poll(lambda t=tb: _binding_flows(t), start_at, procs)
                     bound = sum(b["ip"].startswith(tuple(f"{p}." for p in prefixes))
                                 for b in tb.get("/savi/bindings"))  # fmt: skip
@@ -337,7 +322,7 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
         wait_until(lambda: "actions=CONTROLLER" in s1.dpctl("dump-flows", "-O", "OpenFlow13"),
                    30, "simple_switch_13's table-miss flow")  # fmt: skip
         before = _count_packet_ins(log)
-        start_at, procs = _senders(_NetOnly(net), names, "burst", per_host, prefixes)
+        start_at, procs = _senders(net, names, "burst", per_host, prefixes)
         samples = _poll(lambda: _count_packet_ins(log) - before, start_at, procs)
         handled = samples[-1][1]
         took = _reached(samples, handled) - start_at
@@ -346,13 +331,6 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
         net.stop()
         ctl.terminate()
         ctl.wait(10)
-
-
-class _NetOnly:
-    """Enough of a Testbed for _senders: a plain Mininet net."""
-
-    def __init__(self, net):
-        self.net = net
 
 
 def _free_port() -> int:

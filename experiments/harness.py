@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED
+
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("vanilla", "trusted", "enforce")
 
@@ -80,15 +82,16 @@ class Capture:
 class Transfer:
     """experiments.transfer: server in b, client in a, started together."""
 
-    def __init__(self, tb, nbytes: int = 20_000_000, to: str = "10.3.0.20",
+    def __init__(self, tb, nbytes: int = 20_000_000, to: str = B_TRUSTED,
                  bind: str | None = None, pause: float = 0.5, port: int = 5201,
                  seconds: float | None = None, rate_mbps: float | None = None,
                  idle: float = 0.0, timeout: float = 60.0, seed: int = 1,
-                 client: str = "a", server: str = "b", extra: tuple = ()):  # fmt: skip
+                 client: str = "a", server: str = "b", tcp: bool = False,
+                 wait_subflows: int = 0):  # fmt: skip
         srv = tb.net[server]
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
-             "--timeout", str(timeout), *(["--tcp"] if "--tcp" in extra else [])],
+             "--timeout", str(timeout), *(["--tcp"] if tcp else [])],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,
@@ -104,7 +107,10 @@ class Transfer:
             cmd += ["--rate-mbps", str(rate_mbps)]
         if idle:
             cmd += ["--idle", str(idle)]
-        cmd += list(extra)  # e.g. --tcp, --wait-subflows N
+        if tcp:
+            cmd += ["--tcp"]
+        if wait_subflows:
+            cmd += ["--wait-subflows", str(wait_subflows)]
         self.started = time.monotonic()
         self.client = tb.net[client].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
 
@@ -183,9 +189,9 @@ def warm_up(tb) -> None:
     """Bindings and ARP entries in place before any trial: the first packets from each
     address claim it at its SAVI switch (a's two, b's, the attackers')."""
     a, b = tb.net["a"], tb.net["b"]
-    for src in ("10.1.0.10", "10.2.0.10"):
-        a.cmd(f"ping -c1 -W2 -I {src} 10.3.0.20")
-    a.cmd("ping -c1 -W2 -I 10.2.0.10 10.4.0.20")
-    b.cmd("ping -c1 -W2 10.1.0.10")
+    for src in (A_TRUSTED, A_UNTRUSTED):
+        a.cmd(f"ping -c1 -W2 -I {src} {B_TRUSTED}")
+    a.cmd(f"ping -c1 -W2 -I {A_UNTRUSTED} {B_UNTRUSTED}")
+    b.cmd(f"ping -c1 -W2 {A_TRUSTED}")
     for m in ("m1", "m2"):
-        tb.net[m].cmd("ping -c1 -W2 10.1.0.10")
+        tb.net[m].cmd(f"ping -c1 -W2 {A_TRUSTED}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,19 +131,29 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (0..100), linear between ranks."""
+    v = sorted(values)
+    if not v:
+        return None
+    k = (len(v) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def spread(values: list[float]) -> dict:
+    """Median, extremes and the values themselves, for a handful of measurements."""
+    return {"median": percentile(values, 50), "min": min(values), "max": max(values),
+            "n": len(values), "values": values}  # fmt: skip
+
+
 def _median(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+    return percentile([v for v in values if v is not None], 50)
 
 
 def _iqr(values: list) -> tuple[float, float] | None:
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    if len(values) == 1:
-        return (values[0], values[0])
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return (q[0], q[2])
+    values = [v for v in values if v is not None]
+    return (percentile(values, 25), percentile(values, 75)) if values else None
 
 
 def summarize(records: list[dict]) -> dict:

@@ -204,12 +204,7 @@ def _load(path: Path):
 def _convergence_summary(result: dict | None) -> dict | None:
     if not result:
         return None
-    out = {}
-    for key, values in result.items():
-        values = sorted(values)
-        out[key] = {"n": len(values), "median": values[len(values) // 2],
-                    "min": values[0], "max": values[-1], "values": values}  # fmt: skip
-    return out
+    return {key: records.spread(values) for key, values in result.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,14 +155,14 @@ class Extension:
         conn.trust_sent.pop(addr, None)
         if not conn.keys:
             return []
-        others = sorted((s for s in conn.subflows.values() if s.four[0] != addr),
-                        key=lambda s: s.order)  # fmt: skip
-        if not others:
+        carrier = min((s for s in conn.subflows.values() if s.four[0] != addr),
+                      key=lambda s: s.order, default=None)  # fmt: skip
+        if carrier is None:
             return []
         addr_id = self.local_addrs[addr]
         mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, addr, withdraw=True)
         self.counters.addr_trust_withdrawn += 1
-        return [Carry(others[0].four, AddrTrust(addr_id, addr, mac, withdraw=True))]
+        return [Carry(carrier.four, AddrTrust(addr_id, addr, mac, withdraw=True))]
 
     def on_keys(self, sender_key: int, receiver_key: int) -> list:
         """An MP_CAPABLE ACK carrying both keys, seen on any interface of this host."""
@@ -186,11 +186,7 @@ class Extension:
             conn.local_key, conn.remote_key = keys
         self.conns[ev.token] = conn
         # The first subflow is the oldest, whenever `established` comes (it can be late).
-        conn.subflows[(ev.saddr, ev.sport, ev.daddr, ev.dport)] = Subflow(
-            (ev.saddr, ev.sport, ev.daddr, ev.dport), conn.order
-        )
-        conn.order += 1
-        self.tpbt.add_subflow(ev.saddr, ev.daddr)
+        self._register(conn, (ev.saddr, ev.sport, ev.daddr, ev.dport))
         return []
 
     def _ev_established(self, ev: Event, now: float) -> list:
@@ -285,11 +281,15 @@ class Extension:
                     self.tpbt.remove_subflow(four[0], four[2])
         return []
 
-    def _add_subflow(self, conn: Conn, four: Tuple4, now: float) -> list:
+    def _register(self, conn: Conn, four: Tuple4) -> None:
+        """A subflow of ``conn``, numbered in the order it came (once)."""
         if four not in conn.subflows:
             conn.subflows[four] = Subflow(four, conn.order)
             conn.order += 1
             self.tpbt.add_subflow(four[0], four[2])
+
+    def _add_subflow(self, conn: Conn, four: Tuple4, now: float) -> list:
+        self._register(conn, four)
         actions = []
         if self.tpbt.local_trusted(four[0], now) and four[0] not in conn.trust_refreshed:
             actions += self._send_trust(conn, four[0], now)

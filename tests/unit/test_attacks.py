@@ -162,3 +162,9 @@ def test_the_eavesdropper_waits_for_a_lull_but_not_forever():
     assert (
         busy.last_from_peer and 200.0 + attacks.PATIENCE <= clock[0] < 200.0 + attacks.PATIENCE + 1
     )
+
+
+def test_keys_seen_from_the_peers_side_make_the_victim_the_server():
+    # The victim (B) accepted the connection: the client's third ACK comes from A.
+    k = attacks.learn(tap(third_ack()), {B}, {A})
+    assert (k.victim_key, k.peer_key) == (SK, CK)

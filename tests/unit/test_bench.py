@@ -2,14 +2,14 @@
 
 import pytest
 
-from experiments import bench
+from experiments import bench, records
 
 
 def test_percentiles_interpolate_between_ranks():
-    assert bench.percentile([3, 1, 2], 50) == 2
-    assert bench.percentile([1, 2, 3, 4], 50) == 2.5
-    assert bench.percentile(list(range(101)), 99) == 99
-    assert bench.percentile([], 50) is None
+    assert records.percentile([3, 1, 2], 50) == 2
+    assert records.percentile([1, 2, 3, 4], 50) == 2.5
+    assert records.percentile(list(range(101)), 99) == 99
+    assert records.percentile([], 50) is None
 
 
 def test_compare_is_a_ratio_of_medians_with_the_spread():

@@ -59,7 +59,7 @@ def test_trusted_announcement_waits_for_the_peer_then_gets_t():
     ext.on_keys(KA, KB)
     actions = establish(ext, TA, A2, B1)  # first subflow from the untrusted address
     assert not any(isinstance(a, Announce) for a in actions)  # A1 waits for the peer
-    assert ext.tick(now=0.5) == [] or not any(isinstance(a, Announce) for a in ext.tick(0.5))
+    assert not any(isinstance(a, Announce) for a in ext.tick(now=0.5))
     ext.on_event(Event("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0.6)
     actions = ext.on_addr_trust(
         (B1, 5201, A1, 1), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 0.7
