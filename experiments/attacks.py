@@ -191,7 +191,8 @@ def guessed_segment(four_tuple, option: bytes, rng: random.Random):
     )  # fmt: skip
 
 
-def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random) -> bytes:
+def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random,
+               removed_ids: tuple[int, ...] = REMOVED_IDS) -> bytes:  # fmt: skip
     """The forged MPTCP option of an option attack, as well as ``k`` allows."""
     if attack == "add_addr":
         if k.peer_key is not None and k.victim_key is not None:
@@ -200,7 +201,7 @@ def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random) -> 
             mac = rng.randbytes(8)
         return encode(AddAddr(ATTACKER_ADDR_ID, attacker, hmac=mac))
     if attack == "rm_addr":
-        return encode(RemoveAddr(REMOVED_IDS))
+        return encode(RemoveAddr(removed_ids))
     if attack == "mp_prio":
         return encode(MpPrio(backup=True))
     if attack == "fastclose":

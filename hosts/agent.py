@@ -22,36 +22,29 @@ import queue
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from hosts import firewall
-from hosts.extension import Announce, Carry, CreateSubflow, DestroySubflow, Extension
-from hosts.options import (
-    ADDR_TRUST_DEFAULT,
-    KIND_MPTCP,
-    AddAddr,
-    AddrTrust,
-    MpCapable,
-    MpJoin,
-    OptionError,
-    encode,
-    mptcp_options,
-    parse_mptcp,
-    tcp_options,
-)
+from hosts.extension import Announce, Carry, CreateSubflow, Extension, Tuple4, Verdict
+from hosts.guard import Guard, GuardError
+from hosts.options import ADDR_TRUST_DEFAULT, OptionError, Unknown, encode, mptcp_options
 from hosts.pm_netlink import EventListener, PathManager, PathManagerError
+from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
 from hosts.sniffer import Sniffer
-from hosts.tpbt import Tpbt
 from hosts.trust_client import TrustError, fetch, trusted_addresses
 
 LOG = logging.getLogger("agent")
 TICK = 0.2
 RETRIES, RETRY_DELAY = 100, 0.05
+MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
+MAX_RETRIES_QUEUED = 256
 
 
 class Agent:
@@ -59,30 +52,60 @@ class Agent:
         self.args = args
         self.ext = Extension(
             {a: i for i, a in enumerate(args.addr, start=1)},
-            Tpbt(),
             ttl=args.ttl,
             enforce=args.enforce,
             addr_trust_subtype=args.addr_trust_subtype,
         )
-        self.carries: dict[tuple, list[bytes]] = {}  # subflow -> encoded options to carry
+        self.carries: dict[Tuple4, list[bytes]] = {}  # subflow -> encoded options to carry
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
-        self.nft_sets: dict[str, set] = {"carriers": set(), "guarded": set()}
+        self.carrier_set: set[Tuple4] = set()
         self.trust_updates: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         self.stopping = False
-        self.stats = {"queued_out": 0, "queued_in": 0, "rewritten": 0, "dropped": 0,
-                      "sniffed": 0, "pm_errors": 0, "injected": 0}  # fmt: skip
+        self.stats = dict.fromkeys(
+            (
+                "queued_out",
+                "queued_in",
+                "rewritten",
+                "dropped_in",
+                "dropped_out",
+                "sniffed",
+                "pm_errors",
+                "injected",
+                "kicks",
+                "malformed_copies",
+                "malformed_queued",
+                "carried_overflow",
+                "handler_errors",
+                "unknown_subtypes",
+            ),
+            0,
+        )
+        self.guard: Guard | None = None
+        self.kernel_events: Counter[str] = Counter()
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> None:
         use_userspace_pm()
         # The namespace's limits also bound what a userspace PM may accept (default 2).
-        subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"],
-                       check=True, timeout=10)  # fmt: skip
+        subprocess.run(
+            ["ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"],
+            check=True,
+            timeout=10,
+        )
         existing = subprocess.run(["ss", "-HMn"], capture_output=True, text=True).stdout
         if existing.strip():
-            LOG.warning("%d MPTCP connections existed before this agent started; their keys "
-                        "are unknown, so they stay plain MPTCP", len(existing.splitlines()))  # fmt: skip
+            LOG.warning(
+                "%d MPTCP connections existed before this agent started; their keys "
+                "are unknown, so they stay plain MPTCP",
+                len(existing.splitlines()),
+            )
+        # The kernel classifier first: it enforces and marks what the queues get.
+        self.guard = Guard(f"agent-{os.getpid()}")
+        self.guard.configure(self.args.enforce, firewall.MARK_IN)
+        for _, name in socket.if_nameindex():
+            if name != "lo":
+                self.guard.attach(name)
         self.pm = PathManager()
         self.events = EventListener()
         self.sniffer = Sniffer(self.args.addr_trust_subtype)
@@ -96,7 +119,10 @@ class Agent:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
             raw.bind((addr, 0))
             self.raw_sockets[addr] = raw
-        firewall.install()
+        # Kicks go to ourselves (loopback), in the peer's name: see kick().
+        self.kick_socket = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.kick_socket.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+        firewall.install(str(self.guard.control_out_prog))
         from netfilterqueue import NetfilterQueue
 
         self.q_out, self.q_in = NetfilterQueue(), NetfilterQueue()
@@ -105,9 +131,14 @@ class Agent:
         threading.Thread(target=self.trust_loop, daemon=True).start()
 
     def stop(self) -> None:
-        firewall.remove()
-        for closer in (self.q_out.unbind, self.q_in.unbind, self.events.close, self.pm.close,
-                       self.sniffer.close):  # fmt: skip
+        closers = [firewall.remove]
+        for name in ("q_out", "q_in"):
+            if hasattr(self, name):
+                closers.append(getattr(self, name).unbind)
+        for name in ("events", "pm", "sniffer", "guard"):
+            if getattr(self, name, None) is not None:
+                closers.append(getattr(self, name).close)
+        for closer in closers:
             try:
                 closer()
             except Exception as e:  # stopping anyway; say what failed
@@ -137,30 +168,47 @@ class Agent:
             self.retry_due()
             now = time.time()
             for fd in ready:
-                if fd is self.events:
-                    try:
-                        events = self.events.read()
-                    except PathManagerError as e:
-                        LOG.error("%s", e)
-                        continue
-                    for ev in events:
-                        LOG.debug("event %s", ev)
-                        self.do(self.ext.on_event(ev, now))
-                elif fd is self.sniffer:
-                    self.on_sniffed(now)
-                elif fd == self.wake_r:
-                    os.read(self.wake_r, 4096)
-                    while not self.trust_updates.empty():
-                        self.do(self.ext.on_trust(self.trust_updates.get(), now))
-                elif fd == self.q_out.get_fd():
-                    self.q_out.run(block=False)
-                else:
-                    self.q_in.run(block=False)
+                try:
+                    self.handle(fd, now)
+                except Exception as e:  # a bug of ours must not stop enforcement
+                    self.note("handler_errors", f"while handling {fd}: {e!r}")
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK
-                self.do(self.ext.tick(now))
-                self.sync_sets(now)
-                self.write_state(now)
+                try:
+                    self.on_tick(now)
+                except Exception as e:
+                    self.note("handler_errors", f"on the tick: {e!r}")
+
+    def handle(self, fd, now: float) -> None:
+        if fd is self.events:
+            try:
+                events = self.events.read()
+            except PathManagerError as e:
+                LOG.error("%s", e)
+                return
+            for ev in events:
+                LOG.debug("event %s", ev)
+                # What the kernel acted on (an RM_ADDR shows only here with this path
+                # manager when no subflow matched): the tests' oracle.
+                self.kernel_events[ev.kind.value] += 1
+                self.do(self.ext.on_event(ev, now))
+        elif fd is self.sniffer:
+            self.on_sniffed(now)
+        elif fd == self.wake_r:
+            os.read(self.wake_r, 4096)
+            while not self.trust_updates.empty():
+                self.do(self.ext.on_trust(self.trust_updates.get(), now))
+        elif fd == self.q_out.get_fd():
+            self.q_out.run(block=False)
+        else:
+            self.q_in.run(block=False)
+
+    def on_tick(self, now: float) -> None:
+        self.do(self.ext.tick(now))
+        self.forget_stale_carries()
+        for subflow in self.carries:  # still waiting: the last kick may have been
+            self.kick(subflow)  # rate-limited by the kernel
+        self.write_state(now)
 
     def do(self, actions: list, tries: int = 0) -> None:
         for a in actions:
@@ -171,21 +219,19 @@ class Agent:
                     self.pm.announce(a.token, a.addr_id, a.address)
                 elif isinstance(a, CreateSubflow):
                     self.pm.subflow_create(a.token, a.local_id, a.local, a.remote, a.rport)
-                elif isinstance(a, DestroySubflow):
-                    self.pm.subflow_destroy(a.token, *a.subflow)
                 elif isinstance(a, Carry):
                     self.carry(a.subflow, encode(a.option, self.args.addr_trust_subtype))
                 LOG.info("%s", a)
             except PathManagerError as e:
                 # Until the MPTCP connection is fully established (the peer acknowledged
                 # the third ACK), announce and subflow creation fail: try again shortly.
-                if tries < RETRIES and isinstance(a, Announce | CreateSubflow):
+                if tries < RETRIES and len(self.retry) < MAX_RETRIES_QUEUED:
                     self.retry.append((time.monotonic() + RETRY_DELAY, tries + 1, a))
                     LOG.debug("%s: %s; retrying", a, e)
                 else:
                     self.stats["pm_errors"] += 1
                     LOG.warning("%s: %s", a, e)
-        self.sync_sets(time.time())
+        self.sync_guard(time.time())
 
     def retry_due(self) -> None:
         now, due = time.monotonic(), []
@@ -196,134 +242,148 @@ class Agent:
         for _, tries, action in due:
             self.do([action], tries)
 
-    def carry(self, subflow, option: bytes) -> None:
+    # -- carrying options on a chosen subflow -----------------------------------------------------
+    def carry(self, subflow: Tuple4, option: bytes) -> None:
+        """Put ``option`` on the next packet of ``subflow``, and make that packet now."""
         pending = self.carries.setdefault(subflow, [])
-        if option not in pending:
-            pending.append(option)
+        if option in pending:
+            return
+        if len(pending) >= MAX_CARRIED:
+            self.stats["carried_overflow"] += 1
+            LOG.warning(
+                "subflow %s has %d options waiting; dropping the oldest", subflow, len(pending)
+            )
+            pending.pop(0)
+        pending.append(option)
+        self.sync_carriers()
+        self.kick(subflow)
 
-    def sync_sets(self, now: float) -> None:
-        wanted = {"carriers": set(self.carries),
-                  "guarded": self.ext.guarded(now) if self.args.enforce else set()}  # fmt: skip
-        # guarded holds incoming orientation: (remote, rport, local, lport)
-        wanted["guarded"] = {(r, rp, lo, lp) for (lo, lp, r, rp) in wanted["guarded"]}
-        for name, elements in wanted.items():
-            if elements != self.nft_sets[name]:
-                firewall.set_elements(name, elements, self.nft_sets[name])
-                self.nft_sets[name] = elements
+    def sync_carriers(self) -> None:
+        wanted = set(self.carries)
+        if wanted != self.carrier_set:
+            firewall.set_elements("carriers", wanted, self.carrier_set)
+            self.carrier_set = wanted
 
-    # -- sniffed copies: keys and ADDR_TRUST ----------------------------------------------------
-    def on_sniffed(self, now: float) -> None:
-        for seg in self.sniffer.read():
-            self.stats["sniffed"] += 1
-            try:
-                opts = mptcp_options(seg.options, self.args.addr_trust_subtype)
-            except OptionError:
-                continue
-            for opt in opts:
-                if isinstance(opt, MpCapable) and opt.receiver_key is not None:
-                    self.do(self.ext.on_keys(opt.sender_key, opt.receiver_key))
-                elif isinstance(opt, MpJoin):
-                    outgoing = seg.src in self.ext.local_addrs
-                    if opt.token is not None and seg.flags & 0x12 == 0x02:  # SYN
-                        self.ext.on_join_syn(seg.four_tuple, opt.token, outgoing)
-                    elif opt.token is None and opt.nonce is None:  # the third ACK
-                        self.do(self.ext.on_join_ack(seg.four_tuple, outgoing, now))
-                elif isinstance(opt, AddrTrust) and seg.dst in self.ext.local_addrs:
-                    self.do(self.ext.on_addr_trust(seg.four_tuple, opt, now))
+    def forget_stale_carries(self) -> None:
+        live = {f for c in self.ext.conns.values() for f in c.subflows}
+        for subflow in set(self.carries) - live:
+            del self.carries[subflow]
+        self.sync_carriers()
 
-    # -- NFQUEUE: our own control packets out, control packets in -------------------------------
-    def on_outgoing(self, pkt) -> None:
-        self.stats["queued_out"] += 1
-        self._verdict(pkt, self.rewrite_outgoing)
-
-    def on_incoming(self, pkt) -> None:
-        self.stats["queued_in"] += 1
-        self._verdict(pkt, self.check_incoming)
-
-    def _verdict(self, pkt, decide) -> None:
-        """Apply ``decide(raw, segment) -> (verdict, new packet or None)`` to a queued
-        packet. A packet we cannot handle passes unchanged: never let it kill the agent."""
-        verdict = "accept"
+    def kick(self, subflow: Tuple4) -> None:
+        """Make our kernel send an ACK on ``subflow`` now, so carried options leave at
+        once rather than with the subflow's next segment (an idle subflow may have none
+        for seconds). A SYN for an established socket, delivered to ourselves over
+        loopback in the peer's name, is answered with a challenge ACK (RFC 5961 4.2)
+        carrying current sequence numbers and timestamps; the kernel rate-limits these
+        per socket (net.ipv4.tcp_invalid_ratelimit), so the tick kicks again while
+        options still wait. Nothing leaves the host but that ACK."""
+        local, lport, remote, rport = subflow
+        if ":" in local:
+            return
+        syn = kick_segment(remote, rport, local, lport, int.from_bytes(os.urandom(4), "big"))
         try:
-            raw = pkt.get_payload()
-            verdict, new = decide(raw, parse(raw))
-            if new is not None:
-                pkt.set_payload(new)
-                self.stats["rewritten"] += 1
-        except Exception as e:
-            LOG.warning("queued packet passed unchanged: %s", e)
-        if verdict == "drop":
-            self.stats["dropped"] += 1
-            pkt.drop()
-        else:
-            pkt.accept()
-
-    def rewrite_outgoing(self, raw: bytes, seg):
-        """('accept' or 'drop', new packet or None) for one of our own queued packets."""
-        now = time.time()
-        subtype = self.args.addr_trust_subtype
-        out = seg.four_tuple
-        changed, relocated = False, []
-        area = b""
-        for kind, opt in tcp_options(seg.options):
-            if kind == KIND_MPTCP and opt[2] >> 4 == 3:
-                new = self.ext.outgoing_add_addr(out, parse_add_addr(opt, subtype), now)
-                if new is not None:
-                    opt, changed = encode(new, subtype), True
-                target = self.ext.relocation(out, now) if seg.pure_ack else None
-                if target is not None:  # the kernel picked an untrusted subflow: move it
-                    relocated.append((target, opt))
-                    continue
-            area += opt if kind != 8 else b"\x01\x01" + opt
-        if relocated:
-            for target, opt in relocated:
-                self.carry(target, opt)
-            self.sync_sets(now)
-            LOG.info("moved %d control option(s) from %s to %s", len(relocated), out,
-                     relocated[0][0])  # fmt: skip
-            # A pure ACK that only carried the moved option is not needed any more.
-            if not any(k == KIND_MPTCP for k, _ in tcp_options(area)):
-                return "drop", None
-            changed = True
-        pending = self.carries.pop(out, None)
-        if pending:
-            self.nft_sets["carriers"].discard(out)  # the rule deleted it in the packet path
-            # Right after the timestamps: where the sniffer's filter looks for ADDR_TRUST.
-            ts, rest = _split_timestamps(area)
-            trial = ts + b"".join(pending) + rest
-            if seg.pure_ack and len(trial) <= 40:
-                area, changed = trial, True
-            else:  # a data segment, or no room: empty ACKs right behind it carry them
-                for opt in pending:
-                    self.inject(with_options(_empty(raw, seg), seg, ts + opt))
-        return "accept", (with_options(raw, seg, area) if changed else None)
+            self.kick_socket.sendto(syn, (local, 0))
+            self.stats["kicks"] += 1
+        except OSError as e:
+            LOG.warning("kick %s: %s", subflow, e)
 
     def inject(self, packet: bytes) -> None:
         seg = parse(packet)
         self.raw_sockets[seg.src].sendto(packet, (seg.dst, 0))
         self.stats["injected"] += 1
 
-    def check_incoming(self, raw: bytes, seg):
-        now = time.time()
-        subtype = self.args.addr_trust_subtype
-        options = tcp_options(seg.options)
-        subtypes = [opt[2] >> 4 for kind, opt in options if kind == KIND_MPTCP and len(opt) > 2]
-        drop = self.ext.enforcement_drop(seg.four_tuple, subtypes, now)
-        if drop:
-            LOG.info("dropped from %s: %s", seg.four_tuple, drop)
-            return "drop", None
-        area, changed = b"", False
-        for kind, opt in options:
-            if kind == KIND_MPTCP and opt[2] >> 4 == 3:
-                verdict, new = self.ext.incoming_add_addr(seg.four_tuple,
-                                                          parse_add_addr(opt, subtype), now)  # fmt: skip
-                if verdict == "drop":
-                    LOG.info("dropped ADD_ADDR from %s: %s", seg.four_tuple, new)
-                    return "drop", None
-                if new is not None:
-                    opt, changed = encode(new, subtype), True
-            area += opt if kind != 8 else b"\x01\x01" + opt
-        return "accept", (with_options(raw, seg, area) if changed else None)
+    def sync_guard(self, now: float) -> None:
+        """The kernel classifier's guarded map, in incoming orientation."""
+        incoming = {(r, rp, lo, lp) for (lo, lp, r, rp) in self.ext.guarded(now)}
+        if incoming != self.guard.guarded:
+            try:
+                self.guard.set_guarded(incoming)
+            except OSError as e:
+                LOG.error("guarded map: %s", e)
+
+    # -- sniffed copies: keys, joins and ADDR_TRUST -----------------------------------------------
+    def on_sniffed(self, now: float) -> None:
+        for seg in self.sniffer.read():
+            self.stats["sniffed"] += 1
+            try:
+                opts = mptcp_options(seg.options, self.args.addr_trust_subtype)
+            except OptionError as e:
+                self.note("malformed_copies", f"copied segment {seg.four_tuple}: {e}")
+                continue
+            for opt in opts:
+                if isinstance(opt, Unknown):
+                    self.note("unknown_subtypes", f"MPTCP subtype {opt.subtype:#x} from {seg.src}")
+            self.do(self.ext.on_copy(seg.four_tuple, seg.flags, opts, now))
+
+    def note(self, counter: str, message: str) -> None:
+        """Count a bad input and log it (the first ten, then every hundredth)."""
+        self.stats[counter] += 1
+        n = self.stats[counter]
+        if n <= 10 or n % 100 == 0:
+            LOG.warning("%s (%s: %d)", message, counter, n)
+
+    # -- NFQUEUE: our own control packets out, marked packets in ------------------------------
+    def on_outgoing(self, pkt) -> None:
+        """Decide, release the packet, then do the slower rest (carry what moved, send
+        the empty ACKs that follow it: after it, so they arrive in order)."""
+        self.stats["queued_out"] += 1
+        try:
+            raw = pkt.get_payload()
+            seg = parse(raw)
+            pending = self.carries.pop(seg.four_tuple, [])
+            plan = plan_outgoing(
+                raw, seg, self.ext, time.time(), pending, self.args.addr_trust_subtype
+            )
+        except Exception as e:  # our own packet: never lose it for a bug of ours
+            self.note("handler_errors", f"outgoing packet passed unchanged: {e!r}")
+            pkt.accept()
+            return
+        if plan.verdict is Verdict.DROP:
+            self.stats["dropped_out"] += 1
+            pkt.drop()
+        else:
+            if plan.packet is not None:
+                pkt.set_payload(plan.packet)
+                self.stats["rewritten"] += 1
+            pkt.accept()
+        for packet in plan.injected:
+            self.inject(packet)
+        if plan.problem:
+            self.note("malformed_queued", plan.problem)
+        if pending:
+            self.sync_carriers()  # the rest of this subflow's packets pass again
+        for target, option in plan.moved:
+            self.carry(target, option)
+        if plan.moved:
+            LOG.info(
+                "moved %d control option(s) from %s to %s",
+                len(plan.moved),
+                seg.four_tuple,
+                plan.moved[0][0],
+            )
+
+    def on_incoming(self, pkt) -> None:
+        """Fail closed: what cannot be judged is dropped."""
+        self.stats["queued_in"] += 1
+        try:
+            raw = pkt.get_payload()
+            seg = parse(raw)
+            result = judge_incoming(raw, seg, self.ext, time.time(), self.args.addr_trust_subtype)
+        except Exception as e:
+            self.note("malformed_queued", f"incoming packet dropped: {e!r}")
+            self.stats["dropped_in"] += 1
+            pkt.drop()
+            return
+        if result.decision.drop:
+            LOG.info("dropped from %s: %s", seg.four_tuple, result.decision.reason)
+            self.stats["dropped_in"] += 1
+            pkt.drop()
+            return
+        if result.packet is not None:
+            pkt.set_payload(result.packet)
+            self.stats["rewritten"] += 1
+        pkt.accept()
 
     # -- state for `python -m hosts.tpbt_show` ----------------------------------------------------
     def write_state(self, now: float) -> None:
@@ -335,12 +395,35 @@ class Agent:
             "entries": json.loads(self.ext.tpbt.to_json(now)),
             "local_trusted": sorted(self.ext.tpbt.trusted_local(now)),
             "connections": len(self.ext.conns),
+            "guarded": sorted(map(list, self.guard.guarded)),
             "counters": vars(self.ext.counters),
+            "guard": self.guard.counters(),
             "stats": self.stats,
+            "kernel_events": self.kernel_events,
         }
         tmp = Path(self.args.state + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.args.state)
+
+
+def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
+    """A bare IPv4 TCP SYN (no options) with checksums, for kick()."""
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        40,
+        0,
+        0x4000,
+        64,
+        6,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 1024, 0, 0)
+    packet = ip + tcp
+    return with_options(packet, parse(packet), b"")
 
 
 def use_userspace_pm() -> None:
@@ -353,53 +436,39 @@ def use_userspace_pm() -> None:
         subprocess.run(["sysctl", "-qw", "net.mptcp.pm_type=1"], check=True)
 
 
-def parse_add_addr(opt: bytes, subtype: int) -> AddAddr:
-    parsed = parse_mptcp(opt, subtype)
-    if not isinstance(parsed, AddAddr):
-        raise OptionError("not an ADD_ADDR")
-    return parsed
-
-
-def _empty(raw: bytes, seg) -> bytes:
-    """An empty ACK right behind ``raw``: its headers, no payload, ACK only, and the
-    sequence number just after its data, so the peer takes it as in-window and current."""
-    t = seg.tcp_at
-    doff = (raw[t + 12] >> 4) * 4
-    out = bytearray(raw[: t + doff])
-    out[t + 13] = 0x10
-    seq = (int.from_bytes(out[t + 4 : t + 8], "big") + seg.payload_len) & 0xFFFFFFFF
-    out[t + 4 : t + 8] = seq.to_bytes(4, "big")
-    return bytes(out)
-
-
-def _split_timestamps(area: bytes) -> tuple[bytes, bytes]:
-    """(NOP NOP TIMESTAMP, every other option) of an option area (NOPs re-added)."""
-    ts, rest = b"", b""
-    for kind, opt in tcp_options(area):
-        if kind == 8:
-            ts = b"\x01\x01" + opt
-        else:
-            rest += opt
-    return ts, rest
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hosts.agent", description=__doc__.split("\n")[0])
     ap.add_argument("--url", required=True, help="the SAVI controller's REST base URL")
     ap.add_argument("--key-file", required=True, help="the topology's trust key")
-    ap.add_argument("--addr", action="append", required=True,
-                    help="a local address the agent manages (repeat; the first gets ID 1)")  # fmt: skip
+    ap.add_argument(
+        "--addr",
+        action="append",
+        required=True,
+        help="a local address the agent manages (repeat; the first gets ID 1)",
+    )
     ap.add_argument("--state", help="file the live TPBT is written to (JSON)")
-    ap.add_argument("--enforce", action="store_true",
-                    help="drop ADD_ADDR/RM_ADDR/MP_PRIO/MP_FASTCLOSE on untrusted subflows")  # fmt: skip
-    ap.add_argument("--ttl", type=float, default=6.0,
-                    help="seconds a peer's trust notification stays valid (6)")  # fmt: skip
-    ap.add_argument("--addr-trust-subtype", type=lambda s: int(s, 0), default=ADDR_TRUST_DEFAULT,
-                    help="ADDR_TRUST's MPTCP subtype (0x9)")  # fmt: skip
+    ap.add_argument(
+        "--enforce",
+        action="store_true",
+        help="on untrusted subflows of a connection that has had a trusted one, drop "
+        "every MPTCP option but DSS, MP_CAPABLE and MP_JOIN (in the kernel); "
+        "the MP_JOIN policy",
+    )
+    ap.add_argument(
+        "--ttl", type=float, default=6.0, help="seconds a peer's trust notification stays valid (6)"
+    )
+    ap.add_argument(
+        "--addr-trust-subtype",
+        type=lambda s: int(s, 0),
+        default=ADDR_TRUST_DEFAULT,
+        help="ADDR_TRUST's MPTCP subtype (0x9)",
+    )
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     if not 9 <= args.addr_trust_subtype <= 15:
         ap.error("--addr-trust-subtype must be an unassigned subtype, 0x9..0xf")
     if os.geteuid() != 0:
@@ -412,8 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     agent = Agent(args)
     try:
         agent.start()
-    except (PathManagerError, firewall.FirewallError, OSError, subprocess.CalledProcessError) as e:
+    except (
+        PathManagerError,
+        firewall.FirewallError,
+        GuardError,
+        OSError,
+        subprocess.CalledProcessError,
+    ) as e:
         print(f"agent: cannot start: {e}", file=sys.stderr)
+        agent.stop()
         return 1
 
     def stop(*_):

@@ -1,32 +1,75 @@
 """Trusted MPTCP's decisions for one host, as plain logic (no sockets, no clock).
 
-The agent (``hosts/agent.py``) feeds it path-manager events, MP_CAPABLE keys and
-ADDR_TRUST options it sniffed, the controller's trust export and a clock tick; it answers
-with actions (announce, create or destroy a subflow, carry an ADDR_TRUST) and, for the
-rewriter, what to do with each queued control packet. Wire format: docs/wire-format.md.
+The agent (``hosts/agent.py``) feeds it path-manager events, copies of handshakes and
+ADDR_TRUST options, the controller's trust export and a clock tick; it answers with
+actions (announce, create a subflow, carry an ADDR_TRUST) and, for the packets the agent
+holds in NFQUEUE, typed decisions. Wire format: docs/wire-format.md; the confinement and
+enforcement rules: docs/trusted-mptcp.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
+from hosts.events import Event, EventKind
 from hosts.options import (
     ADD_ADDR,
     ADDR_TRUST_DEFAULT,
-    MP_FASTCLOSE,
-    MP_PRIO,
+    DSS,
+    MP_CAPABLE,
+    MP_JOIN,
     REMOVE_ADDR,
     AddAddr,
     AddrTrust,
+    MpCapable,
+    MpJoin,
     add_addr_hmac,
     addr_trust_hmac,
     token_of,
 )
-from hosts.pm_netlink import Event
+from hosts.tables import ExpiringTable, TokenBucket
 from hosts.tpbt import Tpbt
 
 Tuple4 = tuple[str, int, str, int]  # local address, local port, remote address, remote port
-CONTROL_SUBTYPES = {ADD_ADDR, REMOVE_ADDR, MP_PRIO, MP_FASTCLOSE}
+# On a guarded subflow only these MPTCP subtypes may arrive (the kernel classifier
+# hosts/bpf/guard.c enforces it; the same rule here for what the agent reads itself).
+ALLOWED_ON_GUARDED = frozenset({MP_CAPABLE, MP_JOIN, DSS})
+# Connection-level signals the kernel puts on the oldest subflow: moved to a trusted one.
+# MP_PRIO is not among them: it speaks of the subflow that carries it (RFC 8684 3.3.8).
+MOVABLE_SUBTYPES = frozenset({ADD_ADDR, REMOVE_ADDR})
+
+MAX_CONNS = 4096
+PENDING_KEYS, OFFERED_KEYS, PENDING_JOINS, JOIN_SOURCES = 1024, 4096, 1024, 1024
+KEY_LIFETIME = 10.0  # s: a handshake's keys wait this long for the kernel's event
+JOIN_PER_CONN = (0.5, 8)  # rate per s, burst: a full mesh needs a few joins at once
+JOIN_PER_SOURCE = (0.5, 4)
+ORPHAN_LIFETIME = 120.0  # s: a connection with no subflow and no `closed` event
+
+
+class Verdict(Enum):
+    ACCEPT = "accept"
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a held packet; ``replacement``: an ADD_ADDR to put in its place."""
+
+    verdict: Verdict
+    reason: str = ""
+    replacement: AddAddr | None = None
+
+    @property
+    def drop(self) -> bool:
+        return self.verdict is Verdict.DROP
+
+
+ACCEPT = Decision(Verdict.ACCEPT)
+
+
+def refuse(reason: str) -> Decision:
+    return Decision(Verdict.DROP, reason)
 
 
 # -- actions for the shell -----------------------------------------------------------------
@@ -54,7 +97,7 @@ class DestroySubflow:
 
 @dataclass(frozen=True)
 class Carry:
-    """Put ``option`` (an encoded ADDR_TRUST) on the next pure ACK of ``subflow``."""
+    """Put ``option`` (an ADDR_TRUST) on ``subflow`` now (an ACK of that subflow)."""
 
     subflow: Tuple4
     option: AddrTrust
@@ -70,19 +113,26 @@ class Subflow:
 class Conn:
     token: int
     server_side: bool
+    created_at: float = 0.0
+    destination: str | None = None  # the address the application connected to
     rport: int = 0  # the peer's port, for joins
     local_key: int | None = None
     remote_key: int | None = None
     subflows: dict[Tuple4, Subflow] = field(default_factory=dict)
     peer_speaks: bool = False
+    had_trusted: bool = False  # enforcement stays on from the first trusted subflow
     trust_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # addr -> (at, tries)
     trust_refreshed: dict[str, float] = field(default_factory=dict)
-    pending_announce: dict[str, float] = field(default_factory=dict)  # addr -> give-up time
+    trust_wanted: set[str] = field(default_factory=set)  # waiting for a trusted carrier
+    pending_announce: dict[str, float] = field(default_factory=dict)  # addr -> deadline
     t_accepted: set[str] = field(default_factory=set)
-    recreate: set[tuple[str, str]] = field(default_factory=set)
+    peer_addrs: set[str] = field(default_factory=set)  # every peer address a subflow used
+    announced_trusted: set[str] = field(default_factory=set)  # peer's, over trusted subflows
     requested: set[tuple[str, str]] = field(default_factory=set)  # (local, remote) asked for
+    joins: TokenBucket = field(default_factory=lambda: TokenBucket(*JOIN_PER_CONN))
     order: int = 0
     started: bool = False
+    empty_since: float | None = None
 
     @property
     def keys(self) -> bool:
@@ -95,29 +145,56 @@ class Counters:
     addr_trust_received: int = 0
     addr_trust_bad_hmac: int = 0
     addr_trust_withdrawn: int = 0
+    addr_trust_guarded: int = 0  # arrived on a guarded subflow: ignored
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
-    enforced_drops: int = 0
-    reordered: int = 0
-    relocated: int = 0
+    enforced_drops: int = 0  # control options the agent itself refused (guarded scope)
+    relocated: int = 0  # control options moved from an untrusted to a trusted subflow
+    announce_fallback: int = 0  # announced on no trusted subflow: the hold ran out
+    trust_fallback: int = 0  # ADDR_TRUST sent on an untrusted subflow: the hold ran out
+    keys_unverified: int = 0  # a handshake's keys that no SYN/ACK of ours offered
+    join_refused_address: int = 0
+    join_refused_pair: int = 0
+    join_refused_rate: int = 0
+    conns_evicted: int = 0
 
 
 class Extension:
-    def __init__(self, local_addrs: dict[str, int], tpbt: Tpbt | None = None, ttl: float = 6.0,
-                 enforce: bool = False, announce_wait: float = 1.0, retry: float = 1.0,
-                 retries: int = 3, addr_trust_subtype: int = ADDR_TRUST_DEFAULT):  # fmt: skip
+    def __init__(
+        self,
+        local_addrs: dict[str, int],
+        tpbt: Tpbt | None = None,
+        ttl: float = 6.0,
+        enforce: bool = False,
+        announce_wait: float = 1.0,
+        retry: float = 1.0,
+        retries: int = 3,
+        addr_trust_subtype: int = ADDR_TRUST_DEFAULT,
+    ):
         self.local_addrs = dict(local_addrs)  # address -> address ID (>= 1)
         self.tpbt = tpbt or Tpbt()
         self.ttl = ttl
         self.enforce = enforce
-        self.announce_wait = announce_wait
+        self.announce_wait = announce_wait  # the hold: how long signals wait for trust
         self.retry, self.retries = retry, retries
         self.addr_trust_subtype = addr_trust_subtype
         self.conns: dict[int, Conn] = {}
-        self.pending_keys: dict[int, tuple[int, int]] = {}  # local token -> (local, remote)
-        self.pending_joins: dict[Tuple4, int] = {}  # join's local 4-tuple -> our token
+        self.pending_keys: ExpiringTable[int, tuple[int, int]] = ExpiringTable(
+            PENDING_KEYS, KEY_LIFETIME
+        )  # local token -> (local key, remote key)
+        self.offered_keys: ExpiringTable[int, Tuple4] = ExpiringTable(OFFERED_KEYS, KEY_LIFETIME)
+        self.pending_joins: ExpiringTable[Tuple4, int] = ExpiringTable(PENDING_JOINS, KEY_LIFETIME)
+        self.join_sources: ExpiringTable[str, TokenBucket] = ExpiringTable(JOIN_SOURCES, 60.0)
         self.counters = Counters()
+        self._handlers = {
+            EventKind.CREATED: self._ev_created,
+            EventKind.ESTABLISHED: self._ev_established,
+            EventKind.ANNOUNCED: self._ev_announced,
+            EventKind.SUB_ESTABLISHED: self._ev_sub_established,
+            EventKind.SUB_CLOSED: self._ev_sub_closed,
+            EventKind.CLOSED: self._ev_closed,
+        }
 
     # -- lookups ---------------------------------------------------------------------------
     def conn_of(self, four: Tuple4) -> Conn | None:
@@ -130,9 +207,11 @@ class Extension:
         return self.tpbt.trusted(four[0], four[2], now)
 
     def has_trusted(self, conn: Conn, now: float) -> bool:
-        return any(self.subflow_trusted(f, now) for f in conn.subflows)
+        trusted = any(self.subflow_trusted(f, now) for f in conn.subflows)
+        conn.had_trusted |= trusted
+        return trusted
 
-    # -- inputs ------------------------------------------------------------------------------
+    # -- inputs: the controller's export ---------------------------------------------------------
     def on_trust(self, lifetimes: dict[str, float], now: float) -> list:
         """The controller's verified export: which of our addresses SAVI protects."""
         mine = {ip: life for ip, life in lifetimes.items() if ip in self.local_addrs}
@@ -143,20 +222,23 @@ class Extension:
                 if self.tpbt.local_trusted(addr, now):
                     actions += self._send_trust(conn, addr, now)
                 elif conn.peer_speaks and addr in conn.trust_refreshed:
-                    actions += self._withdraw(conn, addr)
-            actions += self._reorder(conn, now)
+                    actions += self._withdraw(conn, addr, now)
+            actions += self._release(conn, now)
         return actions
 
-    def _withdraw(self, conn: Conn, addr: str) -> list:
+    def _withdraw(self, conn: Conn, addr: str, now: float) -> list:
         """Tell the peer at once that ``addr`` lost its protection (it would otherwise
         trust it until the notification's lifetime ends). Sent from another address:
         the switch no longer lets packets from ``addr`` through."""
         del conn.trust_refreshed[addr]
         conn.trust_sent.pop(addr, None)
+        conn.trust_wanted.discard(addr)
         if not conn.keys:
             return []
-        carrier = min((s for s in conn.subflows.values() if s.four[0] != addr),
-                      key=lambda s: s.order, default=None)  # fmt: skip
+        others = [s for s in conn.subflows.values() if s.four[0] != addr]
+        carrier = min(
+            others, key=lambda s: (not self.subflow_trusted(s.four, now), s.order), default=None
+        )
         if carrier is None:
             return []
         addr_id = self.local_addrs[addr]
@@ -164,51 +246,117 @@ class Extension:
         self.counters.addr_trust_withdrawn += 1
         return [Carry(carrier.four, AddrTrust(addr_id, addr, mac, withdraw=True))]
 
-    def on_keys(self, sender_key: int, receiver_key: int) -> list:
-        """An MP_CAPABLE ACK carrying both keys, seen on any interface of this host."""
-        for local, remote in ((sender_key, receiver_key), (receiver_key, sender_key)):
-            token = token_of(local)
-            conn = self.conns.get(token)
-            if conn is None:
-                self.pending_keys[token] = (local, remote)
-            elif not conn.keys:
-                conn.local_key, conn.remote_key = local, remote
+    # -- inputs: copies of segments (handshakes, ADDR_TRUST) ------------------------------------
+    def on_copy(self, seen: Tuple4, flags: int, options: list, now: float) -> list:
+        """A copied segment, ``seen`` as on the wire (src, sport, dst, dport), with its
+        parsed MPTCP options. Outgoing when its source is one of our addresses."""
+        outgoing = seen[0] in self.local_addrs
+        local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
+        actions = []
+        for opt in options:
+            if isinstance(opt, MpCapable):
+                actions += self._on_mp_capable(local, flags, opt, outgoing, now)
+            elif isinstance(opt, MpJoin):
+                if opt.token is not None and flags & 0x12 == 0x02:  # SYN
+                    self._on_join_syn(local, opt.token, outgoing, now)
+                elif opt.token is None and opt.nonce is None:  # the third ACK
+                    actions += self._on_join_ack(local, now)
+            elif isinstance(opt, AddrTrust) and not outgoing:
+                actions += self.on_addr_trust(seen, opt, now)
+        return actions
+
+    def _on_mp_capable(
+        self, local: Tuple4, flags: int, opt: MpCapable, outgoing: bool, now: float
+    ) -> list:
+        """Keys. Ours are taken only from our own kernel's segments: the SYN/ACK we send
+        offers our key; the third ACK (both keys) counts if we sent it, or if it names a
+        key we offered. A flood of forged handshakes adds nothing to the tables."""
+        if opt.sender_key is None:
+            return []
+        if outgoing and flags & 0x12 == 0x12:  # our SYN/ACK: the server's key
+            self.offered_keys.put(opt.sender_key, local, now)
+            return []
+        if opt.receiver_key is None or flags & 0x02:
+            return []
+        if outgoing:  # our third ACK (or first data): we are the client
+            return self._learn_keys(opt.sender_key, opt.receiver_key, now)
+        if self.offered_keys.get(opt.receiver_key, now) != local:
+            self.counters.keys_unverified += 1
+            return []
+        return self._learn_keys(opt.receiver_key, opt.sender_key, now)
+
+    def _learn_keys(self, local_key: int, remote_key: int, now: float) -> list:
+        conn = self.conns.get(token_of(local_key))
+        if conn is None:
+            self.pending_keys.put(token_of(local_key), (local_key, remote_key), now)
+        elif not conn.keys:
+            conn.local_key, conn.remote_key = local_key, remote_key
+            return self._start_signals(conn, now)
         return []
 
+    def _on_join_syn(self, local: Tuple4, token: int, outgoing: bool, now: float) -> None:
+        """An MP_JOIN SYN. Incoming, it carries our token; outgoing, the peer's."""
+        if not outgoing and token in self.conns:
+            self.pending_joins.put(local, token, now)
+        elif outgoing:
+            for conn in self.conns.values():
+                if conn.keys and token_of(conn.remote_key) == token:
+                    self.pending_joins.put(local, conn.token, now)
+
+    def _on_join_ack(self, local: Tuple4, now: float) -> list:
+        """The MP_JOIN third ACK: the subflow is up. The kernel reports it too
+        (sub_established); taking it from the wire as well keeps the TPBT independent of
+        when that event is read."""
+        token = self.pending_joins.pop(local, now)
+        conn = self.conns.get(token) if token is not None else None
+        if conn is None:
+            return []
+        return self._add_subflow(conn, local, now)
+
+    # -- inputs: path-manager events -------------------------------------------------------------
     def on_event(self, ev: Event, now: float) -> list:
-        handler = getattr(self, f"_ev_{ev.kind}", None)
+        handler = self._handlers.get(ev.kind)
         return handler(ev, now) if handler else []
 
+    def _conn(self, ev: Event, now: float) -> Conn:
+        conn = self.conns.get(ev.token)
+        if conn is None:
+            if len(self.conns) >= MAX_CONNS:  # the oldest goes: its state is the stalest
+                del self.conns[next(iter(self.conns))]
+                self.counters.conns_evicted += 1
+            conn = Conn(
+                ev.token, ev.server_side, created_at=now, destination=ev.daddr, rport=ev.dport or 0
+            )
+            keys = self.pending_keys.pop(ev.token, now)
+            if keys:
+                conn.local_key, conn.remote_key = keys
+            self.conns[ev.token] = conn
+        return conn
+
     def _ev_created(self, ev: Event, now: float) -> list:
-        conn = Conn(ev.token, ev.server_side, rport=ev.dport or 0)
-        keys = self.pending_keys.pop(ev.token, None)
-        if keys:
-            conn.local_key, conn.remote_key = keys
-        self.conns[ev.token] = conn
+        conn = self._conn(ev, now)
         # The first subflow is the oldest, whenever `established` comes (it can be late).
-        self._register(conn, (ev.saddr, ev.sport, ev.daddr, ev.dport))
+        self._register(conn, ev.four)
         return []
 
     def _ev_established(self, ev: Event, now: float) -> list:
-        conn = self.conns.get(ev.token) or Conn(ev.token, ev.server_side)
-        self.conns[ev.token] = conn
+        conn = self._conn(ev, now)
         if conn.started:
             return []
         conn.started = True
-        if not conn.keys and ev.token in self.pending_keys:
-            conn.local_key, conn.remote_key = self.pending_keys.pop(ev.token)
         conn.rport = ev.dport
-        actions = self._add_subflow(conn, (ev.saddr, ev.sport, ev.daddr, ev.dport), now)
-        for addr, _addr_id in sorted(self.local_addrs.items(), key=lambda x: x[1]):
-            if addr == ev.saddr or _family(addr) != _family(ev.saddr):
-                continue
-            if self.tpbt.local_trusted(addr, now):
-                conn.pending_announce[addr] = now + self.announce_wait  # T needs the peer
-            else:
-                actions.append(self._announce(conn, addr))
+        actions = self._add_subflow(conn, ev.four, now)
+        # Trusted addresses first: the subflow that can be trusted is opened first.
+        others = sorted(
+            (a for a in self.local_addrs if a != ev.saddr and _family(a) == _family(ev.saddr)),
+            key=lambda a: (not self.tpbt.local_trusted(a, now), self.local_addrs[a]),
+        )
+        for addr in others:
+            # Announcements wait for a trusted subflow (or the hold's end): see _release.
+            conn.pending_announce[addr] = now + self.announce_wait
             if not conn.server_side:
                 actions += self._create(conn, addr, ev.daddr, ev.dport)
-        return actions
+        return actions + self._release(conn, now)
 
     def _create(self, conn: Conn, local: str, remote: str, rport: int) -> list:
         """One subflow per address pair: the kernel may announce an address twice."""
@@ -221,56 +369,33 @@ class Extension:
 
     def _ev_announced(self, ev: Event, now: float) -> list:
         conn = self.conns.get(ev.token)
-        if conn is None or ev.daddr is None:
-            return []
-        if conn.server_side:
+        if conn is None or ev.daddr is None or conn.server_side:
             return []
         actions = []
-        for addr, _id in sorted(self.local_addrs.items(), key=lambda x: x[1]):
+        for addr in sorted(
+            self.local_addrs,
+            key=lambda a: (not self.tpbt.local_trusted(a, now), self.local_addrs[a]),
+        ):
             if _family(addr) == _family(ev.daddr):
                 actions += self._create(conn, addr, ev.daddr, ev.dport or conn.rport)
         return actions
-
-    def on_join_syn(self, seen: Tuple4, token: int, outgoing: bool) -> None:
-        """An MP_JOIN SYN (sniffed, ``seen`` as on the wire). Incoming, it carries our
-        token; outgoing, the peer's."""
-        local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
-        if not outgoing and token in self.conns:
-            self.pending_joins[local] = token
-        elif outgoing:
-            for conn in self.conns.values():
-                if conn.keys and token_of(conn.remote_key) == token:
-                    self.pending_joins[local] = conn.token
-
-    def on_join_ack(self, seen: Tuple4, outgoing: bool, now: float) -> list:
-        """The MP_JOIN third ACK (sniffed): the subflow is up. The kernel reports it too
-        (sub_established); taking it from the wire as well keeps the TPBT independent of
-        when that event is read."""
-        local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
-        token = self.pending_joins.pop(local, None)
-        conn = self.conns.get(token) if token is not None else None
-        if conn is None:
-            return []
-        return self._add_subflow(conn, local, now)
 
     def _ev_sub_established(self, ev: Event, now: float) -> list:
         conn = self.conns.get(ev.token)
         if conn is None:
             return []
-        return self._add_subflow(conn, (ev.saddr, ev.sport, ev.daddr, ev.dport), now)
+        return self._add_subflow(conn, ev.four, now)
 
     def _ev_sub_closed(self, ev: Event, now: float) -> list:
         conn = self.conns.get(ev.token)
         if conn is None:
             return []
-        four = (ev.saddr, ev.sport, ev.daddr, ev.dport)
-        conn.subflows.pop(four, None)
+        conn.subflows.pop(ev.four, None)
         if not any(f[0] == ev.saddr and f[2] == ev.daddr for f in conn.subflows):
             self.tpbt.remove_subflow(ev.saddr, ev.daddr)
         conn.requested.discard((ev.saddr, ev.daddr))
-        if (ev.saddr, ev.daddr) in conn.recreate:
-            conn.recreate.discard((ev.saddr, ev.daddr))
-            return self._create(conn, ev.saddr, ev.daddr, ev.dport)
+        if not conn.subflows:
+            conn.empty_since = now
         return []
 
     def _ev_closed(self, ev: Event, now: float) -> list:
@@ -286,26 +411,51 @@ class Extension:
         if four not in conn.subflows:
             conn.subflows[four] = Subflow(four, conn.order)
             conn.order += 1
+            conn.peer_addrs.add(four[2])
+            conn.empty_since = None
             self.tpbt.add_subflow(four[0], four[2])
 
     def _add_subflow(self, conn: Conn, four: Tuple4, now: float) -> list:
         self._register(conn, four)
+        return self._start_signals(conn, now)
+
+    def _start_signals(self, conn: Conn, now: float) -> list:
+        """Notify every trusted local address that has a subflow and no notification yet."""
         actions = []
-        if self.tpbt.local_trusted(four[0], now) and four[0] not in conn.trust_refreshed:
-            actions += self._send_trust(conn, four[0], now)
-        return actions + self._reorder(conn, now)
+        for addr in self.tpbt.trusted_local(now):
+            if addr not in conn.trust_refreshed and any(f[0] == addr for f in conn.subflows):
+                actions += self._send_trust(conn, addr, now)
+        return actions + self._release(conn, now)
 
     def _announce(self, conn: Conn, addr: str) -> Announce:
         conn.pending_announce.pop(addr, None)
         return Announce(conn.token, self.local_addrs[addr], addr)
 
+    def _release(self, conn: Conn, now: float) -> list:
+        """Held announcements go once a trusted subflow is up (the kernel then signals on
+        the oldest subflow and the rewriter moves it to the trusted one), or when the hold
+        ends without one (the draft's fallback: plain MPTCP signalling, counted)."""
+        if not conn.pending_announce:
+            return []
+        trusted = self.has_trusted(conn, now)
+        actions = []
+        for addr, deadline in list(conn.pending_announce.items()):
+            if trusted or now >= deadline:
+                if not trusted:
+                    self.counters.announce_fallback += 1
+                actions.append(self._announce(conn, addr))
+        return actions
+
     # -- ADDR_TRUST --------------------------------------------------------------------------
     def _send_trust(self, conn: Conn, addr: str, now: float, tries: int = 0) -> list:
         if not conn.keys:
+            conn.trust_wanted.add(addr)
             return []
         carrier = self._carrier(conn, addr, now)
         if carrier is None:
+            conn.trust_wanted.add(addr)
             return []
+        conn.trust_wanted.discard(addr)
         addr_id = self.local_addrs[addr]
         mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, addr)
         conn.trust_sent[addr] = (now, tries + 1)
@@ -314,10 +464,24 @@ class Extension:
         return [Carry(carrier, AddrTrust(addr_id, addr, mac))]
 
     def _carrier(self, conn: Conn, addr: str, now: float) -> Tuple4 | None:
-        """The subflow from ``addr`` to carry our notification: a trusted one if any."""
-        mine = [s for s in conn.subflows.values() if s.four[0] == addr]
-        mine.sort(key=lambda s: (not self.subflow_trusted(s.four, now), s.order))
-        return mine[0].four if mine else None
+        """The subflow from ``addr`` to carry our notification. A trusted one; else, on
+        the client, the one to the address the application chose (the peer learns of our
+        trust first: the pair may well be trusted, and no other can be known to be); else
+        nothing until the hold ends, then the oldest (counted: unconfined)."""
+        mine = sorted(
+            (s for s in conn.subflows.values() if s.four[0] == addr), key=lambda s: s.order
+        )
+        for s in mine:
+            if self.subflow_trusted(s.four, now):
+                return s.four
+        if not conn.server_side:
+            for s in mine:
+                if s.four[2] == conn.destination:
+                    return s.four
+        if mine and now >= conn.created_at + self.announce_wait:
+            self.counters.trust_fallback += 1
+            return mine[0].four
+        return None
 
     def on_addr_trust(self, incoming: Tuple4, opt: AddrTrust, now: float) -> list:
         """An ADDR_TRUST the peer sent; ``incoming`` is the packet's (src, sport, dst, dport)."""
@@ -326,66 +490,60 @@ class Extension:
         conn = self.conn_of(four)
         if conn is None or not conn.keys:
             return []
+        if self.guarded_scope(incoming, now):  # the kernel classifier dropped it too
+            self.counters.addr_trust_guarded += 1
+            return []
         self.counters.addr_trust_received += 1
         if opt.withdraw:
-            want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address,
-                                   withdraw=True)  # fmt: skip
+            want = addr_trust_hmac(
+                conn.remote_key, conn.local_key, opt.addr_id, opt.address, withdraw=True
+            )
             if want != opt.hmac:
                 self.counters.addr_trust_bad_hmac += 1
             else:  # it only takes trust away, so any of the peer's subflows may carry it
                 self.tpbt.set_remote(opt.address, 0, now)
             return []
         if opt.echo:
-            want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address,
-                                   initiator_address=dst)  # fmt: skip
+            want = addr_trust_hmac(
+                conn.remote_key, conn.local_key, opt.addr_id, opt.address, initiator_address=dst
+            )
         else:
             want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address)
         if want != opt.hmac or opt.address != src:
             self.counters.addr_trust_bad_hmac += 1
             return []
         self.tpbt.set_remote(opt.address, self.ttl, now)
-        first = not conn.peer_speaks
         conn.peer_speaks = True
         actions = []
         if opt.echo:
             conn.trust_sent.pop(dst, None)
         elif self.tpbt.local_trusted(dst, now):
             addr_id = self.local_addrs[dst]
-            mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, dst,
-                                  initiator_address=src)  # fmt: skip
+            mac = addr_trust_hmac(
+                conn.local_key, conn.remote_key, addr_id, dst, initiator_address=src
+            )
             self.counters.addr_trust_sent += 1
+            conn.trust_refreshed.setdefault(dst, now)
+            conn.trust_wanted.discard(dst)
             actions.append(Carry(four, AddrTrust(addr_id, dst, mac, echo=True)))
-        if first:
-            actions += [self._announce(conn, a) for a in list(conn.pending_announce)]
-        return actions + self._reorder(conn, now)
-
-    # -- confinement ---------------------------------------------------------------------------
-    def _reorder(self, conn: Conn, now: float) -> list:
-        """Make a trusted subflow the oldest: the kernel puts ADD_ADDR, its echo and RM_ADDR
-        on the oldest subflow. Untrusted subflows older than the oldest trusted one are
-        destroyed and created again (so they become younger). Only the client creates."""
-        if conn.server_side:
-            return []
-        trusted = [s for s in conn.subflows.values() if self.subflow_trusted(s.four, now)]
-        if not trusted:
-            return []
-        first_trusted = min(s.order for s in trusted)
-        actions = []
-        for s in sorted(conn.subflows.values(), key=lambda s: s.order):
-            pair = (s.four[0], s.four[2])
-            if s.order < first_trusted and pair not in conn.recreate:
-                conn.recreate.add(pair)
-                self.counters.reordered += 1
-                actions.append(DestroySubflow(conn.token, s.four))
-        return actions
+        # Notifications that waited for a trusted carrier may have one now.
+        for addr in list(conn.trust_wanted):
+            actions += self._send_trust(conn, addr, now)
+        return actions + self._release(conn, now)
 
     # -- timers ----------------------------------------------------------------------------------
     def tick(self, now: float) -> list:
         actions = []
-        for conn in list(self.conns.values()):
-            for addr, deadline in list(conn.pending_announce.items()):
-                if now >= deadline:  # the peer never answered: a vanilla host, no T
-                    actions.append(self._announce(conn, addr))
+        for token, conn in list(self.conns.items()):
+            if conn.empty_since is not None and now - conn.empty_since > ORPHAN_LIFETIME:
+                del self.conns[token]  # its `closed` event was lost
+                continue
+            actions += self._release(conn, now)
+            for addr in list(conn.trust_wanted):
+                if self.tpbt.local_trusted(addr, now):
+                    actions += self._send_trust(conn, addr, now)
+                else:
+                    conn.trust_wanted.discard(addr)
             for addr, (at, tries) in list(conn.trust_sent.items()):
                 if now - at >= self.retry:
                     if tries >= self.retries or not self.tpbt.local_trusted(addr, now):
@@ -396,7 +554,8 @@ class Extension:
                 if now - at >= self.ttl / 2 and addr not in conn.trust_sent:
                     if self.tpbt.local_trusted(addr, now) and conn.peer_speaks:
                         actions += self._send_trust(conn, addr, now)
-            actions += self._reorder(conn, now)
+        for table in (self.pending_keys, self.offered_keys, self.pending_joins, self.join_sources):
+            table.expire(now)
         return actions
 
     # -- the rewriter's questions ------------------------------------------------------------------
@@ -407,12 +566,16 @@ class Extension:
         if conn is None or not conn.keys or not conn.peer_speaks:
             return None
         if opt.echo:
-            return AddAddr(opt.addr_id, opt.address, opt.port, echo=True, trust=True) \
-                if opt.address in conn.t_accepted else None  # fmt: skip
+            return (
+                AddAddr(opt.addr_id, opt.address, opt.port, echo=True, trust=True)
+                if opt.address in conn.t_accepted
+                else None
+            )
         if not self.tpbt.local_trusted(opt.address, now):
             return None
-        mac = add_addr_hmac(conn.local_key, conn.remote_key, opt.addr_id, opt.address, opt.port,
-                            trust=True)  # fmt: skip
+        mac = add_addr_hmac(
+            conn.local_key, conn.remote_key, opt.addr_id, opt.address, opt.port, trust=True
+        )
         self.counters.add_addr_trust_sent += 1
         return AddAddr(opt.addr_id, opt.address, opt.port, trust=True, hmac=mac)
 
@@ -428,49 +591,83 @@ class Extension:
         self.counters.relocated += 1
         return min(trusted, key=lambda s: s.order).four
 
-    def incoming_add_addr(self, incoming: Tuple4, opt: AddAddr, now: float):
-        """('accept', replacement or None) or ('drop', reason) for a received ADD_ADDR."""
+    def incoming_add_addr(self, incoming: Tuple4, opt: AddAddr, now: float) -> Decision:
+        """A received ADD_ADDR: refused in guarded scope; with T, checked and handed to
+        the kernel as the standard option (its HMAC has no T)."""
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
-        drop = self.enforcement_drop(incoming, [ADD_ADDR], now)
-        if drop:
-            return "drop", drop
+        if self.guarded_scope(incoming, now):
+            self.counters.enforced_drops += 1
+            return refuse("ADD_ADDR on a guarded subflow")
+        if conn is not None and not opt.echo and self.subflow_trusted(four, now):
+            conn.announced_trusted.add(opt.address)  # may join us (the join policy)
         if opt.echo or not opt.trust:
-            return "accept", None
+            return ACCEPT
         if conn is None or not conn.keys:
-            return "drop", "T-flagged ADD_ADDR for a connection whose keys are unknown"
-        want = add_addr_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address, opt.port,
-                             trust=True)  # fmt: skip
+            return refuse("T-flagged ADD_ADDR for a connection whose keys are unknown")
+        want = add_addr_hmac(
+            conn.remote_key, conn.local_key, opt.addr_id, opt.address, opt.port, trust=True
+        )
         if want != opt.hmac:
             self.counters.add_addr_trust_bad_hmac += 1
-            return "drop", "T-flagged ADD_ADDR with a bad HMAC"
+            return refuse("T-flagged ADD_ADDR with a bad HMAC")
         self.tpbt.set_remote(opt.address, self.ttl, now)
         conn.t_accepted.add(opt.address)
         conn.peer_speaks = True
         self.counters.add_addr_trust_accepted += 1
-        # The kernel checks RFC 8684's HMAC, without T: hand it the standard option.
         std = add_addr_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address, opt.port)
-        return "accept", AddAddr(opt.addr_id, opt.address, opt.port, hmac=std)
+        return Decision(
+            Verdict.ACCEPT, replacement=AddAddr(opt.addr_id, opt.address, opt.port, hmac=std)
+        )
 
-    def enforcement_drop(self, incoming: Tuple4, subtypes, now: float) -> str | None:
-        """In enforcement mode: why to drop control options on an untrusted subflow of a
-        connection that has a trusted one; None to let them through."""
-        if not self.enforce or not CONTROL_SUBTYPES & set(subtypes):
-            return None
+    def join_syn(self, incoming: Tuple4, token: int, now: float) -> Decision:
+        """An MP_JOIN SYN held for the join policy (enforcement mode). A join for one of
+        our connections comes from an address the connection has used, or (once it has
+        had a trusted subflow) one the peer announced over a trusted subflow; never on an
+        address pair that already has a subflow; and within per-connection and
+        per-source rates. Joins for unknown tokens are the kernel's to refuse."""
+        conn = self.conns.get(token)
+        if not self.enforce or conn is None:
+            return ACCEPT
+        src, _, dst, _ = incoming
+        if any(f[0] == dst and f[2] == src for f in conn.subflows):
+            self.counters.join_refused_pair += 1
+            return refuse("join on an address pair that has a subflow")
+        self.has_trusted(conn, now)
+        if conn.had_trusted and src not in conn.peer_addrs | conn.announced_trusted:
+            self.counters.join_refused_address += 1
+            return refuse(f"join from {src}: neither used nor announced over a trusted subflow")
+        bucket = self.join_sources.get(src, now)
+        if bucket is None:
+            bucket = TokenBucket(*JOIN_PER_SOURCE)
+            self.join_sources.put(src, bucket, now)
+        if not bucket.take(now) or not conn.joins.take(now):
+            self.counters.join_refused_rate += 1
+            return refuse("join rate exceeded")
+        return ACCEPT
+
+    def guarded_scope(self, incoming: Tuple4, now: float) -> bool:
+        """Whether a segment arriving as ``incoming`` is on a guarded subflow."""
+        if not self.enforce:
+            return False
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
-        if conn is None or self.subflow_trusted(four, now) or not self.has_trusted(conn, now):
-            return None
-        self.counters.enforced_drops += 1
-        return "control option on an untrusted subflow"
+        if conn is None or self.subflow_trusted(four, now):
+            return False
+        self.has_trusted(conn, now)
+        return conn.had_trusted
 
     def guarded(self, now: float) -> set[Tuple4]:
-        """Untrusted subflows of connections with a trusted one (enforcement's scope)."""
+        """Enforcement's scope, as local 4-tuples: the untrusted subflows of every
+        connection that has had a trusted subflow (it stays on if trust lapses)."""
         out = set()
+        if not self.enforce:
+            return out
         for conn in self.conns.values():
-            if self.has_trusted(conn, now):
+            self.has_trusted(conn, now)
+            if conn.had_trusted:
                 out |= {f for f in conn.subflows if not self.subflow_trusted(f, now)}
         return out
 

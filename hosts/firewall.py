@@ -1,12 +1,17 @@
 """The netfilter rules that bring only MPTCP control packets to the agent (NFQUEUE).
 
-nftables marks them (it can match the first MPTCP option's subtype and sets of subflow
-4-tuples) and iptables-nft queues the marks, because this kernel's nft has no queue
-verdict (platform notes). ``--queue-bypass``: with no agent listening, packets pass, so a
-dead agent leaves plain MPTCP. Data segments never match: only packets whose first MPTCP
-option is ADD_ADDR, the one next packet of a subflow that must carry an ADDR_TRUST (the
-rule deletes the subflow from its set in the packet path), and in enforcement mode short
-pure ACKs of untrusted subflows are queued.
+Out: our own segments that carry ADD_ADDR, RM_ADDR or MP_PRIO anywhere among their
+options (iptables' bpf match runs the ``control_out`` program of hosts/bpf/guard.c:
+nftables sees only the first MPTCP option, and RM_ADDR follows DSS), and the one next
+packets of a subflow that must carry an option (an nft set of 4-tuples; the agent takes
+the subflow out of the set once the first of them has taken the options, so no later
+segment of that subflow overtakes it with a newer timestamp: the peer's PAWS check would
+drop the carrier). In: segments the tc classifier marked
+(ADD_ADDR anywhere; MP_JOIN SYNs while enforcing). This kernel's nft has no queue
+verdict, so nftables and the classifier mark and iptables-nft queues (platform notes).
+
+``--queue-bypass``: with no agent listening, packets pass, so a dead agent leaves plain
+MPTCP. Enforcement itself is the classifier's (it drops, nothing is queued for it).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from __future__ import annotations
 import subprocess
 
 TABLE = "tmptcp"
+CHAIN_OUT, CHAIN_IN = "TMPTCP_OUT", "TMPTCP_IN"
 MARK_OUT, MARK_IN = 0x7A01, 0x7A02
 MARK_INJECTED = 0x7A0F  # segments the agent sends itself: never queued again
 QUEUE_OUT, QUEUE_IN = 0, 1
-PURE_ACK = "tcp flags & (syn | fin | rst) == 0 ip length < 100"
 FOUR = "ip saddr . tcp sport . ip daddr . tcp dport"
 SET_TYPE = "ipv4_addr . inet_service . ipv4_addr . inet_service"
 
@@ -31,33 +36,31 @@ def ruleset() -> str:
 table inet {TABLE} {{
     set carriers {{
         type {SET_TYPE}
-        flags dynamic
-    }}
-    set guarded {{
-        type {SET_TYPE}
     }}
     chain out {{
         type filter hook output priority -200; policy accept;
         meta mark {MARK_INJECTED:#x} accept
-        tcp option mptcp subtype 3 meta mark set {MARK_OUT:#x}
-        {FOUR} @carriers delete @carriers {{ {FOUR} }} meta mark set {MARK_OUT:#x}
-    }}
-    chain in {{
-        type filter hook input priority -200; policy accept;
-        tcp option mptcp subtype 3 meta mark set {MARK_IN:#x}
-        {FOUR} @guarded {PURE_ACK} meta mark set {MARK_IN:#x}
+        {FOUR} @carriers meta mark set {MARK_OUT:#x}
     }}
 }}
 """
 
 
-def _iptables_rules() -> list[tuple[str, list[str]]]:
-    """(chain, rule) in the mangle table."""
+def _queue(num: int) -> list[str]:
+    return ["-j", "NFQUEUE", "--queue-num", str(num), "--queue-bypass"]
+
+
+def iptables_rules(control_out_prog: str) -> list[tuple[str, list[str]]]:
+    """(chain, rule) in the mangle table, in order."""
     return [
-        (chain, ["-m", "mark", "--mark", f"{mark:#x}", "-j", "NFQUEUE",
-                 "--queue-num", str(queue), "--queue-bypass"])
-        for chain, mark, queue in (("OUTPUT", MARK_OUT, QUEUE_OUT), ("INPUT", MARK_IN, QUEUE_IN))
-    ]  # fmt: skip
+        (CHAIN_OUT, ["-m", "mark", "--mark", f"{MARK_INJECTED:#x}", "-j", "RETURN"]),
+        (CHAIN_OUT, ["-m", "mark", "--mark", f"{MARK_OUT:#x}", *_queue(QUEUE_OUT)]),
+        (
+            CHAIN_OUT,
+            ["-p", "tcp", "-m", "bpf", "--object-pinned", control_out_prog, *_queue(QUEUE_OUT)],
+        ),
+        (CHAIN_IN, ["-m", "mark", "--mark", f"{MARK_IN:#x}", *_queue(QUEUE_IN)]),
+    ]
 
 
 def _run(cmd: list[str], stdin: str | None = None, check: bool = True) -> bool:
@@ -67,18 +70,28 @@ def _run(cmd: list[str], stdin: str | None = None, check: bool = True) -> bool:
     return r.returncode == 0
 
 
-def install() -> None:
+def _ipt(*args: str, check: bool = True) -> bool:
+    return _run(["iptables-nft", "-t", "mangle", *args], check=check)
+
+
+def install(control_out_prog: str) -> None:
     remove()
     _run(["nft", "-f", "-"], ruleset())
-    for chain, rule in _iptables_rules():
-        _run(["iptables-nft", "-t", "mangle", "-A", chain, *rule])
+    for chain in (CHAIN_OUT, CHAIN_IN):
+        _ipt("-N", chain)
+    for chain, rule in iptables_rules(control_out_prog):
+        _ipt("-A", chain, *rule)
+    _ipt("-A", "OUTPUT", "-j", CHAIN_OUT)
+    _ipt("-A", "INPUT", "-j", CHAIN_IN)
 
 
 def remove() -> None:
     _run(["nft", "delete", "table", "inet", TABLE], check=False)
-    for chain, rule in _iptables_rules():
-        while _run(["iptables-nft", "-t", "mangle", "-D", chain, *rule], check=False):
+    for hook, chain in (("OUTPUT", CHAIN_OUT), ("INPUT", CHAIN_IN)):
+        while _ipt("-D", hook, "-j", chain, check=False):
             pass
+        _ipt("-F", chain, check=False)
+        _ipt("-X", chain, check=False)
 
 
 def set_elements(name: str, elements: set[tuple[str, int, str, int]], current: set) -> None:

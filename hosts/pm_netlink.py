@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.generic import GenericNetlinkSocket
+
+from hosts.events import KIND_OF_CMD, Event
 
 FAMILY = "mptcp_pm"
 NETLINK_GENERIC, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 16, 270, 1
@@ -19,12 +20,6 @@ EVENTS_GROUP = "mptcp_pm_events"
 
 CMD_SET_FLAGS, CMD_ANNOUNCE, CMD_REMOVE, CMD_SUBFLOW_CREATE, CMD_SUBFLOW_DESTROY = 7, 8, 9, 10, 11
 FLAG_SIGNAL, FLAG_SUBFLOW, FLAG_BACKUP = 1, 2, 4
-
-EVENTS = {
-    1: "created", 2: "established", 3: "closed", 6: "announced", 7: "removed",
-    10: "sub_established", 11: "sub_closed", 13: "sub_priority",
-    15: "listener_created", 16: "listener_closed",
-}  # fmt: skip
 
 
 class pm_addr(nla):
@@ -78,21 +73,6 @@ class pm_event(genlmsg):
         ("MPTCP_ATTR_RESET_FLAGS", "uint32"),
         ("MPTCP_ATTR_SERVER_SIDE", "uint8"),
     )
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    token: int
-    saddr: str | None = None
-    daddr: str | None = None
-    sport: int | None = None
-    dport: int | None = None
-    loc_id: int | None = None
-    rem_id: int | None = None
-    server_side: bool = False
-    backup: bool = False
-    error: int = 0
 
 
 class PathManagerError(RuntimeError):
@@ -225,7 +205,7 @@ class EventListener:
 
     @staticmethod
     def _event(msg) -> Event | None:
-        kind = EVENTS.get(msg["cmd"])
+        kind = KIND_OF_CMD.get(msg["cmd"])
         if kind is None:
             return None
         get = msg.get_attr

@@ -52,5 +52,12 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.installed; the
     cp requirements.lock .venv/.installed
 fi
 
+# The agent's kernel classifier (hosts/bpf/guard.c), built where it runs.
+bpf=hosts/bpf/guard
+if [ ! -f $bpf.o ] || [ $bpf.c -nt $bpf.o ]; then
+    clang -O2 -g -Wall -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c $bpf.c -o $bpf.o.tmp
+    mv $bpf.o.tmp $bpf.o
+fi
+
 scripts/start-ovs.sh
 echo "install.sh: ready ($os_id $os_version, OVS datapath $(ovs_datapath))"

@@ -4,7 +4,7 @@
 # Debian 12 and Ubuntu 24.04 share these package names.
 COMMON_PACKAGES="openvswitch-switch mininet dnsmasq-base udhcpc tshark tcpdump ethtool
 iproute2 iputils-ping iputils-arping ndisc6 nftables iptables procps psmisc
-python3-venv python3-dev gcc make libnetfilter-queue-dev ruby curl"
+python3-venv python3-dev gcc make libnetfilter-queue-dev ruby curl clang libbpf-dev"
 
 # detect_platform: print "<id> <version>" of the running OS, from os-release.
 detect_platform() {
@@ -17,8 +17,9 @@ detect_platform() {
 # platform_packages ID VERSION: Debian packages to install, or fail naming what is unsupported.
 platform_packages() {
     case "$1 $2" in
-        "debian 12") echo "$COMMON_PACKAGES" ;;
-        "ubuntu 24.04") echo "$COMMON_PACKAGES software-properties-common" ;;
+        "debian 12") echo "$COMMON_PACKAGES bpftool" ;;
+        # Ubuntu ships bpftool with the kernel's tools.
+        "ubuntu 24.04") echo "$COMMON_PACKAGES linux-tools-common linux-tools-generic software-properties-common" ;;
         *) return 1 ;;
     esac
 }

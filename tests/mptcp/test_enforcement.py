@@ -1,38 +1,54 @@
-"""Enforcement mode: a forged RM_ADDR on the untrusted path is dropped; vanilla accepts it.
+"""Enforcement against an eavesdropper on a's unprotected network, shape by shape.
 
-The forger is an eavesdropper on the unprotected access network (m2): it copies the
-sequence numbers of the last segment b sent to a's untrusted address and sends, in b's
-name, a pure ACK with RM_ADDR for b's untrusted address. The kernel's RmAddr counter at
-a is the oracle of what a accepted.
+The connection's first subflow uses a's unprotected address (the case the extension is
+for), so m2, which taps a's legacy link, has read its keys, sequence numbers and
+timestamps. It forges options in b's name in every shape of experiments/shapes.py. A
+vanilla host (the kernel's path manager) acts on each shape: the positive control. An
+enforcing host acts on none. The kernel's MIB counters at the victim are the oracle.
 """
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from experiments.harness import set_mode
+from experiments.shapes import SHAPES
 from tests.integration.tools import REPO, Capture, wait_until
 from tests.mptcp.helpers import Transfer, managed_transfer, mib
 from topologies.builder import Testbed
-from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, DualHomedTopo
+from topologies.dualhomed import (
+    A_TRUSTED,
+    A_UNTRUSTED,
+    B_TRUSTED,
+    B_UNTRUSTED,
+    M2,
+    DualHomedTopo,
+)
 
-FORGE = """
-import sys, time
-from scapy.all import Ether, conf, rdpcap
-from experiments.attacks import segment_after
-from hosts.options import AddAddr, RemoveAddr, encode
-sock = conf.L2socket(iface=sys.argv[5])
-print("ready", flush=True)
-pcap = sys.stdin.readline().strip()  # the eavesdropped segment, as soon as it is there
-seen = rdpcap(pcap)[-1]
-if sys.argv[2] == "add_addr":  # T-flagged, the attacker's address, an HMAC it cannot know
-    option = encode(AddAddr(9, "10.2.0.66", trust=True, hmac=b"\\x00" * 8))
-else:
-    option = encode(RemoveAddr((int(sys.argv[2]),)))
-sock.send(Ether(dst=sys.argv[3], src=sys.argv[4]) / segment_after(seen, option, time.time()))
-print("sent", flush=True)
-"""
+UNUSED_ID = 9  # a forged RM_ADDR for an ID nobody uses: counted, harmless
+ORACLE = {
+    "rm_addr": "MPTcpExtRmAddr",
+    "mp_prio": "MPTcpExtMPPrioRx",
+    "fastclose": "MPTcpExtMPFastcloseRx",
+    "add_addr": "MPTcpExtAddAddr",
+}
+# Shapes that leave the connection as it was, for the positive control on one connection.
+GENTLE = [
+    "plain",
+    "ip_options",
+    "tcp_nops",
+    "behind_dss",
+    "before_dss",
+    "behind_unknown",
+    "malformed_after",
+    "psh",
+    "urg",
+    "fragments",
+]
 
 
 @pytest.fixture
@@ -41,71 +57,195 @@ def tb(tmp_path):
         for src, dst in ((A_TRUSTED, B_TRUSTED), (A_UNTRUSTED, B_UNTRUSTED)):
             t.net["a"].cmd(f"ping -c1 -W2 -I {src} {dst}")
         t.net["b"].cmd(f"ping -c1 -W2 {A_TRUSTED}")
+        t.net["m2"].cmd(f"ping -c1 -W2 {A_UNTRUSTED}")
         yield t
 
 
-def eavesdrop(tb, tmp_path) -> Capture:
-    """What m2 would see on the unprotected network: b's segments to a's untrusted address."""
-    return Capture(tb.net["a"], "a-eth1",
-                   f"src host {B_TRUSTED} and dst host {A_UNTRUSTED} and tcp src port 5201",
-                   tmp_path / "seen.pcap")  # fmt: skip
+class Forger:
+    """experiments.forger in m2, reading a's legacy link."""
+
+    def __init__(self, tb, tap: Path):
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.forger",
+            "--tap",
+            str(tap),
+            "--attacker",
+            M2,
+            "--removed-id",
+            str(UNUSED_ID),
+        ]
+        for addr in (A_TRUSTED, A_UNTRUSTED):
+            cmd += ["--victim", addr]
+        for addr in (B_TRUSTED, B_UNTRUSTED):
+            cmd += ["--peer", addr]
+        self.tap = tap
+        self.proc = tb.net["m2"].popen(
+            cmd,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
+
+    def __call__(self, attack: str, shape: str = "plain") -> dict:
+        wait_until(lambda: time.time() - self.tap.stat().st_mtime > 0.3, 20, "a lull on the tap")
+        self.proc.stdin.write(f"{attack} {shape}\n")
+        self.proc.stdin.flush()
+        report = json.loads(self.proc.stdout.readline())
+        assert "error" not in report and report["sent"] > 0, report
+        return report
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
 
 
-def forge(tb, seen: Capture, what: str) -> None:
-    """Once the transfer has gone quiet, forge from the last segment seen, send from m2."""
-    a, m2 = tb.net["a"], tb.net["m2"]
-    seen.stop()
-    forger = m2.popen([sys.executable, "-c", FORGE, str(seen.path), what,
-                       a.intf("a-eth1").MAC(), m2.intf("m2-eth0").MAC(), "m2-eth0"], cwd=REPO,
-                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      text=True)  # fmt: skip
-    assert forger.stdout.readline().strip() == "ready", forger.stderr.read()
-    out, err = forger.communicate(f"{seen.path}\n", timeout=60)
-    assert forger.returncode == 0 and "sent" in out, err
+def bulk_then_idle(tb, tap: Path, **kw) -> Transfer:
+    """A transfer whose first subflow uses a's unprotected address: 2 s of bulk, then
+    quiet (when an eavesdropper's copy of b's last segment is current)."""
+    return Transfer(tb, seconds=2, idle=40, timeout=60, bind=A_UNTRUSTED, **kw)
 
 
-def test_vanilla_accepts_the_forged_rm_addr(tb, tmp_path):
+def test_a_vanilla_host_acts_on_every_shape(tb, tmp_path):
     a, b = tb.net["a"], tb.net["b"]
-    for h in (a, b):
-        h.cmd("ip mptcp limits set subflows 4 add_addr_accepted 4")
-    b.cmd(f"ip mptcp endpoint add {B_UNTRUSTED} dev b-eth1 id 2 signal")
-    a.cmd(f"ip mptcp endpoint add {A_UNTRUSTED} dev a-eth1 subflow")
-    seen = eavesdrop(tb, tmp_path)
-    xfer = Transfer(tb, seconds=3, idle=6)
-    wait_until(lambda: "10.2.0.10" in a.cmd("ss -tn state established"), 10, "a's 2nd subflow")
-    time.sleep(4)  # into the quiet part
-    before = mib(a, "MPTcpExtRmAddr")
-    forge(tb, seen, "2")  # RM_ADDR for b's address ID 2
-    wait_until(lambda: mib(a, "MPTcpExtRmAddr") > before, 5, "a to accept the RM_ADDR")
-    xfer.results()
+    set_mode(tb, "vanilla")
+    tap = tmp_path / "tap.pcap"
+    cap = Capture(a, "a-eth1", "tcp", tap, snaplen=128)
+    forger = Forger(tb, tap)
+    xfer = bulk_then_idle(tb, tap, wait_subflows=3)
+    wait_until(lambda: "10.4.0.20" in a.cmd("ss -Htn state established"), 15, "a full mesh")
+    outcomes = {}
+    for shape in GENTLE:
+        before = mib(a, ORACLE["mp_prio"])
+        forger("mp_prio", shape)
+        wait_until(lambda: mib(a, ORACLE["mp_prio"]) > before, 5, f"a to act on {shape}")  # noqa: B023
+        outcomes[shape] = "acted on"
+    for shape in ("ip_options", "malformed_after"):
+        before = mib(a, ORACLE["rm_addr"])
+        forger("rm_addr", shape)
+        wait_until(lambda: mib(a, ORACLE["rm_addr"]) > before, 5, f"RM_ADDR in {shape}")  # noqa: B023
+    before = mib(b, "MPTcpExtMPJoinSynRx") - mib(b, "MPTcpExtMPJoinNoTokenFound")
+    forger("join_flood")
+    wait_until(
+        lambda: mib(b, "MPTcpExtMPJoinSynRx") - mib(b, "MPTcpExtMPJoinNoTokenFound") > before,
+        5,
+        "b to take a forged join",
+    )
+    # Data without a data-level mapping makes Linux reset the subflow: a second
+    # connection for the FIN and the RST (which ends the connection).
+    for attack, shape in (
+        ("mp_prio", "payload"),
+        (None, None),
+        ("mp_prio", "fin"),
+        ("fastclose", "rst"),
+    ):
+        if attack is None:
+            xfer.kill()
+            xfer = bulk_then_idle(tb, tap, port=5202)
+            wait_until(
+                lambda: "10.4.0.20" in a.cmd("ss -Htn state established '( dport = :5202 )'"),
+                15,
+                "a full mesh",
+            )
+            continue
+        before = mib(a, ORACLE[attack])
+        forger(attack, shape)
+        wait_until(lambda: mib(a, ORACLE[attack]) > before, 5, f"a to act on {attack} {shape}")  # noqa: B023
+        outcomes[shape] = "acted on"
+    print("vanilla:", outcomes)
+    forger.close()
+    xfer.kill()
+    cap.stop(settle=0)
 
 
-def test_enforcement_drops_the_forged_rm_addr(tb, tmp_path):
-    a = tb.net["a"]
+def test_an_enforcing_host_acts_on_no_shape(tb, tmp_path):
+    a, b = tb.net["a"], tb.net["b"]
     tb.start_agents(extra=["--enforce"])
-    seen = eavesdrop(tb, tmp_path)
-    xfer = managed_transfer(tb, seconds=4, idle=6)
-    time.sleep(4.5)  # into the quiet part
-    before = mib(a, "MPTcpExtRmAddr")
-    forge(tb, seen, "2")  # RM_ADDR: b's agent gave its untrusted address ID 2
-    wait_until(lambda: tb.tpbt("a")["counters"]["enforced_drops"] >= 1, 5, "a drop")
-    assert mib(a, "MPTcpExtRmAddr") == before
+    tap = tmp_path / "tap.pcap"
+    cap = Capture(a, "a-eth1", "tcp", tap, snaplen=128)
+    forger = Forger(tb, tap)
+    xfer = managed_transfer(tb, seconds=1, idle=40, timeout=60, bind=A_UNTRUSTED)
+    wait_until(lambda: len(tb.tpbt("a")["guarded"]) >= 2, 10, "a's untrusted subflows guarded")
+
+    def events() -> dict:
+        reported = tb.tpbt("a")["kernel_events"]
+        return {k: v for k, v in reported.items() if k in ("removed", "announced", "sub_priority")}
+
+    before, events_before = {name: mib(a, name) for name in ORACLE.values()}, events()
+    guard_before = tb.tpbt("a")["guard"]
+    sent = 0
+    for attack in ORACLE:
+        for shape in SHAPES:
+            sent += forger(attack, shape)["sent"]
+    joins_before = mib(b, "MPTcpExtMPJoinSynRx") - mib(b, "MPTcpExtMPJoinNoTokenFound")
+    flood = forger("join_flood")["sent"]
+
+    def dropped() -> int:
+        g = tb.tpbt("a")["guard"]
+        return sum(
+            g[k] - guard_before[k] for k in ("drop_control", "drop_malformed", "drop_fragment")
+        )
+
+    # At least one drop per shape, attack and guarded subflow (m2 sees two).
+    expected_drops = len(ORACLE) * len(SHAPES) * 2
+    wait_until(lambda: dropped() >= expected_drops, 10, f"{expected_drops} drops at a's guard")
+    wait_until(
+        lambda: tb.tpbt("b")["counters"]["join_refused_pair"]
+        + tb.tpbt("b")["counters"]["join_refused_rate"]
+        + tb.tpbt("b")["counters"]["join_refused_address"]
+        >= flood,
+        10,
+        "b to refuse the join flood",
+    )
+    after = {name: mib(a, name) for name in ORACLE.values()}
+    assert after == before, f"a acted on a forgery: {before} -> {after}"
+    assert events() == events_before  # nor did a's kernel report one to its path manager
+    assert mib(b, "MPTcpExtMPJoinSynRx") - mib(b, "MPTcpExtMPJoinNoTokenFound") == joins_before
+    print(
+        f"enforce: {sent} forged option segments, {flood} joins; a's guard dropped "
+        f"{dropped()}; b refused {tb.tpbt('b')['counters']}"
+    )
     client, server = xfer.results()
-    assert client["sha256"] == server["sha256"]
+    assert client["sha256"] == server["sha256"] and client["bytes"] == server["bytes"]
+    forger.close()
+    cap.stop(settle=0)
 
 
 def test_forged_trusted_add_addr_is_refused(tb, tmp_path):
-    """A T-flagged ADD_ADDR for the attacker's address with an HMAC it cannot compute:
-    a's agent drops it, a's kernel never sees it, no subflow goes to the attacker."""
+    """A T-flagged ADD_ADDR for the attacker's address with an HMAC it cannot compute, on
+    a connection whose first subflow is trusted (nothing is guarded): a's agent refuses
+    it, a's kernel never sees it, no subflow goes to the attacker."""
     a = tb.net["a"]
     tb.start_agents()
-    seen = eavesdrop(tb, tmp_path)
-    xfer = managed_transfer(tb, seconds=4, idle=6)
-    time.sleep(4.5)
+    tap = tmp_path / "tap.pcap"
+    cap = Capture(a, "a-eth1", "tcp", tap, snaplen=128)
+    xfer = managed_transfer(tb, seconds=2, idle=8)
+    wait_until(
+        lambda: time.time() - tap.stat().st_mtime > 0.3 and tap.stat().st_size > 24, 20, "a lull"
+    )
+    forge = (
+        "import sys; from scapy.all import rdpcap, send\n"
+        "from experiments.attacks import segment_after\n"
+        "from hosts.options import AddAddr, encode\n"
+        "seen = [p for p in rdpcap(sys.argv[1]) if p['IP'].src == sys.argv[2]][-1]\n"
+        "opt = encode(AddAddr(9, sys.argv[3], trust=True, hmac=b'\\0' * 8))\n"
+        "send(segment_after(seen, opt, __import__('time').time()), verbose=False)\n"
+    )
     before = mib(a, "MPTcpExtAddAddr")
-    forge(tb, seen, "add_addr")
+    r = tb.net["m2"].popen(
+        [sys.executable, "-c", forge, str(tap), B_TRUSTED, M2],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert r.wait(60) == 0, r.stderr.read()
     wait_until(lambda: tb.tpbt("a")["counters"]["add_addr_trust_bad_hmac"] >= 1, 5, "a refusal")
     assert mib(a, "MPTcpExtAddAddr") == before
-    assert "10.2.0.66" not in a.cmd("ss -tn")
+    assert M2 not in a.cmd("ss -tn")
     client, server = xfer.results()
     assert client["sha256"] == server["sha256"]
+    cap.stop(settle=0)

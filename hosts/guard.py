@@ -1,0 +1,186 @@
+"""Enforcement in the kernel: the tc ingress classifier of hosts/bpf/guard.c.
+
+``Guard`` loads the compiled program once per agent (bpftool, maps pinned in a bpffs
+directory of its own: Mininet hosts share the root mount namespace, so one pin path per
+agent), attaches it to the host's interfaces (clsact ingress, direct action), and keeps
+its ``guarded`` map equal to the agent's guarded subflows. The program drops forbidden
+options on guarded subflows and marks the segments the agent must judge (ADD_ADDR,
+MP_JOIN SYNs); data never leaves the kernel. The object is built by scripts/install.sh.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+from hosts import bpf_syscall
+from hosts.bpf_syscall import BpfError, Map
+
+OBJECT = Path(__file__).with_name("bpf") / "guard.o"
+SOURCE = OBJECT.with_suffix(".c")
+BPFFS = Path("/run/tmptcp-bpf")
+# The program's enum counter, in order; then one slot per MPTCP subtype.
+COUNTERS = (
+    "tcp_seen",
+    "guarded_seen",
+    "drop_control",
+    "drop_malformed",
+    "drop_fragment",
+    "drop_truncated",
+    "drop_exthdr",
+    "mark_add_addr",
+    "mark_join",
+)
+SUBTYPE_SLOTS = 16
+KEY = struct.Struct("=I16s16s2s2s")  # struct flow_key: family, saddr, daddr, ports (BE)
+
+Tuple4 = tuple[str, int, str, int]
+
+
+class GuardError(RuntimeError):
+    pass
+
+
+def flow_key(src: str, sport: int, dst: str, dport: int) -> bytes:
+    """The map key of a segment from ``src:sport`` to ``dst:dport`` (as it arrives)."""
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version != d.version:
+        raise ValueError(f"{src} and {dst} are of different families")
+    return KEY.pack(
+        s.version, s.packed, d.packed, sport.to_bytes(2, "big"), dport.to_bytes(2, "big")
+    )
+
+
+def config_value(enforce: bool, mark: int) -> bytes:
+    return struct.pack("=II", int(enforce), mark)
+
+
+def _run(cmd: list[str]) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if r.returncode:
+        raise GuardError(f"{' '.join(cmd)}: {(r.stderr or r.stdout).strip()[-400:]}")
+    return r.stdout
+
+
+def mount_bpffs() -> Path:
+    """A bpf filesystem at BPFFS (mounted once per machine, shared by all agents)."""
+    BPFFS.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mountpoint", "-q", str(BPFFS)]).returncode != 0:
+        _run(["mount", "-t", "bpf", "bpf", str(BPFFS)])
+    return BPFFS
+
+
+def remove_stale(root: Path) -> None:
+    """Pins of agents that died without cleaning up (``agent-PID`` with PID gone)."""
+    for d in root.glob("agent-*"):
+        pid = d.name.removeprefix("agent-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class Guard:
+    """The loaded classifier of one agent. ``name`` makes its pin directory unique."""
+
+    def __init__(self, name: str):
+        if not OBJECT.is_file() or (
+            SOURCE.is_file() and SOURCE.stat().st_mtime > OBJECT.stat().st_mtime
+        ):
+            raise GuardError(
+                f"{OBJECT} is missing or older than its source: run 'sudo make install'"
+            )
+        root = mount_bpffs()
+        remove_stale(root)
+        self.dir = root / name
+        self.ifaces: list[str] = []
+        self.guarded: set[Tuple4] = set()
+        self._remove_pins()
+        self.dir.mkdir()
+        _run(
+            [
+                "bpftool",
+                "prog",
+                "loadall",
+                str(OBJECT),
+                str(self.dir / "progs"),
+                "pinmaps",
+                str(self.dir / "maps"),
+            ]
+        )
+        self.prog_fd = bpf_syscall.obj_get(self.ingress_prog)
+        self.map_guarded = Map(bpf_syscall.obj_get(self.dir / "maps/guarded"), KEY.size, 4)
+        self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 8)
+        self.cpus = bpf_syscall.possible_cpus()
+        n = len(COUNTERS) + SUBTYPE_SLOTS
+        self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
+        self.n_counters = n
+
+    @property
+    def ingress_prog(self) -> Path:
+        return self.dir / "progs" / "guard_ingress"
+
+    @property
+    def control_out_prog(self) -> Path:
+        """For ``iptables -m bpf --object-pinned``: the host's own control options."""
+        return self.dir / "progs" / "control_out"
+
+    def configure(self, enforce: bool, mark: int) -> None:
+        self.map_settings.update(struct.pack("=I", 0), config_value(enforce, mark))
+
+    def attach(self, iface: str) -> None:
+        _run(["tc", "qdisc", "replace", "dev", iface, "clsact"])
+        _run(
+            [
+                "tc",
+                "filter",
+                "replace",
+                "dev",
+                iface,
+                "ingress",
+                "pref",
+                "1",
+                "bpf",
+                "object-pinned",
+                str(self.ingress_prog),
+                "direct-action",
+            ]
+        )
+        self.ifaces.append(iface)
+
+    def set_guarded(self, incoming: set[Tuple4]) -> None:
+        """Make the map hold exactly ``incoming`` (4-tuples as segments arrive)."""
+        for t in incoming - self.guarded:
+            self.map_guarded.update(flow_key(*t), b"\x01\0\0\0")
+        for t in self.guarded - incoming:
+            self.map_guarded.delete(flow_key(*t))
+        self.guarded = set(incoming)
+
+    def counters(self) -> dict[str, int]:
+        out = {}
+        for i in range(self.n_counters):
+            raw = self.map_counters.lookup(struct.pack("=I", i)) or b""
+            total = sum(struct.unpack(f"={len(raw) // 8}Q", raw)) if raw else 0
+            name = COUNTERS[i] if i < len(COUNTERS) else f"drop_subtype_{i - len(COUNTERS)}"
+            out[name] = total
+        return out
+
+    def close(self) -> None:
+        for iface in self.ifaces:
+            subprocess.run(
+                ["tc", "qdisc", "del", "dev", iface, "clsact"], capture_output=True, timeout=30
+            )
+        self.ifaces = []
+        for m in (self.map_guarded, self.map_settings, self.map_counters):
+            m.close()
+        os.close(self.prog_fd)
+        self._remove_pins()
+
+    def _remove_pins(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+__all__ = ["Guard", "GuardError", "BpfError", "flow_key", "COUNTERS"]

@@ -1,0 +1,185 @@
+"""The kernel classifier (hosts/bpf/guard.c), the compiled object itself, run by the
+kernel on crafted frames (BPF_PROG_TEST_RUN): no network, but the real verifier and the
+real program. Every attacker shape of experiments/shapes.py must be dropped on a guarded
+subflow and pass elsewhere; what the agent must judge is marked."""
+
+import os
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from experiments.attacks import segment_after
+from experiments.shapes import DSS_ACK_ONLY, SHAPES
+from hosts import bpf_syscall
+from hosts.firewall import MARK_IN
+from hosts.guard import Guard, flow_key
+from hosts.options import (
+    AddAddr,
+    AddrTrust,
+    MpFastclose,
+    MpJoin,
+    MpPrio,
+    RemoveAddr,
+    encode,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF needs root")
+
+PEER, VICTIM = ("10.3.0.20", 5201), ("10.2.0.10", 40000)
+TC_ACT_OK, TC_ACT_SHOT = 0, 2
+OPTIONS = {
+    "add_addr": encode(AddAddr(42, "10.2.0.66", hmac=b"h" * 8)),
+    "rm_addr": encode(RemoveAddr((0, 1, 2, 3))),
+    "mp_prio": encode(MpPrio(backup=True)),
+    "fastclose": encode(MpFastclose(0x1234)),
+    "addr_trust": encode(AddrTrust(1, "10.3.0.20", b"t" * 8)),
+    "mp_fail": bytes([30, 12, 0x60, 0]) + b"\0" * 8,
+}
+
+
+@pytest.fixture(scope="module")
+def guard():
+    g = Guard(f"unit-{os.getpid()}")
+    g.configure(enforce=True, mark=MARK_IN)
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def guarded(guard):
+    guard.set_guarded({(*PEER, *VICTIM)})
+    yield guard
+    guard.set_guarded(set())
+
+
+def base(option: bytes):
+    seen = Ether(
+        bytes(
+            Ether()
+            / IP(src=PEER[0], dst=VICTIM[0])
+            / TCP(
+                sport=PEER[1],
+                dport=VICTIM[1],
+                seq=1000,
+                ack=2000,
+                flags="A",
+                options=[("NOP", None), ("NOP", None), ("Timestamp", (5, 6))],
+            )
+        )
+    )
+    seen.time = 0
+    return segment_after(seen, option, 0)
+
+
+def run(guard, packet) -> tuple[int, int]:
+    frame = packet if isinstance(packet, bytes) else bytes(Ether() / packet)
+    return bpf_syscall.test_run(guard.prog_fd, frame)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("attack", sorted(OPTIONS))
+def test_every_shape_is_dropped_on_a_guarded_subflow(guarded, shape, attack):
+    packets = SHAPES[shape](base(OPTIONS[attack]), OPTIONS[attack])
+    before = guarded.counters()
+    verdicts = [run(guarded, p)[0] for p in packets]
+    if shape == "fragments":  # the first fragment is enough to stop reassembly
+        assert TC_ACT_SHOT in verdicts
+    else:
+        assert verdicts == [TC_ACT_SHOT] * len(packets)
+    after = guarded.counters()
+    dropped = sum(after[k] - before[k] for k in ("drop_control", "drop_malformed", "drop_fragment"))
+    assert dropped == verdicts.count(TC_ACT_SHOT)
+
+
+@pytest.mark.parametrize("shape", sorted(set(SHAPES) - {"fragments"}))
+def test_the_same_shapes_pass_where_nothing_is_guarded(guard, shape):
+    option = OPTIONS["rm_addr"]
+    for p in SHAPES[shape](base(option), option):
+        assert run(guard, p) == (TC_ACT_OK, 0)
+
+
+def test_data_and_handshakes_pass_on_a_guarded_subflow(guarded):
+    data = base(DSS_ACK_ONLY)
+    assert run(guarded, data / Raw(b"x" * 1000))[0] == TC_ACT_OK
+    join_ack = encode(MpJoin(False, hmac=b"j" * 20))
+    assert run(guarded, base(join_ack))[0] == TC_ACT_OK
+    no_options = IP(src=PEER[0], dst=VICTIM[0]) / TCP(sport=PEER[1], dport=VICTIM[1], flags="A")
+    assert run(guarded, no_options)[0] == TC_ACT_OK
+    # An option after EOL is not read by Linux either.
+    eol = (
+        IP(src=PEER[0], dst=VICTIM[0])
+        / TCP(sport=PEER[1], dport=VICTIM[1], flags="A", options=[("EOL", None)])
+        / Raw(b"")
+    )
+    assert run(guarded, eol)[0] == TC_ACT_OK
+
+
+def test_malformed_option_areas_are_dropped_only_when_guarded(guard, guarded):
+    good = bytes(Ether() / base(DSS_ACK_ONLY))
+    ip_at = 14
+    tcp_at = ip_at + 20
+    for bad in (b"\x08", b"\x1e\x02", b"\x1e\x01", b"\xfe\x00"):  # cut, too short, 1, 0
+        frame = bytearray(good)
+        doff = (frame[tcp_at + 12] >> 4) * 4
+        area = bytes(frame[tcp_at + 20 : tcp_at + doff])
+        new_area = (area[:12] + bad).ljust(len(area), b"\x01")
+        frame[tcp_at + 20 : tcp_at + doff] = new_area
+        assert run(guarded, bytes(frame))[0] == TC_ACT_SHOT, bad
+    assert guarded.counters()["drop_malformed"] >= 4
+    # A data offset past the end of the packet.
+    frame = bytearray(good)
+    frame[tcp_at + 12] = 0xF0
+    assert run(guarded, bytes(frame))[0] == TC_ACT_SHOT
+
+
+def test_ipv6_and_its_extension_headers(guard):
+    v6 = ("fd00::20", "fd00::10")
+    guard.set_guarded({(v6[0], PEER[1], v6[1], VICTIM[1])})
+    try:
+        tcp = TCP(sport=PEER[1], dport=VICTIM[1], flags="A", options=[(30, OPTIONS["rm_addr"][2:])])
+        assert run(guard, IPv6(src=v6[0], dst=v6[1]) / tcp)[0] == TC_ACT_SHOT
+        behind = IPv6(src=v6[0], dst=v6[1]) / IPv6ExtHdrDestOpt() / tcp
+        assert run(guard, behind)[0] == TC_ACT_SHOT
+        frag = IPv6(src=v6[0], dst=v6[1]) / IPv6ExtHdrFragment() / tcp
+        assert run(guard, frag)[0] == TC_ACT_SHOT
+        other = IPv6(src=v6[0], dst="fd00::99") / tcp
+        assert run(guard, other)[0] == TC_ACT_OK
+    finally:
+        guard.set_guarded(set())
+
+
+def test_add_addr_anywhere_and_join_syns_are_marked_for_the_agent(guard):
+    for shape in ("plain", "behind_dss", "behind_unknown", "payload"):
+        option = OPTIONS["add_addr"]
+        (p,) = SHAPES[shape](base(option), option)
+        assert run(guard, p) == (TC_ACT_OK, MARK_IN), shape
+    join = encode(MpJoin(False, addr_id=1, token=7, nonce=9))
+    syn = IP(src=PEER[0], dst=VICTIM[0]) / TCP(
+        sport=PEER[1], dport=VICTIM[1], flags="S", options=[("MSS", 1460), (30, join[2:])]
+    )
+    assert run(guard, syn) == (TC_ACT_OK, MARK_IN)
+    assert run(guard, base(OPTIONS["rm_addr"])) == (TC_ACT_OK, 0)  # not the agent's to judge
+
+
+def test_nothing_is_dropped_or_marked_for_joins_when_not_enforcing(guard):
+    guard.configure(enforce=False, mark=MARK_IN)
+    try:
+        join = encode(MpJoin(False, addr_id=1, token=7, nonce=9))
+        syn = IP(src=PEER[0], dst=VICTIM[0]) / TCP(
+            sport=PEER[1], dport=VICTIM[1], flags="S", options=[(30, join[2:])]
+        )
+        assert run(guard, syn) == (TC_ACT_OK, 0)
+        (frag, *_) = SHAPES["fragments"](base(OPTIONS["rm_addr"]), OPTIONS["rm_addr"])
+        assert run(guard, frag)[0] == TC_ACT_OK
+    finally:
+        guard.configure(enforce=True, mark=MARK_IN)
+
+
+def test_flow_keys_are_per_direction_and_family():
+    assert flow_key("10.0.0.1", 1, "10.0.0.2", 2) != flow_key("10.0.0.2", 2, "10.0.0.1", 1)
+    assert len(flow_key("fd00::1", 1, "fd00::2", 2)) == len(flow_key("10.0.0.1", 1, "10.0.0.2", 2))
+    with pytest.raises(ValueError):
+        flow_key("10.0.0.1", 1, "fd00::2", 2)
