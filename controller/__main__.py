@@ -21,7 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rest-port", type=int, default=8080, help="REST API port (8080)")
     ap.add_argument("--rest-host", default="0.0.0.0", help="REST API address (all)")
     ap.add_argument("--config", help="TOML or JSON config (see controller/config.py)")
-    ap.add_argument("--trust-key-file", help="key that signs GET /savi/trust (>= 16 bytes)")
+    ap.add_argument(
+        "--trust-key-file",
+        help="Ed25519 private key (PEM) that signs GET /savi/trust; make a pair "
+        "with: python -m controller.trust PRIVATE PUBLIC",
+    )
+    ap.add_argument(
+        "--api-token-file",
+        help="the credential POST/DELETE calls must carry (Authorization: Bearer; "
+        ">= 16 characters); without it the API is read-only",
+    )
     ap.add_argument("--verbose", action="store_true", help="log every packet decision")
     args = ap.parse_args(argv)
     for name in ("ofp_port", "rest_port"):
@@ -34,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.trust_key_file:
             os.environ[settings.TRUST_KEY_ENV] = os.path.abspath(args.trust_key_file)
             settings.trust_key()
+        if args.api_token_file:
+            os.environ[settings.API_TOKEN_ENV] = os.path.abspath(args.api_token_file)
+            settings.api_token()
     except (config_mod.ConfigError, OSError, ValueError) as e:
         print(f"controller: {e}", file=sys.stderr)
         return 2

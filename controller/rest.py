@@ -3,10 +3,13 @@
 GET /savi/bindings, POST and DELETE /savi/bindings (static bindings), GET /savi/stats,
 GET /savi/trust[?wait=SEQ&timeout=S] (signed; with ``wait`` it answers once the binding
 table's sequence number differs from SEQ, or after S seconds: a long poll for hosts).
+Reads are open (to whoever reaches the management network); writes need the run's
+credential, ``Authorization: Bearer TOKEN``, and are refused when none was configured.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 
 from controller import compat
@@ -30,6 +33,16 @@ def _error(status: int, message: str):
     return _json({"error": message}, status)
 
 
+def _authorized(req, token: str | None):
+    """None when the request carries the credential, else the error response."""
+    if token is None:
+        return _error(403, "the API is read-only: the controller was started without a token")
+    given = req.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _error(401, "write calls need the run's credential (Authorization: Bearer ...)")
+    return None
+
+
 class SaviRest(wsgi.ControllerBase if wsgi else object):
     def __init__(self, req, link, data, **config):
         super().__init__(req, link, data, **config)
@@ -41,6 +54,9 @@ class SaviRest(wsgi.ControllerBase if wsgi else object):
 
     @wsgi.route("savi", "/savi/bindings", methods=["POST"])
     def add_binding(self, req, **_):
+        denied = _authorized(req, self.app.api_token)
+        if denied:
+            return denied
         try:
             st = static_binding(_body(req), "request")
         except ConfigError as e:
@@ -50,6 +66,9 @@ class SaviRest(wsgi.ControllerBase if wsgi else object):
 
     @wsgi.route("savi", "/savi/bindings", methods=["DELETE"])
     def delete_binding(self, req, **_):
+        denied = _authorized(req, self.app.api_token)
+        if denied:
+            return denied
         try:
             body = _body(req)
             ip = body["ip"]

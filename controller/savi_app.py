@@ -32,7 +32,7 @@ from controller.packets import (
     parse_frame,
 )
 from controller.probes import probe_packet
-from controller.trust import sign, trust_document
+from controller.trust import first_seq, sign, trust_document
 
 TICK = 0.1  # seconds between settling probes and leases
 STATS_EVERY = 1.0  # seconds between reads of the switches' drop counters
@@ -48,12 +48,13 @@ class SaviApp(compat.App):
         super().__init__(*args, **kwargs)
         self.config = config_mod.load(settings.config_path())
         self.trust_key = settings.trust_key()
+        self.api_token = settings.api_token()
         self.table = BindingTable(self.config.max_bindings_per_port, self.config.probe_timeout)
         self.datapaths: dict[int, object] = {}
         self.ports: dict[int, set[int]] = {}
         self.client_ports: dict[tuple[int, str], int] = {}  # (dpid, client MAC) -> port
         self.switch_drops: dict[tuple[int, int, int], int] = {}  # (dpid, port, prio) -> n
-        self.seq = 0
+        self.seq = first_seq()
         self.seq_changed = compat.hub.Event()
         self.clock = time.time
         if "wsgi" in kwargs:

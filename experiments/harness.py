@@ -185,6 +185,16 @@ def set_mode(tb, mode: str) -> None:
         tb.start_agents(extra=["--enforce"] if mode == "enforce" else None)
 
 
+def pin_neighbours(tb, host: str, addr: str, gateway: str) -> None:
+    """No ARP from or for ``addr`` while its binding is taken away: one would claim the
+    address again at its SAVI switch (FCFS) and bring the trust back on its own."""
+    h, r1 = tb.net[host], tb.net["r1"]
+    own = next(i for i in h.intfList() if i.IP() == addr)
+    router = next(i for i in r1.intfList() if i.IP() == gateway)
+    h.cmd(f"ip neigh replace {gateway} lladdr {router.MAC()} dev {own.name} nud permanent")
+    r1.cmd(f"ip neigh replace {addr} lladdr {own.MAC()} dev {router.name} nud permanent")
+
+
 def warm_up(tb) -> None:
     """Bindings and ARP entries in place before any trial: the first packets from each
     address claim it at its SAVI switch (a's two, b's, the attackers')."""

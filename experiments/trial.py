@@ -17,7 +17,15 @@ import zlib
 from pathlib import Path
 
 from experiments import attacks
-from experiments.harness import REPO, Capture, HarnessError, Transfer, mib, wait_until
+from experiments.harness import (
+    REPO,
+    Capture,
+    HarnessError,
+    Transfer,
+    mib,
+    pin_neighbours,
+    wait_until,
+)
 from experiments.records import Cell, confinement
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, M1, M2
 
@@ -193,6 +201,9 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     it trusted again. Needs the agents and SAVI coverage."""
     table = lambda: {(e["src"], e["dst"]): e["dip_trust"] for e in tb.tpbt("b")["entries"]}  # noqa: E731
     xfer = Transfer(tb, seconds=8 * rounds + 10, rate_mbps=2, pause=0.5, timeout=60, port=PORT + 1)
+    # Removal reaches b only when a's last notification's lifetime ends (a has no other
+    # trusted subflow for a withdrawal), unless an ARP claims the address back first.
+    pin_neighbours(tb, "a", A_TRUSTED, "10.1.0.1")
     down, up = [], []
     try:
         wait_until(lambda: table().get((B_TRUSTED, A_TRUSTED)) is True, 20,

@@ -1,6 +1,6 @@
 """The Trusted MPTCP agent: one process per host, inside the host's network namespace.
 
-    python -m hosts.agent --url http://172.31.254.1:PORT --key-file KEY --state FILE
+    python -m hosts.agent --url http://172.31.254.1:PORT --pubkey-file RUN/trust.pub --state FILE
                           [--addr 10.1.0.10 --addr 10.2.0.10] [--enforce] [--ttl 6]
 
 It makes the kernel use the userspace path manager, listens to its events and drives it
@@ -38,7 +38,15 @@ from hosts.pm_netlink import EventListener, PathManager, PathManagerError
 from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
 from hosts.sniffer import Sniffer
-from hosts.trust_client import TrustError, fetch, trusted_addresses
+from hosts.trust_client import (
+    TrustError,
+    TrustRejected,
+    TrustUnavailable,
+    Verifier,
+    fetch_document,
+    load_public_key,
+    trusted_addresses,
+)
 
 LOG = logging.getLogger("agent")
 TICK = 0.2
@@ -48,8 +56,9 @@ MAX_RETRIES_QUEUED = 256
 
 
 class Agent:
-    def __init__(self, args):
+    def __init__(self, args, pubkey):
         self.args = args
+        self.pubkey = pubkey
         self.ext = Extension(
             {a: i for i, a in enumerate(args.addr, start=1)},
             ttl=args.ttl,
@@ -78,10 +87,14 @@ class Agent:
                 "carried_overflow",
                 "handler_errors",
                 "unknown_subtypes",
+                "trust_unavailable",
+                "trust_rejected",
+                "wrong_interface",
             ),
             0,
         )
         self.guard: Guard | None = None
+        self.bound: dict[str, tuple[int, str]] = {}  # address -> (ifindex, name)
         self.kernel_events: Counter[str] = Counter()
 
     # -- set-up ----------------------------------------------------------------------------
@@ -106,6 +119,13 @@ class Agent:
         for _, name in socket.if_nameindex():
             if name != "lo":
                 self.guard.attach(name)
+        # Trust bound to the interface: each address is reached through its own only.
+        self.bound = interfaces_of(self.args.addr)
+        for addr, (ifindex, ifname) in self.bound.items():
+            self.guard.bind(addr, ifindex)
+            LOG.info("%s is bound to %s", addr, ifname)
+        for addr in set(self.args.addr) - set(self.bound):
+            LOG.warning("%s is on no interface of this host: not bound", addr)
         self.pm = PathManager()
         self.events = EventListener()
         self.sniffer = Sniffer(self.args.addr_trust_subtype)
@@ -146,18 +166,28 @@ class Agent:
 
     # -- trust from the controller (its own thread: a long poll) ------------------------------
     def trust_loop(self) -> None:
-        key = Path(self.args.key_file).read_bytes().strip()
+        """The long poll. A controller that does not answer changes nothing: what was
+        verified stays until its lifetimes end (no flapping, no withdrawals). A document
+        that does not verify is counted and logged and changes nothing either. Nothing
+        ends this loop but the agent's stop."""
+        verifier = Verifier(self.pubkey)
         seq = None
         while not self.stopping:
             try:
-                doc = fetch(self.args.url, key, wait_seq=seq, timeout=self.args.ttl / 2)
+                doc = verifier.verify(
+                    fetch_document(self.args.url, wait_seq=seq, timeout=self.args.ttl / 2)
+                )
                 seq = doc["seq"]
                 self.trust_updates.put(trusted_addresses(doc))
-            except TrustError as e:
-                LOG.warning("trust: %s", e)
-                self.trust_updates.put({})  # unverifiable: trust nothing
-                time.sleep(1)
-            os.write(self.wake_w, b"x")
+                os.write(self.wake_w, b"x")
+                continue
+            except TrustUnavailable as e:
+                self.note("trust_unavailable", f"trust: {e}")
+            except TrustRejected as e:
+                self.note("trust_rejected", f"trust: {e}")
+            except Exception as e:  # a bug of ours: say so, keep polling
+                self.note("handler_errors", f"trust loop: {e!r}")
+            time.sleep(1)
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -304,8 +334,14 @@ class Agent:
 
     # -- sniffed copies: keys, joins and ADDR_TRUST -----------------------------------------------
     def on_sniffed(self, now: float) -> None:
-        for seg in self.sniffer.read():
+        for copy in self.sniffer.read():
             self.stats["sniffed"] += 1
+            seg = copy.segment
+            bound = self.bound.get(seg.dst)
+            if not copy.outgoing and bound is not None and bound[1] != copy.ifname:
+                # The classifier drops it after the tap: take nothing from it either.
+                self.note("wrong_interface", f"{seg.four_tuple} arrived on {copy.ifname}")
+                continue
             try:
                 opts = mptcp_options(seg.options, self.args.addr_trust_subtype)
             except OptionError as e:
@@ -406,6 +442,19 @@ class Agent:
         tmp.replace(self.args.state)
 
 
+def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
+    """address -> (ifindex, interface name) for those of ``addresses`` configured here."""
+    from pyroute2 import IPRoute
+
+    wanted, out = set(addresses), {}
+    with IPRoute() as ipr:
+        for msg in ipr.get_addr():
+            addr = msg.get_attr("IFA_ADDRESS")
+            if addr in wanted:
+                out[addr] = (msg["index"], socket.if_indextoname(msg["index"]))
+    return out
+
+
 def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
     """A bare IPv4 TCP SYN (no options) with checksums, for kick()."""
     ip = struct.pack(
@@ -439,7 +488,11 @@ def use_userspace_pm() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hosts.agent", description=__doc__.split("\n")[0])
     ap.add_argument("--url", required=True, help="the SAVI controller's REST base URL")
-    ap.add_argument("--key-file", required=True, help="the topology's trust key")
+    ap.add_argument(
+        "--pubkey-file",
+        required=True,
+        help="the controller's public key (PEM) that signs the trust export",
+    )
     ap.add_argument(
         "--addr",
         action="append",
@@ -474,11 +527,13 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("agent: needs root (netlink path manager, nftables, NFQUEUE)", file=sys.stderr)
         return 2
-    if not Path(args.key_file).is_file():
-        print(f"agent: {args.key_file}: no such key file", file=sys.stderr)
+    try:
+        pubkey = load_public_key(args.pubkey_file)
+    except (OSError, TrustError) as e:
+        print(f"agent: {e}", file=sys.stderr)
         return 2
     faulthandler.register(signal.SIGUSR2)  # kill -USR2 <pid>: where is it stuck?
-    agent = Agent(args)
+    agent = Agent(args, pubkey)
     try:
         agent.start()
     except (

@@ -9,6 +9,7 @@ enforcement rules: docs/trusted-mptcp.md.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -26,6 +27,7 @@ from hosts.options import (
     MpJoin,
     add_addr_hmac,
     addr_trust_hmac,
+    signed_addr_trust,
     token_of,
 )
 from hosts.tables import ExpiringTable, TokenBucket
@@ -44,7 +46,8 @@ PENDING_KEYS, OFFERED_KEYS, PENDING_JOINS, JOIN_SOURCES = 1024, 4096, 1024, 1024
 KEY_LIFETIME = 10.0  # s: a handshake's keys wait this long for the kernel's event
 JOIN_PER_CONN = (0.5, 8)  # rate per s, burst: a full mesh needs a few joins at once
 JOIN_PER_SOURCE = (0.5, 4)
-ORPHAN_LIFETIME = 120.0  # s: a connection with no subflow and no `closed` event
+ORPHAN_LIFETIME = 120.0
+MAX_LIFETIME = 65535  # s: what ADDR_TRUST's 16-bit lifetime can say  # s: a connection with no subflow and no `closed` event
 
 
 class Verdict(Enum):
@@ -120,6 +123,9 @@ class Conn:
     remote_key: int | None = None
     subflows: dict[Tuple4, Subflow] = field(default_factory=dict)
     peer_speaks: bool = False
+    sent_counter: int = 0  # of our last ADDR_TRUST on this connection
+    recv_counter: int = 0  # of the peer's last one we accepted
+    peer_ids: dict[int, str] = field(default_factory=dict)  # peer's address ID -> address
     had_trusted: bool = False  # enforcement stays on from the first trusted subflow
     trust_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # addr -> (at, tries)
     trust_refreshed: dict[str, float] = field(default_factory=dict)
@@ -146,6 +152,8 @@ class Counters:
     addr_trust_bad_hmac: int = 0
     addr_trust_withdrawn: int = 0
     addr_trust_guarded: int = 0  # arrived on a guarded subflow: ignored
+    addr_trust_replayed: int = 0  # a counter not above the last one: replay or reorder
+    withdrawal_untrusted: int = 0  # a verified withdrawal on an untrusted subflow: refused
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
@@ -203,11 +211,13 @@ class Extension:
                 return c
         return None
 
-    def subflow_trusted(self, four: Tuple4, now: float) -> bool:
-        return self.tpbt.trusted(four[0], four[2], now)
+    def trusted(self, conn: Conn, four: Tuple4, now: float) -> bool:
+        """Whether subflow ``four`` of ``conn`` is trusted (remote trust is the
+        connection's own)."""
+        return self.tpbt.trusted(conn.token, four[0], four[2], now)
 
     def has_trusted(self, conn: Conn, now: float) -> bool:
-        trusted = any(self.subflow_trusted(f, now) for f in conn.subflows)
+        trusted = any(self.trusted(conn, f, now) for f in conn.subflows)
         conn.had_trusted |= trusted
         return trusted
 
@@ -227,24 +237,49 @@ class Extension:
         return actions
 
     def _withdraw(self, conn: Conn, addr: str, now: float) -> list:
-        """Tell the peer at once that ``addr`` lost its protection (it would otherwise
-        trust it until the notification's lifetime ends). Sent from another address:
-        the switch no longer lets packets from ``addr`` through."""
+        """Tell the peer at once that ``addr`` lost its protection. Only a trusted subflow
+        from another of our addresses carries it (the switch drops packets from ``addr``
+        now, and the peer refuses withdrawals on untrusted subflows, where the first
+        subflow's eavesdropper could forge one); without such a subflow the peer's trust
+        ends with the lifetime of our last notification."""
         del conn.trust_refreshed[addr]
         conn.trust_sent.pop(addr, None)
         conn.trust_wanted.discard(addr)
         if not conn.keys:
             return []
-        others = [s for s in conn.subflows.values() if s.four[0] != addr]
-        carrier = min(
-            others, key=lambda s: (not self.subflow_trusted(s.four, now), s.order), default=None
-        )
-        if carrier is None:
+        others = [
+            s
+            for s in conn.subflows.values()
+            if s.four[0] != addr and self.trusted(conn, s.four, now)
+        ]
+        if not others:
             return []
-        addr_id = self.local_addrs[addr]
-        mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, addr, withdraw=True)
+        carrier = min(others, key=lambda s: s.order).four
         self.counters.addr_trust_withdrawn += 1
-        return [Carry(carrier.four, AddrTrust(addr_id, addr, mac, withdraw=True))]
+        return [Carry(carrier, self._message(conn, addr, carrier, 0, withdraw=True))]
+
+    def _message(
+        self,
+        conn: Conn,
+        addr: str,
+        carrier: Tuple4,
+        lifetime: float,
+        echo: bool = False,
+        withdraw: bool = False,
+    ) -> AddrTrust:
+        """An ADDR_TRUST about our ``addr`` for subflow ``carrier``, with the next counter."""
+        conn.sent_counter += 1
+        life = int(min(max(lifetime, 0), MAX_LIFETIME))
+        unsigned = AddrTrust(self.local_addrs[addr], conn.sent_counter, life, b"", echo, withdraw)
+        return signed_addr_trust(
+            conn.local_key,
+            conn.remote_key,
+            unsigned,
+            addr,
+            carrier[0],
+            carrier[2],
+            self.addr_trust_subtype,
+        )
 
     # -- inputs: copies of segments (handshakes, ADDR_TRUST) ------------------------------------
     def on_copy(self, seen: Tuple4, flags: int, options: list, now: float) -> list:
@@ -322,7 +357,9 @@ class Extension:
         conn = self.conns.get(ev.token)
         if conn is None:
             if len(self.conns) >= MAX_CONNS:  # the oldest goes: its state is the stalest
-                del self.conns[next(iter(self.conns))]
+                oldest = next(iter(self.conns))
+                del self.conns[oldest]
+                self.tpbt.remove_connection(oldest)
                 self.counters.conns_evicted += 1
             conn = Conn(
                 ev.token, ev.server_side, created_at=now, destination=ev.daddr, rport=ev.dport or 0
@@ -392,18 +429,15 @@ class Extension:
             return []
         conn.subflows.pop(ev.four, None)
         if not any(f[0] == ev.saddr and f[2] == ev.daddr for f in conn.subflows):
-            self.tpbt.remove_subflow(ev.saddr, ev.daddr)
+            self.tpbt.remove_subflow(conn.token, ev.saddr, ev.daddr)
         conn.requested.discard((ev.saddr, ev.daddr))
         if not conn.subflows:
             conn.empty_since = now
         return []
 
     def _ev_closed(self, ev: Event, now: float) -> list:
-        conn = self.conns.pop(ev.token, None)
-        if conn is not None:
-            for four in conn.subflows:
-                if not self.conn_of(four):
-                    self.tpbt.remove_subflow(four[0], four[2])
+        if self.conns.pop(ev.token, None) is not None:
+            self.tpbt.remove_connection(ev.token)
         return []
 
     def _register(self, conn: Conn, four: Tuple4) -> None:
@@ -413,7 +447,7 @@ class Extension:
             conn.order += 1
             conn.peer_addrs.add(four[2])
             conn.empty_since = None
-            self.tpbt.add_subflow(four[0], four[2])
+            self.tpbt.add_subflow(conn.token, four[0], four[2])
 
     def _add_subflow(self, conn: Conn, four: Tuple4, now: float) -> list:
         self._register(conn, four)
@@ -456,12 +490,11 @@ class Extension:
             conn.trust_wanted.add(addr)
             return []
         conn.trust_wanted.discard(addr)
-        addr_id = self.local_addrs[addr]
-        mac = addr_trust_hmac(conn.local_key, conn.remote_key, addr_id, addr)
         conn.trust_sent[addr] = (now, tries + 1)
         conn.trust_refreshed[addr] = now
         self.counters.addr_trust_sent += 1
-        return [Carry(carrier, AddrTrust(addr_id, addr, mac))]
+        lifetime = self.tpbt.local.get(addr, now) - now
+        return [Carry(carrier, self._message(conn, addr, carrier, lifetime))]
 
     def _carrier(self, conn: Conn, addr: str, now: float) -> Tuple4 | None:
         """The subflow from ``addr`` to carry our notification. A trusted one; else, on
@@ -472,7 +505,7 @@ class Extension:
             (s for s in conn.subflows.values() if s.four[0] == addr), key=lambda s: s.order
         )
         for s in mine:
-            if self.subflow_trusted(s.four, now):
+            if self.trusted(conn, s.four, now):
                 return s.four
         if not conn.server_side:
             for s in mine:
@@ -484,7 +517,13 @@ class Extension:
         return None
 
     def on_addr_trust(self, incoming: Tuple4, opt: AddrTrust, now: float) -> list:
-        """An ADDR_TRUST the peer sent; ``incoming`` is the packet's (src, sport, dst, dport)."""
+        """An ADDR_TRUST the peer sent; ``incoming`` is the packet's (src, sport, dst, dport).
+
+        Accepted only on a subflow of its connection (not guarded), with an HMAC under
+        that connection's keys over the segment's addresses, and a counter above the
+        last one accepted (a replay or a reordered copy is refused). A notification or an
+        answer credits the segment's source, for this connection only, for the sender's
+        lifetime capped at ``ttl``; a withdrawal is taken only on a trusted subflow."""
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
@@ -494,38 +533,37 @@ class Extension:
             self.counters.addr_trust_guarded += 1
             return []
         self.counters.addr_trust_received += 1
-        if opt.withdraw:
-            want = addr_trust_hmac(
-                conn.remote_key, conn.local_key, opt.addr_id, opt.address, withdraw=True
-            )
-            if want != opt.hmac:
-                self.counters.addr_trust_bad_hmac += 1
-            else:  # it only takes trust away, so any of the peer's subflows may carry it
-                self.tpbt.set_remote(opt.address, 0, now)
-            return []
-        if opt.echo:
-            want = addr_trust_hmac(
-                conn.remote_key, conn.local_key, opt.addr_id, opt.address, initiator_address=dst
-            )
-        else:
-            want = addr_trust_hmac(conn.remote_key, conn.local_key, opt.addr_id, opt.address)
-        if want != opt.hmac or opt.address != src:
+        address = conn.peer_ids.get(opt.addr_id) if opt.withdraw else src
+        if address is None or not hmac.compare_digest(
+            addr_trust_hmac(
+                conn.remote_key, conn.local_key, opt, address, src, dst, self.addr_trust_subtype
+            ),
+            opt.hmac,
+        ):
             self.counters.addr_trust_bad_hmac += 1
             return []
-        self.tpbt.set_remote(opt.address, self.ttl, now)
+        if opt.counter <= conn.recv_counter:
+            self.counters.addr_trust_replayed += 1
+            return []
+        conn.recv_counter = opt.counter
+        if opt.withdraw:
+            if not self.trusted(conn, four, now):
+                self.counters.withdrawal_untrusted += 1
+                return []
+            self.tpbt.set_remote(conn.token, address, 0, now)
+            return []
+        conn.peer_ids[opt.addr_id] = src
+        self.tpbt.set_remote(conn.token, src, min(opt.lifetime, self.ttl), now)
         conn.peer_speaks = True
         actions = []
         if opt.echo:
             conn.trust_sent.pop(dst, None)
         elif self.tpbt.local_trusted(dst, now):
-            addr_id = self.local_addrs[dst]
-            mac = addr_trust_hmac(
-                conn.local_key, conn.remote_key, addr_id, dst, initiator_address=src
-            )
             self.counters.addr_trust_sent += 1
             conn.trust_refreshed.setdefault(dst, now)
             conn.trust_wanted.discard(dst)
-            actions.append(Carry(four, AddrTrust(addr_id, dst, mac, echo=True)))
+            lifetime = self.tpbt.local.get(dst, now) - now
+            actions.append(Carry(four, self._message(conn, dst, four, lifetime, echo=True)))
         # Notifications that waited for a trusted carrier may have one now.
         for addr in list(conn.trust_wanted):
             actions += self._send_trust(conn, addr, now)
@@ -537,6 +575,7 @@ class Extension:
         for token, conn in list(self.conns.items()):
             if conn.empty_since is not None and now - conn.empty_since > ORPHAN_LIFETIME:
                 del self.conns[token]  # its `closed` event was lost
+                self.tpbt.remove_connection(token)
                 continue
             actions += self._release(conn, now)
             for addr in list(conn.trust_wanted):
@@ -583,9 +622,9 @@ class Extension:
         """Where a control option the kernel put on subflow ``out`` should go instead: the
         oldest trusted subflow, when ``out`` is untrusted and the connection has one."""
         conn = self.conn_of(out)
-        if conn is None or self.subflow_trusted(out, now):
+        if conn is None or self.trusted(conn, out, now):
             return None
-        trusted = [s for s in conn.subflows.values() if self.subflow_trusted(s.four, now)]
+        trusted = [s for s in conn.subflows.values() if self.trusted(conn, s.four, now)]
         if not trusted:
             return None
         self.counters.relocated += 1
@@ -600,7 +639,7 @@ class Extension:
         if self.guarded_scope(incoming, now):
             self.counters.enforced_drops += 1
             return refuse("ADD_ADDR on a guarded subflow")
-        if conn is not None and not opt.echo and self.subflow_trusted(four, now):
+        if conn is not None and not opt.echo and self.trusted(conn, four, now):
             conn.announced_trusted.add(opt.address)  # may join us (the join policy)
         if opt.echo or not opt.trust:
             return ACCEPT
@@ -609,10 +648,13 @@ class Extension:
         want = add_addr_hmac(
             conn.remote_key, conn.local_key, opt.addr_id, opt.address, opt.port, trust=True
         )
-        if want != opt.hmac:
+        if not hmac.compare_digest(want, opt.hmac):
             self.counters.add_addr_trust_bad_hmac += 1
             return refuse("T-flagged ADD_ADDR with a bad HMAC")
-        self.tpbt.set_remote(opt.address, self.ttl, now)
+        # The claim ties the address to this connection (the join policy, the echo's T)
+        # but credits no trust: an ADD_ADDR has no room for a freshness value and rides
+        # whatever subflow the kernel picks, so a replay could not be told apart. Trust
+        # comes from the address's own ADDR_TRUST, on its own subflow.
         conn.t_accepted.add(opt.address)
         conn.peer_speaks = True
         self.counters.add_addr_trust_accepted += 1
@@ -654,7 +696,7 @@ class Extension:
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
-        if conn is None or self.subflow_trusted(four, now):
+        if conn is None or self.trusted(conn, four, now):
             return False
         self.has_trusted(conn, now)
         return conn.had_trusted
@@ -668,7 +710,7 @@ class Extension:
         for conn in self.conns.values():
             self.has_trusted(conn, now)
             if conn.had_trusted:
-                out |= {f for f in conn.subflows if not self.subflow_trusted(f, now)}
+                out |= {f for f in conn.subflows if not self.trusted(conn, f, now)}
         return out
 
 

@@ -34,9 +34,11 @@ COUNTERS = (
     "drop_exthdr",
     "mark_add_addr",
     "mark_join",
+    "drop_wrong_iface",
 )
 SUBTYPE_SLOTS = 16
 KEY = struct.Struct("=I16s16s2s2s")  # struct flow_key: family, saddr, daddr, ports (BE)
+ADDR_KEY = struct.Struct("=I16s")  # struct addr_key: family, address
 
 Tuple4 = tuple[str, int, str, int]
 
@@ -113,6 +115,7 @@ class Guard:
         self.prog_fd = bpf_syscall.obj_get(self.ingress_prog)
         self.map_guarded = Map(bpf_syscall.obj_get(self.dir / "maps/guarded"), KEY.size, 4)
         self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 8)
+        self.map_bound = Map(bpf_syscall.obj_get(self.dir / "maps/bound"), ADDR_KEY.size, 4)
         self.cpus = bpf_syscall.possible_cpus()
         n = len(COUNTERS) + SUBTYPE_SLOTS
         self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
@@ -129,6 +132,11 @@ class Guard:
 
     def configure(self, enforce: bool, mark: int) -> None:
         self.map_settings.update(struct.pack("=I", 0), config_value(enforce, mark))
+
+    def bind(self, address: str, ifindex: int) -> None:
+        """Packets for ``address`` are taken only from interface ``ifindex``."""
+        ip = ipaddress.ip_address(address)
+        self.map_bound.update(ADDR_KEY.pack(ip.version, ip.packed), struct.pack("=I", ifindex))
 
     def attach(self, iface: str) -> None:
         _run(["tc", "qdisc", "replace", "dev", iface, "clsact"])
@@ -173,7 +181,7 @@ class Guard:
                 ["tc", "qdisc", "del", "dev", iface, "clsact"], capture_output=True, timeout=30
             )
         self.ifaces = []
-        for m in (self.map_guarded, self.map_settings, self.map_counters):
+        for m in (self.map_guarded, self.map_settings, self.map_bound, self.map_counters):
             m.close()
         os.close(self.prog_fd)
         self._remove_pins()

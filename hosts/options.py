@@ -8,6 +8,7 @@ format (T flag, ADDR_TRUST, the HMAC inputs) is specified in docs/wire-format.md
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -81,11 +82,15 @@ class MpFastclose:
 
 @dataclass(frozen=True)
 class AddrTrust:
-    """E=0: the sender's trusted address. E=1: the answer, the responder's own address.
-    W=1: the sender's address is no longer protected (sent from another address)."""
+    """E=0, the notification: the segment's source address is protected for
+    ``lifetime`` seconds. E=1, the answer: the same for the responder. W=1, the
+    withdrawal: the sender's address with ID ``addr_id`` is no longer protected. The
+    address is not on the wire (docs/wire-format.md); ``counter`` grows with every
+    message a sender sends on a connection, so none can be replayed."""
 
     addr_id: int
-    address: str
+    counter: int
+    lifetime: int
     hmac: bytes
     echo: bool = False
     withdraw: bool = False
@@ -208,13 +213,17 @@ def _add_addr(opt: bytes, low: int) -> AddAddr:
     )
 
 
+ADDR_TRUST_LEN = 18
+
+
 def _addr_trust(opt: bytes, low: int) -> AddrTrust:
-    n = len(opt)
-    if n not in (16, 28):
-        raise OptionError(f"ADDR_TRUST of length {n}")
-    alen = n - 12
-    return AddrTrust(opt[3], _addr(opt[4 : 4 + alen]), opt[4 + alen :], bool(low & FLAG_ECHO),
-                     bool(low & FLAG_WITHDRAW))  # fmt: skip
+    if len(opt) != ADDR_TRUST_LEN:
+        raise OptionError(f"ADDR_TRUST of length {len(opt)}, not {ADDR_TRUST_LEN}")
+    echo, withdraw = bool(low & FLAG_ECHO), bool(low & FLAG_WITHDRAW)
+    if echo and withdraw:
+        raise OptionError("ADDR_TRUST: a withdrawal is not answered (E and W both set)")
+    counter, lifetime = struct.unpack("!IH", opt[4:10])
+    return AddrTrust(opt[3], counter, lifetime, opt[10:18], echo, withdraw)
 
 
 # -- encoding --------------------------------------------------------------------------------
@@ -230,12 +239,13 @@ def encode(opt, addr_trust_subtype: int = ADDR_TRUST_DEFAULT) -> bytes:
             body += _exact(opt.hmac, 8, "ADD_ADDR HMAC")
         return _option(ADD_ADDR, low, body)
     if isinstance(opt, AddrTrust):
-        body = bytes([opt.addr_id]) + ipaddress.ip_address(opt.address).packed
-        body += _exact(opt.hmac, 8, "ADDR_TRUST HMAC")
         if opt.echo and opt.withdraw:
             raise OptionError("ADDR_TRUST: a withdrawal is not answered (E and W both set)")
-        low = (FLAG_ECHO if opt.echo else 0) | (FLAG_WITHDRAW if opt.withdraw else 0)
-        return _option(addr_trust_subtype, low, body)
+        if not (0 <= opt.counter < 2**32 and 0 <= opt.lifetime < 2**16):
+            raise OptionError("ADDR_TRUST: counter or lifetime out of range")
+        body = bytes([opt.addr_id]) + struct.pack("!IH", opt.counter, opt.lifetime)
+        body += _exact(opt.hmac, 8, "ADDR_TRUST HMAC")
+        return _option(addr_trust_subtype, addr_trust_flags(opt), body)
     if isinstance(opt, RemoveAddr):
         if not opt.addr_ids:
             raise OptionError("REMOVE_ADDR needs at least one address ID")
@@ -292,24 +302,41 @@ def _hmac8(sender_key: int, receiver_key: int, msg: bytes) -> bytes:
     return hmac.new(key, msg, hashlib.sha256).digest()[-8:]
 
 
+# Domain separation: every extension HMAC starts with its own label.
+LABEL_ADD_ADDR_T = b"tmptcp add-addr-t v2"
+LABEL_ADDR_TRUST = b"tmptcp addr-trust v2"
+
+
 def add_addr_hmac(sender_key: int, receiver_key: int, addr_id: int, address: str,
                   port: int | None = None, trust: bool = False) -> bytes:  # fmt: skip
     """ADD_ADDR's truncated HMAC. Without T exactly RFC 8684's (ID, address, port); with T
-    the flag byte 0x01 follows, so the trust claim is authenticated too."""
+    over the extension's label and the flags as well, so neither can pass for the other."""
     msg = bytes([addr_id]) + ipaddress.ip_address(address).packed + struct.pack("!H", port or 0)
     if trust:
-        msg += b"\x01"
+        msg = LABEL_ADD_ADDR_T + bytes([(ADD_ADDR << 4) | FLAG_TRUST]) + msg
     return _hmac8(sender_key, receiver_key, msg)
 
 
-def addr_trust_hmac(sender_key: int, receiver_key: int, addr_id: int, address: str,
-                    initiator_address: str | None = None, withdraw: bool = False) -> bytes:  # fmt: skip
-    """ADDR_TRUST's truncated HMAC: over (ID, address) for a notification; over
-    (initiator's address, ID, address) for the answer (E=1); over (ID, address, 'W') for
-    a withdrawal, so no notification can be replayed as one or the other way round."""
-    msg = bytes([addr_id]) + ipaddress.ip_address(address).packed
-    if initiator_address is not None:
-        msg = ipaddress.ip_address(initiator_address).packed + msg
-    if withdraw:
-        msg += b"W"
+def addr_trust_flags(opt: AddrTrust) -> int:
+    return (FLAG_ECHO if opt.echo else 0) | (FLAG_WITHDRAW if opt.withdraw else 0)
+
+
+def addr_trust_hmac(sender_key: int, receiver_key: int, opt: AddrTrust, address: str,
+                    src: str, dst: str, subtype: int = ADDR_TRUST_DEFAULT) -> bytes:  # fmt: skip
+    """ADDR_TRUST's truncated HMAC over the label, subtype and flags, address ID, the
+    address it speaks of, the carrying segment's source and destination, the counter
+    and the lifetime (``opt.hmac`` is not read)."""
+    msg = (
+        LABEL_ADDR_TRUST
+        + bytes([(subtype << 4) | addr_trust_flags(opt), opt.addr_id])
+        + b"".join(ipaddress.ip_address(a).packed for a in (address, src, dst))
+        + struct.pack("!IH", opt.counter, opt.lifetime)
+    )
     return _hmac8(sender_key, receiver_key, msg)
+
+
+def signed_addr_trust(sender_key: int, receiver_key: int, unsigned: AddrTrust, address: str,
+                      src: str, dst: str, subtype: int = ADDR_TRUST_DEFAULT) -> AddrTrust:  # fmt: skip
+    """``unsigned`` with its HMAC filled in."""
+    mac = addr_trust_hmac(sender_key, receiver_key, unsigned, address, src, dst, subtype)
+    return dataclasses.replace(unsigned, hmac=mac)

@@ -6,6 +6,7 @@ kernel BPF filter, so data segments never reach userspace and nothing is delayed
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 
 from scapy.arch.common import compile_filter
 from scapy.arch.linux import sock_fprog
@@ -29,6 +30,16 @@ def bpf_expression(addr_trust_subtype: int) -> str:
     return f"ip and tcp and ({first})"
 
 
+@dataclass(frozen=True)
+class Copy:
+    """A copied segment and where it was seen: the tap sees a packet before the kernel
+    classifier, so the interface must be checked here too."""
+
+    ifname: str
+    outgoing: bool
+    segment: Segment
+
+
 class Sniffer:
     def __init__(self, addr_trust_subtype: int):
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -40,17 +51,18 @@ class Sniffer:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def read(self) -> list[Segment]:
+    def read(self) -> list[Copy]:
         out = []
         while True:
             try:
                 frame, addr = self.sock.recvfrom(65535)
             except BlockingIOError:
                 return out
-            if addr[2] == socket.PACKET_OUTGOING and addr[0] == "lo":
+            outgoing = addr[2] == socket.PACKET_OUTGOING
+            if outgoing and addr[0] == "lo":
                 continue
             try:
-                out.append(parse(frame[14:]))
+                out.append(Copy(addr[0], outgoing, parse(frame[14:])))
             except OptionError:
                 continue
 

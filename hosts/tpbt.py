@@ -1,9 +1,11 @@
 """The Trusted Path Binding Table (TPBT) of draft-hewu-mptcp-trust, as plain logic.
 
-One entry per subflow (source, destination) with SipTrust, DipTrust, Lifetime and the
-reserved Other field (the draft's Table 1). Local trust comes from the SAVI controller's
-signed export, remote trust from the peer's notifications (ADD_ADDR with T, ADDR_TRUST);
-both expire. No clock is read: every call takes ``now``.
+One entry per subflow (source, destination) of a connection, with SipTrust, DipTrust,
+Lifetime and the reserved Other field (the draft's Table 1). Local trust belongs to the
+host and comes from the SAVI controller's signed export. Remote trust belongs to one
+connection: what a peer says about addresses counts for its own connection only (it
+cannot make this host trust or distrust an address on another connection). Both expire.
+No clock is read: every call takes ``now``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ FOREVER = 65535  # the draft's "no expiry" lifetime
 
 @dataclass(frozen=True)
 class Entry:
+    token: int  # our connection token
     src: str
     dst: str
     sip_trust: bool
@@ -31,8 +34,8 @@ class Entry:
 @dataclass
 class Tpbt:
     local: dict[str, float] = field(default_factory=dict)  # address -> trusted until
-    remote: dict[str, float] = field(default_factory=dict)  # peer address -> trusted until
-    subflows: dict[tuple[str, str], str] = field(default_factory=dict)  # (src, dst) -> other
+    remote: dict[tuple[int, str], float] = field(default_factory=dict)  # (token, peer addr)
+    subflows: dict[tuple[int, str, str], str] = field(default_factory=dict)  # -> other
 
     # -- feeding it --------------------------------------------------------------------------
     def set_local(self, lifetimes: dict[str, float], now: float) -> set[str]:
@@ -41,17 +44,23 @@ class Tpbt:
         self.local = {ip: now + life for ip, life in lifetimes.items() if life > 0}
         return before ^ self.trusted_local(now)
 
-    def set_remote(self, address: str, lifetime: float, now: float) -> None:
+    def set_remote(self, token: int, address: str, lifetime: float, now: float) -> None:
         if lifetime > 0:
-            self.remote[address] = now + lifetime
+            self.remote[(token, address)] = now + lifetime
         else:
-            self.remote.pop(address, None)
+            self.remote.pop((token, address), None)
 
-    def add_subflow(self, src: str, dst: str, other: str = "/") -> None:
-        self.subflows[(src, dst)] = other
+    def add_subflow(self, token: int, src: str, dst: str, other: str = "/") -> None:
+        self.subflows[(token, src, dst)] = other
 
-    def remove_subflow(self, src: str, dst: str) -> None:
-        self.subflows.pop((src, dst), None)
+    def remove_subflow(self, token: int, src: str, dst: str) -> None:
+        self.subflows.pop((token, src, dst), None)
+
+    def remove_connection(self, token: int) -> None:
+        for key in [k for k in self.subflows if k[0] == token]:
+            del self.subflows[key]
+        for key in [k for k in self.remote if k[0] == token]:
+            del self.remote[key]
 
     # -- reading it --------------------------------------------------------------------------
     def trusted_local(self, now: float) -> set[str]:
@@ -60,33 +69,50 @@ class Tpbt:
     def local_trusted(self, ip: str, now: float) -> bool:
         return self.local.get(ip, 0) > now
 
-    def remote_trusted(self, ip: str, now: float) -> bool:
-        return self.remote.get(ip, 0) > now
+    def remote_trusted(self, token: int, ip: str, now: float) -> bool:
+        return self.remote.get((token, ip), 0) > now
 
-    def entry(self, src: str, dst: str, now: float) -> Entry:
-        sip, dip = self.local_trusted(src, now), self.remote_trusted(dst, now)
+    def entry(self, token: int, src: str, dst: str, now: float) -> Entry:
+        sip, dip = self.local_trusted(src, now), self.remote_trusted(token, dst, now)
         lives = [
-            u - now for ok, u in ((sip, self.local.get(src)), (dip, self.remote.get(dst))) if ok
+            u - now
+            for ok, u in ((sip, self.local.get(src)), (dip, self.remote.get((token, dst))))
+            if ok
         ]
         lifetime = 0 if not lives else min(FOREVER, int(min(lives)))
-        return Entry(src, dst, sip, dip, lifetime, self.subflows.get((src, dst), "/"))
+        other = self.subflows.get((token, src, dst), "/")
+        return Entry(token, src, dst, sip, dip, lifetime, other)
 
     def entries(self, now: float) -> list[Entry]:
-        return [self.entry(s, d, now) for s, d in sorted(self.subflows)]
+        return [self.entry(t, s, d, now) for t, s, d in sorted(self.subflows)]
 
-    def trusted(self, src: str, dst: str, now: float) -> bool:
-        return self.entry(src, dst, now).trusted
+    def trusted(self, token: int, src: str, dst: str, now: float) -> bool:
+        return self.entry(token, src, dst, now).trusted
 
-    # -- the draft's Table 1, and JSON ---------------------------------------------------------
+    # -- the draft's Table 1 per connection, and JSON ---------------------------------------------
     def render(self, now: float) -> str:
-        rows = [("SubFlow", "SipTrust", "DipTrust", "Lifetime", "Other")]
-        for e in self.entries(now):
-            rows.append((f"Sf({e.src},{e.dst})", str(e.sip_trust), str(e.dip_trust),
-                         str(e.lifetime), e.other))  # fmt: skip
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        return "\n".join(
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
-        )
+        """Table 1, one block per connection (its token in hex)."""
+        blocks = []
+        for token in sorted({t for t, _, _ in self.subflows}):
+            rows = [("SubFlow", "SipTrust", "DipTrust", "Lifetime", "Other")]
+            for e in self.entries(now):
+                if e.token == token:
+                    rows.append(
+                        (
+                            f"Sf({e.src},{e.dst})",
+                            str(e.sip_trust),
+                            str(e.dip_trust),
+                            str(e.lifetime),
+                            e.other,
+                        )
+                    )
+            widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            lines = [
+                "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+                for r in rows
+            ]
+            blocks.append(f"Connection {token:08x}\n" + "\n".join(lines))
+        return "\n\n".join(blocks) if blocks else "(no connections)"
 
     def to_json(self, now: float) -> str:
         return json.dumps([asdict(e) for e in self.entries(now)], indent=2)

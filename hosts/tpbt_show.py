@@ -1,4 +1,4 @@
-"""Print a host's live TPBT, as the draft's Table 1 or as JSON.
+"""Print a host's live TPBT, as the draft's Table 1 per connection or as JSON.
 
     python -m hosts.tpbt_show --state FILE [--json]
 

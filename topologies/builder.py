@@ -26,6 +26,7 @@ from pathlib import Path
 from mininet.net import Mininet
 from mininet.node import RemoteController
 
+from controller.trust import generate_keypair
 from topologies.nodes import SaviSwitch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +97,9 @@ class Testbed:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ofp_port = _free_port()
         self.rest_port = _free_port()
-        self.key_file = self.dir / "trust.key"
+        self.key_file = self.dir / "trust.key"  # the controller's Ed25519 private key
+        self.pubkey_file = self.dir / "trust.pub"  # what the hosts get
+        self.token_file = self.dir / "api.token"  # the credential for REST writes
         self.config_file = self.dir / "savi.json"
         self.controller: subprocess.Popen | None = None
         self.net: Mininet | None = None
@@ -140,8 +143,9 @@ class Testbed:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self.key_file.write_text(secrets.token_hex(32))
-        self.key_file.chmod(0o600)
+        generate_keypair(self.key_file, self.pubkey_file)
+        self.token_file.write_text(secrets.token_hex(24))
+        self.token_file.chmod(0o600)
         self.config_file.write_text(json.dumps(self.topo.savi_config(), indent=2))
         self.start_controller()
         self.net = Mininet(
@@ -200,6 +204,7 @@ class Testbed:
             "--rest-port", str(self.rest_port),
             "--config", str(self.config_file),
             "--trust-key-file", str(self.key_file),
+            "--api-token-file", str(self.token_file),
             *self.controller_args,
         ]  # fmt: skip
         self.controller = subprocess.Popen(
@@ -229,6 +234,8 @@ class Testbed:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.rest_url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        if method != "GET":
+            req.add_header("Authorization", f"Bearer {self.token_file.read_text().strip()}")
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, json.load(r)
@@ -263,6 +270,14 @@ class Testbed:
         raise TestbedError(f"timed out after {timeout}s waiting for {what}")
 
     # -- management network ----------------------------------------------------------------
+    def management_hosts(self) -> set[str]:
+        """Hosts linked to the management network: those that run agents, unless the
+        topology names others (``management_hosts()``). Attackers get no link: they can
+        neither read the API nor reach the controller at all."""
+        if hasattr(self.topo, "management_hosts"):
+            return set(self.topo.management_hosts())
+        return set(self.topo.agent_hosts()) if hasattr(self.topo, "agent_hosts") else set()
+
     def _start_mgmt(self) -> None:
         ip = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)  # noqa: E731
         subprocess.run(["ip", "link", "del", MGMT_BRIDGE], capture_output=True, check=False)
@@ -270,6 +285,8 @@ class Testbed:
         ip("addr", "add", f"{MGMT_NET}.1/24", "dev", MGMT_BRIDGE)
         ip("link", "set", MGMT_BRIDGE, "up")
         for i, host in enumerate(self.net.hosts, start=2):
+            if host.name not in self.management_hosts():
+                continue
             outer, inner = f"mg{i}-{host.name}"[:15], f"{host.name}-mgmt"[:15]
             ip("link", "add", outer, "type", "veth", "peer", "name", inner)
             self.mgmt_links.append(outer)
@@ -318,8 +335,8 @@ class Testbed:
                 "hosts.agent",
                 "--url",
                 self.mgmt_url,
-                "--key-file",
-                str(self.key_file),
+                "--pubkey-file",
+                str(self.pubkey_file),
                 "--state",
                 str(self.state_file(name)),
             ]

@@ -54,6 +54,11 @@ class SingleSwitchTopo(Topo):
     def agent_hosts(self) -> dict[str, list[str]]:
         return {}  # single-homed hosts: no multipath
 
+    def management_hosts(self) -> set[str]:
+        """h1 reads the trust export in the tests; the other hosts have no way to the
+        controller."""
+        return {"h1"}
+
     def dhcp_servers(self) -> dict:
         """host -> (interface, first, last address) of the dnsmasq servers to start."""
         if not self.dhcp_server:

@@ -11,6 +11,11 @@
  * guarded scope it drops. TCP in IPv4 or IPv6 fragments is dropped while enforcing
  * (Linux reassembles fragments and acts on their options; its own TCP never fragments).
  *
+ * Trust is bound to the interface: a packet for one of the host's addresses that arrives
+ * on another interface than the one facing that address's network is dropped (the
+ * `bound` map), whatever it carries: an attacker on the legacy network cannot deliver
+ * "from the peer's protected address to ours" past it.
+ *
  * Outside guarded scope it only marks segments the agent must judge in NFQUEUE: any
  * ADD_ADDR (for the T flag), and while enforcing, MP_JOIN SYNs (the join policy).
  * Data stays in the kernel. Counters: see enum counter (hosts/guard.py names them).
@@ -37,6 +42,7 @@ enum counter {
 	C_DROP_EXTHDR,     /* enforcing: IPv6 extension headers we do not walk */
 	C_MARK_ADD_ADDR,   /* queued to the agent: ADD_ADDR outside guarded scope */
 	C_MARK_JOIN,       /* queued to the agent: MP_JOIN SYN */
+	C_DROP_WRONG_IFACE, /* for a bound local address, arriving on another interface */
 	C_SUBTYPE_BASE,    /* + subtype: drops per MPTCP subtype (16 slots) */
 	C_COUNT = C_SUBTYPE_BASE + 16,
 };
@@ -47,6 +53,12 @@ struct flow_key {
 	__u8 daddr[16];
 	__u16 sport; /* network order */
 	__u16 dport;
+};
+
+/* A local address and the one interface it may be reached through. */
+struct addr_key {
+	__u32 family;
+	__u8 addr[16];
 };
 
 struct config {
@@ -60,6 +72,13 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, __u32);
 } guarded SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct addr_key);
+	__type(value, __u32); /* ifindex */
+} bound SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -89,42 +108,50 @@ struct walk {
 	__u32 malformed; /* the area does not parse */
 };
 
-static __always_inline void walk_options(const __u8 *buf, int len, struct walk *w)
+/* The option walk, one option per step of bpf_loop(): the verifier checks the step
+ * once, whatever the number of paths that lead to the walk. */
+struct walk_state {
+	__u8 b[64]; /* the option area, zero-padded */
+	__s32 len;
+	__s32 pos;
+	struct walk w;
+};
+
+static long walk_step(__u32 index, void *data)
 {
-	int pos = 0;
+	struct walk_state *s = data;
+	__s32 pos = s->pos;
+	__s32 len = s->len;
 
-	w->subtypes = 0;
-	w->malformed = 0;
-	for (int step = 0; step < MAX_OPTS; step++) {
-		if (pos >= len)
-			return;
-		__u8 kind = buf[pos & 63];
+	if (pos < 0 || pos >= len || pos >= MAX_OPTS)
+		return 1; /* the end of the area */
+	__u8 kind = s->b[pos & 63];
 
-		if (kind == 0) /* EOL: Linux reads no further */
-			return;
-		if (kind == 1) { /* NOP */
-			pos++;
-			continue;
-		}
-		if (pos + 1 >= len) {
-			w->malformed = 1;
-			return;
-		}
-		__u8 olen = buf[(pos + 1) & 63];
-
-		if (olen < 2 || pos + olen > len) {
-			w->malformed = 1;
-			return;
-		}
-		if (kind == MPTCP_KIND) {
-			if (olen < 3) { /* no subtype byte: Linux would read the next option's */
-				w->malformed = 1;
-				return;
-			}
-			w->subtypes |= 1u << (buf[(pos + 2) & 63] >> 4);
-		}
-		pos += olen;
+	if (kind == 0) /* EOL: Linux reads no further */
+		return 1;
+	if (kind == 1) { /* NOP */
+		s->pos = pos + 1;
+		return 0;
 	}
+	if (pos + 1 >= len) {
+		s->w.malformed = 1;
+		return 1;
+	}
+	__u8 olen = s->b[(pos + 1) & 63];
+
+	if (olen < 2 || pos + olen > len) {
+		s->w.malformed = 1;
+		return 1;
+	}
+	if (kind == MPTCP_KIND) {
+		if (olen < 3) { /* no subtype byte: Linux would read the next option's */
+			s->w.malformed = 1;
+			return 1;
+		}
+		s->w.subtypes |= 1u << (s->b[(pos + 2) & 63] >> 4);
+	}
+	s->pos = pos + olen;
+	return 0;
 }
 
 #define ALLOWED_ON_GUARDED ((1u << 0) | (1u << 1) | (1u << 2)) /* MP_CAPABLE, MP_JOIN, DSS */
@@ -159,6 +186,9 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (bpf_skb_load_bytes(skb, base, hdr, 20) < 0)
 			return -1; /* not a whole IPv4 header: the kernel drops it */
+		seg->key.family = 4;
+		__builtin_memcpy(seg->key.saddr, &hdr[12], 4);
+		__builtin_memcpy(seg->key.daddr, &hdr[16], 4);
 		if (hdr[9] != IPPROTO_TCP)
 			return -1;
 		__u32 ihl = (hdr[0] & 0x0f) * 4;
@@ -167,9 +197,6 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 			return -1; /* the kernel drops it */
 		if ((hdr[6] << 8 | hdr[7]) & 0x3fff) /* MF or an offset */
 			return C_DROP_FRAGMENT;
-		seg->key.family = 4;
-		__builtin_memcpy(seg->key.saddr, &hdr[12], 4);
-		__builtin_memcpy(seg->key.daddr, &hdr[16], 4);
 		l4 = base + ihl;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		if (bpf_skb_load_bytes(skb, base, hdr, 40) < 0)
@@ -209,7 +236,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 	__builtin_memcpy(&seg->key.dport, &tcp[2], 2);
 	seg->flags = tcp[13];
 	int olen = (tcp[12] >> 4) * 4 - 20;
-	__u8 opts[64] = {};
+	struct walk_state ws = {};
 
 	seg->w.subtypes = 0;
 	seg->w.malformed = 0;
@@ -218,10 +245,13 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 	} else if (olen > 0) {
 		if (olen > MAX_OPTS)
 			olen = MAX_OPTS; /* cannot happen: a 4-bit offset */
-		if (bpf_skb_load_bytes(skb, l4 + 20, opts, olen) < 0)
+		if (bpf_skb_load_bytes(skb, l4 + 20, ws.b, olen) < 0) {
 			seg->w.malformed = 1; /* the options run past the packet */
-		else
-			walk_options(opts, olen, &seg->w);
+		} else {
+			ws.len = olen;
+			bpf_loop(MAX_OPTS, walk_step, &ws, 0);
+			seg->w = ws.w;
+		}
 	}
 	return 0;
 }
@@ -235,6 +265,15 @@ int guard_ingress(struct __sk_buff *skb)
 	struct segment seg = {};
 	int r = read_segment(skb, ETH_HLEN, &seg);
 
+	if (seg.key.family) { /* the addresses were read: is the destination bound elsewhere? */
+		struct addr_key ak = { .family = seg.key.family };
+
+		__builtin_memcpy(ak.addr, seg.key.daddr, 16);
+		__u32 *ifindex = bpf_map_lookup_elem(&bound, &ak);
+
+		if (ifindex && *ifindex != skb->ifindex)
+			return drop(C_DROP_WRONG_IFACE);
+	}
 	if (r < 0)
 		return TC_ACT_OK;
 	if (r > 0) /* unreadable in any scope: drop it only while enforcing */

@@ -5,11 +5,13 @@ Spoofed packets are checked where it matters, at the victim, with a capture; the
 controller's counters must agree.
 """
 
+import json
 import subprocess
 import time
 
 import pytest
 
+from controller.trust import generate_keypair
 from tests.integration.tools import Capture, bindings, send_frames, stat, wait_until
 from topologies.builder import Testbed
 from topologies.single import SingleSwitchTopo
@@ -192,19 +194,44 @@ def test_static_bindings_through_the_api(tb):
     assert not bindings(tb, ip="10.0.0.33")
 
 
+def test_writes_need_the_runs_credential_and_attackers_have_no_way_in(tb):
+    """From the management network (h1) reads work and writes without the credential are
+    refused; the other hosts have no management link at all."""
+    h1, h2 = tb.net["h1"], tb.net["h2"]
+    url = f"{tb.mgmt_url}/savi/bindings"
+    assert isinstance(json.loads(h1.cmd(f"curl -s -m 5 {url}")), list)
+    body = '{"dpid": 1, "port": 3, "mac": "00:00:00:00:00:03", "ip": "10.0.0.44"}'
+    for auth in ("", "-H 'Authorization: Bearer wrong-credential-0000000'"):
+        code = h1.cmd(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -X POST {auth} "
+            f"-H 'Content-Type: application/json' -d '{body}' {url}"
+        )
+        assert code.strip() == "401", code
+        code = h1.cmd(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 -X DELETE {auth} "
+            f'-d \'{{"ip": "10.0.0.1"}}\' {url}'
+        )
+        assert code.strip() == "401", code
+    assert not bindings(tb, ip="10.0.0.44")
+    assert "h2-mgmt" not in h2.cmd("ip -o link")
+    assert h2.cmd(f"curl -s -o /dev/null -w '%{{http_code}}' -m 2 {url}").strip() == "000"
+
+
 def test_hosts_fetch_signed_trust_over_the_management_network(tb):
     tb.net.pingAll(timeout=2)
     h1 = tb.net["h1"]
-    out = h1.cmd(f"{tb.python} -m hosts.trust_client --url {tb.mgmt_url} --key-file {tb.key_file}")
+    out = h1.cmd(
+        f"{tb.python} -m hosts.trust_client --url {tb.mgmt_url} --pubkey-file {tb.pubkey_file}"
+    )
     listed = {line.split("\t")[0] for line in out.splitlines() if "\t" in line}
     assert {"10.0.0.1", "10.0.0.2", "10.0.0.3"} <= listed
     # The management network is not reachable from the data network's addresses.
     assert "100% packet loss" in h1.cmd(
         f"ping -c1 -W1 -I h1-eth0 {tb.mgmt_url.split('/')[2].split(':')[0]}"
     )
-    wrong_key = tb.dir / "wrong.key"
-    wrong_key.write_text("0" * 64)
+    generate_keypair(tb.dir / "other.key", tb.dir / "other.pub")  # another controller's
     bad = h1.cmd(
-        f"{tb.python} -m hosts.trust_client --url {tb.mgmt_url} --key-file {wrong_key}; echo rc=$?"
+        f"{tb.python} -m hosts.trust_client --url {tb.mgmt_url} "
+        f"--pubkey-file {tb.dir / 'other.pub'}; echo rc=$?"
     )
     assert "does not verify" in bad and "rc=1" in bad

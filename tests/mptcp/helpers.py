@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from experiments import harness
-from experiments.harness import Transfer, wait_until
+from experiments.harness import Transfer, pin_neighbours, wait_until  # noqa: F401
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED
 
 EXPECTED = {

@@ -21,6 +21,7 @@ from hosts.options import (
     MpJoin,
     add_addr_hmac,
     addr_trust_hmac,
+    signed_addr_trust,
     token_of,
 )
 
@@ -64,9 +65,26 @@ def establish(ext, token, saddr, daddr, sport=40000, dport=5201, server=False, n
     return ext.on_event(ev("established", token, **kw), now)
 
 
-def trust_from_b(ext, to=(A1, 40000), now=1.0):
+def msg(
+    sender_key,
+    receiver_key,
+    addr_id,
+    counter,
+    src,
+    dst,
+    address=None,
+    lifetime=6,
+    echo=False,
+    withdraw=False,
+) -> AddrTrust:
+    """An ADDR_TRUST as the peer's agent signs it, carried from ``src`` to ``dst``."""
+    unsigned = AddrTrust(addr_id, counter, lifetime, b"", echo, withdraw)
+    return signed_addr_trust(sender_key, receiver_key, unsigned, address or src, src, dst)
+
+
+def trust_from_b(ext, to=(A1, 40000), now=1.0, counter=1):
     """b's notification for B1 arrives on the subflow B1 -> ``to``."""
-    return ext.on_addr_trust((B1, 5201, *to), AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1)), now)
+    return ext.on_addr_trust((B1, 5201, *to), msg(KB, KA, 1, counter, B1, to[0]), now)
 
 
 def test_client_opens_the_trusted_subflow_first_and_notifies_on_it():
@@ -79,7 +97,7 @@ def test_client_opens_the_trusted_subflow_first_and_notifies_on_it():
     carry = ext.on_event(ev("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0)
     (note,) = [a for a in carry if isinstance(a, Carry)]
     assert note.subflow == (A1, 1, B1, 5201)  # to the application's destination
-    assert note.option == AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1))
+    assert note.option == msg(KA, KB, 1, 1, A1, B1, lifetime=30)
 
 
 def test_announcements_wait_for_a_trusted_subflow_then_get_t():
@@ -115,7 +133,7 @@ def test_the_server_notifies_only_on_a_trusted_subflow_or_when_the_hold_ends():
     assert not any(isinstance(a, Announce) for a in actions)  # held
     srv.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.1)
     # a's notification on the new subflow: b answers on it (the echo) and announces.
-    note = AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1))
+    note = msg(KA, KB, 1, 1, A1, B1, lifetime=30)
     actions = srv.on_addr_trust((A1, 1, B1, 5201), note, 0.2)
     carries = [a for a in actions if isinstance(a, Carry)]
     assert carries and all(c.subflow == (B1, 5201, A1, 1) for c in carries)
@@ -139,14 +157,17 @@ def test_peer_notification_is_verified_and_answered():
     client_keys(ext)
     establish(ext, TA, A1, B1)
     incoming = (B1, 5201, A1, 40000)
-    assert ext.on_addr_trust(incoming, AddrTrust(1, B1, b"\0" * 8), now=1) == []
-    assert ext.counters.addr_trust_bad_hmac == 1 and not ext.tpbt.remote_trusted(B1, 1)
+    assert ext.on_addr_trust(incoming, AddrTrust(1, 1, 6, b"\0" * 8), now=1) == []
+    assert ext.counters.addr_trust_bad_hmac == 1 and not ext.tpbt.remote_trusted(TA, B1, 1)
     actions = trust_from_b(ext, now=1)
-    assert ext.tpbt.remote_trusted(B1, 1) and ext.tpbt.trusted(A1, B1, 1)
+    assert ext.tpbt.remote_trusted(TA, B1, 1) and ext.tpbt.trusted(TA, A1, B1, 1)
     (answer,) = [a for a in actions if isinstance(a, Carry)]
-    assert answer.option.echo and answer.option.address == A1
-    assert answer.option.hmac == addr_trust_hmac(KA, KB, 1, A1, initiator_address=B1)
-    assert not ext.tpbt.remote_trusted(B1, 1 + ext.ttl)  # it expires unless refreshed
+    assert answer.option.echo and answer.option.addr_id == 1 and answer.subflow[0] == A1
+    assert answer.option.hmac == addr_trust_hmac(KA, KB, answer.option, A1, A1, B1)
+    assert not ext.tpbt.remote_trusted(TA, B1, 1 + ext.ttl)  # it expires unless refreshed
+    # The same message again (a replay), or an older one: refused and counted.
+    assert trust_from_b(ext, now=2) == [] and ext.counters.addr_trust_replayed == 1
+    assert not ext.tpbt.remote_trusted(TA, B1, 1 + ext.ttl)
 
 
 def test_incoming_trusted_add_addr_is_translated_or_refused():
@@ -160,7 +181,8 @@ def test_incoming_trusted_add_addr_is_translated_or_refused():
     decision = srv.incoming_add_addr(incoming, good, 1)
     assert decision.verdict is Verdict.ACCEPT and not decision.replacement.trust
     assert decision.replacement.hmac == add_addr_hmac(KA, KB, 1, A1)  # what b's kernel checks
-    assert srv.tpbt.remote_trusted(A1, 1)
+    # The claim ties A1 to the connection but credits no trust (no freshness in ADD_ADDR).
+    assert A1 in srv.conns[TB].t_accepted and not srv.tpbt.remote_trusted(TB, A1, 1)
     plain = srv.incoming_add_addr(incoming, AddAddr(2, B2, hmac=b"x" * 8), 1)
     assert plain.verdict is Verdict.ACCEPT and plain.replacement is None
 
@@ -241,9 +263,9 @@ def test_guarded_scope_refuses_the_extensions_own_options_too():
     ext = enforcing_client()
     trust_from_b(ext, to=(A1, 1), now=0.3)
     untrusted_in = (B1, 5201, A2, 40000)
-    withdrawal = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1, withdraw=True), withdraw=True)
+    withdrawal = msg(KB, KA, 1, 2, B1, A2, lifetime=0, withdraw=True)
     assert ext.on_addr_trust(untrusted_in, withdrawal, 0.5) == []
-    assert ext.tpbt.remote_trusted(B1, 0.5) and ext.counters.addr_trust_guarded == 1
+    assert ext.tpbt.remote_trusted(TA, B1, 0.5) and ext.counters.addr_trust_guarded == 1
     add = AddAddr(3, B2, hmac=add_addr_hmac(KB, KA, 3, B2))
     assert ext.incoming_add_addr(untrusted_in, add, 0.5).verdict is Verdict.DROP
 
@@ -256,7 +278,7 @@ def test_join_policy():
     # Before any trusted subflow: a new address may join (how the trusted one starts).
     assert srv.join_syn((A1, 1, B1, 5201), TB, 0.1).verdict is Verdict.ACCEPT
     srv.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.1)
-    srv.on_addr_trust((A1, 1, B1, 5201), AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1)), 0.2)
+    srv.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.2)
     # The flood: joins on pairs that have a subflow, from an unknown address, too many.
     assert srv.join_syn((A2, 2, B1, 5201), TB, 0.3).reason.startswith("join on an address pair")
     assert srv.join_syn((A1, 3, B1, 5201), TB, 0.3).verdict is Verdict.DROP
@@ -278,15 +300,15 @@ def test_joins_seen_on_the_wire_make_the_tpbt_rows():
     # Our own join to B2: the SYN carries the peer's token, the third ACK completes it.
     ext.on_copy((A2, 40005, B2, 5201), SYN, [MpJoin(False, 2, token=TB, nonce=1)], 1)
     ext.on_copy((A2, 40005, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)
-    assert (A2, B2) in ext.tpbt.subflows
+    assert (TA, A2, B2) in ext.tpbt.subflows
     srv = server()
     server_keys(srv)
     establish(srv, TB, B1, A1, sport=5201, dport=40000, server=True)
     srv.on_copy((A2, 40005, B2, 5201), SYN, [MpJoin(False, 2, token=TB, nonce=1)], 1)
     srv.on_copy((A2, 40005, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)
-    assert (B2, A2) in srv.tpbt.subflows
+    assert (TB, B2, A2) in srv.tpbt.subflows
     srv.on_copy((A1, 1, B2, 5201), ACK, [MpJoin(False, hmac=b"j" * 20)], 1)  # unknown join
-    assert (B2, A1) not in srv.tpbt.subflows
+    assert (TB, B2, A1) not in srv.tpbt.subflows
 
 
 def test_trust_loss_stops_refresh():
@@ -301,35 +323,73 @@ def test_trust_loss_stops_refresh():
     )
 
 
-def test_losing_protection_is_withdrawn_at_once_from_another_address():
+def test_losing_protection_is_withdrawn_at_once_over_another_trusted_subflow():
+    A3 = "10.5.0.10"
+    ext = Extension({A1: 1, A2: 2, A3: 3})
+    ext.on_trust({A1: 30, A3: 30}, now=0)
+    client_keys(ext)
+    establish(ext, TA, A1, B1)
+    ext.on_event(ev("sub_established", TA, saddr=A3, daddr=B1, sport=40001, dport=5201), 0.1)
+    trust_from_b(ext, now=0.2)  # b's notification on A1's subflow: B1 is trusted
+    actions = ext.on_trust({A3: 30}, now=1.0)  # the switch no longer protects A1
+    (carry,) = [a for a in actions if isinstance(a, Carry)]
+    assert carry.subflow == (A3, 40001, B1, 5201)  # packets from A1 are dropped now
+    assert carry.option.withdraw and carry.option.addr_id == 1
+    assert carry.option.hmac == addr_trust_hmac(KA, KB, carry.option, A1, A3, B1)
+    assert ext.counters.addr_trust_withdrawn == 1
+
+
+def test_without_another_trusted_subflow_no_withdrawal_is_sent():
     ext = client()
     client_keys(ext)
     establish(ext, TA, A1, B1)
     ext.on_event(ev("sub_established", TA, saddr=A2, daddr=B1, sport=40001, dport=5201), 0.1)
-    trust_from_b(ext, now=0.2)  # the peer speaks the extension
-    actions = ext.on_trust({}, now=1.0)  # the switch no longer protects A1
-    (carry,) = [a for a in actions if isinstance(a, Carry)]
-    assert carry.subflow[0] == A2  # packets from A1 are dropped by the switch now
-    assert carry.option == AddrTrust(
-        1, A1, addr_trust_hmac(KA, KB, 1, A1, withdraw=True), withdraw=True
-    )
-    assert ext.counters.addr_trust_withdrawn == 1
+    trust_from_b(ext, now=0.2)
+    actions = ext.on_trust({}, now=1.0)  # A2's subflow is untrusted: the peer would refuse it
+    assert not any(isinstance(a, Carry) for a in actions)
     assert not any(isinstance(a, Carry) for a in ext.tick(now=10))  # no more refreshes
 
 
-def test_a_verified_withdrawal_ends_the_peers_trust_and_a_forged_one_does_not():
+def test_a_withdrawal_counts_only_verified_fresh_and_on_a_trusted_subflow():
     ext = client()
     client_keys(ext)
     establish(ext, TA, A1, B1)
+    ext.on_event(ev("sub_established", TA, saddr=A2, daddr=B2, sport=40003, dport=5201), 0.1)
     from_b1 = (B1, 5201, A1, 40000)
     trust_from_b(ext, now=1)
-    assert ext.tpbt.remote_trusted(B1, 1)
-    forged = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1), withdraw=True)  # replayed MAC
+    assert ext.tpbt.remote_trusted(TA, B1, 1)
+    forged = AddrTrust(1, 2, 0, b"\0" * 8, withdraw=True)
     assert ext.on_addr_trust(from_b1, forged, 2) == []
-    assert ext.tpbt.remote_trusted(B1, 2) and ext.counters.addr_trust_bad_hmac == 1
-    real = AddrTrust(1, B1, addr_trust_hmac(KB, KA, 1, B1, withdraw=True), withdraw=True)
+    assert ext.tpbt.remote_trusted(TA, B1, 2) and ext.counters.addr_trust_bad_hmac == 1
+    # Verified, but on the untrusted subflow B2 -> A2 (the first subflow's eavesdropper
+    # knows the keys and could have made it): refused.
+    untrusted = msg(KB, KA, 1, 2, B2, A2, address=B1, lifetime=0, withdraw=True)
+    assert ext.on_addr_trust((B2, 5201, A2, 40003), untrusted, 2) == []
+    assert ext.tpbt.remote_trusted(TA, B1, 2) and ext.counters.withdrawal_untrusted == 1
+    real = msg(KB, KA, 1, 3, B1, A1, lifetime=0, withdraw=True)
     assert ext.on_addr_trust(from_b1, real, 3) == []  # no answer to a withdrawal
-    assert not ext.tpbt.remote_trusted(B1, 3)
+    assert not ext.tpbt.remote_trusted(TA, B1, 3)
+    # Replaying b's earlier notification does not bring the trust back.
+    assert trust_from_b(ext, now=4, counter=1) == [] and not ext.tpbt.remote_trusted(TA, B1, 4)
+    assert ext.counters.addr_trust_replayed == 1
+
+
+def test_what_a_peer_says_counts_for_its_own_connection_only():
+    """Two connections to the same peer address: a notification on one credits nothing on
+    the other, and a T-flagged ADD_ADDR on one credits nothing at all."""
+    KC = 0x3333333333333333
+    TC = token_of(KC)
+    ext = client()
+    client_keys(ext)
+    establish(ext, TA, A1, B1)
+    ext.on_copy((A1, 41000, B1, 5201), ACK, [MpCapable(1, 0, KC, 0x4444)], 0)
+    establish(ext, TC, A1, B1, sport=41000)
+    other = msg(0x4444, KC, 1, 1, B1, A1)  # the other connection's peer, its own keys
+    ext.on_addr_trust((B1, 5201, A1, 41000), other, 1)
+    assert ext.tpbt.remote_trusted(TC, B1, 1) and not ext.tpbt.remote_trusted(TA, B1, 1)
+    # A message signed for connection C, delivered on A's subflow: it does not verify.
+    assert ext.on_addr_trust((B1, 5201, A1, 40000), other, 1) == []
+    assert ext.counters.addr_trust_bad_hmac == 1 and not ext.tpbt.remote_trusted(TA, B1, 1)
 
 
 @pytest.mark.parametrize("kind", list(EventKind))

@@ -35,7 +35,7 @@ OPTIONS = {
     "rm_addr": encode(RemoveAddr((0, 1, 2, 3))),
     "mp_prio": encode(MpPrio(backup=True)),
     "fastclose": encode(MpFastclose(0x1234)),
-    "addr_trust": encode(AddrTrust(1, "10.3.0.20", b"t" * 8)),
+    "addr_trust": encode(AddrTrust(1, 1, 30, b"t" * 8)),
     "mp_fail": bytes([30, 12, 0x60, 0]) + b"\0" * 8,
 }
 
@@ -183,3 +183,23 @@ def test_flow_keys_are_per_direction_and_family():
     assert len(flow_key("fd00::1", 1, "fd00::2", 2)) == len(flow_key("10.0.0.1", 1, "10.0.0.2", 2))
     with pytest.raises(ValueError):
         flow_key("10.0.0.1", 1, "fd00::2", 2)
+
+
+def test_trust_is_bound_to_the_interface(guard):
+    """A packet for a bound address is taken only from that address's interface
+    (BPF_PROG_TEST_RUN delivers on the loopback device, ifindex 1)."""
+    packet = IP(src=PEER[0], dst=VICTIM[0]) / TCP(sport=PEER[1], dport=VICTIM[1], flags="A")
+    before = guard.counters()["drop_wrong_iface"]
+    guard.bind(VICTIM[0], 1)
+    assert run(guard, packet)[0] == TC_ACT_OK
+    guard.bind(VICTIM[0], 4242)  # the address lives behind another interface
+    assert run(guard, packet)[0] == TC_ACT_SHOT
+    icmp = bytes(Ether() / IP(src=PEER[0], dst=VICTIM[0], proto=1) / Raw(b"\x08\0\0\0\0\0\0\0"))
+    assert run(guard, icmp)[0] == TC_ACT_SHOT  # whatever it carries
+    assert guard.counters()["drop_wrong_iface"] == before + 2
+    guard.bind(VICTIM[0], 1)
+    v6 = IPv6(src="fd00::20", dst="fd00::10") / TCP(sport=1, dport=2, flags="A")
+    guard.bind("fd00::10", 4242)
+    assert run(guard, v6)[0] == TC_ACT_SHOT
+    guard.bind("fd00::10", 1)
+    assert run(guard, v6)[0] == TC_ACT_OK

@@ -7,11 +7,9 @@ from experiments.shapes import DSS_ACK_ONLY
 from hosts.extension import Verdict
 from hosts.options import (
     AddAddr,
-    AddrTrust,
     MpJoin,
     RemoveAddr,
     add_addr_hmac,
-    addr_trust_hmac,
     encode,
     mptcp_options,
     tcp_options,
@@ -31,6 +29,7 @@ from tests.unit.test_extension import (
     client_keys,
     establish,
     ev,
+    msg,
     server,
     server_keys,
     trust_from_b,
@@ -95,7 +94,7 @@ def test_signals_on_the_trusted_subflow_stay_and_mp_prio_is_not_moved():
 
 def test_carried_options_ride_a_pure_ack_or_follow_a_data_segment():
     ext = connected_client()
-    note = encode(AddrTrust(1, A1, addr_trust_hmac(KA, KB, 1, A1)), SUB)
+    note = encode(msg(KA, KB, 1, 1, A1, B1), SUB)
     raw = segment(TRUSTED_OUT, [DSS_ACK_ONLY])
     plan = plan_outgoing(raw, parse(raw), ext, 0.3, [note], SUB)
     assert subtypes(plan.packet) == [SUB, 2] and plan.injected == ()

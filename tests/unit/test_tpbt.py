@@ -1,19 +1,20 @@
-"""The TPBT: the draft's Table 1 from local and remote trust, with lifetimes."""
+"""The TPBT: the draft's Table 1 from local and per-connection remote trust, with lifetimes."""
 
 import json
 
 from hosts.tpbt import FOREVER, Tpbt
 
 A1, A2, B1, B2 = "10.1.0.10", "10.2.0.10", "10.3.0.20", "10.4.0.20"
+T1, T2 = 0x1111, 0x2222  # two connections
 
 
 def table(now=0.0) -> Tpbt:
     t = Tpbt()
     t.set_local({A1: 30}, now)
-    t.set_remote(B1, 20, now)
+    t.set_remote(T1, B1, 20, now)
     for s in (A1, A2):
         for d in (B1, B2):
-            t.add_subflow(s, d)
+            t.add_subflow(T1, s, d)
     return t
 
 
@@ -26,38 +27,61 @@ def test_trust_combinations_as_in_table_1():
         (A2, B1): (False, True, 19),
         (A2, B2): (False, False, 0),
     }
-    assert t.trusted(A1, B1, 1) and not t.trusted(A1, B2, 1) and not t.trusted(A2, B1, 1)
+    assert t.trusted(T1, A1, B1, 1) and not t.trusted(T1, A1, B2, 1)
+    assert not t.trusted(T1, A2, B1, 1)
+
+
+def test_remote_trust_belongs_to_its_connection():
+    t = table()
+    t.add_subflow(T2, A1, B1)
+    assert t.trusted(T1, A1, B1, 1) and not t.trusted(T2, A1, B1, 1)
+    t.set_remote(T2, B1, 0, 1)  # the other connection's peer withdraws: nothing changes here
+    assert t.trusted(T1, A1, B1, 1)
+    t.remove_connection(T1)
+    assert not t.remote_trusted(T1, B1, 1) and all(e.token == T2 for e in t.entries(1))
 
 
 def test_lifetimes_expire():
     t = table()
-    assert not t.trusted(A1, B1, now=20)  # the peer's notification ran out
-    assert t.entry(A1, B2, now=29.5).sip_trust and not t.entry(A1, B2, now=30).sip_trust
+    assert not t.trusted(T1, A1, B1, now=20)  # the peer's notification ran out
+    assert t.entry(T1, A1, B2, now=29.5).sip_trust and not t.entry(T1, A1, B2, now=30).sip_trust
 
 
 def test_local_updates_report_changes_and_removal():
     t = table()
     assert t.set_local({A1: 30, A2: 30}, now=5) == {A2}
     assert t.set_local({A2: 30}, now=6) == {A1}  # binding removed at the switch
-    assert not t.entry(A1, B1, now=6).sip_trust
-    t.set_remote(B1, 0, now=6)
-    assert not t.entry(A2, B1, now=6).dip_trust
+    assert not t.entry(T1, A1, B1, now=6).sip_trust
+    t.set_remote(T1, B1, 0, now=6)
+    assert not t.entry(T1, A2, B1, now=6).dip_trust
 
 
 def test_lifetime_is_capped_at_the_drafts_maximum():
     t = Tpbt()
     t.set_local({A1: 10**9}, 0)
-    t.set_remote(B1, 10**9, 0)
-    t.add_subflow(A1, B1)
+    t.set_remote(T1, B1, 10**9, 0)
+    t.add_subflow(T1, A1, B1)
     assert t.entries(0)[0].lifetime == FOREVER
 
 
-def test_render_and_json():
+def test_render_per_connection_and_json():
     t = table()
-    lines = t.render(now=1).splitlines()
-    assert lines[0].split() == ["SubFlow", "SipTrust", "DipTrust", "Lifetime", "Other"]
-    assert lines[1].split() == [f"Sf({A1},{B1})", "True", "True", "19", "/"]
-    assert len(lines) == 5
+    t.add_subflow(T2, A2, B2)
+    blocks = t.render(now=1).split("\n\n")
+    assert len(blocks) == 2
+    lines = blocks[0].splitlines()
+    assert lines[0] == f"Connection {T1:08x}"
+    assert lines[1].split() == ["SubFlow", "SipTrust", "DipTrust", "Lifetime", "Other"]
+    assert lines[2].split() == [f"Sf({A1},{B1})", "True", "True", "19", "/"]
+    assert len(lines) == 6
     rows = json.loads(t.to_json(now=1))
-    assert rows[3] == {"src": A2, "dst": B2, "sip_trust": False, "dip_trust": False,
-                       "lifetime": 0, "other": "/"}  # fmt: skip
+    assert rows[3] == {
+        "token": T1,
+        "src": A2,
+        "dst": B2,
+        "sip_trust": False,
+        "dip_trust": False,
+        "lifetime": 0,
+        "other": "/",
+    }
+    assert Tpbt().render(0) == "(no connections)"

@@ -51,6 +51,6 @@ def test_tshark_decodes_ipv6_echo(tmp_path):
 
 
 def test_tshark_shows_addr_trust_as_mptcp_option_of_our_subtype(tmp_path):
-    opt = encode(AddrTrust(1, "10.1.0.10", b"ABCDEFGH"))
+    opt = encode(AddrTrust(1, 1, 30, b"ABCDEFGH"))
     kind, subtype = decode(tmp_path, opt, ["tcp.option_kind", "tcp.options.mptcp.subtype"])
-    assert kind == "30" and subtype == "9"
+    assert kind.split(",")[-1] == "30" and subtype == "9"  # after the NOPs that pad it
