@@ -33,7 +33,14 @@ from pathlib import Path
 from hosts import firewall
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Tuple4, Verdict
 from hosts.guard import Guard, GuardError
-from hosts.options import ADDR_TRUST_DEFAULT, OptionError, Unknown, encode, mptcp_options
+from hosts.options import (
+    ADDR_TRUST_DEFAULT,
+    AddrTrust,
+    OptionError,
+    Unknown,
+    encode,
+    mptcp_options,
+)
 from hosts.pm_netlink import EventListener, PathManager, PathManagerError
 from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
@@ -53,6 +60,7 @@ TICK = 0.2
 RETRIES, RETRY_DELAY = 100, 0.05
 MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
 MAX_RETRIES_QUEUED = 256
+INET_DIAG_INFO = 2
 
 
 class Agent:
@@ -90,6 +98,7 @@ class Agent:
                 "trust_unavailable",
                 "trust_rejected",
                 "wrong_interface",
+                "out_of_window",
             ),
             0,
         )
@@ -350,7 +359,13 @@ class Agent:
             for opt in opts:
                 if isinstance(opt, Unknown):
                     self.note("unknown_subtypes", f"MPTCP subtype {opt.subtype:#x} from {seg.src}")
-            self.do(self.ext.on_copy(seg.four_tuple, seg.flags, opts, now))
+            if not copy.outgoing and any(isinstance(o, AddrTrust) for o in opts):
+                # The kernel checks sequence numbers after our copy was taken: do it here.
+                received = tcp_bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
+                if not self.ext.in_window(seg.four_tuple, seg.seq, received, now):
+                    self.note("out_of_window", f"ADDR_TRUST outside {seg.four_tuple}'s window")
+                    opts = [o for o in opts if not isinstance(o, AddrTrust)]
+            self.do(self.ext.on_copy(seg.four_tuple, seg.flags, opts, now, seg.seq))
 
     def note(self, counter: str, message: str) -> None:
         """Count a bad input and log it (the first ten, then every hundredth)."""
@@ -453,6 +468,23 @@ def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
             if addr in wanted:
                 out[addr] = (msg["index"], socket.if_indextoname(msg["index"]))
     return out
+
+
+def tcp_bytes_received(local: str, lport: int, remote: str, rport: int) -> int | None:
+    """What the kernel has received on a TCP socket (``tcpi_bytes_received``, sock_diag),
+    or None when there is no such socket."""
+    from pyroute2 import DiagSocket
+
+    family = socket.AF_INET6 if ":" in local else socket.AF_INET
+    wanted = (local, lport, remote, rport)
+    with DiagSocket() as ds:
+        ds.bind()
+        for msg in ds.get_sock_stats(family=family, extensions=1 << (INET_DIAG_INFO - 1)):
+            found = (msg["idiag_src"], msg["idiag_sport"], msg["idiag_dst"], msg["idiag_dport"])
+            if found == wanted:
+                info = msg.get_attr("INET_DIAG_INFO")
+                return None if info is None else info["tcpi_bytes_received"]
+    return None
 
 
 def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:

@@ -47,6 +47,7 @@ KEY_LIFETIME = 10.0  # s: a handshake's keys wait this long for the kernel's eve
 JOIN_PER_CONN = (0.5, 8)  # rate per s, burst: a full mesh needs a few joins at once
 JOIN_PER_SOURCE = (0.5, 4)
 ORPHAN_LIFETIME = 120.0
+WINDOW = 16 * 2**20  # bytes: the largest receive buffer the testbed's hosts allow
 MAX_LIFETIME = 65535  # s: what ADDR_TRUST's 16-bit lifetime can say  # s: a connection with no subflow and no `closed` event
 
 
@@ -194,6 +195,9 @@ class Extension:
         self.offered_keys: ExpiringTable[int, Tuple4] = ExpiringTable(OFFERED_KEYS, KEY_LIFETIME)
         self.pending_joins: ExpiringTable[Tuple4, int] = ExpiringTable(PENDING_JOINS, KEY_LIFETIME)
         self.join_sources: ExpiringTable[str, TokenBucket] = ExpiringTable(JOIN_SOURCES, 60.0)
+        # The peer's initial sequence number per subflow (local 4-tuple), from its SYN or
+        # SYN/ACK: with the kernel's byte count it tells where the subflow's window is.
+        self.peer_isn: ExpiringTable[Tuple4, int] = ExpiringTable(MAX_CONNS * 8, 86400.0)
         self.counters = Counters()
         self._handlers = {
             EventKind.CREATED: self._ev_created,
@@ -282,11 +286,15 @@ class Extension:
         )
 
     # -- inputs: copies of segments (handshakes, ADDR_TRUST) ------------------------------------
-    def on_copy(self, seen: Tuple4, flags: int, options: list, now: float) -> list:
+    def on_copy(self, seen: Tuple4, flags: int, options: list, now: float,
+                seq: int | None = None) -> list:  # fmt: skip
         """A copied segment, ``seen`` as on the wire (src, sport, dst, dport), with its
-        parsed MPTCP options. Outgoing when its source is one of our addresses."""
+        parsed MPTCP options and sequence number. Outgoing when its source is one of our
+        addresses."""
         outgoing = seen[0] in self.local_addrs
         local = seen if outgoing else (seen[2], seen[3], seen[0], seen[1])
+        if not outgoing and flags & 0x02 and seq is not None:  # the peer's SYN or SYN/ACK
+            self.peer_isn.put(local, seq, now)
         actions = []
         for opt in options:
             if isinstance(opt, MpCapable):
@@ -347,6 +355,19 @@ class Extension:
         if conn is None:
             return []
         return self._add_subflow(conn, local, now)
+
+    def in_window(self, incoming: Tuple4, seq: int, bytes_received: int | None,
+                  now: float) -> bool:  # fmt: skip
+        """Whether a segment arriving as ``incoming`` with ``seq`` lies where TCP takes
+        segments: within WINDOW of the subflow's next expected byte (its initial sequence
+        number plus one plus what the kernel has received). What the kernel's own check
+        (RFC 9293 3.10.7.4) would let through, give or take the bytes that came since."""
+        local = (incoming[2], incoming[3], incoming[0], incoming[1])
+        isn = self.peer_isn.get(local, now)
+        if isn is None or bytes_received is None:
+            return False  # fail closed: we cannot tell
+        rcv_nxt = (isn + 1 + bytes_received) % 2**32
+        return (seq - rcv_nxt) % 2**32 < WINDOW or (rcv_nxt - seq) % 2**32 < WINDOW
 
     # -- inputs: path-manager events -------------------------------------------------------------
     def on_event(self, ev: Event, now: float) -> list:

@@ -26,6 +26,7 @@ class Segment:
     options: bytes
     payload_len: int
     tcp_at: int  # offset of the TCP header in the packet
+    seq: int = 0
 
     @property
     def pure_ack(self) -> bool:
@@ -74,6 +75,7 @@ def parse(packet: bytes) -> Segment:
         bytes(packet[tcp_at + 20 : tcp_at + doff]),
         end - tcp_at - doff,
         tcp_at,
+        struct.unpack("!I", packet[tcp_at + 4 : tcp_at + 8])[0],
     )
 
 

@@ -140,12 +140,17 @@ def test_a_forged_withdrawal_on_the_legacy_interface_is_not_believed(tb, tmp_pat
     """m2 knows the keys, so it signs a perfect withdrawal of b's protected address, as
     if on the trusted subflow b_T -> a_T, and puts it on a's legacy interface (a would
     otherwise take it: its hosts route by source and run with rp_filter=0). a drops it in
-    the kernel and its agent ignores its copy; a's TPBT still trusts b_T. The same bytes
-    delivered on a's protected port are believed: the forgery was right, only where it
-    arrived made the difference."""
+    the kernel and its agent ignores its copy; a's TPBT still trusts b_T.
+
+    Delivered on a's protected port instead (as a box on the trusted path could), the
+    same bytes are still refused: their sequence number is a guess, outside the subflow's
+    window. With the sequence number that box would read on the path, they are believed:
+    the forgery was right, and only where it arrived and what it knew made the
+    difference."""
     a, m2 = tb.net["a"], tb.net["m2"]
-    tap_path = tmp_path / "tap.pcap"
+    tap_path, path_path = tmp_path / "tap.pcap", tmp_path / "trusted-path.pcap"
     tap = Capture(a, "a-eth1", "tcp", tap_path, snaplen=128)
+    on_path = Capture(a, "a-eth0", f"tcp and src host {B_TRUSTED}", path_path, snaplen=128)
     tb.start_agents()
     xfer = managed_transfer(tb, seconds=2, idle=30, timeout=60, bind=A_UNTRUSTED)
     wait_until(
@@ -186,7 +191,20 @@ def test_a_forged_withdrawal_on_the_legacy_interface_is_not_believed(tb, tmp_pat
     for counter in ("addr_trust_bad_hmac", "addr_trust_replayed", "withdrawal_untrusted"):
         assert after[counter] == state["counters"][counter], counter  # never reached the core
     assert table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (True, True)
-    # Positive control: the same IP packet through a's protected port.
+    # On the trusted path, with a guessed sequence number: outside the window.
+    frame = bytes(Ether(src="00:00:00:00:0b:01", dst=a.intf("a-eth0").MAC()) / packet)
+    before = tb.tpbt("a")["stats"]["out_of_window"]
+    packet_out(tb, "s1", A_PORT_ON_S1, frame)
+    wait_until(lambda: tb.tpbt("a")["stats"]["out_of_window"] > before, 5,
+               "a to refuse it outside the window")  # fmt: skip
+    assert table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (True, True)
+    # With the sequence number b last used on that subflow, as read on the path.
+    on_path.stop(settle=0)
+    tag = attacks.TAG.to_bytes(2, "big")
+    frames = [f for f, _ in attacks.read_tap(str(path_path)) if f[18:20] != tag]  # not ours
+    seen = [seg for seg in map(lambda f: parse(f[14:]), frames) if seg.dport == lport][-1]
+    packet[TCP].seq = (seen.seq + seen.payload_len) % 2**32
+    del packet[TCP].chksum
     frame = bytes(Ether(src="00:00:00:00:0b:01", dst=a.intf("a-eth0").MAC()) / packet)
     packet_out(tb, "s1", A_PORT_ON_S1, frame)
     wait_until(

@@ -83,22 +83,17 @@ def test_launcher_reports_bad_config_in_one_line(tmp_path):
     ]
 
 
+def launch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *args], capture_output=True, text=True, timeout=60
+    )
+
+
 def test_launcher_rejects_a_key_that_is_not_ed25519_and_a_short_token(tmp_path):
-    key = tmp_path / "k"
+    key, token = tmp_path / "k", tmp_path / "t"
     key.write_text("0" * 64)  # the old shared HMAC key
-    r = subprocess.run(
-        [sys.executable, "-m", "controller", "--trust-key-file", str(key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 2 and "not a PEM private key" in r.stderr
-    token = tmp_path / "t"
     token.write_text("short")
-    r = subprocess.run(
-        [sys.executable, "-m", "controller", "--api-token-file", str(token)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = launch("--trust-key-file", str(key))
+    assert r.returncode == 2 and "not a PEM private key" in r.stderr
+    r = launch("--api-token-file", str(token))
     assert r.returncode == 2 and "shorter than 16 characters" in r.stderr

@@ -398,3 +398,18 @@ def test_every_event_kind_is_handled_or_ignored(kind):
     assert isinstance(
         ext.on_event(ev(kind.value, 99, saddr=A1, daddr=B1, sport=1, dport=2), 0), list
     )
+
+
+def test_addr_trust_is_taken_only_inside_the_subflows_window():
+    """Where TCP itself would take the segment: near the subflow's next expected byte,
+    the peer's initial sequence number (from its SYN/ACK) plus what the kernel received."""
+    ext = client()
+    isn = 2**32 - 100  # wraps around
+    ext.on_copy((B1, 5201, A1, 40000), SYNACK, [MpCapable(1, 0, KB)], 0, seq=isn)
+    incoming = (B1, 5201, A1, 40000)
+    rcv_nxt = (isn + 1 + 500) % 2**32
+    assert ext.in_window(incoming, rcv_nxt, 500, 1)
+    assert ext.in_window(incoming, (rcv_nxt - 400) % 2**32, 500, 1)  # came before that data
+    assert not ext.in_window(incoming, (rcv_nxt + 2**31) % 2**32, 500, 1)  # a guess
+    assert not ext.in_window(incoming, rcv_nxt, None, 1)  # no such socket: fail closed
+    assert not ext.in_window((B2, 5201, A2, 1), 5, 0, 1)  # no handshake seen: fail closed
