@@ -122,11 +122,13 @@ def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
     return k
 
 
-def eavesdrop(read, victim: set[str], peer: set[str], clock=time.time, sleep=time.sleep):
+def eavesdrop(read, victim: set[str], peer: set[str], clock=time.time, sleep=time.sleep,
+              patience: float = PATIENCE):  # fmt: skip
     """Learn from the tap (``read()`` gives its frames) once the connection has been
-    quiet for QUIET seconds, waiting at most PATIENCE: a forgery must carry the peer's
-    latest sequence and acknowledgment numbers, or TCP drops it as old."""
-    deadline = clock() + PATIENCE
+    quiet for QUIET seconds, waiting at most ``patience``: a forgery must carry the
+    peer's latest sequence and acknowledgment numbers, or TCP drops it as old. With no
+    patience it learns from what the tap holds now."""
+    deadline = clock() + patience
     while True:
         k = learn(read(), victim, peer)
         newest = max((float(p.time) for p in k.last_from_peer.values()), default=0.0)

@@ -3,12 +3,14 @@ host. It loads scapy once and answers one command per stdin line:
 
     python -m experiments.forger --tap PCAP --victim ADDR ... --peer ADDR ...
                                  --attacker ADDR [--removed-id N ...] [--seed N]
-    stdin:  ATTACK SHAPE        (an option attack of experiments.attacks, a shape of
-                                 experiments.shapes; join_flood takes no shape)
+    stdin:  ATTACK SHAPE [now]  (an option attack of experiments.attacks, a shape of
+                                 experiments.shapes; join_flood takes no shape; with
+                                 ``now`` it strikes at once instead of in a lull)
     stdout: one JSON line per command: what it sent
 
 Before each command it reads the tap again and waits for a lull (attacks.eavesdrop), so
-every forgery carries the peer's latest sequence numbers and timestamps; it adds what its
+every forgery carries the peer's latest sequence numbers and timestamps (``now``: what
+the tap holds at that moment, for attacks during a transfer); it adds what its
 own earlier forgeries consumed (payload bytes, a FIN) to the sequence numbers it uses.
 Every forged packet has IP ID attacks.TAG.
 """
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if not words:
             continue
         attack, shape = words[0], (words[1:] or ["plain"])[0]
+        patience = 0.0 if words[2:3] == ["now"] else attacks.PATIENCE
+        if attack == "join_flood":
+            shape = "plain"  # one shape: the flood
         if attack not in attacks.ATTACKS or shape not in SHAPES:
             print(
                 json.dumps(
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             continue
         try:
-            k = attacks.eavesdrop(lambda: attacks.read_tap(args.tap), victim, peer)
+            k = attacks.eavesdrop(lambda: attacks.read_tap(args.tap), victim, peer,
+                                  patience=patience)  # fmt: skip
             packets = forge(attack, shape, k, args, rng, advance, time.time())
         except (OSError, ValueError) as e:
             print(json.dumps({"error": str(e)}), flush=True)

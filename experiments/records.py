@@ -51,6 +51,10 @@ COLUMNS = (
     "transfer_ok", "bytes_match", "goodput_mbps", "connect_ms",
     "control_total", "control_trusted", "handshake_total", "handshake_trusted",
     "attack_seconds", "trial_seconds",
+    # the adaptive attacker: the attempt that worked, and how many it made
+    "success_moment", "success_shape", "attempts",
+    # traceability: which attempt of the trial this is, and why the one before failed
+    "attempt", "retry_reason",
 )  # fmt: skip
 
 
@@ -82,6 +86,11 @@ def _typed(row: dict) -> dict:
         out[k] = row[k] == "True"
     for k in ("goodput_mbps", "connect_ms", "attack_seconds", "trial_seconds"):
         out[k] = float(row[k]) if row[k] not in ("", "None") else None
+    # Columns that runs before the adaptive attacker did not write.
+    for k, default in (("attempts", 1), ("attempt", 1)):
+        out[k] = int(row.get(k) or default)
+    for k in ("success_moment", "success_shape", "retry_reason"):
+        out[k] = row.get(k) or ""
     return out
 
 

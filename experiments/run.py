@@ -31,10 +31,15 @@ from pathlib import Path
 from experiments import attacks, records
 from experiments.harness import MODES, REPO, HarnessError, set_mode, warm_up
 from experiments.records import Cell
+from topologies.builder import HOST_OFFLOADS
 from topologies.dualhomed import COVERAGES
 
 LOCATIONS = ("protected", "unprotected")
-SECONDS_PER_TRIAL = 6.5  # measured on 2 cores; used for the up-front estimate only
+# The attack program's strengths, and the adaptive attacker (experiments/adaptive.py).
+STRENGTHS = (*attacks.STRENGTHS, "adaptive")
+# Measured on 2 cores; used for the up-front estimate only. An adaptive trial in which no
+# attempt works makes every attempt (39 for an option attack).
+SECONDS_PER_TRIAL = {"eavesdrop": 6.5, "blind": 6.5, "adaptive": 35.0}
 
 
 def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
@@ -50,8 +55,19 @@ CONFIGS = {
         "description": "a few cells, one trial each: the smoke run of `make test`",
         "cells": ["none/vanilla/unprotected/mp_prio/eavesdrop",
                   "savi/trusted/unprotected/mp_prio/eavesdrop",
-                  "savi/enforce/unprotected/mp_prio/eavesdrop"],
+                  "savi/enforce/unprotected/mp_prio/eavesdrop",
+                  "none/vanilla/unprotected/rm_addr/adaptive",
+                  "savi/enforce/unprotected/rm_addr/adaptive"],
         "trials": 1,
+    },
+    "adaptive": {
+        "description": "the adaptive attacker (every shape, three moments) on the "
+                       "unprotected network: SAVI with trusted and enforcing hosts, and "
+                       "vanilla hosts without SAV as the positive control; 20 trials per cell",
+        "cells": [f"{cfg}/unprotected/{a}/adaptive"
+                  for cfg in ("savi/trusted", "savi/enforce", "none/vanilla")
+                  for a in attacks.ATTACKS],
+        "trials": 20,
     },
     "default": {
         "description": "every coverage, mode, location and attack by the eavesdropper; "
@@ -69,9 +85,9 @@ CONFIGS = {
 }  # fmt: skip
 
 
-def estimate(n_trials: int) -> str:
-    seconds = n_trials * SECONDS_PER_TRIAL
-    return f"{n_trials} trials, about {seconds / 60:.0f} min on 2 cores"
+def estimate(cells: list[str], trials: int) -> str:
+    seconds = trials * sum(SECONDS_PER_TRIAL[c.rsplit("/", 1)[-1]] for c in cells)
+    return f"{len(cells) * trials} trials, about {seconds / 60:.0f} min on 2 cores"
 
 
 def provenance(argv: list[str]) -> dict:
@@ -92,7 +108,10 @@ def provenance(argv: list[str]) -> dict:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m experiments.run", *argv]),
         "git_commit": run(["git", "rev-parse", "HEAD"]),
-        "git_dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "git_dirty": bool(run(["git", "status", "--porcelain"])),  # untracked files too
+        "cpu_model": _cpu_model(),
+        "ovs_datapath": "system" if Path("/sys/module/openvswitch").exists() else "userspace",
+        "host_offloads": f"ethtool -K <every host interface> {HOST_OFFLOADS}",
         "kernel": platform.release(),
         "host": platform.node(),
         "cpus": os.cpu_count(),
@@ -104,6 +123,28 @@ def provenance(argv: list[str]) -> dict:
     }
 
 
+def _cpu_model() -> str | None:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+class _Tee:
+    """stderr to the terminal and to the run's run.log."""
+
+    def __init__(self, stream, path: Path):
+        self.stream, self.log = stream, path.open("a")
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.log.flush()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
     """(cell, trial) still to run, grouped by coverage then mode (one testbed per
     coverage, one mode switch per group)."""
@@ -113,14 +154,16 @@ def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]]) -> list[tup
     return [(c, t) for c in cells for t in range(trials) if (c.key, t) not in done]
 
 
-def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence: int) -> dict:
+def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence: int,
+        keep_pcaps: bool = False) -> dict:  # fmt: skip
     from topologies.builder import Testbed
     from topologies.dualhomed import DualHomedTopo
 
     records_csv = out / "records.csv"
     done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
     todo = plan(cells, trials, done)
-    print(f"{out}: {len(done)} trials done, {estimate(len(todo))} to go", file=sys.stderr)
+    print(f"{out}: {len(done)} trials done, {estimate([c.key for c, _ in todo], 1)} to go",
+          file=sys.stderr)  # fmt: skip
     # The first start's provenance stays; each resumption is added to it.
     prov = _load(out / "provenance.json")
     if prov is None:
@@ -147,7 +190,10 @@ def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence:
                     set_mode(tb, cell.mode)
                     mode = cell.mode
                 tpbt = tpbt_dir / f"{cell.key.replace('/', '_')}.txt" if trial == 0 else None
-                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt)
+                pcaps = (
+                    out / "pcaps" / f"{cell.key.replace('/', '_')}-{trial}" if keep_pcaps else None
+                )
+                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt, pcaps)
                 records.append(records_csv, record)
                 finished += 1
                 _progress(finished, len(todo), started, record)
@@ -168,7 +214,8 @@ def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence:
     return summary
 
 
-def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None) -> dict:
+def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None,
+                   pcaps: Path | None = None) -> dict:  # fmt: skip
     """A trial, repeated once if the testbed misbehaved; a second failure ends the run
     (nothing is recorded for it, so ``--resume`` runs it again)."""
     from experiments.trial import explains_broken_transfer, run_trial
@@ -176,12 +223,13 @@ def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None) ->
     last = None
     for attempt in range(2):
         try:
-            record = run_trial(tb, cell, trial, work, tpbt)
+            record = run_trial(tb, cell, trial, pcaps or work, tpbt,
+                               keep_captures=pcaps is not None)  # fmt: skip
         except HarnessError as e:
             last = str(e)
         else:
             if explains_broken_transfer(record):
-                return record
+                return {**record, "attempt": attempt + 1, "retry_reason": last or ""}
             last = f"the legitimate transfer failed and the attack does not explain it ({record['evidence']})"
         print(f"{cell.key} trial {trial}, attempt {attempt + 1}: {last}", file=sys.stderr)
     raise SystemExit(f"broken trial {cell.key} #{trial}: {last}\n"
@@ -211,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n")[0],
                                  epilog="configurations: " + "; ".join(
-                                     f"{k}: {v['description']} ({estimate(len(v['cells']) * v['trials'])})"
+                                     f"{k}: {v['description']} ({estimate(v['cells'], v['trials'])})"
                                      for k, v in CONFIGS.items()))  # fmt: skip
     ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH",
@@ -222,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--convergence", type=int, default=3,
                     help="rounds of the trust convergence probe (0: skip; default 3)")  # fmt: skip
     ap.add_argument("--list", action="store_true", help="print the cells and stop")
+    ap.add_argument(
+        "--keep-pcaps",
+        action="store_true",
+        help="keep every trial's captures of a's links (128-byte snaplen) in "
+        "DIR/pcaps, for Wireshark",
+    )
     args = ap.parse_args(argv)
     if args.resume:
         out = Path(args.resume)
@@ -245,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if config["trials"] < 1:
         ap.error("--trials must be at least 1")
     print(f"configuration {config['name']}: {len(cells)} cells x {config['trials']} trials = "
-          f"{estimate(len(cells) * config['trials'])}", file=sys.stderr)  # fmt: skip
+          f"{estimate(config['cells'], config['trials'])}", file=sys.stderr)  # fmt: skip
     if args.list:
         for c in cells:
             print(c.key)
@@ -254,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         print("experiments.run: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
+    sys.stderr = _Tee(sys.stderr, out / "run.log")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    summary = run(out, cells, config["trials"], argv, args.convergence)
+    summary = run(out, cells, config["trials"], argv, args.convergence, args.keep_pcaps)
     print(json.dumps(headline(summary), indent=2))
     print(f"results in {out}", file=sys.stderr)
     return 0
@@ -265,7 +320,7 @@ def _check(c: Cell) -> None:
     for value, allowed, what in ((c.coverage, COVERAGES, "coverage"), (c.mode, MODES, "mode"),
                                  (c.location, LOCATIONS, "location"),
                                  (c.attack, attacks.ATTACKS, "attack"),
-                                 (c.strength, attacks.STRENGTHS, "strength")):  # fmt: skip
+                                 (c.strength, STRENGTHS, "strength")):  # fmt: skip
         if value not in allowed:
             raise ValueError(f"{c.key}: unknown {what} {value!r}; use one of {', '.join(allowed)}")
 

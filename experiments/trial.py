@@ -16,7 +16,7 @@ import time
 import zlib
 from pathlib import Path
 
-from experiments import attacks
+from experiments import adaptive, attacks
 from experiments.harness import (
     REPO,
     Capture,
@@ -42,6 +42,8 @@ SETTLE = 0.3  # after the bulk, before the attack: the last ACKs are on the tap
 SNAPLEN = 128
 TIMEOUT = 4.0  # socket timeout of the transfer: how long a killed connection takes to notice
 REACT = 1.0  # after the attack: the victim's kernel acts (joins, closes)
+ATTEMPT_REACT = 0.1  # s: the victim acts on an option as it arrives; then look at it
+ADAPTIVE_BULK_SECONDS = 6.0  # long enough for the early and the bulk attempts
 
 # Success predicates on the victim's kernel counters (deltas over the attack).
 VICTIM = {"join_flood": "b"}  # the flood hits the peer's listener; the rest hit a
@@ -120,33 +122,48 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         cmd += ["--victim", addr]
     for addr in (B_TRUSTED, B_UNTRUSTED):
         cmd += ["--peer", addr]
+    if cell.strength == "adaptive":  # experiments.forger, driven attempt by attempt
+        cmd = [sys.executable, "-m", "experiments.forger", "--attacker", attacker_addr,
+               "--seed", str(seed), "--port", str(PORT)]  # fmt: skip
+        for flag, addrs in (("--victim", (A_TRUSTED, A_UNTRUSTED)),
+                            ("--peer", (B_TRUSTED, B_UNTRUSTED))):  # fmt: skip
+            cmd += [a for addr in addrs for a in (flag, addr)]
     victim = tb.net[VICTIM.get(cell.attack, "a")]
     caps, attacker, xfer = {}, None, None
+    outcome = None
+    bulk = ADAPTIVE_BULK_SECONDS if cell.strength == "adaptive" else BULK_SECONDS
     try:
         # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
         for i in ("a-eth0", "a-eth1"):
             caps[i] = Capture(a, i, f"tcp port {PORT}", workdir / f"{i}.pcap", snaplen=SNAPLEN)
-        if cell.strength == "eavesdrop":
+        if cell.strength in ("eavesdrop", "adaptive"):
             cmd += ["--tap", str(caps[tap_iface].path)]
         attacker = tb.net[attacker_name].popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                text=True)  # fmt: skip
         if attacker.stdout.readline().strip() != "ready":
             raise HarnessError(f"the attack program did not start: {attacker.stderr.read()[:500]}")
-        xfer = Transfer(tb, seconds=BULK_SECONDS, pause=PAUSE, idle=IDLE, timeout=TIMEOUT, bind=bind,
+        xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=IDLE, timeout=TIMEOUT, bind=bind,
                         seed=seed % 2**31, port=PORT)  # fmt: skip
-        time.sleep(max(0.0, xfer.started + PAUSE + BULK_SECONDS + SETTLE - time.monotonic()))
-        go = " ".join(_established_tuples(a)) if cell.strength == "blind" else ""
-        before = mib(victim)  # the legitimate joins and announcements are over by now
-        t_attack = time.monotonic()
-        out, err = attacker.communicate(go + "\n", timeout=60)
-        attack_seconds = time.monotonic() - t_attack
-        try:
-            report = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise HarnessError(f"the attack program failed: {err.strip()[-500:]}") from None
-        if "error" in report:
-            raise HarnessError(f"the attack program failed: {report['error']}")
+        if cell.strength == "adaptive":
+            before = mib(victim)
+            t_attack = time.monotonic()
+            outcome, report = adapt(attacker, victim, cell.attack, attacker_addr, xfer.started,
+                                    bulk)  # fmt: skip
+            attack_seconds = time.monotonic() - t_attack
+        else:
+            _until(xfer.started + PAUSE + bulk + SETTLE)
+            go = " ".join(_established_tuples(a)) if cell.strength == "blind" else ""
+            before = mib(victim)  # the legitimate joins and announcements are over by now
+            t_attack = time.monotonic()
+            out, err = attacker.communicate(go + "\n", timeout=60)
+            attack_seconds = time.monotonic() - t_attack
+            try:
+                report = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise HarnessError(f"the attack program failed: {err.strip()[-500:]}") from None
+            if "error" in report:
+                raise HarnessError(f"the attack program failed: {report['error']}")
         time.sleep(REACT)
         after = mib(victim)
         if tpbt_out is not None and tb.agents:
@@ -165,12 +182,18 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
             c.stop(settle=0)
     delta = {k: after.get(k, 0) - v for k, v in before.items()}
     success, evidence = succeeded(cell.attack, delta)
+    if outcome is not None:  # judged attempt by attempt (legitimate signals interleave)
+        success, evidence = outcome.success, outcome.evidence
     transfer_ok = "error" not in client and "error" not in server
     trusted_pair = None if cell.coverage == "none" else {A_TRUSTED, B_TRUSTED}
     rows = [row for c in caps.values() for row in decode(c.path)]
     record = {
         "cell": cell.key, "trial": trial, "seed": seed, **vars(cell),
-        "success": success, "evidence": evidence, "forged_sent": report["sent"],
+        "success": success, "evidence": evidence,
+        "forged_sent": outcome.sent if outcome else report["sent"],
+        "success_moment": outcome.moment if outcome else "",
+        "success_shape": outcome.shape if outcome else "",
+        "attempts": outcome.attempts if outcome else 1,
         "subflows_seen": report["subflows_seen"], "keys_known": report["keys_known"],
         "transfer_ok": transfer_ok,
         "bytes_match": transfer_ok and client["sha256"] == server["sha256"]
@@ -185,6 +208,69 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         for c in caps.values():
             c.path.unlink(missing_ok=True)
     return record
+
+
+def _until(when: float) -> None:
+    """The trial's schedule: carry on at monotonic time ``when`` (a moment of the
+    experiment's design, not a wait for a condition)."""
+    time.sleep(max(0.0, when - time.monotonic()))
+
+
+def _command(forger, attack: str, shape: str, now: bool) -> dict:
+    forger.stdin.write(f"{attack} {shape}{' now' if now else ''}\n")
+    forger.stdin.flush()
+    line = forger.stdout.readline()
+    if not line:
+        raise HarnessError(f"the forger ended: {forger.stderr.read()[-500:]}")
+    report = json.loads(line)
+    if "error" in report:
+        raise HarnessError(f"the forger failed: {report['error']}")
+    return report
+
+
+def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = ATTEMPT_REACT):
+    """(success, evidence) once the victim shows the attack worked, or after ``timeout``
+    (the kernel acts on an option as it arrives). The hijack is judged by a subflow
+    towards the attacker's address: during a transfer the legitimate ADD_ADDRs and joins
+    move the counters too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if attack == "add_addr":
+            sockets = victim.cmd(f"ss -Htn dst {attacker}").strip()
+            ok, evidence = bool(sockets), f"subflow to {attacker}: {'yes' if sockets else 'no'}"
+        else:
+            now = mib(victim)
+            ok, evidence = succeeded(attack, {k: now.get(k, 0) - v for k, v in before.items()})
+        if ok or time.monotonic() >= deadline:
+            return ok, evidence
+        time.sleep(0.05)
+
+
+def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float):
+    """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
+    judging each attempt by the victim's counters; stop at the first that works."""
+    outcome, report = adaptive.Outcome(), {"subflows_seen": 0, "keys_known": False}
+    starts = {"early": started, "bulk": started + PAUSE + 0.2,
+              "lull": started + PAUSE + bulk + SETTLE}  # fmt: skip
+    for attempt in adaptive.plan(attack):
+        _until(starts[attempt.moment])
+        before = mib(victim)
+        now = attempt.moment != "lull"
+        shape = "plain" if attempt.shape == adaptive.FLOOD else attempt.shape
+        report = _command(forger, attack, shape, now)
+        if attempt.moment == "early":  # until the tap has shown the peer's first segments
+            deadline = time.monotonic() + 2.0
+            while report["sent"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                report = _command(forger, attack, shape, now)
+        outcome.attempts += 1
+        outcome.sent += report["sent"]
+        ok, evidence = _reacted(victim, before, attack, attacker)
+        if ok:
+            outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape
+            outcome.evidence = f"{attempt.moment}/{attempt.shape}: {evidence}"
+            break
+    return outcome, report
 
 
 def explains_broken_transfer(record: dict) -> bool:

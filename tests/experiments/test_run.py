@@ -22,7 +22,7 @@ def run(*args, timeout=600):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "short"
-    r = run("--config", "short", "--out", str(out), "--convergence", "1")
+    r = run("--config", "short", "--out", str(out), "--convergence", "1", "--keep-pcaps")
     assert r.returncode == 0, r.stderr[-3000:]
     return out, r
 
@@ -34,10 +34,14 @@ def test_outputs_have_their_shape(short_run):
         assert (out / name).stat().st_size > 0, name
     with (out / "records.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == records.COLUMNS and len(rows) == 3
+    assert tuple(rows[0]) == records.COLUMNS and len(rows) == 5
+    assert all(r["attempt"] == "1" for r in rows)
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["git_commit"]) == 40 and prov["kernel"] and prov["packages"]["ryu"]
     assert "min left" in r.stderr  # progress with the time left
+    assert "min left" in (out / "run.log").read_text()  # and kept in the run folder
+    assert len(list(out.glob("pcaps/*/a-eth1.pcap"))) == len(rows)  # --keep-pcaps
+    assert prov["cpu_model"] and prov["ovs_datapath"] and "ethtool" in prov["host_offloads"]
     headline = json.loads(r.stdout)
     assert set(headline) == {"none/vanilla", "savi/trusted", "savi/enforce"}
 
@@ -49,9 +53,22 @@ def test_outputs_are_sane(short_run):
     # The eavesdropper on the unprotected path: vanilla accepts its MP_PRIO, enforcement not.
     assert cells["none/vanilla/unprotected/mp_prio/eavesdrop"]["successes"] == 1
     assert cells["savi/enforce/unprotected/mp_prio/eavesdrop"]["successes"] == 0
-    for cell in cells.values():
-        assert cell["transfers_intact"] == cell["trials"]
+    for key, cell in cells.items():
+        if "adaptive" not in key:  # the adaptive RM_ADDR may end the transfer it hits
+            assert cell["transfers_intact"] == cell["trials"]
         assert 0 <= cell["ci95"][0] <= cell["rate"] <= cell["ci95"][1] <= 1
+    # The adaptive attacker: the positive control works at once; every record says which
+    # attempt worked, or that it tried them all.
+    adaptive = {
+        r["cell"]: r for r in records.read(out / "records.csv") if r["strength"] == "adaptive"
+    }
+    vanilla = adaptive["none/vanilla/unprotected/rm_addr/adaptive"]
+    assert vanilla["success"] and (vanilla["success_moment"], vanilla["success_shape"]) == (
+        "early",
+        "plain",
+    )
+    for r in adaptive.values():
+        assert r["success_shape"] if r["success"] else r["attempts"] == 39
     cfg = summary["configurations"]
     assert cfg["none/vanilla"]["confinement"] == 0  # nothing is trusted without SAV
     assert cfg["savi/enforce"]["control_on_trusted"] > 0
@@ -68,7 +85,7 @@ def test_resume_runs_nothing_twice(short_run):
     before = (out / "records.csv").read_text()
     r = run("--resume", str(out), "--convergence", "1")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "3 trials done, 0 trials" in r.stderr
+    assert "5 trials done, 0 trials" in r.stderr
     assert (out / "records.csv").read_text() == before
     prov = json.loads((out / "provenance.json").read_text())
     assert "--config short" in prov["command"] and "--resume" in prov["resumed"][0]["command"]

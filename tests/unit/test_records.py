@@ -46,7 +46,9 @@ def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
          "evidence": "x", "forged_sent": 1, "subflows_seen": 1, "keys_known": True,
          "transfer_ok": True, "bytes_match": True, "goodput_mbps": goodput, "connect_ms": 1.0,
          "control_total": 4, "control_trusted": 3, "handshake_total": 5,
-         "handshake_trusted": 2, "attack_seconds": 0.3, "trial_seconds": 6.0}  # fmt: skip
+         "handshake_trusted": 2, "attack_seconds": 0.3, "trial_seconds": 6.0,
+         "success_moment": "", "success_shape": "", "attempts": 1, "attempt": 1,
+         "retry_reason": ""}  # fmt: skip
     r.update(kw)
     return r
 
@@ -68,6 +70,17 @@ def test_records_round_trip_and_summarize(tmp_path):
     assert cfg["confinement"] == 0.75 and cfg["goodput_mbps_median"] == 101.0
     assert cfg["goodput_mbps_iqr"] == (100.5, 101.5)
     assert s["configurations"]["none/vanilla"]["goodput_mbps_median"] is None
+
+
+def test_records_of_runs_before_the_adaptive_attacker_still_read(tmp_path):
+    """Old records.csv files lack the adaptive and traceability columns: defaults."""
+    old_columns = records.COLUMNS[: records.COLUMNS.index("success_moment")]
+    path = tmp_path / "records.csv"
+    r = record("savi/trusted/unprotected/rm_addr/eavesdrop", 0, True)
+    path.write_text(",".join(old_columns) + "\n" + ",".join(str(r[c]) for c in old_columns)
+                    + "\n")  # fmt: skip
+    (back,) = records.read(path)
+    assert (back["attempts"], back["attempt"], back["success_shape"]) == (1, 1, "")
 
 
 def test_a_record_missing_a_column_is_refused(tmp_path):
