@@ -73,15 +73,24 @@ def confinement(summary: dict, out: Path) -> list[Path]:
     cfgs = [c for c in CONFIGURATIONS if c in summary["configurations"]]
     shares = [summary["configurations"][c]["confinement"] or 0.0 for c in cfgs]
     counts = [summary["configurations"][c]["control_options"] for c in cfgs]
+    cis = [summary["configurations"][c].get("confinement_ci95") for c in cfgs]
+    err = [
+        [max(0.0, s - ci[0]) if ci else 0 for s, ci in zip(shares, cis, strict=True)],
+        [max(0.0, ci[1] - s) if ci else 0 for s, ci in zip(shares, cis, strict=True)],
+    ]
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(range(len(cfgs)), shares, color="tab:blue")
-    for bar, share, n in zip(bars, shares, counts, strict=True):
-        ax.text(bar.get_x() + bar.get_width() / 2, share + 0.02, f"{share:.2f}\nn={n}",
+    bars = ax.bar(range(len(cfgs)), shares, color="tab:blue", yerr=err, capsize=3)
+    for bar, share, n, up in zip(bars, shares, counts, err[1], strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, share + up + 0.02, f"{share:.2f}\nn={n}",
                 ha="center", fontsize=7)  # fmt: skip
     ax.set_xticks(range(len(cfgs)), cfgs, rotation=45, ha="right")
     ax.set_ylim(0, 1.15)
     ax.set_ylabel("control options on the trusted subflow")
-    ax.set_title("Confinement (no trusted subflow exists without SAV)", fontsize=10)
+    ax.set_title(
+        "Confinement (no trusted subflow exists without SAV); bars: 95 % "
+        "bootstrap interval over trials",
+        fontsize=9,
+    )
     return _save(fig, out, "confinement")
 
 
@@ -125,10 +134,12 @@ def tables(summary: dict) -> str:
         v = summary["configurations"].get(cfg)
         if not v:
             continue
+        ci = v.get("confinement_ci95")
         conf = (
             "—"
             if v["confinement"] is None
-            else f"{v['confinement']:.2f} ({v['control_on_trusted']}/{v['control_options']})"
+            else f"{v['confinement']:.2f} ({v['control_on_trusted']}/{v['control_options']}"
+            + (f"; 95 % {ci[0]:.2f}–{ci[1]:.2f})" if ci else ")")
         )
         good = "—" if v["goodput_mbps_median"] is None else (
             f"{v['goodput_mbps_median']:.0f} ({v['goodput_mbps_iqr'][0]:.0f}–{v['goodput_mbps_iqr'][1]:.0f})")  # fmt: skip

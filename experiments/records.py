@@ -129,15 +129,36 @@ def confinement(rows: list[tuple], trusted_pair: set[str] | None, tag: int) -> d
 
 
 # -- statistics ----------------------------------------------------------------------------
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate (sound for 0 and n successes too)."""
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate (scipy; sound for 0 and n too)."""
     if n == 0:
         return (math.nan, math.nan)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    from scipy.stats import binomtest
+
+    ci = binomtest(successes, n).proportion_ci(0.95, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def pooled_ratio_ci(numerators: list[int], denominators: list[int],
+                    seed: int = 20261202) -> tuple[float, float] | None:  # fmt: skip
+    """95 % bootstrap interval (percentile, 2,000 resamples of trials, scipy) of
+    sum(numerators) / sum(denominators): trials are the unit, so a trial that sends many
+    options weighs as it does in the pooled ratio. None with fewer than two trials that
+    have a denominator."""
+    pairs = [(n, d) for n, d in zip(numerators, denominators, strict=True) if d]
+    if len(pairs) < 2:
+        return None
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    nums, dens = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    if (nums * dens.sum() == dens * nums.sum()).all():  # every trial the same: no spread
+        value = float(nums.sum() / dens.sum())
+        return (value, value)
+    res = bootstrap((nums, dens), lambda n, d, axis=-1: n.sum(axis=axis) / d.sum(axis=axis),
+                    paired=True, vectorized=True, n_resamples=2000, method="percentile",
+                    random_state=seed)  # fmt: skip
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -191,6 +212,9 @@ def summarize(records: list[dict]) -> dict:
             "control_options": total,
             "control_on_trusted": trusted,
             "confinement": trusted / total if total else None,
+            "confinement_ci95": pooled_ratio_ci(
+                [r["control_trusted"] for r in rows], [r["control_total"] for r in rows]
+            ),
             "handshake_options": hs_total,
             "handshake_on_trusted_share": hs_trusted / hs_total if hs_total else None,
             "goodput_mbps_median": _median([r["goodput_mbps"] for r in ok]),

@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -145,23 +146,32 @@ class _Tee:
         self.stream.flush()
 
 
-def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
-    """(cell, trial) still to run, grouped by coverage then mode (one testbed per
-    coverage, one mode switch per group)."""
+def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]],
+         seed: int = 0) -> list[tuple[Cell, int]]:  # fmt: skip
+    """(cell, trial) still to run: one testbed per coverage; within it, round by round
+    (trial 0 of every cell, then trial 1, ...), each round in a host-mode order drawn
+    from ``seed``, so no mode always runs first or last (run order would otherwise mix
+    with mode in the cost figures). The same seed gives the same order."""
     order = {c: i for i, c in enumerate(COVERAGES)}
-    mode_order = {m: i for i, m in enumerate(MODES)}
-    cells = sorted(cells, key=lambda c: (order[c.coverage], mode_order[c.mode]))
-    return [(c, t) for c in cells for t in range(trials) if (c.key, t) not in done]
+    out = []
+    for coverage in sorted({c.coverage for c in cells}, key=order.__getitem__):
+        for t in range(trials):
+            modes = sorted({c.mode for c in cells if c.coverage == coverage}, key=MODES.index)
+            random.Random(f"{seed}/{coverage}/{t}").shuffle(modes)
+            for mode in modes:
+                out += [(c, t) for c in cells
+                        if (c.coverage, c.mode) == (coverage, mode) and (c.key, t) not in done]  # fmt: skip
+    return out
 
 
 def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence: int,
-        keep_pcaps: bool = False) -> dict:  # fmt: skip
+        keep_pcaps: bool = False, seed: int = 0) -> dict:  # fmt: skip
     from topologies.builder import Testbed
     from topologies.dualhomed import DualHomedTopo
 
     records_csv = out / "records.csv"
     done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
-    todo = plan(cells, trials, done)
+    todo = plan(cells, trials, done, seed)
     print(f"{out}: {len(done)} trials done, {estimate([c.key for c, _ in todo], 1)} to go",
           file=sys.stderr)  # fmt: skip
     # The first start's provenance stays; each resumption is added to it.
@@ -276,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
         help="keep every trial's captures of a's links (128-byte snaplen) in "
         "DIR/pcaps, for Wireshark",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the host-mode order within each round of trials (default: drawn, "
+        "and written to config.json, so a resumed run keeps its order)",
+    )
     args = ap.parse_args(argv)
     if args.resume:
         out = Path(args.resume)
@@ -287,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         base = CONFIGS[args.config]
         config = {"name": args.config if not args.cell else "cells",
                   "cells": args.cell or base["cells"],
-                  "trials": args.trials or base["trials"]}  # fmt: skip
+                  "trials": args.trials or base["trials"],
+                  "order_seed": args.seed if args.seed is not None
+                  else int.from_bytes(os.urandom(4), "big")}  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = Path(args.out) if args.out else REPO / "results" / f"attack-{config['name']}-{stamp}"
     try:
@@ -310,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sys.stderr = _Tee(sys.stderr, out / "run.log")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    summary = run(out, cells, config["trials"], argv, args.convergence, args.keep_pcaps)
+    summary = run(out, cells, config["trials"], argv, args.convergence, args.keep_pcaps,
+                  config.get("order_seed", 0))  # fmt: skip
     print(json.dumps(headline(summary), indent=2))
     print(f"results in {out}", file=sys.stderr)
     return 0

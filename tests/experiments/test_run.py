@@ -73,6 +73,8 @@ def test_outputs_are_sane(short_run):
     assert cfg["none/vanilla"]["confinement"] == 0  # nothing is trusted without SAV
     assert cfg["savi/enforce"]["control_on_trusted"] > 0
     assert cfg["savi/trusted"]["goodput_mbps_median"] > 0
+    assert "confinement_ci95" in cfg["savi/enforce"]  # None with one trial per cell
+    assert isinstance(json.loads((out / "config.json").read_text())["order_seed"], int)
     conv = summary["convergence"]
     assert 0 < conv["removal_to_peer_untrusted_s"]["max"] < 20
     assert 0 < conv["binding_to_peer_trusted_s"]["max"] < 20

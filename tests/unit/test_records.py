@@ -111,3 +111,19 @@ def test_figures_are_drawn_from_records_only(tmp_path):
     assert "| savi/enforce | — | 0/1 | — | — | — |" in md  # rm_addr is the second column
     with pytest.raises(ValueError, match="no records"):
         figures.draw(tmp_path / "empty")
+
+
+def test_wilson_matches_the_formula():
+    lo, hi = records.wilson(1, 20)
+    z, p, n = 1.959963984540054, 1 / 20, 20
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert math.isclose(lo, centre - half) and math.isclose(hi, centre + half)
+
+
+def test_pooled_ratio_bootstrap():
+    assert records.pooled_ratio_ci([1], [2]) is None  # one trial: no interval
+    assert records.pooled_ratio_ci([3, 3], [4, 4]) == (0.75, 0.75)  # no spread
+    lo, hi = records.pooled_ratio_ci([10, 0, 5, 9, 7, 8], [10, 10, 10, 10, 10, 10])
+    assert 0 < lo < 39 / 60 < hi < 1
+    assert records.pooled_ratio_ci([10, 0, 5, 9, 7, 8], [10] * 6) == (lo, hi)  # seeded

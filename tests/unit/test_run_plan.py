@@ -1,0 +1,31 @@
+"""The run's order of trials: one testbed per coverage, rounds of trials, host modes in a
+seeded random order per round."""
+
+from experiments.records import Cell
+from experiments.run import plan
+
+CELLS = [Cell.parse(f"{cov}/{mode}/unprotected/rm_addr/eavesdrop")
+         for cov in ("savi", "none") for mode in ("vanilla", "trusted", "enforce")]  # fmt: skip
+
+
+def test_every_trial_once_coverage_by_coverage_round_by_round():
+    order = plan(CELLS, 3, set(), seed=7)
+    assert sorted((c.key, t) for c, t in order) == sorted(
+        (c.key, t) for c in CELLS for t in range(3)
+    )
+    assert [c.coverage for c, _ in order] == ["none"] * 9 + ["savi"] * 9
+    assert [t for _, t in order[:9]] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_the_mode_order_is_random_per_round_and_reproducible_from_its_seed():
+    orders = {tuple(c.mode for c, _ in plan(CELLS, 20, set(), seed=s)) for s in range(5)}
+    assert len(orders) == 5  # seeds give different orders
+    assert plan(CELLS, 20, set(), seed=3) == plan(CELLS, 20, set(), seed=3)
+    firsts = {c.mode for c, t in plan(CELLS, 20, set(), seed=3)[::3]}
+    assert firsts == {"vanilla", "trusted", "enforce"}  # no mode always runs first
+
+
+def test_done_trials_are_left_out():
+    done = {(CELLS[0].key, 0), (CELLS[4].key, 2)}
+    order = plan(CELLS, 3, done, seed=1)
+    assert len(order) == 16 and not {(c.key, t) for c, t in order} & done
