@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -86,51 +87,109 @@ class Knowledge:
                 "keys_known": self.client_key is not None}  # fmt: skip
 
 
-def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
-    """What an eavesdropper learns from ``frames``: (Ethernet frame bytes, capture time)
-    in capture order. Headers are parsed without scapy (a tap holds tens of thousands of
-    segments); only the segments kept become scapy packets."""
-    from scapy.layers.inet import IP  # noqa: F401  (binds IP/TCP under Ether)
-    from scapy.layers.l2 import Ether
+class Learner:
+    """What an eavesdropper learns, fed frame by frame: a tap that grows is read once.
+    Headers are parsed without scapy (a tap holds tens of thousands of segments); only
+    the segments kept become scapy packets."""
 
-    k = Knowledge()
-    last: dict = {}
-    for frame, when in frames:
-        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
-            continue  # IPv4 only, like the testbed's topologies
-        packet = frame[14:]
-        try:
-            seg = parse(packet)
-        except OptionError:
-            continue
-        if packet[4:6] == TAG.to_bytes(2, "big"):
-            continue  # our own forgeries
-        if seg.flags & 0x04:  # RST
-            continue
-        if seg.payload_len == 0 and seg.flags & 0x12 == 0x10:
-            for opt in _mptcp_options(seg.options):
-                # The client's third ACK carries both keys: sender (client) first.
-                if isinstance(opt, MpCapable) and opt.receiver_key is not None:
-                    k.client_key, k.server_key = opt.sender_key, opt.receiver_key
-                    k.server_port, k.victim_is_client = seg.dport, seg.src in victim
-        if seg.src in peer and seg.dst in victim and not seg.flags & 0x02:
-            last[seg.four_tuple] = (frame, when)
-    for four_tuple, (frame, when) in last.items():
-        p = Ether(frame)
-        p.time = when
-        k.last_from_peer[four_tuple] = p
-    return k
+    def __init__(self, victim: set[str], peer: set[str]):
+        self.victim, self.peer = victim, peer
+        self.keys: tuple | None = None  # (client key, server key, server port, victim is client)
+        self.last: dict = {}  # peer -> victim four-tuple -> (frame, capture time)
+
+    def feed(self, frames) -> Learner:
+        """``frames``: (Ethernet frame bytes, capture time), in capture order."""
+        for frame, when in frames:
+            if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+                continue  # IPv4 only, like the testbed's topologies
+            packet = frame[14:]
+            try:
+                seg = parse(packet)
+            except OptionError:
+                continue
+            if packet[4:6] == TAG.to_bytes(2, "big"):
+                continue  # our own forgeries
+            if seg.flags & 0x04:  # RST
+                continue
+            if seg.payload_len == 0 and seg.flags & 0x12 == 0x10:
+                for opt in _mptcp_options(seg.options):
+                    # The client's third ACK carries both keys: sender (client) first.
+                    if isinstance(opt, MpCapable) and opt.receiver_key is not None:
+                        self.keys = (opt.sender_key, opt.receiver_key, seg.dport,
+                                     seg.src in self.victim)  # fmt: skip
+            if seg.src in self.peer and seg.dst in self.victim and not seg.flags & 0x02:
+                self.last[seg.four_tuple] = (frame, when)
+        return self
+
+    def knowledge(self) -> Knowledge:
+        from scapy.layers.inet import IP  # noqa: F401  (binds IP/TCP under Ether)
+        from scapy.layers.l2 import Ether
+
+        k = Knowledge()
+        if self.keys:
+            k.client_key, k.server_key, k.server_port, k.victim_is_client = self.keys
+        for four_tuple, (frame, when) in self.last.items():
+            p = Ether(frame)
+            p.time = when
+            k.last_from_peer[four_tuple] = p
+        return k
+
+
+def learn(frames, victim: set[str], peer: set[str]) -> Knowledge:
+    """What an eavesdropper learns from ``frames`` (a whole tap)."""
+    return Learner(victim, peer).feed(frames).knowledge()
+
+
+class TapFollower:
+    """A pcap that tcpdump is still writing, read on from where the last call stopped:
+    each call returns the frames written since (a record still half written waits)."""
+
+    def __init__(self, path: str):
+        self.path, self.file, self.reader = path, None, None
+
+    def __call__(self) -> list:
+        from scapy.utils import RawPcapReader
+
+        if self.reader is None:
+            try:
+                if os.path.getsize(self.path) < 24:
+                    return []  # not even the file header yet
+            except OSError:
+                return []
+            self.file = open(self.path, "rb")  # noqa: SIM115  (kept open between calls)
+            self.reader = RawPcapReader(self.file)
+        out = []
+        while True:
+            at = self.file.tell()
+            try:
+                # scapy's own advice for reading one record at a time
+                data, meta = self.reader._read_packet()
+            except EOFError:
+                self.file.seek(at)
+                return out
+            if len(data) < meta.caplen:
+                self.file.seek(at)
+                return out
+            out.append((data, meta.sec + meta.usec / 1e6))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def eavesdrop(read, victim: set[str], peer: set[str], clock=time.time, sleep=time.sleep,
-              patience: float = PATIENCE):  # fmt: skip
+              patience: float = PATIENCE, learner: Learner | None = None):  # fmt: skip
     """Learn from the tap (``read()`` gives its frames) once the connection has been
     quiet for QUIET seconds, waiting at most ``patience``: a forgery must carry the
     peer's latest sequence and acknowledgment numbers, or TCP drops it as old. With no
-    patience it learns from what the tap holds now."""
+    patience it learns from what the tap holds now. With a ``learner``, ``read()`` gives
+    only the frames that are new since its last call (a TapFollower)."""
     deadline = clock() + patience
     while True:
-        k = learn(read(), victim, peer)
+        if learner is None:
+            k = learn(read(), victim, peer)
+        else:
+            k = learner.feed(read()).knowledge()
         newest = max((float(p.time) for p in k.last_from_peer.values()), default=0.0)
         if clock() - newest >= QUIET or clock() >= deadline:
             return k

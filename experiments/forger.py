@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng, advance = random.Random(args.seed), {}
     victim, peer = set(args.victim), set(args.peer)
+    # The tap is read on from where it stopped: a command costs what was written since.
+    tap, learner = attacks.TapFollower(args.tap), attacks.Learner(victim, peer)
     print("ready", flush=True)
     for line in sys.stdin:
         words = line.split()
@@ -96,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             continue
         try:
-            k = attacks.eavesdrop(lambda: attacks.read_tap(args.tap), victim, peer,
-                                  patience=patience)  # fmt: skip
+            k = attacks.eavesdrop(tap, victim, peer, patience=patience, learner=learner)
+
             packets = forge(attack, shape, k, args, rng, advance, time.time())
         except (OSError, ValueError) as e:
             print(json.dumps({"error": str(e)}), flush=True)

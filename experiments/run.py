@@ -40,7 +40,7 @@ LOCATIONS = ("protected", "unprotected")
 STRENGTHS = (*attacks.STRENGTHS, "adaptive")
 # Measured on 2 cores; used for the up-front estimate only. An adaptive trial in which no
 # attempt works makes every attempt (39 for an option attack).
-SECONDS_PER_TRIAL = {"eavesdrop": 6.5, "blind": 6.5, "adaptive": 35.0}
+SECONDS_PER_TRIAL = {"eavesdrop": 6.5, "blind": 6.5, "adaptive": 18.5}
 
 
 def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:

@@ -81,6 +81,7 @@ class Forger:
         for addr in (B_TRUSTED, B_UNTRUSTED):
             cmd += ["--peer", addr]
         self.tap = tap
+        self.bulk_after = 0  # bytes the tap must hold before a lull counts
         self.proc = tb.net["m2"].popen(
             cmd,
             cwd=REPO,
@@ -91,8 +92,16 @@ class Forger:
         )
         assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
 
+    def expect_bulk(self) -> None:
+        """The next lull must come after a bulk transfer starting now (1 MB of headers)."""
+        self.bulk_after = (self.tap.stat().st_size if self.tap.exists() else 0) + 1_000_000
+
     def __call__(self, attack: str, shape: str = "plain") -> dict:
-        wait_until(lambda: time.time() - self.tap.stat().st_mtime > 0.3, 20, "a lull on the tap")
+        # A lull after the bulk, not the pause before it (a forgery racing the first
+        # data was once not acted on): the tap holds the bulk, then nothing for 0.3 s.
+        wait_until(lambda: self.tap.stat().st_size > self.bulk_after
+                   and time.time() - self.tap.stat().st_mtime > 0.3, 30,
+                   "a lull on the tap after the bulk")  # fmt: skip
         self.proc.stdin.write(f"{attack} {shape}\n")
         self.proc.stdin.flush()
         report = json.loads(self.proc.stdout.readline())
@@ -116,6 +125,7 @@ def test_a_vanilla_host_acts_on_every_shape(tb, tmp_path):
     tap = tmp_path / "tap.pcap"
     cap = Capture(a, "a-eth1", "tcp", tap, snaplen=128)
     forger = Forger(tb, tap)
+    forger.expect_bulk()
     xfer = bulk_then_idle(tb, tap, wait_subflows=3)
     wait_until(lambda: "10.4.0.20" in a.cmd("ss -Htn state established"), 15, "a full mesh")
     outcomes = {}
@@ -145,6 +155,7 @@ def test_a_vanilla_host_acts_on_every_shape(tb, tmp_path):
     ):
         if attack is None:
             xfer.kill()
+            forger.expect_bulk()
             xfer = bulk_then_idle(tb, tap, port=5202)
             wait_until(
                 lambda: "10.4.0.20" in a.cmd("ss -Htn state established '( dport = :5202 )'"),
@@ -168,6 +179,7 @@ def test_an_enforcing_host_acts_on_no_shape(tb, tmp_path):
     tap = tmp_path / "tap.pcap"
     cap = Capture(a, "a-eth1", "tcp", tap, snaplen=128)
     forger = Forger(tb, tap)
+    forger.expect_bulk()
     xfer = managed_transfer(tb, seconds=1, idle=40, timeout=60, bind=A_UNTRUSTED)
     wait_until(lambda: len(tb.tpbt("a")["guarded"]) >= 2, 10, "a's untrusted subflows guarded")
 

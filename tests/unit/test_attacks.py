@@ -168,3 +168,41 @@ def test_keys_seen_from_the_peers_side_make_the_victim_the_server():
     # The victim (B) accepted the connection: the client's third ACK comes from A.
     k = attacks.learn(tap(third_ack()), {B}, {A})
     assert (k.victim_key, k.peer_key) == (SK, CK)
+
+
+def test_a_growing_tap_is_read_on_from_where_it_stopped(tmp_path):
+    """The forger's tap: each read gives what tcpdump wrote since, a record still half
+    written waits, and what is learnt piece by piece is what a whole read teaches."""
+    from scapy.utils import PcapWriter
+
+    path = tmp_path / "tap.pcap"
+    first = [third_ack(), frame(B, A, 5201, 40000, seq=10)]
+    later = [frame(B, A, 5201, 40000, seq=20), frame(B2, A, 5201, 40001, seq=5)]
+    follow = attacks.TapFollower(str(path))
+    assert follow() == []  # no file yet
+    writer = PcapWriter(str(path), sync=True)
+    for f in first:
+        writer.write(Ether(f))
+    got = follow()
+    assert [f for f, _ in got] == first and follow() == []
+    writer.close()
+
+    def record(raw: bytes) -> bytes:  # a pcap record header (little endian, as written)
+        return (1).to_bytes(4, "little") * 2 + len(raw).to_bytes(4, "little") * 2 + raw
+
+    half = record(later[0])
+    with path.open("ab") as out:  # half of a record: its header and part of the frame
+        out.write(half[:26])
+    assert follow() == []
+    with path.open("ab") as out:
+        out.write(half[26:] + record(later[1]))
+    assert [f for f, _ in follow()] == later
+    follow.close()
+    learner = attacks.Learner({A}, {B, B2})
+    learner.feed([(f, 0.0) for f in first]).feed([(f, 0.0) for f in later])
+    whole = attacks.learn([(f, 0.0) for f in first + later], {A}, {B, B2})
+    piecewise = learner.knowledge()
+    assert (piecewise.client_key, piecewise.server_key) == (whole.client_key, whole.server_key)
+    assert {t: bytes(p) for t, p in piecewise.last_from_peer.items()} == {
+        t: bytes(p) for t, p in whole.last_from_peer.items()
+    }
