@@ -11,6 +11,7 @@ clients, and configures routes. On exit it stops everything it started, by PID.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -89,6 +90,45 @@ def have_netem() -> bool:
     return False
 
 
+LOCK_PATH = Path("/run/tmptcp-testbed.lock")
+
+
+class TestbedBusy(TestbedError):
+    """Another testbed runs on this machine."""
+
+
+class MachineLock:
+    """One testbed per machine. Two share Open vSwitch, the management bridge and fixed
+    names, so a second one would tear the first down. An flock (released by the kernel
+    when its holder dies, however it dies) on a file that names the holder."""
+
+    def __init__(self, path: Path = LOCK_PATH):
+        self.path, self.fd = path, None
+
+    def acquire(self, what: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise TestbedBusy(
+                f"another testbed runs on this machine ({holder}); it shares Open vSwitch "
+                "and the bridge names with this one, so starting would tear it down. Wait "
+                "for it to end (or stop it by its pid); nothing of it was touched."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, {what}, since {time.strftime('%H:%M:%S')}".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
 class Testbed:
     __test__ = False  # not a pytest class, despite the name
 
@@ -109,6 +149,7 @@ class Testbed:
         self.dhcp_clients: dict[str, subprocess.Popen] = {}  # host name -> udhcpc
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
+        self.lock = MachineLock()
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -127,21 +168,26 @@ class Testbed:
 
     def __enter__(self) -> Testbed:
         require_root()
-        bad = _unsupported_link_params(self.topo)
+        bad = _unsupported_link_params(self.topo)  # touches only the root namespace's lo
         if bad:
             raise TestbedError(
                 "link delay/loss need tc netem, which this kernel lacks; refusing to run "
                 f"without them: {', '.join(bad)}"
             )
+        self.lock.acquire(f"{' '.join(sys.argv)[:200]}, run folder {self.dir}")
         try:
             self.start()
         except BaseException:
             self.stop()
+            self.lock.release()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self.lock.release()
 
     def start(self) -> None:
         t0 = time.monotonic()
