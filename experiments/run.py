@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         base = CONFIGS[args.config]
         config = {"name": args.config if not args.cell else "cells",
                   "cells": args.cell or base["cells"],
-                  "trials": args.trials or base["trials"],
+                  "trials": base["trials"] if args.trials is None else args.trials,
                   "order_seed": args.seed if args.seed is not None
                   else int.from_bytes(os.urandom(4), "big")}  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -316,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     if config["trials"] < 1:
         ap.error("--trials must be at least 1")
+    if args.convergence < 0:
+        ap.error("--convergence must be 0 (skip) or more rounds")
     print(f"configuration {config['name']}: {len(cells)} cells x {config['trials']} trials = "
           f"{estimate(config['cells'], config['trials'])}", file=sys.stderr)  # fmt: skip
     if args.list:

@@ -109,3 +109,17 @@ def test_bad_cells_are_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "x").exists()
     r = run("--resume", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no readable config.json" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--convergence", "-1"], "--convergence must be 0"),
+    ],
+)
+def test_bad_numbers_are_refused_before_anything_runs(tmp_path, args, message):
+    """--trials 0 once became the configuration's 3 and started a 33-minute run."""
+    r = run("--config", "short", *args, "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and message in r.stderr
+    assert not (tmp_path / "x").exists()
