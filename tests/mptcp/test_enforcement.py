@@ -184,8 +184,11 @@ def test_an_enforcing_host_acts_on_no_shape(tb, tmp_path):
     wait_until(lambda: len(tb.tpbt("a")["guarded"]) >= 2, 10, "a's untrusted subflows guarded")
 
     def events() -> dict:
+        """Path-manager events no legitimate packet causes here ("announced" is left to
+        the AddAddr counter: b's own announcements may still be retransmitted, and the
+        state file lags the counters by up to a tick)."""
         reported = tb.tpbt("a")["kernel_events"]
-        return {k: v for k, v in reported.items() if k in ("removed", "announced", "sub_priority")}
+        return {k: v for k, v in reported.items() if k in ("removed", "sub_priority")}
 
     before, events_before = {name: mib(a, name) for name in ORACLE.values()}, events()
     guard_before = tb.tpbt("a")["guard"]
