@@ -101,17 +101,21 @@ class Guard:
         self.guarded: set[Tuple4] = set()
         self._remove_pins()
         self.dir.mkdir()
-        _run(
-            [
-                "bpftool",
-                "prog",
-                "loadall",
-                str(OBJECT),
-                str(self.dir / "progs"),
-                "pinmaps",
-                str(self.dir / "maps"),
-            ]
-        )
+        try:
+            _run(
+                [
+                    "bpftool",
+                    "prog",
+                    "loadall",
+                    str(OBJECT),
+                    str(self.dir / "progs"),
+                    "pinmaps",
+                    str(self.dir / "maps"),
+                ]
+            )
+        except GuardError:
+            self._remove_pins()  # a refused program leaves nothing pinned behind
+            raise
         self.prog_fd = bpf_syscall.obj_get(self.ingress_prog)
         self.map_guarded = Map(bpf_syscall.obj_get(self.dir / "maps/guarded"), KEY.size, 4)
         self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 8)

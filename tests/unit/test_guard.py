@@ -203,3 +203,15 @@ def test_trust_is_bound_to_the_interface(guard):
     assert run(guard, v6)[0] == TC_ACT_SHOT
     guard.bind("fd00::10", 1)
     assert run(guard, v6)[0] == TC_ACT_OK
+
+
+def test_a_refused_object_leaves_nothing_pinned(tmp_path, monkeypatch):
+    import hosts.guard as guard_module
+
+    bogus = tmp_path / "guard.o"
+    bogus.write_bytes(b"not an ELF object")
+    monkeypatch.setattr(guard_module, "OBJECT", bogus)
+    monkeypatch.setattr(guard_module, "SOURCE", tmp_path / "absent.c")
+    with pytest.raises(guard_module.GuardError, match="bpftool"):
+        Guard(f"unit-bogus-{os.getpid()}")
+    assert not (guard_module.BPFFS / f"unit-bogus-{os.getpid()}").exists()
