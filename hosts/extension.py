@@ -94,12 +94,6 @@ class CreateSubflow:
 
 
 @dataclass(frozen=True)
-class DestroySubflow:
-    token: int
-    subflow: Tuple4
-
-
-@dataclass(frozen=True)
 class Carry:
     """Put ``option`` (an ADDR_TRUST) on ``subflow`` now (an ACK of that subflow)."""
 

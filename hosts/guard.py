@@ -121,9 +121,8 @@ class Guard:
         self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 8)
         self.map_bound = Map(bpf_syscall.obj_get(self.dir / "maps/bound"), ADDR_KEY.size, 4)
         self.cpus = bpf_syscall.possible_cpus()
-        n = len(COUNTERS) + SUBTYPE_SLOTS
         self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
-        self.n_counters = n
+        self.n_counters = len(COUNTERS) + SUBTYPE_SLOTS
 
     @property
     def ingress_prog(self) -> Path:
