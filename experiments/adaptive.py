@@ -4,8 +4,11 @@ experiments.forger and judges each attempt by the victim's kernel counters, stop
 the first that works.
 
 Moments of a connection (its bulk transfer starts after a short greeting pause):
-- ``early``: as soon as the tap has shown the peer's first segments, before the bulk:
-  the trusted subflow may not be up yet, and nothing is guarded;
+- ``early``: as soon as the tap has shown the peer's first segments (the connection's
+  first 100 ms or so), when the trusted subflow may not be up yet and nothing is
+  guarded. One shape per connection, as a second attempt would come too late: trial
+  ``t`` tries ``SHAPE_ORDER[t % 13]``, so 13 trials of a cell cover every shape early
+  (the record says which shape, and when it went out);
 - ``bulk``: while data flows;
 - ``lull``: after the bulk, once the tap has gone quiet (the peer's last segment is
   current: the shape the first experiment used).
@@ -15,7 +18,7 @@ that can end a subflow (payload without a data-level mapping, FIN, RST).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from experiments.shapes import SHAPES
 
@@ -31,15 +34,24 @@ class Attempt:
     shape: str
 
 
-def plan(attack: str, moments: tuple[str, ...] = MOMENTS) -> list[Attempt]:
-    """The attempts, in order. The MP_JOIN flood is judged by the peer's join counter,
+def early_shape(attack: str, trial: int) -> str:
+    """The one shape trial ``trial`` tries in the early moment ("" for the flood)."""
+    return "" if attack == "join_flood" else SHAPE_ORDER[trial % len(SHAPE_ORDER)]
+
+
+def plan(attack: str, moments: tuple[str, ...] = MOMENTS, early: str = "plain") -> list[Attempt]:
+    """The attempts, in order: ``early`` alone in the early moment, every shape during
+    the bulk and in the lull. The MP_JOIN flood is judged by the peer's join counter,
     which the connection's own joins move early on: it strikes in the lull only."""
     unknown = set(moments) - set(MOMENTS)
     if unknown:
         raise ValueError(f"unknown moments {sorted(unknown)}; use {', '.join(MOMENTS)}")
+    if early not in SHAPES:
+        raise ValueError(f"unknown shape {early!r}")
     if attack == "join_flood":
         return [Attempt("lull", FLOOD)] if "lull" in moments else []
-    return [Attempt(m, s) for m in MOMENTS if m in moments for s in SHAPE_ORDER]
+    out = [Attempt("early", early)] if "early" in moments else []
+    return out + [Attempt(m, s) for m in MOMENTS[1:] if m in moments for s in SHAPE_ORDER]
 
 
 @dataclass
@@ -52,3 +64,11 @@ class Outcome:
     attempts: int = 0
     sent: int = 0
     evidence: str = "no attempt worked"
+    at: float | None = None  # wall-clock time the attempt that worked went out
+    early_shape: str = ""
+    early_at: float | None = None  # when the early attempt went out
+    log: list[tuple[Attempt, bool]] = field(default_factory=list)  # every attempt made
+
+    def log_text(self) -> str:
+        """Every attempt and its outcome, as records.csv keeps it: ``moment/shape:1``."""
+        return " ".join(f"{a.moment}/{a.shape}:{int(ok)}" for a, ok in self.log)

@@ -19,6 +19,8 @@ matplotlib.use("Agg")  # files only; no display on the testbed machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import attacks, records  # noqa: E402
+from experiments.adaptive import MOMENTS, SHAPE_ORDER  # noqa: E402
+from experiments.confinement import CATEGORIES, PHASES  # noqa: E402
 from experiments.harness import MODES  # noqa: E402
 from topologies.dualhomed import COVERAGES  # noqa: E402
 
@@ -36,100 +38,287 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 
 def _panels(summary: dict) -> list[tuple[str, str]]:
-    """(location, strength) pairs present, the eavesdropper's first."""
-    return sorted({tuple(k.split("/")[2:5:2]) for k in summary["cells"]},
-                  key=lambda p: (p[1] != "eavesdrop", p[0]))  # fmt: skip
+    """(location, strength) pairs present, the adaptive attacker's first; the blind
+    attacker's results go into a footnote line instead."""
+    rank = {"adaptive": 0, "eavesdrop": 1}
+    return sorted(
+        {tuple(k.split("/")[2:5:2]) for k in summary["cells"]} - _blind(summary),
+        key=lambda p: (rank.get(p[1], 2), p[0]),
+    )
 
 
-def attack_success(summary: dict, out: Path) -> list[Path]:
-    """One heat map per (attacker location, strength): configurations x attacks, the
-    success rate in each square with its trials."""
+def _blind(summary: dict) -> set[tuple[str, str]]:
+    return {tuple(k.split("/")[2:5:2]) for k in summary["cells"] if k.endswith("/blind")}
+
+
+def caption(provenance: dict | None) -> str:
+    """The line every figure carries: where its numbers come from."""
+    if not provenance:
+        return "provenance unknown (no provenance.json)"
+    commit = (provenance.get("git_commit") or "?")[:10]
+    dirty = ", dirty tree" if provenance.get("git_dirty") else ""
+    return (
+        f"commit {commit}{dirty} · kernel {provenance.get('kernel', '?')} · "
+        f"{provenance.get('date', '?')[:10]} · {provenance.get('command', '')}"
+    )
+
+
+def _caption(fig, provenance: dict | None, extra: str = "") -> None:
+    """Under everything else: the layout is made tight first, so the caption does not
+    run into tick labels."""
+    fig.tight_layout()
+    text = caption(provenance) + (f"\n{extra}" if extra else "")
+    fig.text(0.01, 0.0, text, fontsize=6, ha="left", va="top", color="dimgray", wrap=True)
+
+
+def _blind_footnote(summary: dict) -> str:
+    cells = [v for k, v in summary["cells"].items() if k.endswith("/blind")]
+    if not cells:
+        return ""
+    k, n = sum(c["successes"] for c in cells), sum(c["trials"] for c in cells)
+    lo, hi = records.wilson(k, n)
+    return (
+        f"blind attacker (given the four-tuples, guessing sequence numbers): {k}/{n} "
+        f"successes over {len(cells)} cells (95 % Wilson {lo:.2f}–{hi:.2f})"
+    )
+
+
+def attack_success(
+    summary: dict, out: Path, provenance: dict | None = None, headline: frozenset[str] = frozenset()
+) -> list[Path]:
+    """Heat maps per (attacker location, strength): configurations (grouped by SAV
+    coverage) x attacks; each square the successes/trials and the 95 % Wilson interval;
+    the cells the headline rests on outlined."""
+    from matplotlib.patches import Rectangle
+
     panels = _panels(summary)
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 2.9 * len(panels), 4.6),
-                             squeeze=False)  # fmt: skip
-    for n, (ax, (location, strength)) in enumerate(zip(axes[0], panels, strict=True)):
-        grid = [[float("nan")] * len(attacks.ATTACKS) for _ in CONFIGURATIONS]
+    configs = [c for c in CONFIGURATIONS if any(k.startswith(c + "/") for k in summary["cells"])]
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(panels)),
+        figsize=(2.6 + 4.2 * max(1, len(panels)), 1.4 + 0.62 * len(configs)),
+        squeeze=False,
+    )
+    for n, (ax, (location, strength)) in enumerate(zip(axes[0], panels, strict=False)):
+        values = [[float("nan")] * len(attacks.ATTACKS) for _ in configs]
         for key, v in summary["cells"].items():
             cov, mode, loc, attack, st = key.split("/")
-            if (loc, st) == (location, strength):
-                grid[CONFIGURATIONS.index(f"{cov}/{mode}")][attacks.ATTACKS.index(attack)] = v
-        values = [[v["rate"] if isinstance(v, dict) else v for v in row] for row in grid]
+            if (loc, st) != (location, strength):
+                continue
+            i, j = configs.index(f"{cov}/{mode}"), attacks.ATTACKS.index(attack)
+            values[i][j] = v["rate"]
+            lo, hi = v["ci95"]
+            ax.text(
+                j,
+                i,
+                f"{v['successes']}/{v['trials']}\n[{lo:.2f}–{hi:.2f}]",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if v["rate"] > 0.6 else "black",
+            )
+            if key in headline:
+                ax.add_patch(
+                    Rectangle(
+                        (j - 0.48, i - 0.48),
+                        0.96,
+                        0.96,
+                        fill=False,
+                        edgecolor="black",
+                        linewidth=2.2,
+                    )
+                )
         ax.imshow(values, vmin=0, vmax=1, cmap="Reds", aspect="auto")
-        for i, row in enumerate(grid):
-            for j, v in enumerate(row):
-                if isinstance(v, dict):
-                    ax.text(j, i, f"{v['successes']}/{v['trials']}", ha="center", va="center",
-                            fontsize=7, color="white" if v["rate"] > 0.6 else "black")  # fmt: skip
-        ax.set_xticks(range(len(attacks.ATTACKS)), attacks.ATTACKS, rotation=45, ha="right")
-        ax.set_yticks(range(len(CONFIGURATIONS)), CONFIGURATIONS if n == 0 else [])
-        ax.set_title(f"{strength},\n{location} network", fontsize=9)
-    fig.suptitle("Attack success (successful / trials)", y=1.03)
+        for i in range(1, len(configs)):  # a line between coverages
+            if configs[i].split("/")[0] != configs[i - 1].split("/")[0]:
+                ax.axhline(i - 0.5, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(attacks.ATTACKS)), attacks.ATTACKS, rotation=30, ha="right")
+        ax.set_yticks(range(len(configs)), configs if n == 0 else [])
+        ax.set_title(f"{strength} attacker, {location} network", fontsize=9)
+    fig.suptitle(
+        "Attack success per trial (unit: one connection attacked); "
+        "successes/trials, [95 % Wilson interval]; outlined: headline cells",
+        fontsize=9,
+        y=1.0,
+    )
+    _caption(fig, provenance, _blind_footnote(summary))
     return _save(fig, out, "attack_success")
 
 
-def confinement(summary: dict, out: Path) -> list[Path]:
-    """Share of the legitimate hosts' control options (not DSS, not handshakes) that
-    travelled on the trusted subflow, per configuration."""
+def confinement(summary: dict, out: Path, provenance: dict | None = None) -> list[Path]:
+    """Per configuration, per option category and phase: the share of the legitimate
+    hosts' control options sent on a subflow their TPBT held trusted (dark) and the rest
+    (light), stacked to 1, with the 95 % bootstrap interval over trials and n."""
     cfgs = [c for c in CONFIGURATIONS if c in summary["configurations"]]
-    shares = [summary["configurations"][c]["confinement"] or 0.0 for c in cfgs]
-    counts = [summary["configurations"][c]["control_options"] for c in cfgs]
-    cis = [summary["configurations"][c].get("confinement_ci95") for c in cfgs]
-    err = [
-        [max(0.0, s - ci[0]) if ci else 0 for s, ci in zip(shares, cis, strict=True)],
-        [max(0.0, ci[1] - s) if ci else 0 for s, ci in zip(shares, cis, strict=True)],
-    ]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(range(len(cfgs)), shares, color="tab:blue", yerr=err, capsize=3)
-    for bar, share, n, up in zip(bars, shares, counts, err[1], strict=True):
-        ax.text(bar.get_x() + bar.get_width() / 2, share + up + 0.02, f"{share:.2f}\nn={n}",
-                ha="center", fontsize=7)  # fmt: skip
-    ax.set_xticks(range(len(cfgs)), cfgs, rotation=45, ha="right")
-    ax.set_ylim(0, 1.15)
-    ax.set_ylabel("control options on the trusted subflow")
-    ax.set_title(
-        "Confinement (no trusted subflow exists without SAV); bars: 95 % "
-        "bootstrap interval over trials",
-        fontsize=9,
+    fig, axes = plt.subplots(len(cfgs), 1, figsize=(9, 2.3 * len(cfgs)), squeeze=False)
+    for ax, cfg in zip(axes[:, 0], cfgs, strict=True):
+        by_cat = summary["configurations"][cfg].get("by_category") or {}
+        bars = [
+            (f"{cat}\n{phase}", v)
+            for cat in CATEGORIES
+            for phase in PHASES
+            if (v := by_cat.get(cat, {}).get(phase))
+        ]
+        x = range(len(bars))
+        shares = [v["share"] for _, v in bars]
+        err = [
+            [max(0.0, v["share"] - v["ci95"][0]) if v["ci95"] else 0 for _, v in bars],
+            [max(0.0, v["ci95"][1] - v["share"]) if v["ci95"] else 0 for _, v in bars],
+        ]
+        ax.bar(x, shares, color="tab:blue", label="on a trusted subflow")
+        ax.bar(x, [1 - s for s in shares], bottom=shares, color="lightgray", label="elsewhere")
+        ax.errorbar(x, shares, yerr=err, fmt="none", ecolor="black", capsize=3)
+        for i, (_, v) in enumerate(bars):
+            ax.text(i, 1.02, f"n={v['total']}", ha="center", fontsize=6.5)
+        ax.set_xticks(list(x), [label for label, _ in bars], fontsize=7)
+        ax.set_ylim(0, 1.12)
+        ax.set_ylabel("share of options")
+        n_trials = summary["configurations"][cfg]["trials"]
+        ax.set_title(
+            f"{cfg} ({n_trials} trials)" + ("" if bars else ": no control options"),
+            fontsize=8,
+            loc="left",
+        )
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        "Confinement of the legitimate hosts' control options per category and "
+        "phase (before/after a trusted subflow is up in the sender's TPBT); "
+        "unit: option; bars: 95 % bootstrap interval over trials",
+        fontsize=8,
     )
+    _caption(fig, provenance)
     return _save(fig, out, "confinement")
 
 
-def cost(summary: dict, out: Path) -> list[Path]:
-    """Goodput and connection set-up time of the legitimate transfer (median, IQR)."""
-    cfgs = [c for c in CONFIGURATIONS if c in summary["configurations"]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, (metric, label) in zip(axes, (("goodput_mbps", "goodput (Mbit/s)"),
-                                          ("connect_ms", "connect (ms)")), strict=True):  # fmt: skip
-        med = [summary["configurations"][c][f"{metric}_median"] or 0.0 for c in cfgs]
-        iqr = [summary["configurations"][c][f"{metric}_iqr"] or (0.0, 0.0) for c in cfgs]
-        err = [[m - lo for m, (lo, _) in zip(med, iqr, strict=True)],
-               [hi - m for m, (_, hi) in zip(med, iqr, strict=True)]]  # fmt: skip
-        ax.bar(range(len(cfgs)), med, yerr=err, capsize=3, color="tab:gray")
-        ax.set_xticks(range(len(cfgs)), cfgs, rotation=45, ha="right")
+def cost(rows: list[dict], out: Path, provenance: dict | None = None) -> list[Path]:
+    """Goodput and connection set-up time of each trial's legitimate transfer, per
+    configuration: box plots with every trial as a point, and n."""
+    cfgs = [c for c in CONFIGURATIONS if any(f"{r['coverage']}/{r['mode']}" == c for r in rows)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (metric, label) in zip(
+        axes, (("goodput_mbps", "goodput (Mbit/s)"), ("connect_ms", "connect (ms)")), strict=True
+    ):
+        data = [
+            [
+                r[metric]
+                for r in rows
+                if f"{r['coverage']}/{r['mode']}" == c
+                and r["transfer_ok"]
+                and r[metric] is not None
+            ]
+            for c in cfgs
+        ]
+        ax.boxplot([d or [float("nan")] for d in data], widths=0.5, showfliers=False)
+        for i, d in enumerate(data, start=1):
+            jitter = [i + 0.18 * ((k * 0.618) % 1 - 0.5) for k in range(len(d))]
+            ax.plot(jitter, d, ".", color="tab:gray", markersize=3, alpha=0.7)
+        ax.set_xticks(
+            range(1, len(cfgs) + 1),
+            [f"{c}\nn={len(d)}" for c, d in zip(cfgs, data, strict=True)],
+            rotation=30,
+            ha="right",
+            fontsize=7,
+        )
         ax.set_ylabel(label)
-    fig.suptitle("Cost for the legitimate transfer (median, bars: interquartile range)")
+    fig.suptitle(
+        "Cost for the legitimate transfer; unit: one trial's connection "
+        "(box: quartiles, points: trials; attacked trials included)",
+        fontsize=9,
+    )
+    _caption(fig, provenance)
     return _save(fig, out, "cost")
 
 
+def _attempt_table(summary: dict) -> list[str]:
+    """Which shape worked at which moment (worked/tried), per adaptive cell whose every
+    attempt was made: nothing worked, or the attacker went on after a success
+    (``--exhaustive``). Cells where it stopped at a success would mislead here."""
+    lines = []
+    for key, cell in summary["cells"].items():
+        attempts = cell.get("attempts") or {}
+        if not attempts or not (cell["successes"] == 0 or cell.get("exhaustive")):
+            continue
+        lines += [
+            f"Attempts of {key} (worked/tried):",
+            "",
+            "| shape | " + " | ".join(MOMENTS) + " |",
+            "|---" * (len(MOMENTS) + 1) + "|",
+        ]
+        for shape in SHAPE_ORDER:
+            cols = [attempts.get(f"{m}/{shape}") for m in MOMENTS]
+            row = " | ".join(f"{c[0]}/{c[1]}" if c else "—" for c in cols)
+            lines.append(f"| {shape} | {row} |")
+        lines.append("")
+    return lines
+
+
+def _rate(c: dict) -> str:
+    lo, hi = c["ci95"]
+    return f"{c['successes']}/{c['trials']} [{lo:.2f}–{hi:.2f}]"
+
+
 def tables(summary: dict) -> str:
-    """The summary as Markdown: attack success per configuration and attacker (eavesdropper
-    and blind), then confinement and cost per configuration."""
+    """The summary as Markdown: attack success per configuration and attacker, each cell
+    with its 95 % Wilson interval and a pooled line per configuration; the blind
+    attacker in a footnote; then confinement per category and phase, and cost."""
     lines = []
     for location, strength in _panels(summary):
-        lines += [f"Attack success, {strength} attacker on the {location} network "
-                  "(successful/trials):", "",
-                  "| coverage/mode | " + " | ".join(attacks.ATTACKS) + " |",
-                  "|---" * (len(attacks.ATTACKS) + 1) + "|"]  # fmt: skip
+        lines += [
+            f"Attack success, {strength} attacker on the {location} network "
+            "(successes/trials [95 % Wilson]):",
+            "",
+            "| coverage/mode | " + " | ".join(attacks.ATTACKS) + " | pooled |",
+            "|---" * (len(attacks.ATTACKS) + 2) + "|",
+        ]
         for cfg in CONFIGURATIONS:
             cells = [
                 summary["cells"].get(f"{cfg}/{location}/{a}/{strength}") for a in attacks.ATTACKS
             ]
-            if any(cells):
-                lines.append(f"| {cfg} | " + " | ".join(
-                    f"{c['successes']}/{c['trials']}" if c else "—" for c in cells) + " |")  # fmt: skip
+            present = [c for c in cells if c]
+            if not present:
+                continue
+            k, n = sum(c["successes"] for c in present), sum(c["trials"] for c in present)
+            pooled = _rate({"successes": k, "trials": n, "ci95": records.wilson(k, n)})
+            row = " | ".join(_rate(c) if c else "—" for c in cells)
+            lines.append(f"| {cfg} | {row} | {pooled} |")
         lines.append("")
-    lines += ["| coverage/mode | control options on the trusted subflow | goodput Mbit/s, median "
-              "(IQR) | connect ms, median | transfers intact |", "|---|---|---|---|---|"]  # fmt: skip
+        moments = {}
+        for key, c in summary["cells"].items():
+            cfg = "/".join(key.split("/")[:2])
+            if key.split("/")[2:5:2] == [location, strength] and c.get("by_moment"):
+                for m, count in c["by_moment"].items():
+                    moments.setdefault(cfg, {}).setdefault(m, 0)
+                    moments[cfg][m] += count
+        if moments:
+            lines += ["Where the successes came from (moment: trials):", ""]
+            for cfg, by in moments.items():
+                lines.append(f"- {cfg}: " + ", ".join(f"{m} {n}" for m, n in sorted(by.items())))
+            lines.append("")
+    lines += _attempt_table(summary)
+    if foot := _blind_footnote(summary):
+        lines += [f"Footnote: {foot}.", ""]
+    lines += [
+        "Confinement per option category and phase (on a subflow the sender's TPBT held "
+        "trusted / all; share [95 % bootstrap over trials]):",
+        "",
+        "| coverage/mode | category | before a trusted subflow | after |",
+        "|---|---|---|---|",
+    ]
+    for cfg in CONFIGURATIONS:
+        v = summary["configurations"].get(cfg)
+        for cat, phases in (v or {}).get("by_category", {}).items():
+            cols = []
+            for phase in PHASES:
+                p = phases.get(phase)
+                ci = f" [{p['ci95'][0]:.2f}–{p['ci95'][1]:.2f}]" if p and p["ci95"] else ""
+                cols.append(f"{p['trusted']}/{p['total']} ({p['share']:.2f}{ci})" if p else "—")
+            lines.append(f"| {cfg} | {cat} | {cols[0]} | {cols[1]} |")
+    lines += [
+        "",
+        "| coverage/mode | all control options on a trusted subflow | goodput Mbit/s, "
+        "median (IQR) | connect ms, median | transfers intact |",
+        "|---|---|---|---|---|",
+    ]
     for cfg in CONFIGURATIONS:
         v = summary["configurations"].get(cfg)
         if not v:
@@ -141,8 +330,12 @@ def tables(summary: dict) -> str:
             else f"{v['confinement']:.2f} ({v['control_on_trusted']}/{v['control_options']}"
             + (f"; 95 % {ci[0]:.2f}–{ci[1]:.2f})" if ci else ")")
         )
-        good = "—" if v["goodput_mbps_median"] is None else (
-            f"{v['goodput_mbps_median']:.0f} ({v['goodput_mbps_iqr'][0]:.0f}–{v['goodput_mbps_iqr'][1]:.0f})")  # fmt: skip
+        iqr = v["goodput_mbps_iqr"]
+        good = (
+            "—"
+            if v["goodput_mbps_median"] is None
+            else f"{v['goodput_mbps_median']:.0f} ({iqr[0]:.0f}–{iqr[1]:.0f})"
+        )
         conn = "—" if v["connect_ms_median"] is None else f"{v['connect_ms_median']:.2f}"
         lines.append(
             f"| {cfg} | {conf} | {good} | {conn} | {v['transfers_intact']}/{v['trials']} |"
@@ -150,18 +343,32 @@ def tables(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw(run_dir: Path) -> list[Path]:
+def draw(run_dir: Path, headline: frozenset[str] | None = None) -> list[Path]:
+    """Every figure and summary.md from the run folder's records (and its
+    provenance.json for the caption); ``headline``: cells to outline (default: the
+    attack experiment's headline cells)."""
     rows = records.read(run_dir / "records.csv")
     if not rows:
         raise ValueError(f"{run_dir}: no records.csv with trials")
+    if headline is None:
+        from experiments.run import HEADLINE
+
+        headline = frozenset(HEADLINE)
+    path = run_dir / "provenance.json"
+    provenance = json.loads(path.read_text()) if path.exists() else None
     summary = records.summarize(rows)
-    (run_dir / "summary.md").write_text(tables(summary))
-    return attack_success(summary, run_dir) + confinement(summary, run_dir) + cost(summary, run_dir)
+    (run_dir / "summary.md").write_text(tables(summary) + "\n" + caption(provenance) + "\n")
+    return (
+        attack_success(summary, run_dir, provenance, headline)
+        + confinement(summary, run_dir, provenance)
+        + cost(rows, run_dir, provenance)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.figures",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.figures", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("run_dir", help="a run folder with records.csv")
     args = ap.parse_args(argv)
     try:

@@ -104,10 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(json.dumps({"error": str(e)}), flush=True)
             continue
+        sent_at = time.time()
         if packets:
             send(packets, verbose=False)
         print(
-            json.dumps({"attack": attack, "shape": shape, "sent": len(packets), **k.summary()}),
+            json.dumps(
+                {
+                    "attack": attack,
+                    "shape": shape,
+                    "sent": len(packets),
+                    "sent_at": sent_at,
+                    **k.summary(),
+                }
+            ),
             flush=True,
         )
     return 0

@@ -8,13 +8,13 @@ the figures and the TPBT tables seen during the run.
 from __future__ import annotations
 
 import csv
+import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-HANDSHAKE_SUBTYPES = {0, 1}  # MP_CAPABLE, MP_JOIN
-DSS_SUBTYPE = 2
+from experiments.confinement import CATEGORIES, PHASES
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ COLUMNS = (
     "success_moment", "success_shape", "attempts",
     # traceability: which attempt of the trial this is, and why the one before failed
     "attempt", "retry_reason",
+    # confinement per option category and phase (experiments.confinement, JSON:
+    # "category/phase" -> [on trusted subflows, total]); ms from the client's first
+    # segment to its TPBT's first trusted subflow, and to the adaptive attacker's early
+    # attempt (and that attempt's shape)
+    "confinement", "trusted_up_ms", "early_shape", "early_ms",
+    # the adaptive attacker: every attempt made, "moment/shape:1" if it worked
+    "attempt_log",
 )  # fmt: skip
 
 
@@ -69,6 +76,8 @@ def append(path: Path, record: dict) -> None:
     missing = set(COLUMNS) - set(record)
     if missing:
         raise ValueError(f"record lacks {sorted(missing)}")
+    if isinstance(record["confinement"], dict):
+        record = {**record, "confinement": json.dumps(record["confinement"], sort_keys=True)}
     new = not path.exists()
     with path.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
@@ -89,43 +98,12 @@ def _typed(row: dict) -> dict:
     # Columns that runs before the adaptive attacker did not write.
     for k, default in (("attempts", 1), ("attempt", 1)):
         out[k] = int(row.get(k) or default)
-    for k in ("success_moment", "success_shape", "retry_reason"):
+    for k in ("success_moment", "success_shape", "retry_reason", "early_shape", "attempt_log"):
         out[k] = row.get(k) or ""
+    for k in ("trusted_up_ms", "early_ms"):
+        out[k] = float(row[k]) if row.get(k) not in (None, "", "None") else None
+    out["confinement"] = json.loads(row.get("confinement") or "{}")
     return out
-
-
-# -- confinement ---------------------------------------------------------------------------
-def confinement(rows: list[tuple], trusted_pair: set[str] | None, tag: int) -> dict:
-    """Count the MPTCP options the legitimate hosts sent on their connection's subflows.
-
-    ``rows``: tshark fields (src, sport, dst, dport, ip.id, tcp.flags, comma-separated
-    subtypes) of each packet with an MPTCP option. A subflow is the connection's if a
-    host (not a forger: IP ID ``tag``) opened it with a SYN; answers to forged SYNs are
-    left out. Control options: all but DSS and the handshakes, which are counted apart.
-    ``trusted_pair``: the two addresses of the trusted subflow, or None where nothing is
-    trusted."""
-
-    def conversation(src, sport, dst, dport):
-        return frozenset(((src, sport), (dst, dport)))
-
-    legit = {conversation(*r[:4]) for r in rows
-             if int(r[5], 0) & 0x12 == 0x02 and int(r[4] or "0", 0) != tag}  # fmt: skip
-    counts = {"control_total": 0, "control_trusted": 0, "handshake_total": 0,
-              "handshake_trusted": 0}  # fmt: skip
-    for src, sport, dst, dport, ip_id, _flags, subtypes in rows:
-        if int(ip_id or "0", 0) == tag or conversation(src, sport, dst, dport) not in legit:
-            continue
-        on_trusted = trusted_pair is not None and {src, dst} == trusted_pair
-        for s in subtypes.split(","):
-            if not s:
-                continue
-            st = int(s, 0)
-            if st == DSS_SUBTYPE:
-                continue
-            kind = "handshake" if st in HANDSHAKE_SUBTYPES else "control"
-            counts[f"{kind}_total"] += 1
-            counts[f"{kind}_trusted"] += on_trusted
-    return counts
 
 
 # -- statistics ----------------------------------------------------------------------------
@@ -186,6 +164,41 @@ def _iqr(values: list) -> tuple[float, float] | None:
     return (percentile(values, 25), percentile(values, 75)) if values else None
 
 
+def attempt_outcomes(rows: list[dict]) -> dict[str, list[int]]:
+    """Over a cell's trials, per "moment/shape": [attempts that worked, attempts made]
+    (from the adaptive attacker's attempt logs)."""
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        for item in r["attempt_log"].split():
+            what, _, ok = item.rpartition(":")
+            counts = out.setdefault(what, [0, 0])
+            counts[0] += ok == "1"
+            counts[1] += 1
+    return out
+
+
+def by_category(rows: list[dict]) -> dict:
+    """Confinement per option category and phase, pooled over trials, with a bootstrap
+    interval over trials: ``{category: {phase: {trusted, total, share, ci95}}}`` for
+    what was seen at all."""
+    out = {}
+    for cat in CATEGORIES:
+        for phase in PHASES:
+            pairs = [r["confinement"].get(f"{cat}/{phase}", [0, 0]) for r in rows]
+            total = sum(p[1] for p in pairs)
+            if not total:
+                continue
+            trusted = sum(p[0] for p in pairs)
+            out.setdefault(cat, {})[phase] = {
+                "trusted": trusted,
+                "total": total,
+                "share": trusted / total,
+                "trials_with": sum(1 for p in pairs if p[1]),
+                "ci95": pooled_ratio_ci([p[0] for p in pairs], [p[1] for p in pairs]),
+            }
+    return out
+
+
 def summarize(records: list[dict]) -> dict:
     """Per cell: attack success with a 95 % interval. Per configuration (coverage and
     mode): confinement of legitimate control options, goodput and set-up time."""
@@ -197,9 +210,19 @@ def summarize(records: list[dict]) -> dict:
     for key, rows in sorted(cells.items()):
         k = sum(r["success"] for r in rows)
         lo, hi = wilson(k, len(rows))
-        out_cells[key] = {"trials": len(rows), "successes": k, "rate": k / len(rows),
-                          "ci95": [lo, hi],
-                          "transfers_intact": sum(r["bytes_match"] for r in rows)}  # fmt: skip
+        out_cells[key] = {
+            "trials": len(rows),
+            "successes": k,
+            "rate": k / len(rows),
+            "ci95": [lo, hi],
+            "transfers_intact": sum(r["bytes_match"] for r in rows),
+            # the adaptive attacker: the moment and shape of each trial's first success
+            "by_moment": dict(Counter(r["success_moment"] for r in rows if r["success_moment"])),
+            "by_shape": dict(Counter(r["success_shape"] for r in rows if r["success_shape"])),
+            "attempts": attempt_outcomes(rows),
+            # the attacker went on after a success (every attempt made: --exhaustive)
+            "exhaustive": any(":1 " in r["attempt_log"] for r in rows),
+        }
     out_configs = {}
     for key, rows in sorted(configs.items()):
         total = sum(r["control_total"] for r in rows)
@@ -209,6 +232,7 @@ def summarize(records: list[dict]) -> dict:
         ok = [r for r in rows if r["transfer_ok"]]
         out_configs[key] = {
             "trials": len(rows),
+            "by_category": by_category(rows),
             "control_options": total,
             "control_on_trusted": trusted,
             "confinement": trusted / total if total else None,

@@ -39,8 +39,8 @@ LOCATIONS = ("protected", "unprotected")
 # The attack program's strengths, and the adaptive attacker (experiments/adaptive.py).
 STRENGTHS = (*attacks.STRENGTHS, "adaptive")
 # Measured on 2 cores; used for the up-front estimate only. An adaptive trial in which no
-# attempt works makes every attempt (39 for an option attack).
-SECONDS_PER_TRIAL = {"eavesdrop": 6.5, "blind": 6.5, "adaptive": 18.5}
+# attempt works makes every attempt (27 for an option attack).
+SECONDS_PER_TRIAL = {"eavesdrop": 5.5, "blind": 5.5, "adaptive": 10.0}
 
 
 def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
@@ -48,9 +48,15 @@ def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
             itertools.product(COVERAGES, modes, LOCATIONS, attacks.ATTACKS, strengths)]  # fmt: skip
 
 
+# The cells the README's headline rests on: the adaptive eavesdropper on a's unprotected
+# network against hosts that run the extension, with SAVI deployed.
+HEADLINE = [f"savi/{mode}/unprotected/{attack}/adaptive"
+            for mode in ("trusted", "enforce") for attack in attacks.ATTACKS]  # fmt: skip
+# The positive control: the same attacker against vanilla hosts without SAV.
+CONTROL = [f"none/vanilla/unprotected/{attack}/adaptive" for attack in attacks.ATTACKS]
+
 # A blind attacker fails before the host's path manager sees anything (the TCP checks
-# reject its guesses), so the default runs blind attacks only where nothing else stops
-# them: vanilla hosts without SAV. `full` runs them everywhere.
+# reject its guesses): `full` runs it, the default does not.
 CONFIGS = {
     "short": {
         "description": "a few cells, one trial each: the smoke run of `make test`",
@@ -61,34 +67,46 @@ CONFIGS = {
                   "savi/enforce/unprotected/rm_addr/adaptive"],
         "trials": 1,
     },
-    "adaptive": {
-        "description": "the adaptive attacker (every shape, three moments) on the "
-                       "unprotected network: SAVI with trusted and enforcing hosts, and "
-                       "vanilla hosts without SAV as the positive control; 20 trials per cell",
-        "cells": [f"{cfg}/unprotected/{a}/adaptive"
-                  for cfg in ("savi/trusted", "savi/enforce", "none/vanilla")
-                  for a in attacks.ATTACKS],
-        "trials": 20,
-    },
     "default": {
-        "description": "every coverage, mode, location and attack by the eavesdropper; "
-                       "blind attacks against vanilla hosts without SAV; 3 trials per cell",
-        "cells": _matrix(strengths=("eavesdrop",))
-                 + [k for k in _matrix(strengths=("blind",), modes=("vanilla",))
-                    if k.startswith("none/")],
-        "trials": 3,
+        "description": "the adaptive attacker (every shape, three moments) on the "
+                       "unprotected network against trusted and enforcing hosts with SAVI, "
+                       "20 trials per cell; vanilla hosts without SAV as the positive "
+                       "control, 5 trials per cell",
+        "cells": HEADLINE + CONTROL,
+        "trials": 20,
+        "cell_trials": {key: 5 for key in CONTROL},
+    },
+    "shapes": {
+        "description": "which shape works at which moment: the adaptive attacker's MP_PRIO "
+                       "(it leaves the connection as it was) made exhaustively, every "
+                       "attempt judged on its own, against vanilla hosts without SAV and "
+                       "trusted and enforcing hosts with SAVI; 13 trials per cell, so "
+                       "every shape is tried early",
+        "cells": ["none/vanilla/unprotected/mp_prio/adaptive",
+                  "savi/trusted/unprotected/mp_prio/adaptive",
+                  "savi/enforce/unprotected/mp_prio/adaptive"],
+        "trials": 13,
+        "exhaustive": True,
     },
     "full": {
-        "description": "every cell of the matrix, 10 trials each",
-        "cells": _matrix(),
-        "trials": 10,
+        "description": "every cell of the matrix (coverage x mode x location x attack x "
+                       "attacker strength), 30 trials each",
+        "cells": _matrix(strengths=STRENGTHS),
+        "trials": 30,
     },
 }  # fmt: skip
 
 
-def estimate(cells: list[str], trials: int) -> str:
-    seconds = trials * sum(SECONDS_PER_TRIAL[c.rsplit("/", 1)[-1]] for c in cells)
-    return f"{len(cells) * trials} trials, about {seconds / 60:.0f} min on 2 cores"
+def trials_per_cell(config: dict) -> dict[str, int]:
+    """Each cell's trial count: the configuration's, unless ``cell_trials`` says other."""
+    extra = config.get("cell_trials", {})
+    return {key: int(extra.get(key, config["trials"])) for key in config["cells"]}
+
+
+def estimate(trials: dict[str, int]) -> str:
+    seconds = sum(n * SECONDS_PER_TRIAL[k.rsplit("/", 1)[-1]] for k, n in trials.items())
+    when = f"{seconds / 3600:.1f} h" if seconds > 5400 else f"{seconds / 60:.0f} min"
+    return f"{sum(trials.values())} trials, about {when} on 2 cores"
 
 
 def provenance(argv: list[str]) -> dict:
@@ -146,34 +164,39 @@ class _Tee:
         self.stream.flush()
 
 
-def plan(cells: list[Cell], trials: int, done: set[tuple[str, int]],
+def plan(cells: list[Cell], trials: int | dict[str, int], done: set[tuple[str, int]],
          seed: int = 0) -> list[tuple[Cell, int]]:  # fmt: skip
     """(cell, trial) still to run: one testbed per coverage; within it, round by round
     (trial 0 of every cell, then trial 1, ...), each round in a host-mode order drawn
     from ``seed``, so no mode always runs first or last (run order would otherwise mix
-    with mode in the cost figures). The same seed gives the same order."""
+    with mode in the cost figures). The same seed gives the same order. ``trials``: per
+    cell key, or one count for all."""
+    count = trials if isinstance(trials, dict) else {c.key: trials for c in cells}
     order = {c: i for i, c in enumerate(COVERAGES)}
     out = []
     for coverage in sorted({c.coverage for c in cells}, key=order.__getitem__):
-        for t in range(trials):
+        for t in range(max(count[c.key] for c in cells if c.coverage == coverage)):
             modes = sorted({c.mode for c in cells if c.coverage == coverage}, key=MODES.index)
             random.Random(f"{seed}/{coverage}/{t}").shuffle(modes)
             for mode in modes:
                 out += [(c, t) for c in cells
-                        if (c.coverage, c.mode) == (coverage, mode) and (c.key, t) not in done]  # fmt: skip
+                        if (c.coverage, c.mode) == (coverage, mode) and t < count[c.key]
+                        and (c.key, t) not in done]  # fmt: skip
     return out
 
 
-def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence: int,
-        keep_pcaps: bool = False, seed: int = 0) -> dict:  # fmt: skip
+def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[str], convergence: int,
+        keep_pcaps: bool = False, seed: int = 0, exhaustive: bool = False) -> dict:  # fmt: skip
     from topologies.builder import Testbed
     from topologies.dualhomed import DualHomedTopo
 
     records_csv = out / "records.csv"
     done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
     todo = plan(cells, trials, done, seed)
-    print(f"{out}: {len(done)} trials done, {estimate([c.key for c, _ in todo], 1)} to go",
-          file=sys.stderr)  # fmt: skip
+    left = {}
+    for c, _ in todo:
+        left[c.key] = left.get(c.key, 0) + 1
+    print(f"{out}: {len(done)} trials done, {estimate(left)} to go", file=sys.stderr)
     # The first start's provenance stays; each resumption is added to it.
     prov = _load(out / "provenance.json")
     if prov is None:
@@ -203,7 +226,7 @@ def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence:
                 pcaps = (
                     out / "pcaps" / f"{cell.key.replace('/', '_')}-{trial}" if keep_pcaps else None
                 )
-                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt, pcaps)
+                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt, pcaps, exhaustive)
                 records.append(records_csv, record)
                 finished += 1
                 _progress(finished, len(todo), started, record)
@@ -225,7 +248,7 @@ def run(out: Path, cells: list[Cell], trials: int, argv: list[str], convergence:
 
 
 def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None,
-                   pcaps: Path | None = None) -> dict:  # fmt: skip
+                   pcaps: Path | None = None, exhaustive: bool = False) -> dict:  # fmt: skip
     """A trial, repeated once if the testbed misbehaved; a second failure ends the run
     (nothing is recorded for it, so ``--resume`` runs it again)."""
     from experiments.trial import explains_broken_transfer, run_trial
@@ -234,13 +257,16 @@ def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None,
     for attempt in range(2):
         try:
             record = run_trial(tb, cell, trial, pcaps or work, tpbt,
-                               keep_captures=pcaps is not None)  # fmt: skip
+                               keep_captures=pcaps is not None, exhaustive=exhaustive)  # fmt: skip
         except HarnessError as e:
             last = str(e)
         else:
             if explains_broken_transfer(record):
                 return {**record, "attempt": attempt + 1, "retry_reason": last or ""}
-            last = f"the legitimate transfer failed and the attack does not explain it ({record['evidence']})"
+            last = (
+                "the legitimate transfer failed and the attack does not explain it "
+                f"({record['evidence']}; {record.get('transfer_error', '')})"
+            )
         print(f"{cell.key} trial {trial}, attempt {attempt + 1}: {last}", file=sys.stderr)
     raise SystemExit(f"broken trial {cell.key} #{trial}: {last}\n"
                      f"nothing was recorded for it; fix the cause and run with --resume")  # fmt: skip
@@ -269,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n")[0],
                                  epilog="configurations: " + "; ".join(
-                                     f"{k}: {v['description']} ({estimate(v['cells'], v['trials'])})"
+                                     f"{k}: {v['description']} ({estimate(trials_per_cell(v))})"
                                      for k, v in CONFIGS.items()))  # fmt: skip
     ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH",
@@ -285,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep every trial's captures of a's links (128-byte snaplen) in "
         "DIR/pcaps, for Wireshark",
+    )
+    ap.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="the adaptive attacker makes every attempt even after one worked (each judged "
+        "on its own; for MP_PRIO, which leaves the connection as it was)",
     )
     ap.add_argument(
         "--seed",
@@ -304,8 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         config = {"name": args.config if not args.cell else "cells",
                   "cells": args.cell or base["cells"],
                   "trials": base["trials"] if args.trials is None else args.trials,
+                  "cell_trials": {} if args.cell or args.trials is not None
+                  else base.get("cell_trials", {}),
                   "order_seed": args.seed if args.seed is not None
-                  else int.from_bytes(os.urandom(4), "big")}  # fmt: skip
+                  else int.from_bytes(os.urandom(4), "big"),
+                  "exhaustive": args.exhaustive or base.get("exhaustive", False)}  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = Path(args.out) if args.out else REPO / "results" / f"attack-{config['name']}-{stamp}"
     try:
@@ -318,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--trials must be at least 1")
     if args.convergence < 0:
         ap.error("--convergence must be 0 (skip) or more rounds")
-    print(f"configuration {config['name']}: {len(cells)} cells x {config['trials']} trials = "
-          f"{estimate(config['cells'], config['trials'])}", file=sys.stderr)  # fmt: skip
+    print(f"configuration {config['name']}: {len(cells)} cells, "
+          f"{estimate(trials_per_cell(config))}", file=sys.stderr)  # fmt: skip
     if args.list:
         for c in cells:
             print(c.key)
@@ -330,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sys.stderr = _Tee(sys.stderr, out / "run.log")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    summary = run(out, cells, config["trials"], argv, args.convergence, args.keep_pcaps,
-                  config.get("order_seed", 0))  # fmt: skip
+    summary = run(out, cells, trials_per_cell(config), argv, args.convergence, args.keep_pcaps,
+                  config.get("order_seed", 0), config.get("exhaustive", False))  # fmt: skip
     print(json.dumps(headline(summary), indent=2))
     print(f"results in {out}", file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 from experiments import adaptive, attacks
+from experiments.confinement import HistoryLabels, Packet, StaticLabels, confine
 from experiments.harness import (
     REPO,
     Capture,
@@ -26,7 +27,7 @@ from experiments.harness import (
     pin_neighbours,
     wait_until,
 )
-from experiments.records import Cell, confinement
+from experiments.records import Cell
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, M1, M2
 
 PORT = 5201
@@ -43,7 +44,18 @@ SNAPLEN = 128
 TIMEOUT = 4.0  # socket timeout of the transfer: how long a killed connection takes to notice
 REACT = 1.0  # after the attack: the victim's kernel acts (joins, closes)
 ATTEMPT_REACT = 0.1  # s: the victim acts on an option as it arrives; then look at it
-ADAPTIVE_BULK_SECONDS = 6.0  # long enough for the early and the bulk attempts
+# The adaptive attacker: the bulk lasts for its 13 attempts during the bulk (about
+# 0.25 s each), the quiet spell for its 13 in the lull, before the client closes.
+ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.5
+
+# Attacks whose success the victim answers with signalling of its own (its path manager
+# re-plans after a removal; a fast close tears the connection down): confinement counts
+# nothing from the moment they worked. (A hijack's answers name or go to the attacker's
+# address and are left out by address; an MP_PRIO is not answered.)
+ANSWERED = ("rm_addr", "fastclose")
+# Counts the SYNs the victim sends to the attacker: a hijack's join is reset at once by
+# the attacker's kernel (nothing listens there), too fast for `ss` to see.
+HIJACK_RULE = "OUTPUT -d {attacker} -p tcp --syn -m comment --comment tmptcp-hijack-oracle"
 
 # Success predicates on the victim's kernel counters (deltas over the attack).
 VICTIM = {"join_flood": "b"}  # the flood hits the peer's listener; the rest hit a
@@ -87,23 +99,68 @@ def _established_tuples(host) -> list[str]:
     return tuples
 
 
-FIELDS = ("ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "ip.id", "tcp.flags",
-          "tcp.options.mptcp.subtype")  # fmt: skip
+FIELDS = ("frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "ip.id",
+          "tcp.flags", "tcp.options")  # fmt: skip
+# Every MPTCP subtype but DSS: a bulk transfer's data segments carry DSS alone.
+NOT_DSS_ONLY = "tcp.options.mptcp.subtype in {0, 1, 3..15}"
 
 
-def decode(pcap: Path) -> list[tuple]:
-    """FIELDS of every packet with an MPTCP option, decoded by tshark."""
-    r = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.options.mptcp.subtype",
-                        "-T", "fields", *[a for f in FIELDS for a in ("-e", f)]],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+# Segments whose only option after NOP NOP TIMESTAMP is one DSS (with its padding): the
+# bulk of a capture, and nothing confinement counts. tcpdump drops them before tshark
+# dissects the rest (7 times faster on a trial's captures; what tshark then selects is
+# the same, see tests/unit/test_confinement.py).
+DSS_ONLY = (
+    "tcp[20] = 1 and tcp[21] = 1 and tcp[22] = 8 and tcp[32] = 30 and tcp[34] & 0xf0 = 0x20"
+    " and (tcp[12] & 0xf0) >> 2 <= 34 + tcp[33]"
+)
+
+
+def decode(pcap: Path) -> list[Packet]:
+    """Every packet with an MPTCP option other than DSS, decoded by tshark (the option
+    area's bytes are parsed by hosts.options)."""
+    pre = subprocess.Popen(["tcpdump", "-r", str(pcap), "-w", "-", f"not ({DSS_ONLY})"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        r = subprocess.run(["tshark", "-r", "-", "-Y", NOT_DSS_ONLY,
+                            "-T", "fields", *[a for f in FIELDS for a in ("-e", f)]],
+                           stdin=pre.stdout, capture_output=True, text=True, timeout=120)  # fmt: skip
+        pre.stdout.close()
+        pre_err = pre.communicate(timeout=30)[1].decode(errors="replace")
+    finally:  # tshark failed or hung: the reader goes too
+        if pre.poll() is None:
+            pre.kill()
+            pre.wait(5)
+    if pre.returncode != 0:
+        raise HarnessError(f"tcpdump could not read {pcap}: {pre_err.strip()[-300:]}")
     if r.returncode != 0:
         raise HarnessError(f"tshark could not read {pcap}: {r.stderr.strip()[:300]}")
-    rows = [tuple(line.split("\t")) for line in r.stdout.splitlines()]
-    return [row for row in rows if len(row) == len(FIELDS)]
+    packets = []
+    for line in r.stdout.splitlines():
+        row = line.split("\t")
+        if len(row) != len(FIELDS) or not row[1]:  # not IPv4 (none here)
+            continue
+        t, src, sport, dst, dport, ip_id, flags, options = row
+        packets.append(Packet(float(t), src, int(sport), dst, int(dport), int(ip_id or "0", 0),
+                              int(flags, 0), bytes.fromhex(options.replace(":", ""))))  # fmt: skip
+    return packets
+
+
+def labels_for(tb, cell: Cell):
+    """How the packets of a trial are labelled: from the agents' TPBT histories, or for
+    hosts without agents from the SAVI controller's export (nothing without SAV)."""
+    if tb.agents:
+        return HistoryLabels([tb.tpbt(h).get("history", []) for h in ("a", "b")])
+    if cell.coverage == "none":
+        return StaticLabels(set())
+    status, doc = tb.request("GET", "/savi/trust")
+    if status != 200:
+        raise HarnessError(f"the controller's trust export answered {status}")
+    return StaticLabels({entry["ip"] for entry in doc["addresses"]})
 
 
 def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None = None,
-              keep_captures: bool = False, bind: str | None = A_UNTRUSTED) -> dict:  # fmt: skip
+              keep_captures: bool = False, bind: str | None = A_UNTRUSTED,
+              exhaustive: bool = False) -> dict:  # fmt: skip
     """Run one trial of ``cell`` on ``tb`` (already in the cell's coverage and mode).
 
     ``bind``: the client's address for the connection's first subflow. By default a's
@@ -132,6 +189,11 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     caps, attacker, xfer = {}, None, None
     outcome = None
     bulk = ADAPTIVE_BULK_SECONDS if cell.strength == "adaptive" else BULK_SECONDS
+    hijack_rule = HIJACK_RULE.format(attacker=attacker_addr)
+    if cell.attack == "add_addr" and cell.strength == "adaptive":
+        out = victim.cmd(f"iptables -w -I {hijack_rule} && echo inserted")
+        if "inserted" not in out:
+            raise HarnessError(f"could not add the hijack oracle rule in {victim.name}: {out}")
     try:
         # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
         for i in ("a-eth0", "a-eth1"):
@@ -143,19 +205,23 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                                                text=True)  # fmt: skip
         if attacker.stdout.readline().strip() != "ready":
             raise HarnessError(f"the attack program did not start: {attacker.stderr.read()[:500]}")
-        xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=IDLE, timeout=TIMEOUT, bind=bind,
+        idle = ADAPTIVE_IDLE if cell.strength == "adaptive" else IDLE
+        # The server waits through the quiet spell: its socket timeout must outlast it.
+        timeout = max(TIMEOUT, idle + TIMEOUT / 2)
+        xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
                         seed=seed % 2**31, port=PORT)  # fmt: skip
         if cell.strength == "adaptive":
             before = mib(victim)
             t_attack = time.monotonic()
             outcome, report = adapt(attacker, victim, cell.attack, attacker_addr, xfer.started,
-                                    bulk)  # fmt: skip
+                                    bulk, early_shape=adaptive.early_shape(cell.attack, trial),
+                                    exhaustive=exhaustive)  # fmt: skip
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
             go = " ".join(_established_tuples(a)) if cell.strength == "blind" else ""
             before = mib(victim)  # the legitimate joins and announcements are over by now
-            t_attack = time.monotonic()
+            t_attack, attack_wall = time.monotonic(), time.time()
             out, err = attacker.communicate(go + "\n", timeout=60)
             attack_seconds = time.monotonic() - t_attack
             try:
@@ -171,7 +237,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 "".join(f"# {h}\n{tb.tpbt(h)['table']}\n" for h in sorted(tb.agents))
             )
         client, server = xfer.outcome(timeout=30)
-    finally:  # whatever happened: no process of this trial outlives it
+        labels = labels_for(tb, cell)
+    finally:  # whatever happened: no process or rule of this trial outlives it
+        if cell.attack == "add_addr" and cell.strength == "adaptive":
+            victim.cmd(f"iptables -w -D {hijack_rule}")
         if attacker is not None and attacker.poll() is None:
             attacker.kill()
             attacker.wait(10)
@@ -185,8 +254,14 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     if outcome is not None:  # judged attempt by attempt (legitimate signals interleave)
         success, evidence = outcome.success, outcome.evidence
     transfer_ok = "error" not in client and "error" not in server
-    trusted_pair = None if cell.coverage == "none" else {A_TRUSTED, B_TRUSTED}
-    rows = [row for c in caps.values() for row in decode(c.path)]
+    worked_at = None  # the victim's signalling from then on answers the forgery
+    if success and cell.attack in ANSWERED:
+        worked_at = outcome.at if outcome is not None else attack_wall
+    packets = [p for c in caps.values() for p in decode(c.path)]
+    conf = confine(packets, labels, {"a": {A_TRUSTED, A_UNTRUSTED}, "b": {B_TRUSTED, B_UNTRUSTED}},
+                   attacks.TAG, until=worked_at)  # fmt: skip
+    trusted_total = conf.totals()
+    started_at = conf.started_at
     record = {
         "cell": cell.key, "trial": trial, "seed": seed, **vars(cell),
         "success": success, "evidence": evidence,
@@ -196,11 +271,19 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         "attempts": outcome.attempts if outcome else 1,
         "subflows_seen": report["subflows_seen"], "keys_known": report["keys_known"],
         "transfer_ok": transfer_ok,
+        "transfer_error": "; ".join(f"{side}: {o['error']}" for side, o in
+                                    (("client", client), ("server", server)) if "error" in o),
         "bytes_match": transfer_ok and client["sha256"] == server["sha256"]
                        and client["bytes"] == server["bytes"],
         "goodput_mbps": client.get("goodput_mbps") if transfer_ok else None,
         "connect_ms": client["connect_seconds"] * 1000 if transfer_ok else None,
-        **confinement(rows, trusted_pair, attacks.TAG),
+        "control_total": trusted_total[1], "control_trusted": trusted_total[0],
+        "handshake_total": conf.handshake[1], "handshake_trusted": conf.handshake[0],
+        "confinement": conf.as_record(),
+        "trusted_up_ms": _ms(conf.trusted_up_at, started_at),
+        "early_shape": outcome.early_shape if outcome else "",
+        "attempt_log": outcome.log_text() if outcome else "",
+        "early_ms": _ms(outcome.early_at, started_at) if outcome else None,
         "attack_seconds": round(attack_seconds, 3),
         "trial_seconds": round(time.monotonic() - t_start, 3),
     }  # fmt: skip
@@ -208,6 +291,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         for c in caps.values():
             c.path.unlink(missing_ok=True)
     return record
+
+
+def _ms(when: float | None, since: float | None) -> float | None:
+    return None if when is None or since is None else round((when - since) * 1000, 1)
 
 
 def _until(when: float) -> None:
@@ -228,16 +315,25 @@ def _command(forger, attack: str, shape: str, now: bool) -> dict:
     return report
 
 
+def syns_to(victim, attacker: str) -> int:
+    """SYNs the victim's kernel sent to ``attacker`` (HIJACK_RULE's packet counter)."""
+    out = victim.cmd("iptables -w -nvx -L OUTPUT 1")
+    fields = out.split()
+    if "tmptcp-hijack-oracle" not in out or not fields or not fields[0].isdigit():
+        raise HarnessError(f"the hijack oracle rule is not first in {victim.name}: {out!r}")
+    return int(fields[0])
+
+
 def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = ATTEMPT_REACT):
     """(success, evidence) once the victim shows the attack worked, or after ``timeout``
-    (the kernel acts on an option as it arrives). The hijack is judged by a subflow
-    towards the attacker's address: during a transfer the legitimate ADD_ADDRs and joins
-    move the counters too."""
+    (the kernel acts on an option as it arrives). The hijack is judged by the victim's
+    SYNs towards the attacker's address: during a transfer the legitimate ADD_ADDRs and
+    joins move the MIB counters too."""
     deadline = time.monotonic() + timeout
     while True:
         if attack == "add_addr":
-            sockets = victim.cmd(f"ss -Htn dst {attacker}").strip()
-            ok, evidence = bool(sockets), f"subflow to {attacker}: {'yes' if sockets else 'no'}"
+            syns = syns_to(victim, attacker) - before["hijack_syns"]
+            ok, evidence = syns > 0, f"SYNs to {attacker}: {syns}"
         else:
             now = mib(victim)
             ok, evidence = succeeded(attack, {k: now.get(k, 0) - v for k, v in before.items()})
@@ -246,29 +342,38 @@ def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = 
         time.sleep(0.05)
 
 
-def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float):
+def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float,
+          early_shape: str = "plain", exhaustive: bool = False):  # fmt: skip
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
-    judging each attempt by the victim's counters; stop at the first that works."""
+    judging each attempt by the victim's counters; stop at the first that works, unless
+    ``exhaustive`` (every attempt is made and judged on its own: for an attack that
+    leaves the connection as it was, to see which shapes and moments work)."""
     outcome, report = adaptive.Outcome(), {"subflows_seen": 0, "keys_known": False}
     starts = {"early": started, "bulk": started + PAUSE + 0.2,
               "lull": started + PAUSE + bulk + SETTLE}  # fmt: skip
-    for attempt in adaptive.plan(attack):
+    for attempt in adaptive.plan(attack, early=early_shape or "plain"):
         _until(starts[attempt.moment])
         before = mib(victim)
+        if attack == "add_addr":
+            before["hijack_syns"] = syns_to(victim, attacker)
         now = attempt.moment != "lull"
         shape = "plain" if attempt.shape == adaptive.FLOOD else attempt.shape
         report = _command(forger, attack, shape, now)
         if attempt.moment == "early":  # until the tap has shown the peer's first segments
             deadline = time.monotonic() + 2.0
             while report["sent"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.02)
+                time.sleep(0.005)
                 report = _command(forger, attack, shape, now)
+            outcome.early_shape, outcome.early_at = attempt.shape, report.get("sent_at")
         outcome.attempts += 1
         outcome.sent += report["sent"]
         ok, evidence = _reacted(victim, before, attack, attacker)
-        if ok:
+        outcome.log.append((attempt, ok))
+        if ok and not outcome.success:
             outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape
+            outcome.at = report.get("sent_at")
             outcome.evidence = f"{attempt.moment}/{attempt.shape}: {evidence}"
+        if ok and not exhaustive:
             break
     return outcome, report
 

@@ -45,6 +45,7 @@ from hosts.pm_netlink import EventListener, PathManager, PathManagerError
 from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
 from hosts.sniffer import Sniffer
+from hosts.tpbt import TrustHistory
 from hosts.trust_client import (
     TrustError,
     TrustRejected,
@@ -105,6 +106,7 @@ class Agent:
         self.guard: Guard | None = None
         self.bound: dict[str, tuple[int, str]] = {}  # address -> (ifindex, name)
         self.kernel_events: Counter[str] = Counter()
+        self.history = TrustHistory()
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -217,6 +219,10 @@ class Agent:
                     self.on_tick(now)
                 except Exception as e:
                     self.note("handler_errors", f"on the tick: {e!r}")
+            # After every change (and on the tick, for expiry): experiments label each
+            # packet by the TPBT state when it was sent.
+            seen_at = time.time()
+            self.history.observe(self.ext.tpbt.entries(seen_at), seen_at)
 
     def handle(self, fd, now: float) -> None:
         if fd is self.events:
@@ -451,6 +457,7 @@ class Agent:
             "guard": self.guard.counters(),
             "stats": self.stats,
             "kernel_events": self.kernel_events,
+            "history": self.history.changes,
         }
         tmp = Path(self.args.state + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))

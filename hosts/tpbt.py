@@ -116,3 +116,28 @@ class Tpbt:
 
     def to_json(self, now: float) -> str:
         return json.dumps([asdict(e) for e in self.entries(now)], indent=2)
+
+
+@dataclass
+class TrustHistory:
+    """When each subflow's trust changed, as this host's TPBT said it: what an experiment
+    needs to label a packet by the TPBT state at the time it was sent (not by a fixed
+    address pair). ``observe`` is called after every change the host makes and on its
+    tick (expiry); only transitions are kept, at most ``limit`` (the oldest go first)."""
+
+    limit: int = 4096
+    last: dict[tuple[int, str, str], bool] = field(default_factory=dict)
+    changes: list[tuple[float, int, str, str, bool]] = field(default_factory=list)
+
+    def observe(self, entries: list[Entry], now: float) -> None:
+        seen = set()
+        for e in entries:
+            key = (e.token, e.src, e.dst)
+            seen.add(key)
+            if self.last.get(key) != e.trusted:
+                self.last[key] = e.trusted
+                self.changes.append((now, *key, e.trusted))
+        for key in [k for k in self.last if k not in seen]:  # the subflow is gone
+            del self.last[key]
+            self.changes.append((now, *key, False))
+        del self.changes[: max(0, len(self.changes) - self.limit)]

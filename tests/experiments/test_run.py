@@ -68,9 +68,23 @@ def test_outputs_are_sane(short_run):
         "plain",
     )
     for r in adaptive.values():
-        assert r["success_shape"] if r["success"] else r["attempts"] == 39
+        assert r["success_shape"] if r["success"] else r["attempts"] == 1 + 2 * 13
+    for r in adaptive.values():  # the early attempt went out before the trusted subflow
+        assert r["early_shape"] == "plain" and 0 < r["early_ms"] < 100
+    enforce = adaptive["savi/enforce/unprotected/rm_addr/adaptive"]
+    assert enforce["trusted_up_ms"] > enforce["early_ms"]
+    log = enforce["attempt_log"].split()  # every attempt made, none worked
+    assert len(log) == 27 and all(item.endswith(":0") for item in log)
+    assert (
+        "Attempts of savi/enforce/unprotected/rm_addr/adaptive" in (out / "summary.md").read_text()
+    )
     cfg = summary["configurations"]
     assert cfg["none/vanilla"]["confinement"] == 0  # nothing is trusted without SAV
+    # Per category and phase, labelled from the TPBT histories: the agents' ADDR_TRUST
+    # and its echo go on trusted subflows once one is up.
+    by_cat = cfg["savi/enforce"]["by_category"]
+    assert by_cat["addr_trust"]["after"]["share"] == 1.0
+    assert by_cat["addr_trust_echo"]["after"]["share"] == 1.0
     assert cfg["savi/enforce"]["control_on_trusted"] > 0
     assert cfg["savi/trusted"]["goodput_mbps_median"] > 0
     assert "confinement_ci95" in cfg["savi/enforce"]  # None with one trial per cell

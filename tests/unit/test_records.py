@@ -7,30 +7,6 @@ import pytest
 from experiments import figures, records
 from experiments.records import Cell
 
-TAG = 0x7A7A
-T = {"10.1.0.10", "10.3.0.20"}
-
-
-def row(src, sport, dst, dport, subtypes, flags="0x0010", ip_id="0x0001"):
-    return (src, str(sport), dst, str(dport), ip_id, flags, subtypes)
-
-
-def test_confinement_counts_legit_control_options_by_subflow():
-    rows = [
-        row("10.2.0.10", 40000, "10.3.0.20", 5201, "0", flags="0x0002"),  # untrusted first
-        row("10.3.0.20", 5201, "10.2.0.10", 40000, "3"),  # ADD_ADDR on it
-        row("10.1.0.10", 40001, "10.3.0.20", 5201, "1", flags="0x0002"),  # trusted join
-        row("10.3.0.20", 5201, "10.1.0.10", 40001, "1", flags="0x0012"),
-        row("10.1.0.10", 40001, "10.3.0.20", 5201, "9,3"),  # ADDR_TRUST + echo
-        row("10.1.0.10", 40001, "10.3.0.20", 5201, "2"),  # DSS: not control
-        row("10.3.0.20", 5201, "10.2.0.10", 40000, "4", ip_id="0x7a7a"),  # a forgery
-        row("10.3.0.20", 5201, "10.2.0.10", 51234, "8", flags="0x0014"),  # RST to a forged SYN
-    ]
-    c = records.confinement(rows, T, TAG)
-    assert c == {"control_total": 3, "control_trusted": 2, "handshake_total": 3,
-                 "handshake_trusted": 2}  # fmt: skip
-    assert records.confinement(rows, None, TAG)["control_trusted"] == 0
-
 
 def test_wilson_interval():
     lo, hi = records.wilson(0, 3)
@@ -48,7 +24,8 @@ def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
          "control_total": 4, "control_trusted": 3, "handshake_total": 5,
          "handshake_trusted": 2, "attack_seconds": 0.3, "trial_seconds": 6.0,
          "success_moment": "", "success_shape": "", "attempts": 1, "attempt": 1,
-         "retry_reason": ""}  # fmt: skip
+         "retry_reason": "", "confinement": {"addr_trust/after": [2, 2], "add_addr/before": [0, 1]},
+         "trusted_up_ms": 12.5, "early_shape": "", "early_ms": None, "attempt_log": ""}  # fmt: skip
     r.update(kw)
     return r
 
@@ -70,6 +47,12 @@ def test_records_round_trip_and_summarize(tmp_path):
     assert cfg["confinement"] == 0.75 and cfg["goodput_mbps_median"] == 101.0
     assert cfg["goodput_mbps_iqr"] == (100.5, 101.5)
     assert s["configurations"]["none/vanilla"]["goodput_mbps_median"] is None
+    by_cat = cfg["by_category"]
+    assert by_cat["addr_trust"]["after"] | {"ci95": None} == {
+        "trusted": 6, "total": 6, "share": 1.0, "trials_with": 3, "ci95": None}  # fmt: skip
+    assert by_cat["add_addr"]["before"]["share"] == 0.0
+    assert by_cat["addr_trust"]["after"]["ci95"] == (1.0, 1.0)
+    assert set(by_cat) == {"addr_trust", "add_addr"}
 
 
 def test_records_of_runs_before_the_adaptive_attacker_still_read(tmp_path):
@@ -108,7 +91,19 @@ def test_figures_are_drawn_from_records_only(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
     md = (tmp_path / "summary.md").read_text()
     assert "eavesdrop attacker on the unprotected network" in md
-    assert "| savi/enforce | — | 0/1 | — | — | — |" in md  # rm_addr is the second column
+    # rm_addr is the second column; Wilson interval of 0/1; pooled over the attacks
+    assert "| savi/enforce | — | 0/1 [0.00–0.79] | — | — | — | 0/1 [0.00–0.79] |" in md
+    assert "Footnote: blind attacker" in md and "1/1 successes over 1 cells" in md
+    assert "| savi/enforce | addr_trust | — | 2/2 (1.00) |" in md
+    assert "provenance unknown" in md
+    (tmp_path / "provenance.json").write_text(
+        '{"git_commit": "0123456789abcdef", "kernel": "6.1.0-x", "date": "2026-12-02T10:00:00",'
+        ' "command": "python -m experiments.run", "git_dirty": false}'
+    )
+    figures.draw(tmp_path)
+    assert (
+        "commit 0123456789 · kernel 6.1.0-x · 2026-12-02" in (tmp_path / "summary.md").read_text()
+    )
     with pytest.raises(ValueError, match="no records"):
         figures.draw(tmp_path / "empty")
 
@@ -127,3 +122,49 @@ def test_pooled_ratio_bootstrap():
     lo, hi = records.pooled_ratio_ci([10, 0, 5, 9, 7, 8], [10, 10, 10, 10, 10, 10])
     assert 0 < lo < 39 / 60 < hi < 1
     assert records.pooled_ratio_ci([10, 0, 5, 9, 7, 8], [10] * 6) == (lo, hi)  # seeded
+
+
+def test_attempt_logs_become_a_table_of_shapes_and_moments(tmp_path):
+    """Only cells whose every attempt was made get the table: nothing worked, or the
+    attacker went on after a success (exhaustive)."""
+    logs = {
+        "savi/enforce/unprotected/mp_prio/adaptive": [
+            "early/plain:0 bulk/plain:0 lull/plain:0",
+            "early/rst:0 bulk/plain:0 lull/plain:0",
+        ],
+        "none/vanilla/unprotected/mp_prio/adaptive": [
+            "early/plain:1 bulk/plain:1 lull/plain:0",
+        ],
+        "savi/trusted/unprotected/mp_prio/adaptive": ["early/plain:1"],  # stopped at once
+    }
+    for cell, cell_logs in logs.items():
+        for t, log in enumerate(cell_logs):
+            records.append(
+                tmp_path / "records.csv",
+                record(
+                    cell,
+                    t,
+                    ":1" in log,
+                    attempt_log=log,
+                    success_moment="early" if ":1" in log else "",
+                ),
+            )
+    s = records.summarize(records.read(tmp_path / "records.csv"))
+    enforce = s["cells"]["savi/enforce/unprotected/mp_prio/adaptive"]
+    assert enforce["attempts"] == {
+        "early/plain": [0, 1], "early/rst": [0, 1], "bulk/plain": [0, 2], "lull/plain": [0, 2]
+    }  # fmt: skip
+    assert not enforce["exhaustive"]
+    assert s["cells"]["none/vanilla/unprotected/mp_prio/adaptive"]["exhaustive"]
+    md = figures.tables(s)
+    assert "Attempts of savi/enforce/unprotected/mp_prio/adaptive" in md
+    assert "| plain | 0/1 | 0/2 | 0/2 |" in md and "| rst | 0/1 | — | — |" in md
+    assert "| plain | 1/1 | 1/1 | 0/1 |" in md  # the vanilla host, exhaustively
+    assert "Attempts of savi/trusted" not in md
+
+
+def test_an_outcome_logs_every_attempt():
+    from experiments.adaptive import Attempt, Outcome
+
+    o = Outcome(log=[(Attempt("early", "plain"), False), (Attempt("bulk", "rst"), True)])
+    assert o.log_text() == "early/plain:0 bulk/rst:1"

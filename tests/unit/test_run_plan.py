@@ -29,3 +29,21 @@ def test_done_trials_are_left_out():
     done = {(CELLS[0].key, 0), (CELLS[4].key, 2)}
     order = plan(CELLS, 3, done, seed=1)
     assert len(order) == 16 and not {(c.key, t) for c, t in order} & done
+
+
+def test_cells_can_have_their_own_trial_counts():
+    counts = {c.key: 3 for c in CELLS}
+    counts[CELLS[0].key] = 5
+    order = plan(CELLS, counts, set(), seed=2)
+    assert sum(1 for c, _ in order if c == CELLS[0]) == 5
+    assert [t for c, t in order if c == CELLS[0]] == [0, 1, 2, 3, 4]
+    assert len(order) == 5 * 3 + 5
+
+
+def test_the_default_configuration_has_twenty_trials_in_every_headline_cell():
+    from experiments.run import CONFIGS, CONTROL, HEADLINE, trials_per_cell
+
+    counts = trials_per_cell(CONFIGS["default"])
+    assert {k: n for k, n in counts.items() if k in HEADLINE} == {k: 20 for k in HEADLINE}
+    assert all(counts[k] >= 5 for k in CONTROL)
+    assert set(trials_per_cell(CONFIGS["full"]).values()) == {30}

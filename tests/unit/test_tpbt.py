@@ -85,3 +85,22 @@ def test_render_per_connection_and_json():
         "other": "/",
     }
     assert Tpbt().render(0) == "(no connections)"
+
+
+def test_the_trust_history_keeps_transitions_only_and_subflows_that_go():
+    from hosts.tpbt import TrustHistory
+
+    t, h = table(), TrustHistory(limit=5)
+    h.observe(t.entries(1.0), 1.0)
+    assert sorted(h.changes) == sorted(
+        [(1.0, T1, A1, B1, True), (1.0, T1, A1, B2, False), (1.0, T1, A2, B1, False),
+         (1.0, T1, A2, B2, False)]
+    )  # fmt: skip
+    h.observe(t.entries(2.0), 2.0)  # nothing changed: nothing recorded
+    assert len(h.changes) == 4
+    h.observe(t.entries(25.0), 25.0)  # the peer's word about B1 has expired
+    assert h.changes[-1] == (25.0, T1, A1, B1, False)
+    t.remove_subflow(T1, A2, B2)
+    h.observe(t.entries(26.0), 26.0)
+    assert h.changes[-1] == (26.0, T1, A2, B2, False) and len(h.changes) == 5  # bounded
+    assert (T1, A2, B2) not in h.last
