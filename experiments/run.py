@@ -109,7 +109,7 @@ def estimate(trials: dict[str, int]) -> str:
     return f"{sum(trials.values())} trials, about {when} on 2 cores"
 
 
-def provenance(argv: list[str]) -> dict:
+def provenance(argv: list[str], out: Path | None = None) -> dict:
     def run(cmd):
         try:
             return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
@@ -127,7 +127,19 @@ def provenance(argv: list[str]) -> dict:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m experiments.run", *argv]),
         "git_commit": run(["git", "rev-parse", "HEAD"]),
-        "git_dirty": bool(run(["git", "status", "--porcelain"])),  # untracked files too
+        # untracked files too, but not the run's own folder
+        "git_dirty": bool(
+            run(
+                [
+                    "git",
+                    "status",
+                    "--porcelain",
+                    "--",
+                    ".",
+                    *([f":(exclude){_relative(out)}"] if out else []),
+                ]
+            )
+        ),  # fmt: skip
         "cpu_model": _cpu_model(),
         "ovs_datapath": "system" if Path("/sys/module/openvswitch").exists() else "userspace",
         "host_offloads": f"ethtool -K <every host interface> {HOST_OFFLOADS}",
@@ -140,6 +152,13 @@ def provenance(argv: list[str]) -> dict:
         "tshark": (run(["tshark", "--version"]) or "").splitlines()[:1],
         "mininet": (run(["mn", "--version"]) or "").splitlines()[:1],
     }
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:  # outside the repository: git does not see it anyway
+        return str(path)
 
 
 def _cpu_model() -> str | None:
@@ -200,9 +219,9 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
     # The first start's provenance stays; each resumption is added to it.
     prov = _load(out / "provenance.json")
     if prov is None:
-        prov = provenance(argv)
+        prov = provenance(argv, out)
     else:
-        prov.setdefault("resumed", []).append(provenance(argv))
+        prov.setdefault("resumed", []).append(provenance(argv, out))
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     tpbt_dir = out / "tpbt"
     tpbt_dir.mkdir(exist_ok=True)
@@ -226,7 +245,15 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
                 pcaps = (
                     out / "pcaps" / f"{cell.key.replace('/', '_')}-{trial}" if keep_pcaps else None
                 )
-                record = _trial_or_fail(tb, cell, trial, work / "trial", tpbt, pcaps, exhaustive)
+                captures = pcaps or work / "trial"
+                record = _trial_or_fail(tb, cell, trial, captures, tpbt, exhaustive)
+                if record["success"] and cell.mode == "enforce":
+                    kept = _keep_evidence(tb, captures, out / "evidence", cell, trial)
+                    print(f"{cell.key} #{trial}: an enforcing host acted on a forgery; "
+                          f"captures, agent logs and states kept in {kept}", file=sys.stderr)  # fmt: skip
+                if pcaps is None:
+                    for pcap in captures.glob("*.pcap"):
+                        pcap.unlink()
                 records.append(records_csv, record)
                 finished += 1
                 _progress(finished, len(todo), started, record)
@@ -247,8 +274,19 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
     return summary
 
 
-def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None,
-                   pcaps: Path | None = None, exhaustive: bool = False) -> dict:  # fmt: skip
+def _keep_evidence(tb, captures: Path, into: Path, cell: Cell, trial: int) -> Path:
+    """What an unexpected success leaves for a post-mortem: the trial's captures, and the
+    agents' logs and state files (TPBT, trust history, guard counters)."""
+    dest = into / f"{cell.key.replace('/', '_')}-{trial}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in [*captures.glob("*.pcap"), *Path(tb.dir).glob("*-agent.log"),
+                 *Path(tb.dir).glob("*.tpbt.json")]:  # fmt: skip
+        shutil.copy2(path, dest / path.name)
+    return dest
+
+
+def _trial_or_fail(tb, cell: Cell, trial: int, captures: Path, tpbt: Path | None,
+                   exhaustive: bool = False) -> dict:  # fmt: skip
     """A trial, repeated once if the testbed misbehaved; a second failure ends the run
     (nothing is recorded for it, so ``--resume`` runs it again)."""
     from experiments.trial import explains_broken_transfer, run_trial
@@ -256,8 +294,8 @@ def _trial_or_fail(tb, cell: Cell, trial: int, work: Path, tpbt: Path | None,
     last = None
     for attempt in range(2):
         try:
-            record = run_trial(tb, cell, trial, pcaps or work, tpbt,
-                               keep_captures=pcaps is not None, exhaustive=exhaustive)  # fmt: skip
+            record = run_trial(tb, cell, trial, captures, tpbt, keep_captures=True,
+                               exhaustive=exhaustive)  # fmt: skip
         except HarnessError as e:
             last = str(e)
         else:

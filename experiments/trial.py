@@ -262,6 +262,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                    attacks.TAG, until=worked_at)  # fmt: skip
     trusted_total = conf.totals()
     started_at = conf.started_at
+    # When the forger's first packet reached a's link (the forger's own clock says when
+    # it decided; the wire says when it struck).
+    forged = [p.time for p in packets if p.ip_id == attacks.TAG]
+    first_forged = min(forged, default=None)
     record = {
         "cell": cell.key, "trial": trial, "seed": seed, **vars(cell),
         "success": success, "evidence": evidence,
@@ -283,7 +287,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         "trusted_up_ms": _ms(conf.trusted_up_at, started_at),
         "early_shape": outcome.early_shape if outcome else "",
         "attempt_log": outcome.log_text() if outcome else "",
-        "early_ms": _ms(outcome.early_at, started_at) if outcome else None,
+        "early_ms": _ms(first_forged, started_at) if outcome and outcome.early_shape else None,
         "attack_seconds": round(attack_seconds, 3),
         "trial_seconds": round(time.monotonic() - t_start, 3),
     }  # fmt: skip
