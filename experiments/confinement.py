@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from hosts.options import (
+    KIND_MPTCP,
     AddAddr,
     AddrTrust,
     Dss,
@@ -40,7 +41,6 @@ from hosts.options import (
     tcp_options,
 )
 
-KIND_MPTCP = 30
 CATEGORIES = (
     "add_addr",
     "add_addr_echo",
@@ -134,7 +134,7 @@ class Confinement:
 
 def category(option, legit: set[str]) -> str | None:
     """The category of a parsed MPTCP option; None for what is not counted as control
-    (DSS, handshakes: see ``is_handshake``) or is an answer to a forgery."""
+    (DSS; handshakes, which ``confine`` counts apart) or is an answer to a forgery."""
     if isinstance(option, Dss | MpCapable | MpJoin):
         return None
     if isinstance(option, AddAddr):

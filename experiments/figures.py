@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # files only; no display on the testbed machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import attacks, records  # noqa: E402
-from experiments.adaptive import MOMENTS, SHAPE_ORDER  # noqa: E402
+from experiments.adaptive import FLOOD, MOMENTS, SHAPE_ORDER  # noqa: E402
 from experiments.confinement import CATEGORIES, PHASES  # noqa: E402
 from experiments.harness import MODES  # noqa: E402
 from topologies.dualhomed import COVERAGES  # noqa: E402
@@ -244,7 +244,8 @@ def _attempt_table(summary: dict) -> list[str]:
             "| shape | " + " | ".join(MOMENTS) + " |",
             "|---" * (len(MOMENTS) + 1) + "|",
         ]
-        for shape in SHAPE_ORDER:
+        tried = {key.split("/", 1)[1] for key in attempts}  # the flood has one shape
+        for shape in [s for s in (*SHAPE_ORDER, FLOOD) if s in tried]:
             cols = [attempts.get(f"{m}/{shape}") for m in MOMENTS]
             row = " | ".join(f"{c[0]}/{c[1]}" if c else "—" for c in cols)
             lines.append(f"| {shape} | {row} |")

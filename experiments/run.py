@@ -117,6 +117,7 @@ def provenance(argv: list[str], out: Path | None = None) -> dict:
         except OSError:
             return None
 
+    own_folder = [f":(exclude){_relative(out)}"] if out else []
     packages = {}
     for name in ("ryu", "scapy", "pyroute2", "matplotlib", "NetfilterQueue", "eventlet"):
         try:
@@ -128,18 +129,7 @@ def provenance(argv: list[str], out: Path | None = None) -> dict:
         "command": " ".join(["python -m experiments.run", *argv]),
         "git_commit": run(["git", "rev-parse", "HEAD"]),
         # untracked files too, but not the run's own folder
-        "git_dirty": bool(
-            run(
-                [
-                    "git",
-                    "status",
-                    "--porcelain",
-                    "--",
-                    ".",
-                    *([f":(exclude){_relative(out)}"] if out else []),
-                ]
-            )
-        ),  # fmt: skip
+        "git_dirty": bool(run(["git", "status", "--porcelain", "--", ".", *own_folder])),
         "cpu_model": _cpu_model(),
         "ovs_datapath": "system" if Path("/sys/module/openvswitch").exists() else "userspace",
         "host_offloads": f"ethtool -K <every host interface> {HOST_OFFLOADS}",
