@@ -38,7 +38,9 @@ import time
 from dataclasses import dataclass, field
 
 from hosts.options import (
+    ADDR_TRUST_DEFAULT,
     AddAddr,
+    AddrTrust,
     MpCapable,
     MpFastclose,
     MpJoin,
@@ -48,15 +50,32 @@ from hosts.options import (
     add_addr_hmac,
     encode,
     mptcp_options,
+    signed_addr_trust,
     token_of,
 )
 from hosts.segment import parse
 
 ATTACKS = ("add_addr", "rm_addr", "mp_prio", "fastclose", "join_flood")
+# Attacks on the extension itself, made by the adaptive forger (experiments/forger.py)
+# only: ``claim`` (an ADDR_TRUST that says the eavesdropped address is protected, signed
+# with the sniffed keys, then an MP_PRIO on the subflow it would make trusted).
+EXTENSION_ATTACKS = ("claim",)
+ALL_ATTACKS = ATTACKS + EXTENSION_ATTACKS
 STRENGTHS = ("eavesdrop", "blind")
+
+
+def attacks_of(strength: str) -> tuple[str, ...]:
+    """The attacks an attacker of ``strength`` makes: only the adaptive forger attacks
+    the extension itself (a claim is a sequence of forgeries)."""
+    return ALL_ATTACKS if strength == "adaptive" else ATTACKS
+
+
+CLAIM_COUNTER = 2**31  # above any counter a real sender reaches in a trial: it is fresh
+CLAIM_LIFETIME = 30  # s: what the agents claim for their own addresses
 TAG = 0x7A7A  # IP ID of every forged packet
 TS_AHEAD = 10  # ms ahead of the peer's extrapolated clock: passes PAWS, stays plausible
 ATTACKER_ADDR_ID = 42  # the address ID a forged ADD_ADDR announces
+CLAIM_ADDR_ID = 2  # the address ID a forged claim gives the eavesdropped address
 REMOVED_IDS = (0, 1, 2, 3)  # every address ID the testbed's hosts use
 BLIND_GUESSES = 20  # forged segments per four-tuple for a blind attacker
 QUIET, PATIENCE = 0.15, 1.0  # seconds: how long the eavesdropper waits for a lull
@@ -269,6 +288,21 @@ def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random,
         key = k.victim_key if k.victim_key is not None else rng.getrandbits(64)
         return encode(MpFastclose(key))
     raise ValueError(f"{attack} is not an option attack")
+
+
+def claim_for(seen, k: Knowledge, counter: int, subtype: int = ADDR_TRUST_DEFAULT) -> bytes | None:
+    """The ADDR_TRUST the peer's agent would send to say that the source of ``seen`` (a
+    segment from the peer on an eavesdropped subflow) is protected, signed with the keys
+    read from the first subflow; None without them. ``counter`` must beat the last one
+    the victim accepted on the connection."""
+    if k.peer_key is None or k.victim_key is None:
+        return None
+    from scapy.layers.inet import IP
+
+    src, dst = seen[IP].src, seen[IP].dst
+    unsigned = AddrTrust(CLAIM_ADDR_ID, counter, CLAIM_LIFETIME, b"")
+    opt = signed_addr_trust(k.peer_key, k.victim_key, unsigned, src, src, dst, subtype)
+    return encode(opt, subtype)
 
 
 def option_attack(attack: str, k: Knowledge, attacker: str, rng: random.Random,

@@ -100,12 +100,13 @@ def attack_success(
         squeeze=False,
     )
     for n, (ax, (location, strength)) in enumerate(zip(axes[0], panels, strict=False)):
-        values = [[float("nan")] * len(attacks.ATTACKS) for _ in configs]
+        columns = attacks.attacks_of(strength)
+        values = [[float("nan")] * len(columns) for _ in configs]
         for key, v in summary["cells"].items():
             cov, mode, loc, attack, st = key.split("/")
             if (loc, st) != (location, strength):
                 continue
-            i, j = configs.index(f"{cov}/{mode}"), attacks.ATTACKS.index(attack)
+            i, j = configs.index(f"{cov}/{mode}"), columns.index(attack)
             values[i][j] = v["rate"]
             lo, hi = v["ci95"]
             ax.text(
@@ -132,7 +133,7 @@ def attack_success(
         for i in range(1, len(configs)):  # a line between coverages
             if configs[i].split("/")[0] != configs[i - 1].split("/")[0]:
                 ax.axhline(i - 0.5, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(attacks.ATTACKS)), attacks.ATTACKS, rotation=30, ha="right")
+        ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
         ax.set_yticks(range(len(configs)), configs if n == 0 else [])
         ax.set_title(f"{strength} attacker, {location} network", fontsize=9)
     fig.suptitle(
@@ -264,17 +265,16 @@ def tables(summary: dict) -> str:
     attacker in a footnote; then confinement per category and phase, and cost."""
     lines = []
     for location, strength in _panels(summary):
+        columns = attacks.attacks_of(strength)
         lines += [
             f"Attack success, {strength} attacker on the {location} network "
             "(successes/trials [95 % Wilson]):",
             "",
-            "| coverage/mode | " + " | ".join(attacks.ATTACKS) + " | pooled |",
-            "|---" * (len(attacks.ATTACKS) + 2) + "|",
+            "| coverage/mode | " + " | ".join(columns) + " | pooled |",
+            "|---" * (len(columns) + 2) + "|",
         ]
         for cfg in CONFIGURATIONS:
-            cells = [
-                summary["cells"].get(f"{cfg}/{location}/{a}/{strength}") for a in attacks.ATTACKS
-            ]
+            cells = [summary["cells"].get(f"{cfg}/{location}/{a}/{strength}") for a in columns]
             present = [c for c in cells if c]
             if not present:
                 continue

@@ -51,14 +51,17 @@ ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.5
 # Attacks whose success the victim answers with signalling of its own (its path manager
 # re-plans after a removal; a fast close tears the connection down): confinement counts
 # nothing from the moment they worked. (A hijack's answers name or go to the attacker's
-# address and are left out by address; an MP_PRIO is not answered.)
-ANSWERED = ("rm_addr", "fastclose")
+# address and are left out by address; an MP_PRIO is not answered; a believed claim
+# moves the peer's control options onto the eavesdropped subflow.)
+ANSWERED = ("rm_addr", "fastclose", "claim")
 # Counts the SYNs the victim sends to the attacker: a hijack's join is reset at once by
 # the attacker's kernel (nothing listens there), too fast for `ss` to see.
 HIJACK_RULE = "OUTPUT -d {attacker} -p tcp --syn -m comment --comment tmptcp-hijack-oracle"
 
 # Success predicates on the victim's kernel counters (deltas over the attack).
-VICTIM = {"join_flood": "b"}  # the flood hits the peer's listener; the rest hit a
+# The flood hits the peer's listener; a claim makes the peer (b) trust a's unprotected
+# address; the rest hit a.
+VICTIM = {"join_flood": "b", "claim": "b"}
 
 
 def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
@@ -70,7 +73,7 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     if attack == "rm_addr":
         ok = d("MPTcpExtRmAddr", 0) > 0
         return ok, f"RmAddr+{d('MPTcpExtRmAddr', 0)} RmSubflow+{d('MPTcpExtRmSubflow', 0)}"
-    if attack == "mp_prio":
+    if attack in ("mp_prio", "claim"):  # a claim's proof: the MP_PRIO behind it was taken
         return d("MPTcpExtMPPrioRx", 0) > 0, f"MPPrioRx+{d('MPTcpExtMPPrioRx', 0)}"
     if attack == "fastclose":
         return d("MPTcpExtMPFastcloseRx", 0) > 0, f"MPFastcloseRx+{d('MPTcpExtMPFastcloseRx', 0)}"
@@ -182,8 +185,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     if cell.strength == "adaptive":  # experiments.forger, driven attempt by attempt
         cmd = [sys.executable, "-m", "experiments.forger", "--attacker", attacker_addr,
                "--seed", str(seed), "--port", str(PORT)]  # fmt: skip
-        for flag, addrs in (("--victim", (A_TRUSTED, A_UNTRUSTED)),
-                            ("--peer", (B_TRUSTED, B_UNTRUSTED))):  # fmt: skip
+        a_addrs, b_addrs = (A_TRUSTED, A_UNTRUSTED), (B_TRUSTED, B_UNTRUSTED)
+        if cell.attack == "claim":  # in a's name to b, on the subflows the tap shows
+            a_addrs, b_addrs = b_addrs, a_addrs
+        for flag, addrs in (("--victim", a_addrs), ("--peer", b_addrs)):
             cmd += [a for addr in addrs for a in (flag, addr)]
     victim = tb.net[VICTIM.get(cell.attack, "a")]
     caps, attacker, xfer = {}, None, None

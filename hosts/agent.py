@@ -32,7 +32,7 @@ from pathlib import Path
 
 from hosts import firewall
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Tuple4, Verdict
-from hosts.guard import Guard, GuardError
+from hosts.guard import Guard, GuardError, allowed_subtypes
 from hosts.options import (
     ADDR_TRUST_DEFAULT,
     AddrTrust,
@@ -246,6 +246,9 @@ class Agent:
         elif fd == self.q_out.get_fd():
             self.q_out.run(block=False)
         else:
+            # Copies first: an ADDR_TRUST that makes a subflow trusted is tapped before
+            # the segments behind it reach the classifier and this queue.
+            self.on_sniffed(now)
             self.q_in.run(block=False)
 
     def on_tick(self, now: float) -> None:
@@ -340,7 +343,11 @@ class Agent:
 
     def sync_guard(self, now: float) -> None:
         """The kernel classifier's guarded map, in incoming orientation."""
-        incoming = {(r, rp, lo, lp) for (lo, lp, r, rp) in self.ext.guarded(now)}
+        subtype = self.args.addr_trust_subtype
+        incoming = {
+            (r, rp, lo, lp): allowed_subtypes(scope, subtype)
+            for (lo, lp, r, rp), scope in self.ext.guarded(now).items()
+        }
         if incoming != self.guard.guarded:
             try:
                 self.guard.set_guarded(incoming)
@@ -452,7 +459,7 @@ class Agent:
             "entries": json.loads(self.ext.tpbt.to_json(now)),
             "local_trusted": sorted(self.ext.tpbt.trusted_local(now)),
             "connections": len(self.ext.conns),
-            "guarded": sorted(map(list, self.guard.guarded)),
+            "guarded": sorted([*t, allowed] for t, allowed in self.guard.guarded.items()),
             "counters": vars(self.ext.counters),
             "guard": self.guard.counters(),
             "stats": self.stats,

@@ -42,13 +42,33 @@ ALLOWED_ON_GUARDED = frozenset({MP_CAPABLE, MP_JOIN, DSS})
 MOVABLE_SUBTYPES = frozenset({ADD_ADDR, REMOVE_ADDR})
 
 MAX_CONNS = 4096
-PENDING_KEYS, OFFERED_KEYS, PENDING_JOINS, JOIN_SOURCES = 1024, 4096, 1024, 1024
+PENDING_KEYS, OFFERED_KEYS, PENDING_JOINS, JOIN_SOURCES, OPENINGS = 1024, 4096, 1024, 1024, 1024
+MAX_DEFERRED = 4  # claims held per connection during its opening
 KEY_LIFETIME = 10.0  # s: a handshake's keys wait this long for the kernel's event
 JOIN_PER_CONN = (0.5, 8)  # rate per s, burst: a full mesh needs a few joins at once
 JOIN_PER_SOURCE = (0.5, 4)
 ORPHAN_LIFETIME = 120.0
 WINDOW = 16 * 2**20  # bytes: the largest receive buffer the testbed's hosts allow
-MAX_LIFETIME = 65535  # s: what ADDR_TRUST's 16-bit lifetime can say  # s: a connection with no subflow and no `closed` event
+MAX_LIFETIME = 65535  # s: what ADDR_TRUST's 16-bit lifetime can say
+# s: from a connection's SYN until the kernel's control options are let through on its
+# untrusted subflows if no trusted subflow has come (well within the 1 s hold, so the
+# peer's fallback announcements arrive after it).
+OPENING_GUARD = 0.5
+
+
+class Scope(Enum):
+    """How enforcement treats the segments arriving on a subflow (hosts/bpf/guard.c).
+
+    ``GUARDED``: an untrusted subflow of a connection that has had a trusted one (or a
+    join or a closing subflow of such a connection): only MP_CAPABLE, MP_JOIN and DSS
+    may arrive. ``OPENING``: a subflow of a connection in its first moments, before any
+    trusted subflow, on a host that has a trusted address (so one is expected): the
+    kernel's control options are dropped too, but ADDR_TRUST passes (it is how the
+    trusted subflow starts, judged by the agent) and ADD_ADDR goes to the agent, which
+    refuses it while the subflow is in scope."""
+
+    GUARDED = "guarded"
+    OPENING = "opening"
 
 
 class Verdict(Enum):
@@ -117,9 +137,18 @@ class Conn:
     local_key: int | None = None
     remote_key: int | None = None
     subflows: dict[Tuple4, Subflow] = field(default_factory=dict)
+    # Subflows the kernel reported closed: its socket may still read segments (a forged
+    # FIN half-closes a subflow), so they stay in enforcement's scope until the end.
+    lingering: set[Tuple4] = field(default_factory=set)
     peer_speaks: bool = False
     sent_counter: int = 0  # of our last ADDR_TRUST on this connection
-    recv_counter: int = 0  # of the peer's last one we accepted
+    # The peer's last accepted counter per address pair (its source, our address): a
+    # forger's huge counter on an eavesdropped pair cannot silence the peer elsewhere.
+    recv_counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    first_peer: str | None = None  # the peer's address on the MP_CAPABLE subflow
+    # Claims (ADDR_TRUST) about the client's first address, held until the opening ends
+    # (server side): (incoming 4-tuple, message, arrival).
+    deferred: list[tuple[Tuple4, AddrTrust, float]] = field(default_factory=list)
     peer_ids: dict[int, str] = field(default_factory=dict)  # peer's address ID -> address
     had_trusted: bool = False  # enforcement stays on from the first trusted subflow
     trust_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # addr -> (at, tries)
@@ -149,6 +178,9 @@ class Counters:
     addr_trust_guarded: int = 0  # arrived on a guarded subflow: ignored
     addr_trust_replayed: int = 0  # a counter not above the last one: replay or reorder
     withdrawal_untrusted: int = 0  # a verified withdrawal on an untrusted subflow: refused
+    forged_claims_seen: int = 0  # the peer answered a claim we never made (in our name)
+    claims_deferred: int = 0  # about the client's first address, held for the opening
+    claims_superseded: int = 0  # ... and dropped: another client address is trusted
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
@@ -174,6 +206,7 @@ class Extension:
         retry: float = 1.0,
         retries: int = 3,
         addr_trust_subtype: int = ADDR_TRUST_DEFAULT,
+        opening_guard: float = OPENING_GUARD,
     ):
         self.local_addrs = dict(local_addrs)  # address -> address ID (>= 1)
         self.tpbt = tpbt or Tpbt()
@@ -182,6 +215,12 @@ class Extension:
         self.announce_wait = announce_wait  # the hold: how long signals wait for trust
         self.retry, self.retries = retry, retries
         self.addr_trust_subtype = addr_trust_subtype
+        if not 0 < opening_guard < announce_wait:
+            raise ValueError(
+                f"opening_guard ({opening_guard} s) must be positive and shorter than the "
+                f"hold ({announce_wait} s): the peer's fallback signals come at the hold's end"
+            )
+        self.opening_guard = opening_guard
         self.conns: dict[int, Conn] = {}
         self.pending_keys: ExpiringTable[int, tuple[int, int]] = ExpiringTable(
             PENDING_KEYS, KEY_LIFETIME
@@ -192,6 +231,9 @@ class Extension:
         # The peer's initial sequence number per subflow (local 4-tuple), from its SYN or
         # SYN/ACK: with the kernel's byte count it tells where the subflow's window is.
         self.peer_isn: ExpiringTable[Tuple4, int] = ExpiringTable(MAX_CONNS * 8, 86400.0)
+        # Handshakes seen (local 4-tuple -> when), in scope from their SYN: the kernel
+        # reports the connection only after its handshake, when a forgery can already come.
+        self.openings: ExpiringTable[Tuple4, float] = ExpiringTable(OPENINGS, opening_guard)
         self.counters = Counters()
         self._handlers = {
             EventKind.CREATED: self._ev_created,
@@ -292,6 +334,8 @@ class Extension:
         actions = []
         for opt in options:
             if isinstance(opt, MpCapable):
+                if flags & 0x12 == 0x02 and self.enforce:  # a connection's SYN, either way
+                    self.openings.put(local, now, now)
                 actions += self._on_mp_capable(local, flags, opt, outgoing, now)
             elif isinstance(opt, MpJoin):
                 if opt.token is not None and flags & 0x12 == 0x02:  # SYN
@@ -442,7 +486,8 @@ class Extension:
         conn = self.conns.get(ev.token)
         if conn is None:
             return []
-        conn.subflows.pop(ev.four, None)
+        if conn.subflows.pop(ev.four, None) is not None:
+            conn.lingering.add(ev.four)
         if not any(f[0] == ev.saddr and f[2] == ev.daddr for f in conn.subflows):
             self.tpbt.remove_subflow(conn.token, ev.saddr, ev.daddr)
         conn.requested.discard((ev.saddr, ev.daddr))
@@ -458,7 +503,11 @@ class Extension:
     def _register(self, conn: Conn, four: Tuple4) -> None:
         """A subflow of ``conn``, numbered in the order it came (once)."""
         if four not in conn.subflows:
+            self.openings.pop(four, 0.0)
+            conn.lingering.discard(four)
             conn.subflows[four] = Subflow(four, conn.order)
+            if conn.order == 0:
+                conn.first_peer = four[2]
             conn.order += 1
             conn.peer_addrs.add(four[2])
             conn.empty_since = None
@@ -536,36 +585,53 @@ class Extension:
 
         Accepted only on a subflow of its connection (not guarded), with an HMAC under
         that connection's keys over the segment's addresses, and a counter above the
-        last one accepted (a replay or a reordered copy is refused). A notification or an
-        answer credits the segment's source, for this connection only, for the sender's
-        lifetime capped at ``ttl``; a withdrawal is taken only on a trusted subflow."""
+        last one accepted on that address pair (a replay or a reordered copy is refused).
+        A notification or an answer credits the segment's source, for this connection
+        only, for the sender's lifetime capped at ``ttl``; a withdrawal is taken only on a
+        trusted subflow.
+
+        The first subflow carried the keys in the clear, so whoever reads it — on the
+        client's access network, if that is unprotected — can sign anything and speak
+        from the client's address there. The server therefore holds claims about that
+        address until the connection's opening ends and takes them then only if no
+        other client address is trusted by then (a client with a protected address
+        claims that one, on its own subflow). An answer that arrives on a subflow from
+        one of our unprotected addresses answers a claim made in our name: counted.
+        """
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
         if conn is None or not conn.keys:
             return []
-        if self.guarded_scope(incoming, now):  # the kernel classifier dropped it too
+        verified = self._verify(conn, opt, incoming)
+        if verified is not None and opt.echo and not self.tpbt.local_trusted(dst, now):
+            self.counters.forged_claims_seen += 1
+        if self.scope_of(incoming, now) is Scope.GUARDED:  # the classifier dropped it too
             self.counters.addr_trust_guarded += 1
             return []
         self.counters.addr_trust_received += 1
-        address = conn.peer_ids.get(opt.addr_id) if opt.withdraw else src
-        if address is None or not hmac.compare_digest(
-            addr_trust_hmac(
-                conn.remote_key, conn.local_key, opt, address, src, dst, self.addr_trust_subtype
-            ),
-            opt.hmac,
-        ):
+        if verified is None:
             self.counters.addr_trust_bad_hmac += 1
             return []
-        if opt.counter <= conn.recv_counter:
+        if conn.server_side and not opt.withdraw and src == conn.first_peer:
+            if now < conn.created_at + self.opening_guard:
+                if len(conn.deferred) < MAX_DEFERRED:
+                    self.counters.claims_deferred += 1
+                    conn.deferred.append((incoming, opt, now))
+                return []
+            if any(self.tpbt.remote_trusted(conn.token, p, now) for p in conn.peer_addrs - {src}):
+                self.counters.claims_superseded += 1
+                return []
+        pair = (src, dst)
+        if opt.counter <= conn.recv_counters.get(pair, 0):
             self.counters.addr_trust_replayed += 1
             return []
-        conn.recv_counter = opt.counter
+        conn.recv_counters[pair] = opt.counter
         if opt.withdraw:
             if not self.trusted(conn, four, now):
                 self.counters.withdrawal_untrusted += 1
                 return []
-            self.tpbt.set_remote(conn.token, address, 0, now)
+            self.tpbt.set_remote(conn.token, verified, 0, now)
             return []
         conn.peer_ids[opt.addr_id] = src
         self.tpbt.set_remote(conn.token, src, min(opt.lifetime, self.ttl), now)
@@ -584,6 +650,18 @@ class Extension:
             actions += self._send_trust(conn, addr, now)
         return actions + self._release(conn, now)
 
+    def _verify(self, conn: Conn, opt: AddrTrust, incoming: Tuple4) -> str | None:
+        """The address a message speaks of if its HMAC verifies, else None: a
+        notification's or answer's segment source; the address a withdrawal's ID names."""
+        src, _, dst, _ = incoming
+        address = conn.peer_ids.get(opt.addr_id) if opt.withdraw else src
+        if address is None:
+            return None
+        want = addr_trust_hmac(
+            conn.remote_key, conn.local_key, opt, address, src, dst, self.addr_trust_subtype
+        )
+        return address if hmac.compare_digest(want, opt.hmac) else None
+
     # -- timers ----------------------------------------------------------------------------------
     def tick(self, now: float) -> list:
         actions = []
@@ -592,6 +670,10 @@ class Extension:
                 del self.conns[token]  # its `closed` event was lost
                 self.tpbt.remove_connection(token)
                 continue
+            if conn.deferred and now >= conn.created_at + self.opening_guard:
+                deferred, conn.deferred = conn.deferred, []
+                for incoming, opt, _ in deferred:
+                    actions += self.on_addr_trust(incoming, opt, now)
             actions += self._release(conn, now)
             for addr in list(conn.trust_wanted):
                 if self.tpbt.local_trusted(addr, now):
@@ -608,7 +690,13 @@ class Extension:
                 if now - at >= self.ttl / 2 and addr not in conn.trust_sent:
                     if self.tpbt.local_trusted(addr, now) and conn.peer_speaks:
                         actions += self._send_trust(conn, addr, now)
-        for table in (self.pending_keys, self.offered_keys, self.pending_joins, self.join_sources):
+        for table in (
+            self.pending_keys,
+            self.offered_keys,
+            self.pending_joins,
+            self.join_sources,
+            self.openings,
+        ):
             table.expire(now)
         return actions
 
@@ -651,9 +739,10 @@ class Extension:
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
-        if self.guarded_scope(incoming, now):
+        scope = self.scope_of(incoming, now)
+        if scope is not None:
             self.counters.enforced_drops += 1
-            return refuse("ADD_ADDR on a guarded subflow")
+            return refuse(f"ADD_ADDR on a subflow in enforcement's scope ({scope.value})")
         if conn is not None and not opt.echo and self.trusted(conn, four, now):
             conn.announced_trusted.add(opt.address)  # may join us (the join policy)
         if opt.echo or not opt.trust:
@@ -705,27 +794,43 @@ class Extension:
         return ACCEPT
 
     def guarded_scope(self, incoming: Tuple4, now: float) -> bool:
-        """Whether a segment arriving as ``incoming`` is on a guarded subflow."""
-        if not self.enforce:
-            return False
-        src, sport, dst, dport = incoming
-        four = (dst, dport, src, sport)
-        conn = self.conn_of(four)
-        if conn is None or self.trusted(conn, four, now):
-            return False
-        self.has_trusted(conn, now)
-        return conn.had_trusted
+        """Whether a segment arriving as ``incoming`` is in enforcement's scope."""
+        return self.scope_of(incoming, now) is not None
 
-    def guarded(self, now: float) -> set[Tuple4]:
+    def scope_of(self, incoming: Tuple4, now: float) -> Scope | None:
+        src, sport, dst, dport = incoming
+        return self.guarded(now).get((dst, dport, src, sport))
+
+    def _conn_scope(self, conn: Conn, expecting: bool, now: float) -> Scope | None:
+        self.has_trusted(conn, now)
+        if conn.had_trusted:
+            return Scope.GUARDED
+        if expecting and (now < conn.created_at + self.opening_guard or conn.deferred):
+            return Scope.OPENING  # (until held claims are judged, on the tick)
+        return None
+
+    def guarded(self, now: float) -> dict[Tuple4, Scope]:
         """Enforcement's scope, as local 4-tuples: the untrusted subflows of every
-        connection that has had a trusted subflow (it stays on if trust lapses)."""
-        out = set()
+        connection that has had a trusted subflow (it stays on if trust lapses),
+        including its joins from their SYN and its closed subflows; and, while a trusted
+        subflow is expected (we have a trusted address), every connection's first
+        moments from its SYN (OPENING). Outside both, plain MPTCP (the fallback)."""
+        out: dict[Tuple4, Scope] = {}
         if not self.enforce:
             return out
+        expecting = bool(self.tpbt.trusted_local(now))
+        if expecting:
+            out |= dict.fromkeys(self.openings.keys(now), Scope.OPENING)
+        joins: dict[int, list[Tuple4]] = {}
+        for four, token in self.pending_joins.items(now):
+            joins.setdefault(token, []).append(four)
         for conn in self.conns.values():
-            self.has_trusted(conn, now)
-            if conn.had_trusted:
-                out |= {f for f in conn.subflows if not self.trusted(conn, f, now)}
+            scope = self._conn_scope(conn, expecting, now)
+            for four in (*conn.subflows, *conn.lingering, *joins.get(conn.token, ())):
+                if scope is None or self.trusted(conn, four, now):
+                    out.pop(four, None)
+                else:
+                    out[four] = scope
         return out
 
 

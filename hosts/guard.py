@@ -19,6 +19,8 @@ from pathlib import Path
 
 from hosts import bpf_syscall
 from hosts.bpf_syscall import BpfError, Map
+from hosts.extension import Scope
+from hosts.options import ADD_ADDR, DSS, MP_CAPABLE, MP_JOIN
 
 OBJECT = Path(__file__).with_name("bpf") / "guard.o"
 SOURCE = OBJECT.with_suffix(".c")
@@ -41,6 +43,18 @@ KEY = struct.Struct("=I16s16s2s2s")  # struct flow_key: family, saddr, daddr, po
 ADDR_KEY = struct.Struct("=I16s")  # struct addr_key: family, address
 
 Tuple4 = tuple[str, int, str, int]
+# The map's value: the MPTCP subtypes that may arrive on the subflow, as a bit mask; a
+# segment with any other is dropped (any that passes may still be marked for the agent).
+ALWAYS_ALLOWED = (1 << MP_CAPABLE) | (1 << MP_JOIN) | (1 << DSS)
+
+
+def allowed_subtypes(scope: Scope, addr_trust_subtype: int) -> int:
+    """A guarded subflow takes data and handshakes only; an opening one also ADDR_TRUST
+    (how the trusted subflow starts: the agent judges it) and ADD_ADDR (marked: the agent
+    refuses it while the subflow is in scope, and takes it once the subflow is trusted)."""
+    if scope is Scope.GUARDED:
+        return ALWAYS_ALLOWED
+    return ALWAYS_ALLOWED | (1 << ADD_ADDR) | (1 << addr_trust_subtype)
 
 
 class GuardError(RuntimeError):
@@ -98,7 +112,7 @@ class Guard:
         remove_stale(root)
         self.dir = root / name
         self.ifaces: list[str] = []
-        self.guarded: set[Tuple4] = set()
+        self.guarded: dict[Tuple4, int] = {}  # incoming 4-tuple -> allowed subtypes
         self._remove_pins()
         self.dir.mkdir()
         try:
@@ -161,13 +175,15 @@ class Guard:
         )
         self.ifaces.append(iface)
 
-    def set_guarded(self, incoming: set[Tuple4]) -> None:
-        """Make the map hold exactly ``incoming`` (4-tuples as segments arrive)."""
-        for t in incoming - self.guarded:
-            self.map_guarded.update(flow_key(*t), b"\x01\0\0\0")
-        for t in self.guarded - incoming:
+    def set_guarded(self, incoming: dict[Tuple4, int]) -> None:
+        """Make the map hold exactly ``incoming`` (4-tuples as segments arrive -> the
+        subtypes allowed there, see ``allowed_subtypes``)."""
+        for t, allowed in incoming.items():
+            if self.guarded.get(t) != allowed:
+                self.map_guarded.update(flow_key(*t), struct.pack("=I", allowed))
+        for t in self.guarded.keys() - incoming.keys():
             self.map_guarded.delete(flow_key(*t))
-        self.guarded = set(incoming)
+        self.guarded = dict(incoming)
 
     def counters(self) -> dict[str, int]:
         out = {}
@@ -194,4 +210,4 @@ class Guard:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-__all__ = ["Guard", "GuardError", "BpfError", "flow_key", "COUNTERS"]
+__all__ = ["Guard", "GuardError", "BpfError", "flow_key", "allowed_subtypes", "COUNTERS"]

@@ -53,6 +53,12 @@ class ExpiringTable(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def keys(self, now: float) -> list[K]:
+        return [k for k, (until, _) in self._items.items() if until > now]
+
+    def items(self, now: float) -> list[tuple[K, V]]:
+        return [(k, v) for k, (until, v) in self._items.items() if until > now]
+
     def __contains__(self, key: K) -> bool:
         return key in self._items
 

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Trusted MPTCP enforcement: a tc (clsact) ingress classifier, direct action.
  *
- * The agent puts the incoming 4-tuples of guarded subflows (untrusted subflows of a
- * connection that has had a trusted one) into the `guarded` map. For every TCP segment
- * this program walks the whole TCP option area the way Linux's tcp_parse_options() does
- * (NOPs skipped, EOL ends it) and, on a guarded subflow, drops the segment when any
- * MPTCP option other than MP_CAPABLE, MP_JOIN or DSS appears anywhere in it, whatever the
+ * The agent puts the incoming 4-tuples of the subflows in enforcement's scope into the
+ * `guarded` map (hosts/extension.py, Scope), each with the MPTCP subtypes allowed there
+ * as a bit mask: MP_CAPABLE, MP_JOIN and DSS on a guarded subflow (untrusted, of a
+ * connection that has had a trusted one); also ADD_ADDR (marked for the agent) and
+ * ADDR_TRUST in a connection's opening. For every TCP segment this program walks the
+ * whole TCP option area the way Linux's tcp_parse_options() does (NOPs skipped, EOL ends
+ * it) and, on a subflow in the map, drops the segment when any other MPTCP subtype
+ * appears anywhere in it, whatever the
  * TCP flags, IP options or payload, and when the option area does not parse (Linux would
  * have used the options before the bad one). Fail closed: what it cannot read in
  * guarded scope it drops. TCP in IPv4 or IPv6 fragments is dropped while enforcing
@@ -279,11 +282,13 @@ int guard_ingress(struct __sk_buff *skb)
 	if (r > 0) /* unreadable in any scope: drop it only while enforcing */
 		return enforce ? drop(r) : TC_ACT_OK;
 	count(C_TCP_SEEN);
-	if (bpf_map_lookup_elem(&guarded, &seg.key)) {
+	__u32 *allowed = bpf_map_lookup_elem(&guarded, &seg.key);
+
+	if (allowed) {
 		count(C_GUARDED_SEEN);
 		if (seg.w.malformed)
 			return drop(C_DROP_MALFORMED);
-		__u32 bad = seg.w.subtypes & ~ALLOWED_ON_GUARDED;
+		__u32 bad = seg.w.subtypes & ~(*allowed | ALLOWED_ON_GUARDED);
 
 		if (bad) {
 			count(C_DROP_CONTROL);
@@ -292,7 +297,6 @@ int guard_ingress(struct __sk_buff *skb)
 					count(C_SUBTYPE_BASE + s);
 			return TC_ACT_SHOT;
 		}
-		return TC_ACT_OK;
 	}
 	if (!cfg || !cfg->mark)
 		return TC_ACT_OK;

@@ -57,6 +57,14 @@ class TestWithoutSav:
         if attack in ("add_addr", "mp_prio", "join_flood"):
             assert record["bytes_match"]
 
+    def test_the_claim_succeeds_against_vanilla_without_sav(self, no_sav):
+        """The attack on the extension, judged by the peer's kernel (b's MPPrioRx): the
+        forged ADDR_TRUST means nothing to vanilla b, the MP_PRIO behind it is taken."""
+        record = trial(no_sav, "none/vanilla/unprotected/claim/adaptive")
+        assert record["keys_known"] and record["forged_sent"] > 0
+        assert record["success"], record["evidence"]
+        assert record["bytes_match"]
+
     def test_blind_attacker_fails_without_sav(self, no_sav):
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
         assert record["forged_sent"] > 0 and not record["keys_known"]
@@ -87,3 +95,26 @@ class TestWithSaviAndEnforcement:
         assert not record["success"], record["evidence"]
         assert record["bytes_match"]
         assert record["control_trusted"] > 0
+
+    def test_the_adaptive_attacker_finds_no_shape_or_moment_that_works(self, savi_enforce):
+        """MP_PRIO in every shape from the connection's first milliseconds (before any
+        subflow is trusted: the opening is in scope from the SYN) to the lull, each
+        attempt judged on its own by a's MPPrioRx."""
+        record = trial(savi_enforce, "savi/enforce/unprotected/mp_prio/adaptive", exhaustive=True)
+        assert record["keys_known"] and record["attempts"] == 27
+        assert not record["success"], record["attempt_log"]
+        assert record["bytes_match"]
+
+    def test_a_claim_is_believed_only_in_the_opening(self, savi_enforce):
+        """The eavesdropper's claim that a's unprotected address is protected: once b has
+        a trusted subflow, a's unprotected subflow is guarded at b and the claim is
+        dropped. A claim b believed earlier keeps that subflow trusted (the attacker
+        refreshes it): later attempts can work only after an early one did."""
+        record = trial(savi_enforce, "savi/enforce/unprotected/claim/adaptive", exhaustive=True)
+        assert record["keys_known"] and record["forged_sent"] > 0
+        outcomes = dict(entry.rsplit(":", 1) for entry in record["attempt_log"].split())
+        early = [ok for attempt, ok in outcomes.items() if attempt.startswith("early/")]
+        later = [ok for attempt, ok in outcomes.items() if not attempt.startswith("early/")]
+        assert len(later) == 26
+        if early != ["1"]:
+            assert set(later) == {"0"}, record["attempt_log"]

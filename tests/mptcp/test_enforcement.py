@@ -242,13 +242,15 @@ def test_forged_trusted_add_addr_is_refused(tb, tmp_path):
     wait_until(
         lambda: time.time() - tap.stat().st_mtime > 0.3 and tap.stat().st_size > 24, 20, "a lull"
     )
+    # The tap holds tens of thousands of segments: read it the forger's way (raw headers).
     forge = (
-        "import sys; from scapy.all import rdpcap, send\n"
-        "from experiments.attacks import segment_after\n"
+        "import sys, time; from scapy.all import send\n"
+        "from experiments.attacks import learn, read_tap, segment_after\n"
         "from hosts.options import AddAddr, encode\n"
-        "seen = [p for p in rdpcap(sys.argv[1]) if p['IP'].src == sys.argv[2]][-1]\n"
+        "k = learn(read_tap(sys.argv[1]), {'10.1.0.10', '10.2.0.10'}, {sys.argv[2]})\n"
+        "(seen,) = k.last_from_peer.values()\n"
         "opt = encode(AddAddr(9, sys.argv[3], trust=True, hmac=b'\\0' * 8))\n"
-        "send(segment_after(seen, opt, __import__('time').time()), verbose=False)\n"
+        "send(segment_after(seen, opt, time.time()), verbose=False)\n"
     )
     before = mib(a, "MPTcpExtAddAddr")
     r = tb.net["m2"].popen(

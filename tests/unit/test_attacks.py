@@ -9,8 +9,11 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from experiments import attacks
+from hosts.events import Event, EventKind
+from hosts.extension import Extension
 from hosts.options import (
     AddAddr,
+    AddrTrust,
     MpCapable,
     MpFastclose,
     MpJoin,
@@ -18,6 +21,7 @@ from hosts.options import (
     RemoveAddr,
     add_addr_hmac,
     encode,
+    mptcp_options,
     parse_mptcp,
     token_of,
 )
@@ -206,3 +210,29 @@ def test_a_growing_tap_is_read_on_from_where_it_stopped(tmp_path):
     assert {t: bytes(p) for t, p in piecewise.last_from_peer.items()} == {
         t: bytes(p) for t, p in whole.last_from_peer.items()
     }
+
+
+def test_a_claim_is_an_addr_trust_the_peer_believes():
+    """The claim (the eavesdropper's ADDR_TRUST for the address it sits by, in the
+    client's name, to the server) verifies under the server's keys: with no other claim
+    from the client, the server marks the address trusted when the opening ends."""
+    k = attacks.learn(tap(third_ack(), frame(A, B, 40000, 5201, seq=3, ack=4)), {B}, {A})
+    assert (k.victim_key, k.peer_key) == (SK, CK)
+    ((four, seen),) = k.last_from_peer.items()
+    option = attacks.claim_for(seen, k, attacks.CLAIM_COUNTER)
+    (pkt,) = attacks.option_attack("mp_prio", k, M, random.Random(1))  # where it goes
+    claim = IP(bytes(attacks.segment_after(seen, option)))
+    assert (claim[IP].src, claim[IP].dst) == (A, B) == (pkt[IP].src, pkt[IP].dst)
+    (opt,) = mptcp_options(bytes(claim[TCP])[20 : claim[TCP].dataofs * 4])[-1:]
+    assert isinstance(opt, AddrTrust) and opt.counter == attacks.CLAIM_COUNTER
+    server = Extension({B: 1, B2: 2})
+    server.on_trust({B: 30}, now=0)
+    server.on_copy((B, 5201, A, 40000), 0x12, [MpCapable(1, 0, SK)], now=0)
+    server.on_copy((A, 40000, B, 5201), 0x10, [MpCapable(1, 0, CK, SK)], now=0)
+    kw = dict(saddr=B, daddr=A, sport=5201, dport=40000, server_side=True)
+    server.on_event(Event(EventKind.CREATED, token_of(SK), **kw), 0)
+    server.on_event(Event(EventKind.ESTABLISHED, token_of(SK), **kw), 0)
+    server.on_addr_trust(four, opt, 0.01)  # held for the opening: about the first address
+    server.tick(0.6)
+    assert server.tpbt.trusted(token_of(SK), B, A, 0.6)  # no other claim came: believed
+    assert attacks.claim_for(seen, attacks.Knowledge(), 1) is None  # no keys, no claim

@@ -12,6 +12,7 @@ from hosts.extension import (
     Carry,
     CreateSubflow,
     Extension,
+    Scope,
     Verdict,
 )
 from hosts.options import (
@@ -245,18 +246,64 @@ def enforcing_client():
 def test_guarded_scope_starts_with_the_first_trusted_subflow_and_stays():
     ext = enforcing_client()
     untrusted_in = (B1, 5201, A2, 40000)
-    assert ext.guarded(0.2) == set() and not ext.guarded_scope(untrusted_in, 0.2)
     trust_from_b(ext, to=(A1, 1), now=0.3)
-    assert ext.guarded(0.3) == {(A2, 40000, B1, 5201)}
-    assert ext.guarded_scope(untrusted_in, 0.3)
+    assert ext.guarded(0.3) == {(A2, 40000, B1, 5201): Scope.GUARDED}
+    assert ext.scope_of(untrusted_in, 0.3) is Scope.GUARDED
     assert not ext.guarded_scope((B1, 5201, A1, 1), 0.3)  # the trusted subflow
     # Trust information lapses (the controller is away): every subflow is guarded now.
     ext.on_trust({}, now=0.4)
-    assert ext.guarded(0.4) == {(A2, 40000, B1, 5201), (A1, 1, B1, 5201)}
+    assert ext.guarded(0.4) == dict.fromkeys(
+        [(A2, 40000, B1, 5201), (A1, 1, B1, 5201)], Scope.GUARDED
+    )
     vanilla = client()
     client_keys(vanilla)
     establish(vanilla, TA, A2, B1)
-    assert vanilla.guarded(1) == set()
+    assert vanilla.guarded(0.1) == {}
+
+
+def test_a_connection_is_in_scope_from_its_syn_until_trust_comes_or_the_opening_ends():
+    ext = client(enforce=True)
+    first = (A2, 40000, B1, 5201)
+    ext.on_copy(first, SYN, [MpCapable(1, 0)], now=0.0)  # our SYN, as the tap copies it
+    assert ext.guarded(0.01) == {first: Scope.OPENING}
+    client_keys(ext, first, now=0.01)
+    establish(ext, TA, A2, B1, now=0.01)
+    assert ext.scope_of((B1, 5201, A2, 40000), 0.2) is Scope.OPENING
+    ext.on_event(ev("sub_established", TA, saddr=A1, daddr=B1, sport=1, dport=5201), 0.02)
+    assert ext.guarded(0.02) == dict.fromkeys([first, (A1, 1, B1, 5201)], Scope.OPENING)
+    # ADDR_TRUST starts the trusted subflow: it is taken in the opening; ADD_ADDR is not.
+    forged = AddAddr(3, "10.2.0.66", hmac=add_addr_hmac(KB, KA, 3, "10.2.0.66"))
+    assert ext.incoming_add_addr((B1, 5201, A2, 40000), forged, 0.03).verdict is Verdict.DROP
+    trust_from_b(ext, to=(A1, 1), now=0.03)
+    assert ext.guarded(0.03) == {first: Scope.GUARDED}
+    # Without a trusted subflow the opening ends (the fallback), well within the hold.
+    other = client(enforce=True)
+    client_keys(other, first)
+    establish(other, TA, A2, B1)
+    assert other.guarded(0.49) == {first: Scope.OPENING}
+    assert other.guarded(0.5) == {}
+    # A host with no trusted address expects no trusted subflow: nothing in scope.
+    bare = Extension({A1: 1, A2: 2}, enforce=True)
+    bare.on_copy(first, SYN, [MpCapable(1, 0)], now=0.0)
+    client_keys(bare, first)
+    establish(bare, TA, A2, B1)
+    assert bare.guarded(0.1) == {}
+    with pytest.raises(ValueError, match="shorter than the hold"):
+        Extension({A1: 1}, opening_guard=1.0)
+
+
+def test_joins_are_in_scope_from_their_syn_and_closed_subflows_stay():
+    ext = enforcing_client()
+    trust_from_b(ext, to=(A1, 1), now=0.3)
+    late = (A2, 40001, B2, 5201)
+    ext.on_copy(late, SYN, [MpJoin(False, addr_id=2, token=TB, nonce=1)], now=0.6)
+    assert ext.guarded(0.6)[late] is Scope.GUARDED  # before the kernel reports it up
+    ext.on_event(ev("sub_established", TA, saddr=A2, daddr=B2, sport=40001, dport=5201), 0.7)
+    ext.on_event(ev("sub_closed", TA, saddr=A2, daddr=B1, sport=40000, dport=5201), 0.8)
+    # A forged FIN half-closed it: the kernel's socket still reads what arrives there.
+    assert ext.guarded(0.9) == dict.fromkeys([late, (A2, 40000, B1, 5201)], Scope.GUARDED)
+    ext.on_event(ev("closed", TA), 1.0)
+    assert ext.guarded(1.0) == {}
 
 
 def test_guarded_scope_refuses_the_extensions_own_options_too():
@@ -413,3 +460,76 @@ def test_addr_trust_is_taken_only_inside_the_subflows_window():
     assert not ext.in_window(incoming, (rcv_nxt + 2**31) % 2**32, 500, 1)  # a guess
     assert not ext.in_window(incoming, rcv_nxt, None, 1)  # no such socket: fail closed
     assert not ext.in_window((B2, 5201, A2, 1), 5, 0, 1)  # no handshake seen: fail closed
+
+
+def carried(actions: list) -> list:
+    return [x for x in actions if isinstance(x, Carry)]
+
+
+def opened_server(first=(B1, 5201, A2, 40000), enforce=True) -> Extension:
+    b = server(enforce=enforce)
+    server_keys(b, first)
+    establish(b, TB, B1, first[2], sport=5201, dport=first[3], server=True)
+    return b
+
+
+def test_a_claim_about_the_clients_first_address_waits_for_the_opening_to_end():
+    """The eavesdropper of a's unprotected first subflow (it has the keys) claims A2 in
+    a's name, to b, with a huge counter, at once. b holds it; a's real claim (A1, on its
+    own subflow) makes A1's subflow trusted; A2's is guarded and the held claim goes."""
+    b = opened_server()
+    claim = msg(KA, KB, 42, 2**31, A2, B1)
+    assert b.on_addr_trust((A2, 40000, B1, 5201), claim, 0.01) == []
+    assert not b.tpbt.remote_trusted(TB, A2, 0.01) and b.counters.claims_deferred == 1
+    assert b.scope_of((A2, 40000, B1, 5201), 0.01) is Scope.OPENING
+    b.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.02)
+    (answer,) = carried(b.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.03))
+    assert b.scope_of((A2, 40000, B1, 5201), 0.03) is Scope.GUARDED
+    b.tick(0.6)
+    assert not b.tpbt.remote_trusted(TB, A2, 0.6) and b.counters.addr_trust_guarded == 1
+    # a sees no answer on its unprotected subflow; one there would be counted as forged.
+    a = client(enforce=True)
+    client_keys(a, (A2, 40000, B1, 5201))
+    establish(a, TA, A2, B1)
+    a.on_addr_trust((B1, 5201, A2, 40000), msg(KB, KA, 1, 7, B1, A2, echo=True), 0.02)
+    assert a.counters.forged_claims_seen == 1
+
+
+def test_a_held_claim_is_taken_when_the_client_claims_nothing_else():
+    """A client that connected from its protected address claims it on the first
+    subflow: trust comes when the opening ends (the tick), and b answers then."""
+    b = opened_server(first=(B1, 5201, A1, 40000))
+    assert b.on_addr_trust((A1, 40000, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.01) == []
+    assert b.scope_of((A1, 40000, B1, 5201), 0.49) is Scope.OPENING
+    assert b.scope_of((A1, 40000, B1, 5201), 0.55) is Scope.OPENING  # until judged
+    (answer,) = carried(b.tick(0.55))
+    assert answer.subflow == (B1, 5201, A1, 40000) and answer.option.echo
+    assert b.tpbt.trusted(TB, B1, A1, 0.55) and b.guarded(0.55) == {}
+    # After the opening, a claim about it is taken only if no other client address is
+    # trusted: the eavesdropper of the first subflow can claim its address then, but a
+    # real client with a protected address has claimed that one first.
+    late = opened_server()
+    late.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.6)
+    late.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.6)
+    late_claim = msg(KA, KB, 42, 2**31, A2, B1)
+    plain = Extension({B1: 1}, enforce=False)  # not enforcing: nothing is guarded
+    plain.on_trust({B1: 30}, now=0)
+    server_keys(plain, (B1, 5201, A2, 40000))
+    establish(plain, TB, B1, A2, sport=5201, dport=40000, server=True)
+    plain.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.6)
+    plain.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.6)
+    assert plain.on_addr_trust((A2, 40000, B1, 5201), late_claim, 0.7) == []
+    assert plain.counters.claims_superseded == 1 and not plain.tpbt.remote_trusted(TB, A2, 0.7)
+
+
+def test_counters_are_per_address_pair():
+    """A forger's huge counter on the pair it reads does not silence the peer on others."""
+    b = opened_server(enforce=False)
+    b.tick(0.6)
+    b.on_addr_trust((A2, 40000, B1, 5201), msg(KA, KB, 42, 2**32 - 1, A2, B1), 0.6)
+    assert b.tpbt.remote_trusted(TB, A2, 0.6)  # the first address, claimed after the opening
+    b.on_event(ev("sub_established", TB, saddr=B1, daddr=A1, sport=5201, dport=1), 0.7)
+    b.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.7)
+    assert b.tpbt.remote_trusted(TB, A1, 0.7) and b.counters.addr_trust_replayed == 0
+    b.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.8)
+    assert b.counters.addr_trust_replayed == 1  # the same pair: a replay

@@ -14,9 +14,11 @@ from scapy.packet import Raw
 from experiments.attacks import segment_after
 from experiments.shapes import DSS_ACK_ONLY, SHAPES
 from hosts import bpf_syscall
+from hosts.extension import Scope
 from hosts.firewall import MARK_IN
-from hosts.guard import Guard, flow_key
+from hosts.guard import Guard, allowed_subtypes, flow_key
 from hosts.options import (
+    ADDR_TRUST_DEFAULT,
     AddAddr,
     AddrTrust,
     MpFastclose,
@@ -48,11 +50,22 @@ def guard():
     g.close()
 
 
+GUARDED = allowed_subtypes(Scope.GUARDED, ADDR_TRUST_DEFAULT)
+OPENING = allowed_subtypes(Scope.OPENING, ADDR_TRUST_DEFAULT)
+
+
 @pytest.fixture
 def guarded(guard):
-    guard.set_guarded({(*PEER, *VICTIM)})
+    guard.set_guarded({(*PEER, *VICTIM): GUARDED})
     yield guard
-    guard.set_guarded(set())
+    guard.set_guarded({})
+
+
+@pytest.fixture
+def opening(guard):
+    guard.set_guarded({(*PEER, *VICTIM): OPENING})
+    yield guard
+    guard.set_guarded({})
 
 
 def base(option: bytes):
@@ -92,6 +105,52 @@ def test_every_shape_is_dropped_on_a_guarded_subflow(guarded, shape, attack):
     after = guarded.counters()
     dropped = sum(after[k] - before[k] for k in ("drop_control", "drop_malformed", "drop_fragment"))
     assert dropped == verdicts.count(TC_ACT_SHOT)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("attack", ["rm_addr", "mp_prio", "fastclose", "mp_fail"])
+def test_the_kernels_control_options_are_dropped_in_a_connections_opening(opening, shape, attack):
+    packets = SHAPES[shape](base(OPTIONS[attack]), OPTIONS[attack])
+    verdicts = [run(opening, p)[0] for p in packets]
+    if shape == "fragments":
+        assert TC_ACT_SHOT in verdicts
+    else:
+        assert verdicts == [TC_ACT_SHOT] * len(packets)
+
+
+@pytest.mark.parametrize("shape", sorted(set(SHAPES) - {"fragments", "behind_unknown"}))
+def test_in_the_opening_add_addr_goes_to_the_agent_and_addr_trust_passes(opening, shape):
+    """ADDR_TRUST starts the trusted subflow; ADD_ADDR is the agent's to judge (it
+    refuses it while the subflow is in scope). Neither may hide a control option."""
+    option = OPTIONS["add_addr"]
+    for p in SHAPES[shape](base(option), option):
+        assert run(opening, p) == (TC_ACT_OK, MARK_IN), shape
+    option = OPTIONS["addr_trust"]
+    for p in SHAPES[shape](base(option), option):
+        assert run(opening, p) == (TC_ACT_OK, 0), shape
+
+
+def test_in_the_opening_addr_trust_hides_no_control_option(opening):
+    for control in ("mp_prio", "rm_addr", "fastclose"):
+        options = [(30, OPTIONS["addr_trust"][2:]), (30, OPTIONS[control][2:])]
+        both = IP(src=PEER[0], dst=VICTIM[0]) / TCP(
+            sport=PEER[1], dport=VICTIM[1], flags="A", options=options
+        )
+        assert run(opening, both)[0] == TC_ACT_SHOT, control
+
+
+def test_in_the_opening_unknown_subtypes_are_dropped(opening):
+    for option in (OPTIONS["add_addr"], OPTIONS["addr_trust"]):
+        for p in SHAPES["behind_unknown"](base(option), option):
+            assert run(opening, p)[0] == TC_ACT_SHOT
+
+
+def test_the_map_holds_what_the_agent_last_set(guard):
+    guard.set_guarded({(*PEER, *VICTIM): OPENING})
+    guard.set_guarded({(*PEER, *VICTIM): GUARDED})  # a trusted subflow came
+    assert run(guard, base(OPTIONS["addr_trust"]))[0] == TC_ACT_SHOT
+    guard.set_guarded({})
+    assert run(guard, base(OPTIONS["rm_addr"]))[0] == TC_ACT_OK
 
 
 @pytest.mark.parametrize("shape", sorted(set(SHAPES) - {"fragments"}))
@@ -137,7 +196,7 @@ def test_malformed_option_areas_are_dropped_only_when_guarded(guard, guarded):
 
 def test_ipv6_and_its_extension_headers(guard):
     v6 = ("fd00::20", "fd00::10")
-    guard.set_guarded({(v6[0], PEER[1], v6[1], VICTIM[1])})
+    guard.set_guarded({(v6[0], PEER[1], v6[1], VICTIM[1]): GUARDED})
     try:
         tcp = TCP(sport=PEER[1], dport=VICTIM[1], flags="A", options=[(30, OPTIONS["rm_addr"][2:])])
         assert run(guard, IPv6(src=v6[0], dst=v6[1]) / tcp)[0] == TC_ACT_SHOT
@@ -148,7 +207,7 @@ def test_ipv6_and_its_extension_headers(guard):
         other = IPv6(src=v6[0], dst="fd00::99") / tcp
         assert run(guard, other)[0] == TC_ACT_OK
     finally:
-        guard.set_guarded(set())
+        guard.set_guarded({})
 
 
 def test_add_addr_anywhere_and_join_syns_are_marked_for_the_agent(guard):
