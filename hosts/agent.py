@@ -31,8 +31,8 @@ from collections import Counter
 from pathlib import Path
 
 from hosts import firewall
-from hosts.extension import Announce, Carry, CreateSubflow, Extension, Tuple4, Verdict
-from hosts.guard import Guard, GuardError, allowed_subtypes
+from hosts.extension import Announce, Carry, CreateSubflow, Extension, Scope, Tuple4, Verdict
+from hosts.guard import BpfError, Guard, GuardError, allowed_subtypes
 from hosts.options import (
     ADDR_TRUST_DEFAULT,
     AddrTrust,
@@ -344,10 +344,24 @@ class Agent:
     def sync_guard(self, now: float) -> None:
         """The kernel classifier's guarded map, in incoming orientation."""
         subtype = self.args.addr_trust_subtype
-        incoming = {
+        lifted = allowed_subtypes(None, subtype)
+        incoming = {(r, rp, lo, lp): lifted for (lo, lp, r, rp) in self.ext.lifted(now)}
+        incoming |= {
             (r, rp, lo, lp): allowed_subtypes(scope, subtype)
             for (lo, lp, r, rp), scope in self.ext.guarded(now).items()
         }
+        # While a trusted subflow is expected, the classifier itself puts every MPTCP
+        # handshake that arrives in an opening (before our copy of it is read).
+        expecting = self.args.enforce and bool(self.ext.tpbt.trusted_local(now))
+        try:
+            self.guard.configure(
+                self.args.enforce,
+                firewall.MARK_IN,
+                allowed_subtypes(Scope.OPENING, subtype) if expecting else 0,
+                int(self.ext.opening_guard * 1000),
+            )
+        except BpfError as e:
+            LOG.error("classifier settings: %s", e)
         if incoming != self.guard.guarded:
             try:
                 self.guard.set_guarded(incoming)

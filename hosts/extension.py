@@ -809,6 +809,20 @@ class Extension:
             return Scope.OPENING  # (until held claims are judged, on the tick)
         return None
 
+    def lifted(self, now: float) -> set[Tuple4]:
+        """The trusted subflows of connections in enforcement's scope, as local 4-tuples:
+        the kernel classifier begins an opening itself for every MPTCP handshake that
+        arrives (before the agent can), and these must not stay in it."""
+        if not self.enforce:
+            return set()
+        return {
+            four
+            for conn in self.conns.values()
+            if conn.had_trusted
+            for four in conn.subflows
+            if self.trusted(conn, four, now)
+        }
+
     def guarded(self, now: float) -> dict[Tuple4, Scope]:
         """Enforcement's scope, as local 4-tuples: the untrusted subflows of every
         connection that has had a trusted subflow (it stays on if trust lapses),

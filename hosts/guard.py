@@ -37,6 +37,8 @@ COUNTERS = (
     "mark_add_addr",
     "mark_join",
     "drop_wrong_iface",
+    "opened",
+    "opening_seen",
 )
 SUBTYPE_SLOTS = 16
 KEY = struct.Struct("=I16s16s2s2s")  # struct flow_key: family, saddr, daddr, ports (BE)
@@ -48,10 +50,16 @@ Tuple4 = tuple[str, int, str, int]
 ALWAYS_ALLOWED = (1 << MP_CAPABLE) | (1 << MP_JOIN) | (1 << DSS)
 
 
-def allowed_subtypes(scope: Scope, addr_trust_subtype: int) -> int:
+EVERY_SUBTYPE = 0xFFFFFFFF  # a trusted subflow: lifts an opening the program began
+
+
+def allowed_subtypes(scope: Scope | None, addr_trust_subtype: int) -> int:
     """A guarded subflow takes data and handshakes only; an opening one also ADDR_TRUST
     (how the trusted subflow starts: the agent judges it) and ADD_ADDR (marked: the agent
-    refuses it while the subflow is in scope, and takes it once the subflow is trusted)."""
+    refuses it while the subflow is in scope, and takes it once the subflow is trusted);
+    None (a trusted subflow the program may have put in an opening of its own) any."""
+    if scope is None:
+        return EVERY_SUBTYPE
     if scope is Scope.GUARDED:
         return ALWAYS_ALLOWED
     return ALWAYS_ALLOWED | (1 << ADD_ADDR) | (1 << addr_trust_subtype)
@@ -71,8 +79,10 @@ def flow_key(src: str, sport: int, dst: str, dport: int) -> bytes:
     )
 
 
-def config_value(enforce: bool, mark: int) -> bytes:
-    return struct.pack("=II", int(enforce), mark)
+def config_value(enforce: bool, mark: int, opening_allowed: int = 0, opening_ms: int = 0) -> bytes:
+    """struct config. With ``opening_allowed`` (while enforcing) the program begins an
+    opening itself for every MPTCP SYN or SYN/ACK that arrives, for ``opening_ms``."""
+    return struct.pack("=IIII", int(enforce), mark, opening_allowed, opening_ms)
 
 
 def _run(cmd: list[str]) -> str:
@@ -113,6 +123,7 @@ class Guard:
         self.dir = root / name
         self.ifaces: list[str] = []
         self.guarded: dict[Tuple4, int] = {}  # incoming 4-tuple -> allowed subtypes
+        self.config = b""
         self._remove_pins()
         self.dir.mkdir()
         try:
@@ -132,7 +143,7 @@ class Guard:
             raise
         self.prog_fd = bpf_syscall.obj_get(self.ingress_prog)
         self.map_guarded = Map(bpf_syscall.obj_get(self.dir / "maps/guarded"), KEY.size, 4)
-        self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 8)
+        self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 16)
         self.map_bound = Map(bpf_syscall.obj_get(self.dir / "maps/bound"), ADDR_KEY.size, 4)
         self.cpus = bpf_syscall.possible_cpus()
         self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
@@ -147,8 +158,13 @@ class Guard:
         """For ``iptables -m bpf --object-pinned``: the host's own control options."""
         return self.dir / "progs" / "control_out"
 
-    def configure(self, enforce: bool, mark: int) -> None:
-        self.map_settings.update(struct.pack("=I", 0), config_value(enforce, mark))
+    def configure(
+        self, enforce: bool, mark: int, opening_allowed: int = 0, opening_ms: int = 0
+    ) -> None:
+        value = config_value(enforce, mark, opening_allowed, opening_ms)
+        if value != self.config:
+            self.map_settings.update(struct.pack("=I", 0), value)
+            self.config = value
 
     def bind(self, address: str, ifindex: int) -> None:
         """Packets for ``address`` are taken only from interface ``ifindex``."""

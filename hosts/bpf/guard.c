@@ -5,7 +5,10 @@
  * `guarded` map (hosts/extension.py, Scope), each with the MPTCP subtypes allowed there
  * as a bit mask: MP_CAPABLE, MP_JOIN and DSS on a guarded subflow (untrusted, of a
  * connection that has had a trusted one); also ADD_ADDR (marked for the agent) and
- * ADDR_TRUST in a connection's opening. For every TCP segment this program walks the
+ * ADDR_TRUST in a connection's opening; all of them where the agent lifts an opening
+ * (a trusted subflow). The program begins an opening itself when an MPTCP SYN or SYN/ACK
+ * arrives (the `openings` map), so a subflow is in scope from its handshake on, before
+ * the agent has read the copy of it. For every TCP segment this program walks the
  * whole TCP option area the way Linux's tcp_parse_options() does (NOPs skipped, EOL ends
  * it) and, on a subflow in the map, drops the segment when any other MPTCP subtype
  * appears anywhere in it, whatever the
@@ -46,6 +49,8 @@ enum counter {
 	C_MARK_ADD_ADDR,   /* queued to the agent: ADD_ADDR outside guarded scope */
 	C_MARK_JOIN,       /* queued to the agent: MP_JOIN SYN */
 	C_DROP_WRONG_IFACE, /* for a bound local address, arriving on another interface */
+	C_OPENED,          /* an MPTCP SYN or SYN/ACK arrived: its subflow's opening began */
+	C_OPENING_SEEN,    /* segments judged by an opening the program began itself */
 	C_SUBTYPE_BASE,    /* + subtype: drops per MPTCP subtype (16 slots) */
 	C_COUNT = C_SUBTYPE_BASE + 16,
 };
@@ -67,6 +72,8 @@ struct addr_key {
 struct config {
 	__u32 enforce;
 	__u32 mark; /* skb mark that sends a segment to the agent's NFQUEUE */
+	__u32 opening_allowed; /* subtypes allowed in an opening; 0: the program begins none */
+	__u32 opening_ms;      /* how long an opening the program began lasts */
 };
 
 struct {
@@ -75,6 +82,16 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, __u32);
 } guarded SEC(".maps");
+
+/* Subflows whose MPTCP SYN (or SYN/ACK) arrived, and when (ns): in scope from that very
+ * segment, before the agent has read its copy of it (a forgery built from the SYN/ACK
+ * can follow within a millisecond). The agent's `guarded` map takes precedence. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct flow_key);
+	__type(value, __u64);
+} openings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -160,6 +177,7 @@ static long walk_step(__u32 index, void *data)
 #define ALLOWED_ON_GUARDED ((1u << 0) | (1u << 1) | (1u << 2)) /* MP_CAPABLE, MP_JOIN, DSS */
 #define SUBTYPE_ADD_ADDR 3
 #define SUBTYPE_MP_JOIN 1
+#define SUBTYPE_MP_CAPABLE 0
 #define TCP_SYN 0x02
 #define TCP_ACK 0x10
 
@@ -282,13 +300,31 @@ int guard_ingress(struct __sk_buff *skb)
 	if (r > 0) /* unreadable in any scope: drop it only while enforcing */
 		return enforce ? drop(r) : TC_ACT_OK;
 	count(C_TCP_SEEN);
-	__u32 *allowed = bpf_map_lookup_elem(&guarded, &seg.key);
+	__u32 *in_map = bpf_map_lookup_elem(&guarded, &seg.key);
+	__u32 allowed = in_map ? *in_map : 0;
 
+	if (!in_map && cfg && cfg->enforce && cfg->opening_allowed) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if ((seg.flags & TCP_SYN) &&
+		    (seg.w.subtypes & ((1u << SUBTYPE_MP_CAPABLE) | (1u << SUBTYPE_MP_JOIN)))) {
+			bpf_map_update_elem(&openings, &seg.key, &now, BPF_ANY);
+			count(C_OPENED);
+			allowed = cfg->opening_allowed;
+		} else {
+			__u64 *since = bpf_map_lookup_elem(&openings, &seg.key);
+
+			if (since && now - *since < (__u64)cfg->opening_ms * 1000000) {
+				count(C_OPENING_SEEN);
+				allowed = cfg->opening_allowed;
+			}
+		}
+	}
 	if (allowed) {
 		count(C_GUARDED_SEEN);
 		if (seg.w.malformed)
 			return drop(C_DROP_MALFORMED);
-		__u32 bad = seg.w.subtypes & ~(*allowed | ALLOWED_ON_GUARDED);
+		__u32 bad = seg.w.subtypes & ~(allowed | ALLOWED_ON_GUARDED);
 
 		if (bad) {
 			count(C_DROP_CONTROL);

@@ -250,6 +250,7 @@ def test_guarded_scope_starts_with_the_first_trusted_subflow_and_stays():
     assert ext.guarded(0.3) == {(A2, 40000, B1, 5201): Scope.GUARDED}
     assert ext.scope_of(untrusted_in, 0.3) is Scope.GUARDED
     assert not ext.guarded_scope((B1, 5201, A1, 1), 0.3)  # the trusted subflow
+    assert ext.lifted(0.3) == {(A1, 1, B1, 5201)}  # out of the classifier's own opening
     # Trust information lapses (the controller is away): every subflow is guarded now.
     ext.on_trust({}, now=0.4)
     assert ext.guarded(0.4) == dict.fromkeys(
@@ -258,7 +259,7 @@ def test_guarded_scope_starts_with_the_first_trusted_subflow_and_stays():
     vanilla = client()
     client_keys(vanilla)
     establish(vanilla, TA, A2, B1)
-    assert vanilla.guarded(0.1) == {}
+    assert vanilla.guarded(0.1) == {} and vanilla.lifted(0.1) == set()
 
 
 def test_a_connection_is_in_scope_from_its_syn_until_trust_comes_or_the_opening_ends():

@@ -12,6 +12,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from experiments.attacks import segment_after
+from experiments.harness import wait_until
 from experiments.shapes import DSS_ACK_ONLY, SHAPES
 from hosts import bpf_syscall
 from hosts.extension import Scope
@@ -274,3 +275,69 @@ def test_a_refused_object_leaves_nothing_pinned(tmp_path, monkeypatch):
     with pytest.raises(guard_module.GuardError, match="bpftool"):
         Guard(f"unit-bogus-{os.getpid()}")
     assert not (guard_module.BPFFS / f"unit-bogus-{os.getpid()}").exists()
+
+
+def handshake(flags: str, option: bytes, port: int = VICTIM[1]):
+    return IP(src=PEER[0], dst=VICTIM[0]) / TCP(
+        sport=PEER[1], dport=port, flags=flags, options=[("MSS", 1460), (30, option[2:])]
+    )
+
+
+@pytest.fixture
+def self_opening(guard):
+    """The classifier begins openings itself (the agent's settings while it expects a
+    trusted subflow), for 200 ms."""
+    guard.configure(enforce=True, mark=MARK_IN, opening_allowed=OPENING, opening_ms=200)
+    yield guard
+    guard.configure(enforce=True, mark=MARK_IN)
+    guard.set_guarded({})
+
+
+@pytest.mark.parametrize("flags", ["S", "SA"])
+@pytest.mark.parametrize("first", ["capable", "join"])
+def test_an_arriving_mptcp_handshake_begins_an_opening_before_the_agent_knows(
+    self_opening, flags, first
+):
+    """The server's SYN in, or the client's SYN/ACK in: from that segment on the subflow
+    is in an opening, with no entry of the agent's; a forgery built from the SYN/ACK
+    comes too late."""
+    port = VICTIM[1] + len(flags) + (10 if first == "join" else 0)  # a fresh 4-tuple
+    option = (
+        encode(MpJoin(False, addr_id=1, token=7, nonce=9))
+        if first == "join"
+        else (bytes([30, 12, 0x01, 0x81]) + b"\x11" * 8)
+    )
+    before = self_opening.counters()["opened"]
+    prio = base(OPTIONS["mp_prio"])
+    prio[TCP].dport = port
+    assert run(self_opening, prio)[0] == TC_ACT_OK  # no handshake seen: not in scope
+    assert run(self_opening, handshake(flags, option, port))[0] == TC_ACT_OK
+    assert self_opening.counters()["opened"] == before + 1
+    assert run(self_opening, prio)[0] == TC_ACT_SHOT
+    add = base(OPTIONS["add_addr"])
+    add[TCP].dport = port
+    assert run(self_opening, add) == (TC_ACT_OK, MARK_IN)  # the agent's to judge
+    trust = base(OPTIONS["addr_trust"])
+    trust[TCP].dport = port
+    assert run(self_opening, trust) == (TC_ACT_OK, 0)
+    # The agent lifts it (a trusted subflow) or narrows it (guarded): its map wins.
+    four = (PEER[0], PEER[1], VICTIM[0], port)
+    self_opening.set_guarded({four: allowed_subtypes(None, ADDR_TRUST_DEFAULT)})
+    assert run(self_opening, prio)[0] == TC_ACT_OK
+    self_opening.set_guarded({four: GUARDED})
+    assert run(self_opening, trust)[0] == TC_ACT_SHOT
+
+
+def test_an_opening_the_classifier_began_ends_by_itself(self_opening):
+    port = 41000
+    option = bytes([30, 12, 0x01, 0x81]) + b"\x11" * 8
+    assert run(self_opening, handshake("SA", option, port))[0] == TC_ACT_OK
+    prio = base(OPTIONS["mp_prio"])
+    prio[TCP].dport = port
+    assert run(self_opening, prio)[0] == TC_ACT_SHOT
+    wait_until(lambda: run(self_opening, prio)[0] == TC_ACT_OK, 5, "the opening's end")
+    self_opening.configure(enforce=True, mark=MARK_IN)  # no trusted address: none begins
+    other = 41001
+    assert run(self_opening, handshake("SA", option, other))[0] == TC_ACT_OK
+    prio[TCP].dport = other
+    assert run(self_opening, prio)[0] == TC_ACT_OK
