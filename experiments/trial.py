@@ -388,11 +388,17 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
 
 
 def explains_broken_transfer(record: dict) -> bool:
-    """A failed legitimate transfer is an outcome only if a successful attack explains it
-    (FASTCLOSE resets the connection; RM_ADDR may remove every subflow)."""
-    return record["transfer_ok"] or (
-        record["success"] and record["attack"] in ("fastclose", "rm_addr")
-    )
+    """A failed legitimate transfer is an outcome only if the attack explains it:
+    FASTCLOSE resets the connection and RM_ADDR may remove every subflow when they work;
+    a claim's forgeries go to b, the transfer's receiver, and in the payload, FIN and
+    RST shapes inject data, a FIN or a reset into its stream (TCP-level injection, which
+    no MPTCP option guard stops: with one subflow, unmapped data ends MPTCP there)."""
+    if record["transfer_ok"]:
+        return True
+    if record["success"] and record["attack"] in ("fastclose", "rm_addr"):
+        return True
+    tried = {entry.rsplit(":", 1)[0].split("/")[-1] for entry in record["attempt_log"].split()}
+    return record["attack"] == "claim" and bool(tried & set(adaptive.DESTRUCTIVE))
 
 
 def trust_convergence(tb, rounds: int = 3) -> dict:

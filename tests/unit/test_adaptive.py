@@ -40,3 +40,18 @@ def test_the_flood_strikes_in_the_lull_and_moments_can_be_chosen():
     assert {a.moment for a in plan("mp_prio", ("bulk",))} == {"bulk"}
     with pytest.raises(ValueError, match="unknown moments"):
         plan("mp_prio", ("dawn",))
+
+
+def test_which_broken_transfers_an_attack_explains():
+    from experiments.trial import explains_broken_transfer
+
+    def rec(attack, success, log, ok=False):
+        return {"attack": attack, "success": success, "attempt_log": log, "transfer_ok": ok}
+
+    assert explains_broken_transfer(rec("mp_prio", False, "early/plain:0", ok=True))
+    assert explains_broken_transfer(rec("fastclose", True, "early/plain:1"))
+    assert not explains_broken_transfer(rec("fastclose", False, "early/plain:0"))
+    assert not explains_broken_transfer(rec("mp_prio", True, "early/payload:1"))
+    # A claim's payload, FIN or RST went into b's receive stream.
+    assert explains_broken_transfer(rec("claim", False, "early/payload:0 bulk/plain:0"))
+    assert not explains_broken_transfer(rec("claim", False, "early/plain:0 bulk/psh:0"))
