@@ -27,7 +27,7 @@ from experiments.harness import (
     pin_neighbours,
     wait_until,
 )
-from experiments.records import Cell
+from experiments.records import Cell, attempt_outcomes
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, M1, M2
 
 PORT = 5201
@@ -397,7 +397,7 @@ def explains_broken_transfer(record: dict) -> bool:
         return True
     if record["success"] and record["attack"] in ("fastclose", "rm_addr"):
         return True
-    tried = {entry.rsplit(":", 1)[0].split("/")[-1] for entry in record["attempt_log"].split()}
+    tried = {what.split("/")[-1] for what in attempt_outcomes([record])}
     return record["attack"] == "claim" and bool(tried & set(adaptive.DESTRUCTIVE))
 
 
