@@ -14,6 +14,11 @@ Moments of a connection (its bulk transfer starts after a short greeting pause):
   current: the shape the first experiment used).
 Within a moment the shapes that leave the connection as it was come first, then those
 that can end a subflow (payload without a data-level mapping, FIN, RST).
+
+A replay and the forgeries from the attacker's own connection test the extension's
+freshness and per-connection checks rather than its classifier (which the option
+attacks try in every shape): they have short plans of their own (EXTENSION_PLANS), and
+a replay has no early attempt (nothing is recorded yet).
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ MOMENTS = ("early", "bulk", "lull")
 DESTRUCTIVE = ("payload", "fin", "rst")
 SHAPE_ORDER = tuple(s for s in SHAPES if s not in DESTRUCTIVE) + DESTRUCTIVE
 FLOOD = "flood"  # the MP_JOIN flood has one shape
+EXTENSION_PLANS = {
+    "replay": (
+        ("bulk", "plain"),
+        ("lull", "plain"),
+        ("lull", "behind_dss"),
+        ("lull", "ip_options"),
+    ),
+    "own_connection": (("early", "plain"), ("bulk", "plain"), ("lull", "plain")),
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,9 @@ class Attempt:
 
 
 def early_shape(attack: str, trial: int) -> str:
-    """The one shape trial ``trial`` tries in the early moment ("" for the flood)."""
+    """The one shape trial ``trial`` tries in the early moment ("" if none)."""
+    if attack in EXTENSION_PLANS:
+        return next((s for m, s in EXTENSION_PLANS[attack] if m == "early"), "")
     return "" if attack == "join_flood" else SHAPE_ORDER[trial % len(SHAPE_ORDER)]
 
 
@@ -50,6 +66,8 @@ def plan(attack: str, moments: tuple[str, ...] = MOMENTS, early: str = "plain") 
         raise ValueError(f"unknown shape {early!r}")
     if attack == "join_flood":
         return [Attempt("lull", FLOOD)] if "lull" in moments else []
+    if attack in EXTENSION_PLANS:
+        return [Attempt(m, s) for m, s in EXTENSION_PLANS[attack] if m in moments]
     out = [Attempt("early", early)] if "early" in moments else []
     return out + [Attempt(m, s) for m in MOMENTS[1:] if m in moments for s in SHAPE_ORDER]
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from hosts.options import (
     ADDR_TRUST_DEFAULT,
+    KIND_MPTCP,
     AddAddr,
     AddrTrust,
     MpCapable,
@@ -51,15 +52,24 @@ from hosts.options import (
     encode,
     mptcp_options,
     signed_addr_trust,
+    tcp_options,
     token_of,
 )
 from hosts.segment import parse
 
 ATTACKS = ("add_addr", "rm_addr", "mp_prio", "fastclose", "join_flood")
 # Attacks on the extension itself, made by the adaptive forger (experiments/forger.py)
-# only: ``claim`` (an ADDR_TRUST that says the eavesdropped address is protected, signed
-# with the sniffed keys, then an MP_PRIO on the subflow it would make trusted).
-EXTENSION_ATTACKS = ("claim",)
+# only, each followed by an MP_PRIO on the eavesdropped subflows (which the victim takes
+# only if the attack lifted enforcement there):
+# - ``claim``: an ADDR_TRUST saying the eavesdropped address is protected, signed with
+#   the sniffed keys;
+# - ``replay``: every control option the eavesdropped host sent on the tapped subflows
+#   (ADDR_TRUST and its withdrawals and echoes, T-ADD_ADDR, ADD_ADDR, RM_ADDR, MP_PRIO),
+#   sent again with the subflow's current sequence numbers;
+# - ``own_connection``: from the attacker's own MPTCP connection to the victim (whose keys
+#   it knows, being its client): T-ADD_ADDRs naming the eavesdropped host's addresses and
+#   withdrawals of its protected one (own_connection_claims).
+EXTENSION_ATTACKS = ("claim", "replay", "own_connection")
 ALL_ATTACKS = ATTACKS + EXTENSION_ATTACKS
 STRENGTHS = ("eavesdrop", "blind")
 
@@ -76,6 +86,11 @@ TAG = 0x7A7A  # IP ID of every forged packet
 TS_AHEAD = 10  # ms ahead of the peer's extrapolated clock: passes PAWS, stays plausible
 ATTACKER_ADDR_ID = 42  # the address ID a forged ADD_ADDR announces
 CLAIM_ADDR_ID = 2  # the address ID a forged claim gives the eavesdropped address
+PROTECTED_ADDR_ID = 1  # the ID the eavesdropped host's agent gives its protected address
+# What a replay resends: every signal a host acts on (RFC 8684 subtypes ADD_ADDR, RM_ADDR,
+# MP_PRIO; the extension's ADDR_TRUST is added by its configured subtype).
+REPLAYED_SUBTYPES = (0x3, 0x4, 0x5)
+MAX_RECORDED = 32  # distinct options a replaying attacker keeps (the first ones seen)
 REMOVED_IDS = (0, 1, 2, 3)  # every address ID the testbed's hosts use
 BLIND_GUESSES = 20  # forged segments per four-tuple for a blind attacker
 QUIET, PATIENCE = 0.15, 1.0  # seconds: how long the eavesdropper waits for a lull
@@ -92,6 +107,8 @@ class Knowledge:
     server_key: int | None = None
     server_port: int | None = None
     victim_is_client: bool = True
+    # (peer -> victim four-tuple, option bytes): control options the peer sent the victim
+    recorded: list = field(default_factory=list)
 
     @property
     def victim_key(self) -> int | None:
@@ -103,7 +120,8 @@ class Knowledge:
 
     def summary(self) -> dict:
         return {"subflows_seen": len(self.last_from_peer),
-                "keys_known": self.client_key is not None}  # fmt: skip
+                "keys_known": self.client_key is not None,
+                "recorded": len(self.recorded)}  # fmt: skip
 
 
 class Learner:
@@ -111,10 +129,14 @@ class Learner:
     Headers are parsed without scapy (a tap holds tens of thousands of segments); only
     the segments kept become scapy packets."""
 
-    def __init__(self, victim: set[str], peer: set[str]):
+    def __init__(
+        self, victim: set[str], peer: set[str], addr_trust_subtype: int = ADDR_TRUST_DEFAULT
+    ):
         self.victim, self.peer = victim, peer
         self.keys: tuple | None = None  # (client key, server key, server port, victim is client)
         self.last: dict = {}  # peer -> victim four-tuple -> (frame, capture time)
+        self.replayable = {*REPLAYED_SUBTYPES, addr_trust_subtype}
+        self.recorded: dict[bytes, tuple] = {}  # option bytes -> four-tuple it came on
 
     def feed(self, frames) -> Learner:
         """``frames``: (Ethernet frame bytes, capture time), in capture order."""
@@ -138,6 +160,9 @@ class Learner:
                                      seg.src in self.victim)  # fmt: skip
             if seg.src in self.peer and seg.dst in self.victim and not seg.flags & 0x02:
                 self.last[seg.four_tuple] = (frame, when)
+                for option in control_options(seg.options, self.replayable):
+                    if len(self.recorded) < MAX_RECORDED:
+                        self.recorded.setdefault(option, seg.four_tuple)
         return self
 
     def knowledge(self) -> Knowledge:
@@ -151,6 +176,7 @@ class Learner:
             p = Ether(frame)
             p.time = when
             k.last_from_peer[four_tuple] = p
+        k.recorded = [(four, option) for option, four in self.recorded.items()]
         return k
 
 
@@ -231,6 +257,17 @@ def _mptcp_options(area: bytes) -> list:
         return []
 
 
+def control_options(area: bytes, subtypes: set[int]) -> list[bytes]:
+    """The raw MPTCP options of ``subtypes`` in a TCP option area, exactly as sent (a
+    replay resends the bytes, HMAC and counter included); none from an area that does
+    not parse."""
+    try:
+        options = tcp_options(area)
+    except OptionError:
+        return []
+    return [o for kind, o in options if kind == KIND_MPTCP and len(o) > 2 and o[2] >> 4 in subtypes]
+
+
 def _timestamps(tcp) -> tuple[int, int]:
     for name, value in tcp.options:
         if name == "Timestamp":
@@ -303,6 +340,46 @@ def claim_for(seen, k: Knowledge, counter: int, subtype: int = ADDR_TRUST_DEFAUL
     unsigned = AddrTrust(CLAIM_ADDR_ID, counter, CLAIM_LIFETIME, b"")
     opt = signed_addr_trust(k.peer_key, k.victim_key, unsigned, src, src, dst, subtype)
     return encode(opt, subtype)
+
+
+def own_connection_claims(
+    k: Knowledge,
+    own: str,
+    victim: str,
+    protected: str,
+    unprotected: str,
+    counter: int,
+    subtype: int = ADDR_TRUST_DEFAULT,
+) -> list[bytes]:
+    """What the attacker says on its own connection to the victim (``own`` -> ``victim``,
+    its own keys in ``k``, the attacker being the client), trying to move the victim's
+    trust in the eavesdropped host's addresses: T-ADD_ADDRs naming its ``unprotected``
+    and its ``protected`` address; an ADDR_TRUST with the protected address's ID
+    (PROTECTED_ADDR_ID) for itself (a notification credits the segment's source); then
+    withdrawals of that ID signed over the protected address and over its own. Every one
+    is well made for this connection, and the last one verifies: only the connection
+    they come on is wrong."""
+    if k.client_key is None or k.server_key is None:
+        return []
+    mine, theirs = k.client_key, k.server_key
+
+    def t_add_addr(addr_id: int, address: str) -> bytes:
+        mac = add_addr_hmac(mine, theirs, addr_id, address, trust=True)
+        return encode(AddAddr(addr_id, address, trust=True, hmac=mac))
+
+    def addr_trust(unsigned: AddrTrust, address: str) -> bytes:
+        return encode(
+            signed_addr_trust(mine, theirs, unsigned, address, own, victim, subtype), subtype
+        )
+
+    withdrawal = lambda n: AddrTrust(PROTECTED_ADDR_ID, counter + n, 0, b"", withdraw=True)  # noqa: E731
+    return [
+        t_add_addr(CLAIM_ADDR_ID, unprotected),
+        t_add_addr(PROTECTED_ADDR_ID, protected),
+        addr_trust(AddrTrust(PROTECTED_ADDR_ID, counter, CLAIM_LIFETIME, b""), own),
+        addr_trust(withdrawal(1), protected),
+        addr_trust(withdrawal(2), own),
+    ]
 
 
 def option_attack(attack: str, k: Knowledge, attacker: str, rng: random.Random,

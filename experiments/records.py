@@ -60,8 +60,9 @@ COLUMNS = (
     # segment to its TPBT's first trusted subflow, and to the adaptive attacker's early
     # attempt (and that attempt's shape)
     "confinement", "trusted_up_ms", "early_shape", "early_ms",
-    # the adaptive attacker: every attempt made, "moment/shape:1" if it worked
-    "attempt_log",
+    # the adaptive attacker: every attempt made, "moment/shape:1" if it worked; what a
+    # replay had to resend (option kinds it recorded: "AddrTrust:2 AddAddr-trust:1")
+    "attempt_log", "replayed",
 )  # fmt: skip
 
 
@@ -98,7 +99,8 @@ def _typed(row: dict) -> dict:
     # Columns that runs before the adaptive attacker did not write.
     for k, default in (("attempts", 1), ("attempt", 1)):
         out[k] = int(row.get(k) or default)
-    for k in ("success_moment", "success_shape", "retry_reason", "early_shape", "attempt_log"):
+    for k in ("success_moment", "success_shape", "retry_reason", "early_shape", "attempt_log",
+              "replayed"):  # fmt: skip
         out[k] = row.get(k) or ""
     for k in ("trusted_up_ms", "early_ms"):
         out[k] = float(row[k]) if row.get(k) not in (None, "", "None") else None

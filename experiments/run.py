@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from experiments import attacks, records
+from experiments import adaptive, attacks, records
 from experiments.harness import MODES, REPO, HarnessError, set_mode, warm_up
 from experiments.records import Cell
 from topologies.builder import HOST_OFFLOADS
@@ -39,8 +39,10 @@ LOCATIONS = ("protected", "unprotected")
 # The attack program's strengths, and the adaptive attacker (experiments/adaptive.py).
 STRENGTHS = (*attacks.STRENGTHS, "adaptive")
 # Measured on 2 cores; used for the up-front estimate only. An adaptive trial in which no
-# attempt works makes every attempt (27 for an option attack).
-SECONDS_PER_TRIAL = {"eavesdrop": 5.5, "blind": 5.5, "adaptive": 10.0}
+# attempt works makes every attempt (27 for an option attack); a replay and the attacker's
+# own connection have short plans (experiments/adaptive.py EXTENSION_PLANS).
+SECONDS_PER_TRIAL = {"eavesdrop": 5.2, "blind": 5.2, "adaptive": 9.6}
+SECONDS_PER_SHORT_PLAN = 6.0
 
 
 def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
@@ -52,15 +54,15 @@ def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:
 
 
 # The cells the README's headline rests on: the adaptive eavesdropper on a's unprotected
-# network against hosts that run the extension, with SAVI deployed. A claim against
-# trusted hosts (which enforce nothing: the MP_PRIO behind it is taken anyway) is context,
-# 5 trials.
+# network against hosts that run the extension, with SAVI deployed. The attacks on the
+# extension against trusted hosts (which enforce nothing: the MP_PRIO behind each is taken
+# anyway) are context, 3 trials each, as is the positive control.
 HEADLINE = [
     f"savi/{mode}/unprotected/{attack}/adaptive"
     for mode in ("trusted", "enforce")
     for attack in attacks.ATTACKS
-] + ["savi/enforce/unprotected/claim/adaptive"]
-CONTEXT = ["savi/trusted/unprotected/claim/adaptive"]
+] + [f"savi/enforce/unprotected/{attack}/adaptive" for attack in attacks.EXTENSION_ATTACKS]
+CONTEXT = [f"savi/trusted/unprotected/{attack}/adaptive" for attack in attacks.EXTENSION_ATTACKS]
 # The positive control: the same attacker against vanilla hosts without SAV.
 CONTROL = [f"none/vanilla/unprotected/{attack}/adaptive" for attack in attacks.ALL_ATTACKS]
 
@@ -79,12 +81,13 @@ CONFIGS = {
     "default": {
         "description": "the adaptive attacker (every shape, three moments) on the "
                        "unprotected network against trusted and enforcing hosts with SAVI, "
-                       "20 trials per cell, and the claim (a forged ADDR_TRUST) against "
-                       "enforcing hosts; vanilla hosts without SAV as the positive "
-                       "control, 5 trials per cell",
+                       "20 trials per cell, and the attacks on the extension (claim, "
+                       "replay, own connection) against enforcing hosts; against trusted "
+                       "hosts and vanilla hosts without SAV (the positive control), 3 "
+                       "trials per cell",
         "cells": HEADLINE + CONTEXT + CONTROL,
         "trials": 20,
-        "cell_trials": {key: 5 for key in CONTEXT + CONTROL},
+        "cell_trials": {key: 3 for key in CONTEXT + CONTROL},
     },
     "shapes": {
         "description": "which shape works at which moment: the adaptive attacker's MP_PRIO "
@@ -114,7 +117,13 @@ def trials_per_cell(config: dict) -> dict[str, int]:
 
 
 def estimate(trials: dict[str, int]) -> str:
-    seconds = sum(n * SECONDS_PER_TRIAL[k.rsplit("/", 1)[-1]] for k, n in trials.items())
+    def seconds_per_trial(key: str) -> float:
+        attack, strength = key.rsplit("/", 2)[-2:]
+        if strength == "adaptive" and attack in adaptive.EXTENSION_PLANS:
+            return SECONDS_PER_SHORT_PLAN
+        return SECONDS_PER_TRIAL[strength]
+
+    seconds = sum(n * seconds_per_trial(k) for k, n in trials.items())
     when = f"{seconds / 3600:.1f} h" if seconds > 5400 else f"{seconds / 60:.0f} min"
     return f"{sum(trials.values())} trials, about {when} on 2 cores"
 

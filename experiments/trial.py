@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from experiments import adaptive, attacks
@@ -47,21 +48,28 @@ ATTEMPT_REACT = 0.1  # s: the victim acts on an option as it arrives; then look 
 # The adaptive attacker: the bulk lasts for its 13 attempts during the bulk (about
 # 0.25 s each), the quiet spell for its 13 in the lull, before the client closes.
 ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.5
+# A replay and the forgeries from the attacker's own connection have short plans
+# (adaptive.EXTENSION_PLANS): the first transfer's timing, and a quiet spell for 3 lull
+# attempts judged by the victim's TPBT as well (its agent writes it every 0.2 s).
+SHORT_PLANS = {"replay": (1.0, 3.0), "own_connection": (1.0, 3.0)}
+TPBT_REACT = 0.5  # s: two of the agent's state writes
+OWN_PORT = PORT + 2  # the attacker's own connection to the victim (own_connection)
+OWN_BYTES = 50_000  # ... carries a little data, then stays quiet
 
 # Attacks whose success the victim answers with signalling of its own (its path manager
 # re-plans after a removal; a fast close tears the connection down): confinement counts
 # nothing from the moment they worked. (A hijack's answers name or go to the attacker's
 # address and are left out by address; an MP_PRIO is not answered; a believed claim
 # moves the peer's control options onto the eavesdropped subflow.)
-ANSWERED = ("rm_addr", "fastclose", "claim")
+ANSWERED = ("rm_addr", "fastclose", *attacks.EXTENSION_ATTACKS)
 # Counts the SYNs the victim sends to the attacker: a hijack's join is reset at once by
 # the attacker's kernel (nothing listens there), too fast for `ss` to see.
 HIJACK_RULE = "OUTPUT -d {attacker} -p tcp --syn -m comment --comment tmptcp-hijack-oracle"
 
 # Success predicates on the victim's kernel counters (deltas over the attack).
-# The flood hits the peer's listener; a claim makes the peer (b) trust a's unprotected
-# address; the rest hit a.
-VICTIM = {"join_flood": "b", "claim": "b"}
+# The flood hits the peer's listener; the attacks on the extension try to move the peer's
+# (b's) trust in a's addresses; the rest hit a.
+VICTIM = {"join_flood": "b", **{attack: "b" for attack in attacks.EXTENSION_ATTACKS}}
 
 
 def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
@@ -73,8 +81,15 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     if attack == "rm_addr":
         ok = d("MPTcpExtRmAddr", 0) > 0
         return ok, f"RmAddr+{d('MPTcpExtRmAddr', 0)} RmSubflow+{d('MPTcpExtRmSubflow', 0)}"
-    if attack in ("mp_prio", "claim"):  # a claim's proof: the MP_PRIO behind it was taken
-        return d("MPTcpExtMPPrioRx", 0) > 0, f"MPPrioRx+{d('MPTcpExtMPPrioRx', 0)}"
+    if attack in ("mp_prio", *attacks.EXTENSION_ATTACKS):
+        # An attack on the extension is proven by the MP_PRIO behind it (or, with agents,
+        # by the victim's TPBT: trust_bent). Announcements the victim's kernel took are
+        # evidence, not success: a replayed ADD_ADDR names an address it knows already,
+        # and the attacker may announce anything on its own connection.
+        evidence = f"MPPrioRx+{d('MPTcpExtMPPrioRx', 0)}"
+        if attack in ("replay", "own_connection"):
+            evidence += f" AddAddr+{d('MPTcpExtAddAddr', 0)}"
+        return d("MPTcpExtMPPrioRx", 0) > 0, evidence
     if attack == "fastclose":
         return d("MPTcpExtMPFastcloseRx", 0) > 0, f"MPFastcloseRx+{d('MPTcpExtMPFastcloseRx', 0)}"
     if attack == "join_flood":
@@ -83,6 +98,23 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
         return taken > 0, (f"MPJoinSynRx+{d('MPTcpExtMPJoinSynRx', 0)} "
                            f"NoTokenFound+{d('MPTcpExtMPJoinNoTokenFound', 0)}")  # fmt: skip
     raise ValueError(f"unknown attack {attack!r}")
+
+
+def trust_bent(before: list[dict], after: list[dict], protected: set[str],
+               unprotected: set[str]) -> str:  # fmt: skip
+    """What changed in the victim's TPBT entries (its agent's state file) that an attack
+    on the extension aims at: a peer address in ``unprotected`` trusted where it was not,
+    or one in ``protected`` no longer trusted on a subflow that trusted it. '' if none
+    (the legitimate connection's trust does not change during a trial)."""
+    was = {(e["token"], e["src"], e["dst"]): e["dip_trust"] for e in before}
+    changes = set()
+    for e in after:
+        trusted_before = was.get((e["token"], e["src"], e["dst"]))
+        if e["dst"] in unprotected and e["dip_trust"] and not trusted_before:
+            changes.add(f"trusts {e['dst']}")
+        elif e["dst"] in protected and trusted_before and not e["dip_trust"]:
+            changes.add(f"no longer trusts {e['dst']}")
+    return ", ".join(sorted(changes))
 
 
 def seed_of(cell: Cell, trial: int) -> int:
@@ -186,7 +218,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         cmd = [sys.executable, "-m", "experiments.forger", "--attacker", attacker_addr,
                "--seed", str(seed), "--port", str(PORT)]  # fmt: skip
         a_addrs, b_addrs = (A_TRUSTED, A_UNTRUSTED), (B_TRUSTED, B_UNTRUSTED)
-        if cell.attack == "claim":  # in a's name to b, on the subflows the tap shows
+        if cell.attack in attacks.EXTENSION_ATTACKS:  # in a's name to b
             a_addrs, b_addrs = b_addrs, a_addrs
         for flag, addrs in (("--victim", a_addrs), ("--peer", b_addrs)):
             cmd += [a for addr in addrs for a in (flag, addr)]
@@ -194,23 +226,35 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     caps, attacker, xfer = {}, None, None
     outcome = None
     bulk = ADAPTIVE_BULK_SECONDS if cell.strength == "adaptive" else BULK_SECONDS
+    idle = ADAPTIVE_IDLE if cell.strength == "adaptive" else IDLE
+    if cell.strength == "adaptive" and cell.attack in SHORT_PLANS:
+        bulk, idle = SHORT_PLANS[cell.attack]
+    own_xfer = None
     hijack_rule = HIJACK_RULE.format(attacker=attacker_addr)
     if cell.attack == "add_addr" and cell.strength == "adaptive":
         out = victim.cmd(f"iptables -w -I {hijack_rule} && echo inserted")
         if "inserted" not in out:
             raise HarnessError(f"could not add the hijack oracle rule in {victim.name}: {out}")
     try:
-        # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
-        for i in ("a-eth0", "a-eth1"):
-            caps[i] = Capture(a, i, f"tcp port {PORT}", workdir / f"{i}.pcap", snaplen=SNAPLEN)
+        # The attack program loads scapy while the captures start: it reads its taps
+        # only when told to strike.
+        pcap = {i: workdir / f"{i}.pcap" for i in ("a-eth0", "a-eth1", "own")}
         if cell.strength in ("eavesdrop", "adaptive"):
-            cmd += ["--tap", str(caps[tap_iface].path)]
+            cmd += ["--tap", str(pcap[tap_iface])]
+        if cell.attack == "replay":  # it reads a's other link too (it cannot send there)
+            cmd += ["--record-tap", str(pcap["a-eth0" if tap_iface == "a-eth1" else "a-eth1"])]
+        if cell.attack == "own_connection":
+            cmd += ["--own", attacker_addr, "--own-tap", str(pcap["own"])]
         attacker = tb.net[attacker_name].popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                text=True)  # fmt: skip
+        # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
+        for i in ("a-eth0", "a-eth1"):
+            caps[i] = Capture(a, i, f"tcp port {PORT}", pcap[i], snaplen=SNAPLEN)
+        if cell.attack == "own_connection":
+            own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE)
         if attacker.stdout.readline().strip() != "ready":
             raise HarnessError(f"the attack program did not start: {attacker.stderr.read()[:500]}")
-        idle = ADAPTIVE_IDLE if cell.strength == "adaptive" else IDLE
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
         xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
@@ -218,9 +262,12 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         if cell.strength == "adaptive":
             before = mib(victim)
             t_attack = time.monotonic()
+            tpbt = None
+            if tb.agents and cell.attack in SHORT_PLANS:  # a claim shows in the MP_PRIO
+                tpbt = lambda: tb.tpbt(victim.name)["entries"]  # noqa: E731
             outcome, report = adapt(attacker, victim, cell.attack, attacker_addr, xfer.started,
                                     bulk, early_shape=adaptive.early_shape(cell.attack, trial),
-                                    exhaustive=exhaustive)  # fmt: skip
+                                    exhaustive=exhaustive, tpbt=tpbt)  # fmt: skip
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
@@ -235,7 +282,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 raise HarnessError(f"the attack program failed: {err.strip()[-500:]}") from None
             if "error" in report:
                 raise HarnessError(f"the attack program failed: {report['error']}")
-        time.sleep(REACT)
+        if outcome is None:  # adaptive attempts were each judged as they were made
+            time.sleep(REACT)
         after = mib(victim)
         if tpbt_out is not None and tb.agents:
             tpbt_out.write_text(
@@ -249,8 +297,9 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         if attacker is not None and attacker.poll() is None:
             attacker.kill()
             attacker.wait(10)
-        if xfer is not None:
-            xfer.kill()
+        for x in (xfer, own_xfer):
+            if x is not None:
+                x.kill()
         time.sleep(0.3)  # the last packets reach the files
         for c in caps.values():
             c.stop(settle=0)
@@ -262,7 +311,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     worked_at = None  # the victim's signalling from then on answers the forgery
     if success and cell.attack in ANSWERED:
         worked_at = outcome.at if outcome is not None else attack_wall
-    packets = [p for c in caps.values() for p in decode(c.path)]
+    # Both of a's links at once: tcpdump and tshark each use a core.
+    with ThreadPoolExecutor(2) as pool:
+        decoded = pool.map(decode, [c.path for i, c in caps.items() if i != "own"])
+        packets = [p for link in decoded for p in link]
     conf = confine(packets, labels, {"a": {A_TRUSTED, A_UNTRUSTED}, "b": {B_TRUSTED, B_UNTRUSTED}},
                    attacks.TAG, until=worked_at)  # fmt: skip
     trusted_total = conf.totals()
@@ -279,6 +331,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         "success_shape": outcome.shape if outcome else "",
         "attempts": outcome.attempts if outcome else 1,
         "subflows_seen": report["subflows_seen"], "keys_known": report["keys_known"],
+        "replayed": report.get("replayed", ""),
         "transfer_ok": transfer_ok,
         "transfer_error": "; ".join(f"{side}: {o['error']}" for side, o in
                                     (("client", client), ("server", server)) if "error" in o),
@@ -300,6 +353,20 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         for c in caps.values():
             c.path.unlink(missing_ok=True)
     return record
+
+
+def _own_connection(tb, attacker: str, path: Path, caps: dict, seconds: float) -> Transfer:
+    """The attacker's own MPTCP connection to b (a little data, then quiet for
+    ``seconds``), captured on its own link as ``caps["own"]``; returned once the capture
+    has shown the handshake's third ACK (the keys)."""
+    host = tb.net[attacker]
+    caps["own"] = Capture(host, f"{attacker}-eth0", f"tcp port {OWN_PORT}", path, snaplen=SNAPLEN)
+    own = Transfer(tb, nbytes=OWN_BYTES, pause=0, idle=seconds + 2, timeout=seconds + 10,
+                   client=attacker, server="b", port=OWN_PORT)  # fmt: skip
+    wait_until(lambda: attacks.learn(attacks.read_tap(str(path)), {B_TRUSTED, B_UNTRUSTED},
+                                     {host.IP()}).client_key is not None,
+               10, "the attacker's own connection to show its keys")  # fmt: skip
+    return own
 
 
 def _ms(when: float | None, since: float | None) -> float | None:
@@ -333,7 +400,8 @@ def syns_to(victim, attacker: str) -> int:
     return int(fields[0])
 
 
-def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = ATTEMPT_REACT):
+def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = ATTEMPT_REACT,
+             tpbt=None):  # fmt: skip
     """(success, evidence) once the victim shows the attack worked, or after ``timeout``
     (the kernel acts on an option as it arrives). The hijack is judged by the victim's
     SYNs towards the attacker's address: during a transfer the legitimate ADD_ADDRs and
@@ -345,18 +413,23 @@ def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = 
             ok, evidence = syns > 0, f"SYNs to {attacker}: {syns}"
         else:
             now = mib(victim)
-            ok, evidence = succeeded(attack, {k: now.get(k, 0) - v for k, v in before.items()})
+            counters = {k: v for k, v in before.items() if k != "tpbt"}
+            ok, evidence = succeeded(attack, {k: now.get(k, 0) - v for k, v in counters.items()})
+        if tpbt is not None:
+            bent = trust_bent(before["tpbt"], tpbt(), {A_TRUSTED}, {A_UNTRUSTED})
+            ok, evidence = ok or bool(bent), f"{evidence} TPBT: {bent or 'unchanged'}"
         if ok or time.monotonic() >= deadline:
             return ok, evidence
         time.sleep(0.05)
 
 
 def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float,
-          early_shape: str = "plain", exhaustive: bool = False):  # fmt: skip
+          early_shape: str = "plain", exhaustive: bool = False, tpbt=None):  # fmt: skip
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
-    judging each attempt by the victim's counters; stop at the first that works, unless
-    ``exhaustive`` (every attempt is made and judged on its own: for an attack that
-    leaves the connection as it was, to see which shapes and moments work)."""
+    judging each attempt by the victim's counters (and ``tpbt()``, its TPBT entries, if
+    given: trust_bent); stop at the first that works, unless ``exhaustive`` (every
+    attempt is made and judged on its own: for an attack that leaves the connection as
+    it was, to see which shapes and moments work)."""
     outcome, report = adaptive.Outcome(), {"subflows_seen": 0, "keys_known": False}
     starts = {"early": started, "bulk": started + PAUSE + 0.2,
               "lull": started + PAUSE + bulk + SETTLE}  # fmt: skip
@@ -365,6 +438,8 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
         before = mib(victim)
         if attack == "add_addr":
             before["hijack_syns"] = syns_to(victim, attacker)
+        if tpbt is not None:
+            before["tpbt"] = tpbt()
         now = attempt.moment != "lull"
         shape = "plain" if attempt.shape == adaptive.FLOOD else attempt.shape
         report = _command(forger, attack, shape, now)
@@ -376,7 +451,8 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
             outcome.early_shape, outcome.early_at = attempt.shape, report.get("sent_at")
         outcome.attempts += 1
         outcome.sent += report["sent"]
-        ok, evidence = _reacted(victim, before, attack, attacker)
+        react = TPBT_REACT if tpbt is not None else ATTEMPT_REACT
+        ok, evidence = _reacted(victim, before, attack, attacker, react, tpbt)
         outcome.log.append((attempt, ok))
         if ok and not outcome.success:
             outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape
@@ -384,6 +460,8 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
             outcome.evidence = f"{attempt.moment}/{attempt.shape}: {evidence}"
         if ok and not exhaustive:
             break
+    if not outcome.success and outcome.log:
+        outcome.evidence = f"no attempt worked; the last: {evidence}"
     return outcome, report
 
 

@@ -39,7 +39,7 @@ def savi_enforce(tmp_path_factory):
 def trial(tb, key: str, **kw) -> dict:
     cell = Cell.parse(key)
     record = run_trial(tb, cell, 0, tb.work / cell.attack, **kw)
-    print(key, record["evidence"], f"{record['trial_seconds']:.1f} s")
+    print(key, record["evidence"], record["replayed"], f"{record['trial_seconds']:.1f} s")
     return record
 
 
@@ -63,6 +63,19 @@ class TestWithoutSav:
         record = trial(no_sav, "none/vanilla/unprotected/claim/adaptive")
         assert record["keys_known"] and record["forged_sent"] > 0
         assert record["success"], record["evidence"]
+        assert record["bytes_match"]
+
+    @pytest.mark.parametrize("attack", ["replay", "own_connection"])
+    def test_the_replay_and_the_own_connection_succeed_against_vanilla(self, no_sav, attack):
+        """The positive control of the attacks on the extension: vanilla b has no trust
+        to bend, and takes the MP_PRIO behind either attack. The replay had something to
+        resend (vanilla a sends little control: the echo of b's announcement); vanilla b
+        refuses the attacker's T-flagged ADD_ADDR (its HMAC is the extension's)."""
+        record = trial(no_sav, f"none/vanilla/unprotected/{attack}/adaptive")
+        assert record["forged_sent"] > 0
+        assert record["success"], record["evidence"]
+        if attack == "replay":
+            assert record["replayed"], record
         assert record["bytes_match"]
 
     def test_blind_attacker_fails_without_sav(self, no_sav):
@@ -118,3 +131,32 @@ class TestWithSaviAndEnforcement:
         assert len(later) == 26
         if early != [1]:
             assert set(later) == {0}, record["attempt_log"]
+
+    def test_replays_of_the_trusted_paths_messages_are_refused(self, savi_enforce):
+        """The replaying attacker reads both of a's access links (it cannot send on the
+        protected one) and resends every control option a sent, on the subflow it was
+        sent on, with current sequence numbers, from a's unprotected network. b's agent
+        refuses the recorded ADDR_TRUSTs as replays; its TPBT and kernel do not move."""
+        before = savi_enforce.tpbt("b")["counters"]
+        record = trial(savi_enforce, "savi/enforce/unprotected/replay/adaptive", exhaustive=True)
+        after = savi_enforce.tpbt("b")["counters"]
+        assert "AddrTrust" in record["replayed"] and record["forged_sent"] > 0
+        assert after["addr_trust_replayed"] > before["addr_trust_replayed"]
+        assert not record["success"], record["attempt_log"] + " " + record["evidence"]
+        assert record["bytes_match"]
+
+    def test_the_own_connection_bends_nothing_on_as_connection(self, savi_enforce):
+        """m2's own connection to b carries T-ADD_ADDRs naming a's addresses, a
+        notification and withdrawals, all made with m2's own keys: b takes them for m2's
+        connection only (its T-ADD_ADDR count grows), and a's connection at b neither
+        gains trust in a's unprotected address nor loses it in the protected one."""
+        before = savi_enforce.tpbt("b")["counters"]
+        record = trial(
+            savi_enforce, "savi/enforce/unprotected/own_connection/adaptive", exhaustive=True
+        )
+        after = savi_enforce.tpbt("b")["counters"]
+        assert record["forged_sent"] > 0 and record["attempts"] == 3
+        assert after["add_addr_trust_accepted"] > before["add_addr_trust_accepted"]
+        assert not record["success"], record["attempt_log"] + " " + record["evidence"]
+        assert "TPBT: unchanged" in record["evidence"]
+        assert record["bytes_match"]

@@ -4,6 +4,7 @@ import pytest
 
 from experiments.adaptive import (
     DESTRUCTIVE,
+    EXTENSION_PLANS,
     FLOOD,
     SHAPE_ORDER,
     Attempt,
@@ -55,3 +56,26 @@ def test_which_broken_transfers_an_attack_explains():
     # A claim's payload, FIN or RST went into b's receive stream.
     assert explains_broken_transfer(rec("claim", False, "early/payload:0 bulk/plain:0"))
     assert not explains_broken_transfer(rec("claim", False, "early/plain:0 bulk/psh:0"))
+
+
+def test_the_attacks_on_the_extension_have_short_plans():
+    assert [(a.moment, a.shape) for a in plan("replay")] == list(EXTENSION_PLANS["replay"])
+    assert all(a.moment != "early" for a in plan("replay")) and early_shape("replay", 3) == ""
+    assert early_shape("own_connection", 5) == "plain"
+    assert [a.moment for a in plan("own_connection", moments=("lull",))] == ["lull"]
+
+
+def test_trust_bent_names_what_an_attack_changed_in_the_tpbt():
+    def entry(dst, trusted, token=1):
+        return {"token": token, "src": "10.3.0.20", "dst": dst, "dip_trust": trusted}
+
+    from experiments.trial import trust_bent
+
+    protected, unprotected = {"10.1.0.10"}, {"10.2.0.10"}
+    before = [entry("10.1.0.10", True), entry("10.2.0.10", False)]
+    assert trust_bent(before, before, protected, unprotected) == ""
+    assert trust_bent(before, [entry("10.1.0.10", False), entry("10.2.0.10", True)],
+                      protected, unprotected) == "no longer trusts 10.1.0.10, trusts 10.2.0.10"  # fmt: skip
+    # Another connection's entries, and a subflow gone, are not the attack's doing.
+    after = [entry("10.2.0.10", False), entry("10.1.0.10", False, token=2)]
+    assert trust_bent(before, after, protected, unprotected) == ""

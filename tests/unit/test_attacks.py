@@ -64,7 +64,7 @@ def test_the_eavesdropper_learns_keys_and_the_last_segment_of_each_subflow():
     assert k.victim_key == CK and k.peer_key == SK
     assert set(k.last_from_peer) == {(B, 5201, A, 40000), (B2, 5201, A, 40001)}
     assert k.last_from_peer[(B, 5201, A, 40000)][TCP].ack == 900
-    assert k.summary() == {"subflows_seen": 2, "keys_known": True}
+    assert k.summary() == {"subflows_seen": 2, "keys_known": True, "recorded": 0}
 
 
 def test_forgeries_rsts_and_other_protocols_teach_nothing():
@@ -72,7 +72,7 @@ def test_forgeries_rsts_and_other_protocols_teach_nothing():
     rst = frame(B, A, 5201, 40000, flags="R")
     arp_like = b"\xff" * 12 + b"\x08\x06" + b"\x00" * 28
     k = attacks.learn(tap(forged, rst, arp_like, b"short"), {A}, {B})
-    assert k.summary() == {"subflows_seen": 0, "keys_known": False}
+    assert k.summary() == {"subflows_seen": 0, "keys_known": False, "recorded": 0}
 
 
 def test_a_forged_option_follows_the_seen_segment_and_passes_paws():
@@ -236,3 +236,66 @@ def test_a_claim_is_an_addr_trust_the_peer_believes():
     server.tick(0.6)
     assert server.tpbt.trusted(token_of(SK), B, A, 0.6)  # no other claim came: believed
     assert attacks.claim_for(seen, attacks.Knowledge(), 1) is None  # no keys, no claim
+
+
+def test_control_options_are_kept_as_sent_and_a_broken_area_gives_none():
+    add = encode(AddAddr(1, A2, trust=True, hmac=b"\x01" * 8))
+    trust = encode(AddrTrust(1, 7, 30, b"\x02" * 8))
+    dss = bytes([30, 8, 0x20, 0x01, 0, 0, 0, 5])
+    area = b"\x01\x01" + dss + add + trust
+    assert attacks.control_options(area, {0x3, 0x9}) == [add, trust]
+    assert attacks.control_options(area, {0x4}) == []
+    assert attacks.control_options(add[:5], {0x3}) == []  # its length runs past the area
+
+
+def test_the_replaying_eavesdropper_records_what_the_peer_sent_once_each():
+    note = encode(AddrTrust(1, 7, 30, b"\x02" * 8))
+    rm = encode(RemoveAddr((2,)))
+    k = attacks.learn(tap(third_ack(),
+                          frame(B, A, 5201, 40000, seq=5, mptcp=note),
+                          frame(B, A, 5201, 40000, seq=5, mptcp=note),  # a retransmission
+                          frame(B2, A, 5201, 40001, seq=9, mptcp=rm),
+                          frame(A, B, 40000, 5201, mptcp=encode(RemoveAddr((1,))))),  # the victim's
+                      {A, A2}, {B, B2})  # fmt: skip
+    assert k.recorded == [((B, 5201, A, 40000), note), ((B2, 5201, A, 40001), rm)]
+    assert k.summary()["recorded"] == 2
+
+
+def test_a_replay_resends_the_recorded_bytes_after_the_latest_segment(tmp_path):
+    from experiments import forger
+
+    note = encode(AddrTrust(1, 7, 30, b"\x02" * 8))
+    old = frame(B, A, 5201, 40000, seq=5, mptcp=note, ts=1000)
+    k = attacks.learn(tap(third_ack(), old, frame(B, A, 5201, 40000, seq=500, ts=1400)),
+                      {A, A2}, {B, B2})  # fmt: skip
+    (pkt,) = forger.forge("replay", "plain", k, None, random.Random(1), {}, now=100.05)
+    assert pkt[TCP].seq == 500 and pkt[TCP].options[2][1][0] > 1400  # current, past PAWS
+    (option,) = [bytes([30, len(v) + 2]) + v for kind, v in pkt[TCP].options if kind == 30]
+    assert option == note  # the bytes as recorded
+    # From a record tap (a path it reads): the subflow's latest segment is found there.
+    recorded = attacks.learn(tap(frame(B2, A2, 5201, 40001, seq=70, mptcp=note)), {A, A2}, {B, B2})
+    packets = forger.forge("replay", "plain", attacks.Knowledge(), None, random.Random(1), {},
+                           now=100.0, recorded=recorded)  # fmt: skip
+    assert [(p[IP].src, p[TCP].seq) for p in packets] == [(B2, 70)]
+    nothing = attacks.Knowledge(recorded=[((B, 5201, A, 40000), note)])  # subflow never seen
+    assert forger.forge("replay", "plain", nothing, None, random.Random(1), {}, now=100.0) == []
+
+
+def test_own_connection_claims_verify_on_that_connection_only():
+    """Made with the attacker's own keys (it is the client of its own connection), each
+    message is right for that connection; the withdrawal over the protected address and
+    the notification name addresses the victim can only tie to that connection."""
+    from hosts.options import addr_trust_hmac
+
+    k = attacks.Knowledge(client_key=CK, server_key=SK, victim_is_client=False)
+    t_unprot, t_prot, note, w_prot, w_own = (
+        parse_mptcp(o) for o in attacks.own_connection_claims(k, M, B, A2, A, 2**31)
+    )
+    assert (t_unprot.address, t_unprot.trust, t_prot.address) == (A, True, A2)
+    assert t_unprot.hmac == add_addr_hmac(CK, SK, t_unprot.addr_id, A, trust=True)
+    assert note.addr_id == attacks.PROTECTED_ADDR_ID and not note.withdraw
+    assert note.hmac == addr_trust_hmac(CK, SK, note, M, M, B)  # credits its own source
+    assert w_prot.withdraw and w_prot.hmac == addr_trust_hmac(CK, SK, w_prot, A2, M, B)
+    assert w_own.hmac == addr_trust_hmac(CK, SK, w_own, M, M, B)
+    assert note.counter < w_prot.counter < w_own.counter
+    assert attacks.own_connection_claims(attacks.Knowledge(), M, B, A2, A, 1) == []

@@ -45,5 +45,5 @@ def test_the_default_configuration_has_twenty_trials_in_every_headline_cell():
 
     counts = trials_per_cell(CONFIGS["default"])
     assert {k: n for k, n in counts.items() if k in HEADLINE} == {k: 20 for k in HEADLINE}
-    assert all(counts[k] >= 5 for k in CONTROL)
+    assert all(counts[k] >= 3 for k in CONTROL)  # positive controls: each worked every time
     assert set(trials_per_cell(CONFIGS["full"]).values()) == {30}
