@@ -25,7 +25,8 @@ def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
          "handshake_trusted": 2, "attack_seconds": 0.3, "trial_seconds": 6.0,
          "success_moment": "", "success_shape": "", "attempts": 1, "attempt": 1,
          "retry_reason": "", "confinement": {"addr_trust/after": [2, 2], "add_addr/before": [0, 1]},
-         "trusted_up_ms": 12.5, "early_shape": "", "early_ms": None, "attempt_log": ""}  # fmt: skip
+         "trusted_up_ms": 12.5, "early_shape": "", "early_ms": None, "attempt_log": "",
+         "replayed": ""}  # fmt: skip
     r.update(kw)
     return r
 
