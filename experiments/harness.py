@@ -195,6 +195,32 @@ def pin_neighbours(tb, host: str, addr: str, gateway: str) -> None:
     r1.cmd(f"ip neigh replace {addr} lladdr {own.MAC()} dev {router.name} nud permanent")
 
 
+# The TCP states in which a socket still sends or takes segments (ss's names).
+LIVE_STATES = ("established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2",
+               "close-wait", "last-ack", "closing")  # fmt: skip
+
+
+def abort_leftovers(tb, hosts: tuple[str, ...], ports: tuple[int, ...]) -> int:
+    """Abort every live TCP socket on ``ports`` in ``hosts`` (``ss -K``: SOCK_DESTROY,
+    which resets it) and say how many there were. A trial's connection must be the only
+    one its attacker can reach: one from an earlier trial that is still closing (a forged
+    RM_ADDR or FIN can leave a subflow retransmitting for minutes) shows on the tap, and
+    if it was made before the current agents started they do not know it, so a forgery
+    on it is acted on and moves the victim's host-wide counters — rm_addr trial 11 of the
+    runs of dc73e82 and f41bd15. (That hosts do not guard connections older than their
+    agent stays a documented limit.)"""
+    states = " ".join(f"state {s}" for s in LIVE_STATES)
+    match = " or ".join(f"sport = :{p} or dport = :{p}" for p in ports)
+    aborted = 0
+    for name in hosts:
+        host = tb.net[name]
+        out = host.cmd(f"ss -K -tnH {states} '( {match} )'")
+        aborted += len([line for line in out.splitlines() if line.strip()])
+        wait_until(lambda h=host: not h.cmd(f"ss -tnH {states} '( {match} )'").strip(), 5,
+                   f"the leftover connections in {name} to go")  # fmt: skip
+    return aborted
+
+
 def warm_up(tb) -> None:
     """Bindings and ARP entries in place before any trial: the first packets from each
     address claim it at its SAVI switch (a's two, b's, the attackers')."""

@@ -41,8 +41,8 @@ STRENGTHS = (*attacks.STRENGTHS, "adaptive")
 # Measured on 2 cores; used for the up-front estimate only. An adaptive trial in which no
 # attempt works makes every attempt (27 for an option attack); a replay and the attacker's
 # own connection have short plans (experiments/adaptive.py EXTENSION_PLANS).
-SECONDS_PER_TRIAL = {"eavesdrop": 5.2, "blind": 5.2, "adaptive": 9.6}
-SECONDS_PER_SHORT_PLAN = 6.0
+SECONDS_PER_TRIAL = {"eavesdrop": 5.2, "blind": 5.2, "adaptive": 9.8}
+SECONDS_PER_SHORT_PLAN = 5.8
 
 
 def _matrix(strengths=attacks.STRENGTHS, modes=MODES) -> list[str]:

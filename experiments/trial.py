@@ -24,6 +24,7 @@ from experiments.harness import (
     Capture,
     HarnessError,
     Transfer,
+    abort_leftovers,
     mib,
     pin_neighbours,
     wait_until,
@@ -46,8 +47,10 @@ TIMEOUT = 4.0  # socket timeout of the transfer: how long a killed connection ta
 REACT = 1.0  # after the attack: the victim's kernel acts (joins, closes)
 ATTEMPT_REACT = 0.1  # s: the victim acts on an option as it arrives; then look at it
 # The adaptive attacker: the bulk lasts for its 13 attempts during the bulk (about
-# 0.25 s each), the quiet spell for its 13 in the lull, before the client closes.
-ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.5
+# 0.25 s each), the quiet spell for its 13 in the lull, before the client closes (in the
+# run of f41bd15 the last attempt went out 7.9 s after the start at the latest).
+CLOSE_MARGIN = 0.2  # s: no attempt this close to the client's close (it would not count)
+ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.0
 # A replay and the forgeries from the attacker's own connection have short plans
 # (adaptive.EXTENSION_PLANS): the first transfer's timing, and a quiet spell for 3 lull
 # attempts judged by the victim's TPBT as well (its agent writes it every 0.2 s).
@@ -204,6 +207,10 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     the routing choose (a's protected address in this topology).
     The captures of a's links are deleted after decoding unless ``keep_captures``."""
     t_start = time.monotonic()
+    leftovers = abort_leftovers(tb, ("a", "b", "m1", "m2"), (PORT, OWN_PORT))
+    if leftovers:
+        print(f"{cell.key} #{trial}: aborted {leftovers} leftover connection(s) of earlier "
+              "trials", file=sys.stderr, flush=True)  # fmt: skip
     seed = seed_of(cell, trial)
     workdir.mkdir(parents=True, exist_ok=True)
     a = tb.net["a"]
@@ -267,7 +274,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 tpbt = lambda: tb.tpbt(victim.name)["entries"]  # noqa: E731
             outcome, report = adapt(attacker, victim, cell.attack, attacker_addr, xfer.started,
                                     bulk, early_shape=adaptive.early_shape(cell.attack, trial),
-                                    exhaustive=exhaustive, tpbt=tpbt)  # fmt: skip
+                                    exhaustive=exhaustive, tpbt=tpbt, idle=idle)  # fmt: skip
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
@@ -424,7 +431,8 @@ def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = 
 
 
 def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float,
-          early_shape: str = "plain", exhaustive: bool = False, tpbt=None):  # fmt: skip
+          early_shape: str = "plain", exhaustive: bool = False, tpbt=None,
+          idle: float = ADAPTIVE_IDLE):  # fmt: skip
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
     judging each attempt by the victim's counters (and ``tpbt()``, its TPBT entries, if
     given: trust_bent); stop at the first that works, unless ``exhaustive`` (every
@@ -433,8 +441,13 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
     outcome, report = adaptive.Outcome(), {"subflows_seen": 0, "keys_known": False}
     starts = {"early": started, "bulk": started + PAUSE + 0.2,
               "lull": started + PAUSE + bulk + SETTLE}  # fmt: skip
+    closes = started + PAUSE + bulk + idle
     for attempt in adaptive.plan(attack, early=early_shape or "plain"):
         _until(starts[attempt.moment])
+        if time.monotonic() > closes - CLOSE_MARGIN:
+            # The connection is about to end: attempts after that would be recorded as
+            # failures on a connection that is gone. Left out (`attempts` says so).
+            break
         before = mib(victim)
         if attack == "add_addr":
             before["hijack_syns"] = syns_to(victim, attacker)

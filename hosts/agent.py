@@ -390,7 +390,12 @@ class Agent:
                 # The kernel checks sequence numbers after our copy was taken: do it here.
                 received = tcp_bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
                 if not self.ext.in_window(seg.four_tuple, seg.seq, received, now):
-                    self.note("out_of_window", f"ADDR_TRUST outside {seg.four_tuple}'s window")
+                    local = (seg.dst, seg.dport, seg.src, seg.sport)
+                    self.note(
+                        "out_of_window",
+                        f"ADDR_TRUST outside {seg.four_tuple}'s window (seq {seg.seq}, peer's "
+                        f"ISN {self.ext.peer_isn.get(local, now)}, received {received})",
+                    )
                     opts = [o for o in opts if not isinstance(o, AddrTrust)]
             self.do(self.ext.on_copy(seg.four_tuple, seg.flags, opts, now, seg.seq))
 

@@ -6,9 +6,9 @@ a blind attacker). The victim's kernel counters are the oracle (experiments.tria
 import pytest
 
 from experiments.attacks import ATTACKS
-from experiments.harness import set_mode, warm_up
+from experiments.harness import Transfer, abort_leftovers, set_mode, warm_up
 from experiments.records import Cell, attempt_outcomes
-from experiments.trial import run_trial
+from experiments.trial import PORT, run_trial
 from tests.integration.tools import stat, wait_until
 from topologies.builder import Testbed
 from topologies.dualhomed import DualHomedTopo
@@ -77,6 +77,20 @@ class TestWithoutSav:
         if attack == "replay":
             assert record["replayed"], record
         assert record["bytes_match"]
+
+    def test_connections_left_by_earlier_trials_are_aborted(self, no_sav):
+        """A trial's connection is the only one its attacker can reach: the subflows of
+        one still open from before are reset at both ends, and none comes back (what the
+        attacker's tap would show)."""
+        a = no_sav.net["a"]
+        old = Transfer(no_sav, seconds=1, idle=30, timeout=60, port=PORT)
+        try:
+            wait_until(lambda: a.cmd(f"ss -tnH state established '( dport = :{PORT} )'").strip(),
+                       10, "the old connection to be established")  # fmt: skip
+            assert abort_leftovers(no_sav, ("a", "b"), (PORT,)) >= 2
+            assert abort_leftovers(no_sav, ("a", "b"), (PORT,)) == 0
+        finally:
+            old.kill()
 
     def test_blind_attacker_fails_without_sav(self, no_sav):
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
