@@ -114,12 +114,13 @@ def _replay(
     return out
 
 
-def describe(k: attacks.Knowledge, recorded: attacks.Knowledge | None) -> str:
-    """What a replay had to resend, for the records: ``AddrTrust:2 AddAddr-T:1``."""
+def describe(k: attacks.Knowledge, recorded: attacks.Knowledge | None, subtype: int) -> str:
+    """What a replay had to resend, for the records: ``AddrTrust:2 AddAddr-trust:1``
+    (``subtype``: the one the agents use for ADDR_TRUST)."""
     counts: dict[str, int] = {}
     for _, option in k.recorded + (recorded.recorded if recorded else []):
         try:
-            opt = parse_mptcp(option)
+            opt = parse_mptcp(option, subtype)
         except OptionError:
             name = "unparsed"
         else:
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sent_at": sent_at,
                     **k.summary(),
                     "recorded": len(k.recorded) + (len(recorded.recorded) if recorded else 0),
-                    "replayed": describe(k, recorded) if attack == "replay" else "",
+                    "replayed": describe(k, recorded, subtype) if attack == "replay" else "",
                     **(
                         {
                             "own_subflows": len(own.last_from_peer),

@@ -370,9 +370,17 @@ def _own_connection(tb, attacker: str, path: Path, caps: dict, seconds: float) -
     caps["own"] = Capture(host, f"{attacker}-eth0", f"tcp port {OWN_PORT}", path, snaplen=SNAPLEN)
     own = Transfer(tb, nbytes=OWN_BYTES, pause=0, idle=seconds + 2, timeout=seconds + 10,
                    client=attacker, server="b", port=OWN_PORT)  # fmt: skip
-    wait_until(lambda: attacks.learn(attacks.read_tap(str(path)), {B_TRUSTED, B_UNTRUSTED},
-                                     {host.IP()}).client_key is not None,
-               10, "the attacker's own connection to show its keys")  # fmt: skip
+    # Read on from where the last look stopped, as the attacker does.
+    tap, learner = attacks.TapFollower(str(path)), attacks.Learner({B_TRUSTED, B_UNTRUSTED},
+                                                                   {host.IP()})  # fmt: skip
+    try:
+        wait_until(lambda: learner.feed(tap()).keys is not None, 10,
+                   "the attacker's own connection to show its keys")  # fmt: skip
+    except HarnessError:
+        own.kill()  # the caller never gets it to kill
+        raise
+    finally:
+        tap.close()
     return own
 
 

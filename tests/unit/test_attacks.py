@@ -299,3 +299,12 @@ def test_own_connection_claims_verify_on_that_connection_only():
     assert w_own.hmac == addr_trust_hmac(CK, SK, w_own, M, M, B)
     assert note.counter < w_prot.counter < w_own.counter
     assert attacks.own_connection_claims(attacks.Knowledge(), M, B, A2, A, 1) == []
+
+
+def test_what_a_replay_resends_is_named_with_the_agents_subtype():
+    from experiments import forger
+
+    trust = encode(AddrTrust(1, 7, 30, b"\x02" * 8), 0xA)
+    add = encode(AddAddr(1, A2, trust=True, hmac=b"\x01" * 8))
+    k = attacks.Knowledge(recorded=[((B, 5201, A, 1), trust), ((B, 5201, A, 1), add)])
+    assert forger.describe(k, None, 0xA) == "AddAddr-trust:1 AddrTrust:1"
