@@ -22,7 +22,7 @@ test-mptcp: install
 test-experiments: install
 	$(PY) -m pytest tests/experiments
 
-# The attack experiment, default configuration (about 33 min on 2 cores); see
+# The attack experiment, default configuration (about 44 min on 2 cores); see
 # `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
 	$(PY) -m experiments.run --config default

@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from hosts import firewall
+from hosts.events import EventKind
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Scope, Tuple4, Verdict
 from hosts.guard import BpfError, Guard, GuardError, allowed_subtypes
 from hosts.options import (
@@ -61,6 +62,7 @@ TICK = 0.2
 RETRIES, RETRY_DELAY = 100, 0.05
 MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
 MAX_RETRIES_QUEUED = 256
+MAX_ANNOUNCED_SHOWN = 64  # distinct announced addresses kept by name in the state file
 INET_DIAG_INFO = 2
 
 
@@ -106,6 +108,9 @@ class Agent:
         self.guard: Guard | None = None
         self.bound: dict[str, tuple[int, str]] = {}  # address -> (ifindex, name)
         self.kernel_events: Counter[str] = Counter()
+        # Which addresses the kernel took announcements of (the tests' oracle for a forged
+        # ADD_ADDR: the kernel counts a peer's genuine retransmissions in the same MIB).
+        self.peer_announced: Counter[str] = Counter()
         self.history = TrustHistory()
 
     # -- set-up ----------------------------------------------------------------------------
@@ -236,6 +241,8 @@ class Agent:
                 # What the kernel acted on (an RM_ADDR shows only here with this path
                 # manager when no subflow matched): the tests' oracle.
                 self.kernel_events[ev.kind.value] += 1
+                if ev.kind is EventKind.ANNOUNCED:
+                    self.note_announced(ev.daddr)
                 self.do(self.ext.on_event(ev, now))
         elif fd is self.sniffer:
             self.on_sniffed(now)
@@ -250,6 +257,14 @@ class Agent:
             # the segments behind it reach the classifier and this queue.
             self.on_sniffed(now)
             self.q_in.run(block=False)
+
+    def note_announced(self, address: str | None) -> None:
+        """Count an announcement by address; past MAX_ANNOUNCED_SHOWN addresses (a flood
+        of forged ones) the rest share one key, so the counts still add up."""
+        key = address or "(none)"
+        if key not in self.peer_announced and len(self.peer_announced) >= MAX_ANNOUNCED_SHOWN:
+            key = "(more)"
+        self.peer_announced[key] += 1
 
     def on_tick(self, now: float) -> None:
         self.do(self.ext.tick(now))
@@ -483,6 +498,7 @@ class Agent:
             "guard": self.guard.counters(),
             "stats": self.stats,
             "kernel_events": self.kernel_events,
+            "peer_announced": self.peer_announced,
             "history": self.history.changes,
         }
         tmp = Path(self.args.state + ".tmp")

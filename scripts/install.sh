@@ -59,5 +59,17 @@ if [ ! -f $bpf.o ] || [ $bpf.c -nt $bpf.o ]; then
     mv $bpf.o.tmp $bpf.o
 fi
 
+# The Wireshark dissector (tools/wireshark/trusted_mptcp.lua), where tshark and
+# Wireshark load Lua plugins for every user.
+lua_dir=$(tshark -G folders 2>/dev/null | sed -n 's/^Global Lua Plugins:[[:space:]]*//p')
+if [ -z "$lua_dir" ]; then
+    echo "install.sh: tshark names no global Lua plugin folder; is tshark installed?" >&2
+    exit 1
+fi
+if ! cmp -s tools/wireshark/trusted_mptcp.lua "$lua_dir/trusted_mptcp.lua"; then
+    install -D -m 644 tools/wireshark/trusted_mptcp.lua "$lua_dir/trusted_mptcp.lua"
+    echo "install.sh: Wireshark dissector installed in $lua_dir"
+fi
+
 scripts/start-ovs.sh
 echo "install.sh: ready ($os_id $os_version, OVS datapath $(ovs_datapath))"

@@ -75,6 +75,23 @@ def control_options(pcap) -> list[tuple[str, str, int, str]]:
     return out
 
 
+def dissected(pcap) -> list[dict]:
+    """ADDR_TRUST and ADD_ADDR as the testbed's Wireshark dissector decodes them
+    (tools/wireshark/trusted_mptcp.lua, installed by scripts/install.sh)."""
+    fields = ["ip.src", "ip.dst", "tmptcp.addr_trust.message", "tmptcp.addr_trust.counter",
+              "tmptcp.addr_trust.lifetime", "tmptcp.addr_trust.ipv4", "tmptcp.add_addr.trust",
+              "tmptcp.add_addr.echo", "tmptcp.add_addr.ipv4"]  # fmt: skip
+    r = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "tmptcp", "-T", "fields", "-E", "occurrence=f"]
+        + [arg for f in fields for arg in ("-e", f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "Lua Error" not in r.stdout + r.stderr, r.stderr
+    return [dict(zip(fields, line.split("\t"), strict=True)) for line in r.stdout.splitlines()]
+
+
 def path_manager(tb, host, call: str) -> None:
     """One command to the kernel's userspace path manager, from a second netlink client."""
     code = f"from hosts.pm_netlink import PathManager; PathManager().{call}"
@@ -113,6 +130,16 @@ def test_control_options_travel_on_the_trusted_subflow(tb, tmp_path):
     assert any(st == 3 for _, _, st, _ in seen), seen  # ADD_ADDR and echoes were sent
     assert any(st == 9 for _, _, st, _ in seen), seen  # and ADDR_TRUST
     assert off == [], f"control options on untrusted subflows: {off}"
+    # The dissector reads the real thing: on a's protected link, both ends' messages
+    # speak of their segment's source, and each direction's counters only grow.
+    rows = dissected(tmp_path / "a0.pcap")
+    trust = [r for r in rows if r["tmptcp.addr_trust.message"]]
+    assert {r["tmptcp.addr_trust.message"] for r in trust} == {"notification", "answer"}, trust
+    assert all(r["tmptcp.addr_trust.ipv4"] == r["ip.src"] for r in trust), trust
+    assert all(0 < int(r["tmptcp.addr_trust.lifetime"]) <= 30 for r in trust), trust
+    for src, dst in ((A_TRUSTED, B_TRUSTED), (B_TRUSTED, A_TRUSTED)):
+        counters = [int(r["tmptcp.addr_trust.counter"]) for r in trust if r["ip.src"] == src]
+        assert counters and counters == sorted(set(counters)), (src, dst, counters)
 
 
 def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
@@ -142,9 +169,10 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
         assert counters["announce_fallback"] == counters["trust_fallback"] == 0, (h, counters)
 
 
-def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb):
+def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb, tmp_path):
     """a's first subflow uses its untrusted address, so a announces its trusted one: with
     T and the extension's HMAC, which b's agent verifies and hands to b's kernel."""
+    cap = Capture(tb.net["a"], "a-eth0", "tcp", tmp_path / "a0.pcap", snaplen=128)
     tb.start_agents()
     before = mib(tb.net["b"], "MPTcpExtAddAddr")
     xfer = managed_transfer(tb, seconds=8, bind=A_UNTRUSTED)
@@ -156,6 +184,12 @@ def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb):
     assert tb.tpbt("b")["counters"]["add_addr_trust_bad_hmac"] == 0
     client, server = xfer.results()
     assert server["sha256"] == client["sha256"]
+    cap.stop()
+    # On the wire, as the dissector reads it: a's announcement of its trusted address
+    # with T (on the trusted subflow, where the agent moved it).
+    sent = [(r["ip.src"], r["tmptcp.add_addr.echo"], r["tmptcp.add_addr.ipv4"])
+            for r in dissected(cap.path) if r["tmptcp.add_addr.trust"] == "1"]  # fmt: skip
+    assert (A_TRUSTED, "0", A_TRUSTED) in sent, sent
 
 
 def test_host_without_the_agent_interoperates(tb):
