@@ -2,7 +2,7 @@
 # Both install what is missing first (scripts/install.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: install test unit integration test-mptcp test-experiments experiment demo bench lint format clean
+.PHONY: install test unit integration test-mptcp test-experiments experiment cli demo bench lint format clean
 
 install:
 	@scripts/install.sh
@@ -21,6 +21,12 @@ test-mptcp: install
 
 test-experiments: install
 	$(PY) -m pytest tests/experiments
+
+# The interactive testbed: Mininet's CLI with the testbed's commands (TOPO=savi_single
+# for the single switch); everything stops when the CLI ends.
+TOPO ?= dualhomed
+cli: install
+	$(PY) -m topologies $(TOPO)
 
 # The attack experiment, default configuration (about 44 min on 2 cores); see
 # `python -m experiments.run --help` for the others, single cells and --resume.

@@ -32,6 +32,12 @@ from mininet.topo import Topo
 
 from topologies.nodes import LegacySwitch, Router, SaviSwitch
 
+if not globals().get("__package__"):
+    # mn needs the SAVI controller: say so now rather than wait forever.
+    from topologies.mn import preflight
+
+    preflight("dualhomed", "topologies/dualhomed.py")
+
 UPLINK_PORT = 10
 A_TRUSTED, A_UNTRUSTED = "10.1.0.10", "10.2.0.10"
 B_TRUSTED, B_UNTRUSTED = "10.3.0.20", "10.4.0.20"

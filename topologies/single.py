@@ -1,8 +1,9 @@
 """One SAVI access switch with a few hosts: the smallest testbed.
 
-``mn --custom topologies/single.py --topo savi_single,3 --controller remote --switch ovs``
-works for a look around, but ``topologies.builder.Testbed`` starts the controller, the
-management network and the checksum settings too.
+``mn --custom topologies/single.py --topo savi_single,3 --controller remote,port=6653``
+works for a look around once ``python -m controller`` runs (topologies/mn.py says so when
+it does not); ``python -m topologies savi_single`` starts the controller, the management
+network, DHCP and a CLI with the testbed's commands.
 
 Ports: host ``hN`` is on port N of ``s1``; ``dhcp`` (10.0.0.254) serves leases on port 100
 when ``dhcp=True``; hosts then have no static address and run a DHCP client.
@@ -23,6 +24,12 @@ if not globals().get("__package__"):
 from mininet.topo import Topo
 
 from topologies.nodes import SaviSwitch
+
+if not globals().get("__package__"):
+    # mn needs the SAVI controller: say so now rather than wait forever.
+    from topologies.mn import preflight
+
+    preflight("savi_single", "topologies/single.py")
 
 SUBNET = "10.0.0.0/24"
 DHCP_SERVER_PORT = 100

@@ -1,0 +1,232 @@
+"""The ways in by hand: ``python -m topologies NAME`` (the testbed with Mininet's CLI and
+the testbed's commands, driven here by a script) and ``mn --custom`` (which either gets
+the SAVI controller or stops at once, building nothing)."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.tools import REPO, wait_until
+from topologies.builder import MachineLock, Testbed
+from topologies.single import SingleSwitchTopo
+
+MN = "/usr/bin/mn"
+
+
+def machine_state() -> tuple[list[str], list[str]]:
+    """Bridges and network namespaces: what a run could leave behind."""
+    bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(bridges.split()), sorted(re.findall(r"^\d+: (\S+?)[@:]", links, re.M))
+
+
+def assert_lock_free() -> None:
+    lock = MachineLock()
+    lock.acquire("test: is the machine free?")
+    lock.release()
+
+
+def cli(tmp_path, args: list[str], commands: list[str]) -> str:
+    script = tmp_path / "commands"
+    script.write_text("\n".join(commands) + "\n")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "topologies",
+            *args,
+            "--script",
+            str(script),
+            "--log-dir",
+            str(tmp_path / "tb"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout + r.stderr  # Mininet's own commands print through its logger
+
+
+def test_the_cli_on_the_single_switch(tmp_path):
+    before = machine_state()
+    out = cli(
+        tmp_path,
+        ["savi_single", "--hosts", "3"],
+        ["bindings", "spoof h1 10.0.0.2 10.0.0.3 4", "drops", "transfer h1 h2 1", "tpbt"],
+    )
+    for host in (1, 2, 3):  # the warm-up's pings bound every host's address
+        assert re.search(
+            rf"^1\s+{host}\s+10\.0\.0\.{host}\s+00:00:00:00:00:0{host}\s+fcfs\s+bound", out, re.M
+        ), out
+    sent = re.search(r"sent 4 from h1 as 10\.0\.0\.2; dpid 1 port 1 dropped (\d+)", out)
+    assert sent and int(sent.group(1)) >= 4, out
+    assert re.search(r"^1\s+1\s+[1-9]\d*\s", out, re.M), out  # drops shows h1's port
+    assert re.search(r"h1 -> h2: \d+ bytes in 1 s .* digests equal", out), out
+    assert "no agent runs in this topology" in out
+    assert machine_state() == before  # everything it started is gone
+    assert_lock_free()
+
+
+def test_the_cli_on_the_default_topology_with_enforcing_hosts(tmp_path):
+    before = machine_state()
+    out = cli(
+        tmp_path,
+        ["dualhomed", "--mode", "enforce"],
+        ["transfer a b 1", "tpbt a", "trust", "attack rm_addr", "attack bogus", "a ping -c1 b"],
+    )
+    assert re.search(r"a -> b: \d+ bytes in 1 s .* digests equal", out), out
+    assert re.search(r"Sf\(10\.1\.0\.10,10\.3\.0\.20\)\s+True\s+True", out), out  # Table 1
+    assert re.search(r"Sf\(10\.2\.0\.10,10\.4\.0\.20\)\s+False\s+False", out), out
+    assert re.search(r"^10\.1\.0\.10\s+1\s+1\s+fcfs", out, re.M), out  # a's, exported
+    assert "savi/enforce/unprotected/rm_addr/eavesdrop: the attack failed" in out, out
+    assert "usage: attack ATTACK" in out  # a bad command is explained, the CLI goes on
+    assert "1 received" in out  # Mininet's own commands work
+    assert machine_state() == before
+    assert_lock_free()
+
+
+def test_the_cli_refuses_bad_arguments_before_starting_anything():
+    for args, message in (
+        (["savi_single", "--hosts", "0"], "--hosts must be 1..90"),
+        (["dualhomed", "--hosts", "5"], "--hosts and --dhcp are savi_single's"),
+        (["dualhomed", "--script", "/nonexistent/commands"], "--script"),
+        (["nowhere"], "invalid choice"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "topologies", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
+def test_mn_without_the_savi_controller_stops_at_once_and_builds_nothing():
+    before = machine_state()
+    r = subprocess.run(
+        [MN, "--custom", "topologies/dualhomed.py", "--topo", "dualhomed", "--test", "pingall"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # a hang is this test's failure
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "sudo .venv/bin/python -m topologies dualhomed" in r.stderr
+    assert "--controller remote,port=6653" in r.stderr
+    r = subprocess.run(
+        [
+            MN,
+            "--custom",
+            "topologies/single.py",
+            "--topo",
+            "savi_single,2",
+            "--controller",
+            "remote,port=1",
+            "--test",
+            "pingall",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "nothing listens at 127.0.0.1:1" in r.stderr, r.stderr
+    assert machine_state() == before
+    assert_lock_free()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
+def test_mn_with_the_savi_controller_runs_the_topology(tmp_path):
+    ofp, rest = free_port(), free_port()
+    log = open(tmp_path / "controller.log", "wb")
+    controller = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "--ofp-port",
+            str(ofp),
+            "--rest-port",
+            str(rest),
+            "--rest-host",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: listening(ofp), 30, "the SAVI controller to listen")
+        r = subprocess.run(
+            [
+                MN,
+                "--custom",
+                "topologies/single.py",
+                "--topo",
+                "savi_single,2",
+                "--controller",
+                f"remote,port={ofp}",
+                "--test",
+                "pingall",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0 and "0% dropped (2/2 received)" in r.stdout + r.stderr, (
+            r.stdout + r.stderr
+        )
+    finally:
+        controller.terminate()
+        controller.wait(10)
+        log.close()
+    assert_lock_free()
+
+
+@pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
+def test_mn_is_refused_while_a_testbed_runs(tmp_path):
+    with Testbed(SingleSwitchTopo(hosts=2), log_dir=str(tmp_path / "tb")) as tb:
+        r = subprocess.run(
+            [
+                MN,
+                "--custom",
+                "topologies/single.py",
+                "--topo",
+                "savi_single,2",
+                "--controller",
+                f"remote,port={tb.ofp_port}",
+                "--test",
+                "pingall",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 1 and "another testbed runs on this machine" in r.stderr, r.stderr
+        assert str(tmp_path / "tb") in r.stderr  # it names the running one
+        h1, h2 = tb.net["h1"], tb.net["h2"]
+        assert ", 0% packet loss" in h1.cmd(f"ping -c1 -W2 {h2.IP()}")  # untouched

@@ -1,0 +1,41 @@
+"""What ``mn --custom`` is told before it builds anything (topologies/mn.py)."""
+
+import socket
+
+from topologies.mn import controller_specs, preflight, problem, remote_address
+
+CUSTOM = "topologies/dualhomed.py"
+
+
+def test_controller_specs_in_both_spellings_and_repeated():
+    argv = ["mn", "--custom", CUSTOM, "--controller", "remote,port=7", "--controller=ref"]
+    assert controller_specs(argv) == ["remote,port=7", "ref"]
+    assert controller_specs(["mn", "--topo", "dualhomed"]) == []
+
+
+def test_remote_addresses():
+    assert remote_address("remote") == ("127.0.0.1", 6653)
+    assert remote_address("remote,ip=10.0.0.1,port=7000") == ("10.0.0.1", 7000)
+    assert remote_address("ref") is None
+    assert remote_address("remote,port=x") == ("127.0.0.1", 6653)  # mn would refuse it
+
+
+def test_mn_defaults_are_refused_with_what_to_run():
+    reason = problem(["mn", "--custom", CUSTOM, "--topo", "dualhomed"], "dualhomed", CUSTOM)
+    assert "--controller remote,port=6653" in reason
+    assert f"sudo mn --custom {CUSTOM} --topo dualhomed" in reason
+    assert "sudo .venv/bin/python -m topologies dualhomed" in reason
+
+
+def test_a_remote_controller_must_listen():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        argv = ["mn", "--controller", f"remote,port={port}"]
+        assert problem(argv, "dualhomed", CUSTOM) is None
+    assert f"nothing listens at 127.0.0.1:{port}" in problem(argv, "dualhomed", CUSTOM)
+
+
+def test_other_loaders_are_left_alone():
+    preflight("dualhomed", CUSTOM, argv=["python", "-m", "pytest"])  # no exit, no lock

@@ -1,0 +1,76 @@
+"""``sudo .venv/bin/python -m topologies NAME``: the interactive testbed (topologies/cli.py).
+
+Every argument is checked before anything is started; a testbed already running on the
+machine is named and left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments.harness import MODES
+from topologies import cli
+from topologies.builder import Testbed, TestbedBusy, TestbedError
+from topologies.dualhomed import COVERAGES, DualHomedTopo
+from topologies.single import SingleSwitchTopo
+
+TOPOLOGIES = ("dualhomed", "savi_single")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m topologies",
+        description="Start a topology with the SAVI controller, the management network, "
+        "DHCP and the hosts' agents, and open Mininet's CLI with the testbed's commands "
+        "(tpbt, bindings, drops, trust, spoof, transfer, attack; type help). Everything "
+        "stops when the CLI ends.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("topology", choices=TOPOLOGIES)
+    ap.add_argument(
+        "--mode",
+        choices=MODES,
+        default="trusted",
+        help="the multi-homed hosts' path manager: the kernel's (vanilla), the agents "
+        "(trusted), or the agents enforcing confinement (enforce)",
+    )
+    ap.add_argument(
+        "--coverage", choices=COVERAGES, default="savi", help="dualhomed: SAVI coverage"
+    )
+    ap.add_argument("--hosts", type=int, default=3, help="savi_single: number of hosts (1..90)")
+    ap.add_argument("--dhcp", action="store_true", help="savi_single: addresses from DHCP")
+    ap.add_argument("--script", help="run the CLI commands in this file instead, then stop")
+    ap.add_argument("--log-dir", help="logs and state files (default: a new temporary folder)")
+    args = ap.parse_args(argv)
+    if args.topology == "savi_single" and not 1 <= args.hosts <= 90:
+        ap.error(f"--hosts must be 1..90, not {args.hosts}")
+    if args.topology != "savi_single" and (args.dhcp or args.hosts != 3):
+        ap.error("--hosts and --dhcp are savi_single's")
+    if args.topology != "dualhomed" and args.coverage != "savi":
+        ap.error("--coverage is dualhomed's")
+    if args.script is not None:
+        try:
+            open(args.script).close()
+        except OSError as e:
+            ap.error(f"--script: {e}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.topology == "dualhomed":
+        topo = DualHomedTopo(coverage=args.coverage)
+    else:
+        topo = SingleSwitchTopo(hosts=args.hosts, dhcp=args.dhcp)
+    try:
+        with Testbed(topo, log_dir=args.log_dir) as tb:
+            cli.run(tb, args.mode, args.script)
+    except (TestbedBusy, TestbedError) as e:
+        print(f"python -m topologies: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
