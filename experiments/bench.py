@@ -302,9 +302,8 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
     """(packet-ins per second, packet-ins, seconds) of Ryu's simple_switch_13 for the
     same burst on the same kind of switch (OpenFlow 1.3, fail-secure, userspace OVS)."""
     from mininet.net import Mininet
-    from mininet.node import RemoteController
 
-    from topologies.nodes import SaviSwitch
+    from topologies.nodes import OpenFlowController, SaviSwitch
     from topologies.single import SingleSwitchTopo
 
     port = _free_port()
@@ -314,7 +313,7 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
     wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
     net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
                   autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
-    net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
+    net.addController("c0", controller=OpenFlowController, ip="127.0.0.1", port=port)
     try:
         net.build()
         net.start()

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,6 +109,61 @@ CONFIGS = {
         "trials": 30,
     },
 }  # fmt: skip
+
+
+CONFIG_KEYS = {
+    "name": str,
+    "description": str,
+    "cells": list,
+    "trials": int,
+    "cell_trials": dict,
+    "order_seed": int,
+    "exhaustive": bool,
+}
+
+
+KINDS = {str: "text", list: "a list", int: "a whole number", dict: "a table", bool: "true or false"}
+
+
+def _is(value, kind: type) -> bool:
+    """isinstance, with booleans only where a boolean is wanted (True is an int too)."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def load_config_file(path: Path) -> dict:
+    """An experiment described in a file: TOML, or JSON with a ``.json`` name, with the
+    keys of the ``config.json`` a run writes (``cells`` and ``trials`` required;
+    ``cell_trials``, ``exhaustive``, ``order_seed``, ``name``, ``description``
+    optional). Raises ValueError saying what is wrong."""
+    try:
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
+        raise ValueError(f"{path}: {e}") from None
+    unknown = set(raw) - set(CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"allowed: {', '.join(CONFIG_KEYS)}")  # fmt: skip
+    for key, kind in CONFIG_KEYS.items():
+        if key in raw and not _is(raw[key], kind):
+            raise ValueError(f"{path}: {key} must be {KINDS[kind]}, not {raw[key]!r}")
+    missing = {"cells", "trials"} - set(raw)
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(sorted(missing))}")
+    if not raw["cells"] or not all(isinstance(c, str) for c in raw["cells"]):
+        raise ValueError(
+            f"{path}: cells must be a non-empty list of COVERAGE/MODE/LOCATION/ATTACK/STRENGTH"
+        )
+    extra = raw.get("cell_trials", {})
+    stray = set(extra) - set(raw["cells"])
+    if stray:
+        raise ValueError(
+            f"{path}: cell_trials names cells not in cells: {', '.join(sorted(stray))}"
+        )
+    counts = [raw["trials"], *extra.values()]
+    if not all(_is(n, int) and n >= 1 for n in counts):
+        raise ValueError(f"{path}: trials and cell_trials must be whole numbers >= 1")
+    return {"name": raw.get("name", path.stem), **{k: v for k, v in raw.items() if k != "name"}}
 
 
 def trials_per_cell(config: dict) -> dict[str, int]:
@@ -344,7 +400,14 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="configurations: " + "; ".join(
                                      f"{k}: {v['description']} ({estimate(trials_per_cell(v))})"
                                      for k, v in CONFIGS.items()))  # fmt: skip
-    ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    ap.add_argument(
+        "--config",
+        default="default",
+        metavar="NAME|FILE",
+        help=f"one of {', '.join(sorted(CONFIGS))}, or an experiment file (TOML, or JSON "
+        "with a .json name) with the keys of the config.json a run writes; "
+        "docs/experiments.md has an example (default: default)",
+    )
     ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH",
                     help="run only this cell (repeat); overrides the configuration's cells")  # fmt: skip
     ap.add_argument("--trials", type=int, help="trials per cell (overrides the configuration)")
@@ -379,8 +442,20 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             ap.error(f"--resume {out}: no readable config.json ({e})")
     else:
-        base = CONFIGS[args.config]
-        config = {"name": args.config if not args.cell else "cells",
+        if args.config in CONFIGS:
+            base, name = CONFIGS[args.config], args.config
+        elif Path(args.config).suffix in (".toml", ".json"):
+            try:
+                base = load_config_file(Path(args.config))
+            except ValueError as e:
+                ap.error(f"--config {e}")
+            name = base["name"]
+        else:
+            ap.error(f"--config: {args.config!r} is neither a configuration "
+                     f"({', '.join(sorted(CONFIGS))}) nor a .toml or .json file")  # fmt: skip
+        if args.seed is None and "order_seed" in base:
+            args.seed = base["order_seed"]
+        config = {"name": name if not args.cell else "cells",
                   "cells": args.cell or base["cells"],
                   "trials": base["trials"] if args.trials is None else args.trials,
                   "cell_trials": {} if args.cell or args.trials is not None

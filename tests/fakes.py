@@ -2,13 +2,26 @@
 
 ``FakeDatapath`` records the messages the app sends; ``FlowTable`` applies its flow-mods
 and answers, for a packet's header fields, what the switch would do with it. This lets
-unit tests run the SAVI pipeline end to end without a switch or root.
+unit tests run the SAVI pipeline end to end without a switch or root. Like Faucet's, it
+is strict: a message the app has no business sending, or a flow that overlaps another of
+the same priority (which OpenFlow leaves to the switch to order: undefined behaviour),
+fails the test.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from types import SimpleNamespace
+
+# What the SAVI app sends a switch: set-up, its flows, re-injected packets, and the
+# requests behind its drop counters and port state.
+KNOWN_MESSAGES = {
+    "OFPSetConfig",
+    "OFPFlowMod",
+    "OFPPacketOut",
+    "OFPFlowStatsRequest",
+    "OFPPortDescStatsRequest",
+}
 
 
 class FakeDatapath:
@@ -22,6 +35,8 @@ class FakeDatapath:
         self.table = FlowTable(self.ofproto)
 
     def send_msg(self, msg) -> None:
+        if type(msg).__name__ not in KNOWN_MESSAGES:
+            raise AssertionError(f"the app sent {type(msg).__name__}, which it has no use for")
         self.sent.append(msg)
         if type(msg).__name__ == "OFPFlowMod":
             self.table.apply(msg)
@@ -41,6 +56,11 @@ class FlowTable:
     def apply(self, fm) -> None:
         key = (fm.priority, tuple(sorted(fm.match.items())))
         if fm.command == self.ofp.OFPFC_ADD:
+            for priority, match in self.flows:
+                if priority == fm.priority and match != key[1] and _overlap(match, key[1]):
+                    raise AssertionError(
+                        f"flows overlap at priority {priority}: {dict(match)} and {dict(key[1])}"
+                    )
             self.flows[key] = (fm.cookie, self._action(fm))
         elif fm.command == self.ofp.OFPFC_DELETE_STRICT:
             self.flows.pop(key, None)
@@ -68,6 +88,21 @@ class FlowTable:
 
     def cookies(self, top_byte: int) -> list[int]:
         return [c for c, _ in self.flows.values() if c >> 56 == top_byte]
+
+
+def _overlap(one: tuple, other: tuple) -> bool:
+    """Whether some packet matches both (exact matches: every field they share agrees; a
+    masked field is taken as agreeing, so the check may miss, never invent, an overlap)."""
+    theirs = dict(other)
+    for field, value in one:
+        if (
+            field in theirs
+            and not isinstance(value, tuple)
+            and not isinstance(theirs[field], tuple)
+        ):
+            if not _equal(field, value, theirs[field]):
+                return False
+    return True
 
 
 def _equal(field: str, have, want) -> bool:

@@ -25,10 +25,9 @@ import urllib.request
 from pathlib import Path
 
 from mininet.net import Mininet
-from mininet.node import RemoteController
 
 from controller.trust import generate_keypair
-from topologies.nodes import SaviSwitch
+from topologies.nodes import OpenFlowController, SaviSwitch
 
 REPO = Path(__file__).resolve().parent.parent
 MGMT_BRIDGE = "savimgmt0"
@@ -204,7 +203,7 @@ class Testbed:
             waitConnected=False,
         )
         self.net.addController(
-            "c0", controller=RemoteController, ip="127.0.0.1", port=self.ofp_port
+            "c0", controller=OpenFlowController, ip="127.0.0.1", port=self.ofp_port
         )
         self.net.build()
         self.net.start()

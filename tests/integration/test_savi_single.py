@@ -69,8 +69,15 @@ def test_ipv6_binding_and_spoofing(tb, tmp_path):
         h.cmd(f"ip -6 addr add 2001:db8::{i}/64 dev h{i}-eth0")
     wait_until(lambda: len([b for b in bindings(tb) if b["ip"].startswith("2001:db8")]) == 3,
                10, "IPv6 bindings from duplicate address detection")  # fmt: skip
-    # The bound address reaches its neighbour (the first echo may go while neighbour
-    # discovery passes through the controller).
+    # The bound address reaches its neighbour once duplicate address detection is over
+    # (the bindings come from its first probe; the address is tentative for 1-2 s after;
+    # the first echo may go while neighbour discovery passes through the controller).
+    for i, h in enumerate((h1, h2), start=1):
+        wait_until(
+            lambda h=h, i=i: "2001:db8" not in h.cmd(f"ip -6 addr show dev h{i}-eth0 tentative"),
+            10,
+            f"h{i}'s address to leave DAD",
+        )
     assert re.search(r", [12] received", h1.cmd("ping -6 -c2 -W2 2001:db8::2"))
     # Spoofed IPv6 source, and a neighbour advertisement stealing h2's address.
     cap = Capture(h3, "h3-eth0", "udp port 9999 or icmp6", tmp_path / "v6.pcap")
