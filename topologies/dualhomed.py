@@ -30,13 +30,14 @@ if not globals().get("__package__"):
 from mininet.link import TCLink
 from mininet.topo import Topo
 
-from topologies.nodes import LegacySwitch, Router, SaviSwitch
+from topologies.nodes import LegacySwitch, OpenFlowController, Router, SaviSwitch
 
 if not globals().get("__package__"):
     # mn needs the SAVI controller: say so now rather than wait forever.
     from topologies.mn import preflight
 
     preflight("dualhomed", "topologies/dualhomed.py")
+    controllers = {"remote": OpenFlowController}  # mn's, without its telnet probe
 
 UPLINK_PORT = 10
 A_TRUSTED, A_UNTRUSTED = "10.1.0.10", "10.2.0.10"

@@ -23,13 +23,14 @@ if not globals().get("__package__"):
 
 from mininet.topo import Topo
 
-from topologies.nodes import SaviSwitch
+from topologies.nodes import OpenFlowController, SaviSwitch
 
 if not globals().get("__package__"):
     # mn needs the SAVI controller: say so now rather than wait forever.
     from topologies.mn import preflight
 
     preflight("savi_single", "topologies/single.py")
+    controllers = {"remote": OpenFlowController}  # mn's, without its telnet probe
 
 SUBNET = "10.0.0.0/24"
 DHCP_SERVER_PORT = 100
