@@ -310,11 +310,12 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
     log = out / "work" / f"simple_switch-{r}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ctl = _ryu_simple_switch(port, log)
-    wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
-    net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
-                  autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
-    net.addController("c0", controller=OpenFlowController, ip="127.0.0.1", port=port)
-    try:
+    net = None
+    try:  # whatever fails from here, the controller and the network stop
+        wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
+        net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
+                      autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
+        net.addController("c0", controller=OpenFlowController, ip="127.0.0.1", port=port)
         net.build()
         net.start()
         s1 = net["s1"]
@@ -327,7 +328,8 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
         took = _reached(samples, handled) - start_at
         return handled / took, handled, took
     finally:
-        net.stop()
+        if net is not None:
+            net.stop()
         ctl.terminate()
         ctl.wait(10)
 
