@@ -40,8 +40,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--hosts", type=int, default=3, help="savi_single: number of hosts (1..90)")
     ap.add_argument("--dhcp", action="store_true", help="savi_single: addresses from DHCP")
-    ap.add_argument("--script", help="run the CLI commands in this file instead, then stop")
-    ap.add_argument("--log-dir", help="logs and state files (default: a new temporary folder)")
+    ap.add_argument(
+        "--script",
+        default=argparse.SUPPRESS,
+        help="run the CLI commands in this file instead, then stop (default: interactive)",
+    )
+    ap.add_argument(
+        "--log-dir",
+        help="logs and state files (default: a new temporary folder)",
+        default=argparse.SUPPRESS,
+    )
     args = ap.parse_args(argv)
     if args.topology == "savi_single" and not 1 <= args.hosts <= 90:
         ap.error(f"--hosts must be 1..90, not {args.hosts}")
@@ -49,6 +57,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--hosts and --dhcp are savi_single's")
     if args.topology != "dualhomed" and args.coverage != "savi":
         ap.error("--coverage is dualhomed's")
+    args.script = getattr(args, "script", None)
     if args.script is not None:
         try:
             open(args.script).close()
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         topo = SingleSwitchTopo(hosts=args.hosts, dhcp=args.dhcp)
     try:
-        with Testbed(topo, log_dir=args.log_dir) as tb:
+        with Testbed(topo, log_dir=getattr(args, "log_dir", None)) as tb:
             cli.run(tb, args.mode, args.script)
     except (TestbedBusy, TestbedError) as e:
         print(f"python -m topologies: {e}", file=sys.stderr)
