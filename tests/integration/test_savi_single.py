@@ -8,7 +8,6 @@ controller's counters must agree.
 import json
 import re
 import subprocess
-import time
 
 import pytest
 
@@ -38,7 +37,7 @@ def test_tcp_transfer_is_complete(tb):
     h1, h2 = tb.net["h1"], tb.net["h2"]
     server = h2.popen(["sh", "-c", "socat -u TCP-LISTEN:5001,reuseaddr - | wc -c"],
                       stdout=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(0.3)
+    wait_until(lambda: ":5001" in h2.cmd("ss -Hltn sport = :5001"), 10, "socat to listen")
     h1.cmd("head -c 20000000 /dev/zero | socat -u - TCP:10.0.0.2:5001")
     out, _ = server.communicate(timeout=60)
     assert int(out) == 20_000_000

@@ -243,7 +243,11 @@ def test_agent_restart(tb):
     client, server = xfer.results()  # the connection goes on as plain MPTCP
     assert server["sha256"] == client["sha256"] and server["bytes"] == client["bytes"]
     old = Transfer(tb, seconds=30, port=5202)  # open before restart
-    time.sleep(1)
+    wait_until(
+        lambda: "5202" in tb.net["a"].cmd("ss -HMn state established"),
+        10,
+        "the old connection to be up",
+    )
     tb.start_agents()
     log = (tb.dir / "a-agent.log").read_text()
     assert "existed before this agent started" in log
