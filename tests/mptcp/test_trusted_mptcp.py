@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from experiments.harness import HarnessError
 from tests.integration.tools import REPO, Capture, wait_until
 from tests.mptcp.helpers import (
     EXPECTED,
@@ -252,7 +253,12 @@ def test_agent_restart(tb):
     log = (tb.dir / "a-agent.log").read_text()
     assert "existed before this agent started" in log
     new = managed_transfer(tb, seconds=8, port=5203)
-    client, server = new.results()
+    try:
+        client, server = new.results()
+    except HarnessError as e:  # seen once in CI: say where the connection stood
+        state = {h: tb.net[h].cmd("ss -tinM; nstat -az 'MPTcp*' | grep -v ' 0 '") for h in "ab"}
+        stats = {h: tb.tpbt(h)["stats"] for h in "ab"}
+        raise AssertionError(f"{e}\n{state['a']}\n{state['b']}\n{stats}") from e
     assert server["sha256"] == client["sha256"]
     old.client.kill()
     old.server.kill()
