@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the credential POST/DELETE calls must carry (Authorization: Bearer; "
         ">= 16 characters); without it the API is read-only",
     )
+    ap.add_argument(
+        "--agent-state-dir",
+        help="the folder where the hosts' agents write their state files (HOST.tpbt.json): "
+        "the live view (GET /savi/view) shows them",
+    )
     ap.add_argument("--verbose", action="store_true", help="log every packet decision")
     args = ap.parse_args(argv)
     for name in ("ofp_port", "rest_port"):
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.trust_key_file:
             os.environ[settings.TRUST_KEY_ENV] = os.path.abspath(args.trust_key_file)
             settings.trust_key()
+        if args.agent_state_dir:
+            if not os.path.isdir(args.agent_state_dir):
+                raise OSError(f"--agent-state-dir {args.agent_state_dir}: not a folder")
+            os.environ[settings.AGENT_STATE_ENV] = os.path.abspath(args.agent_state_dir)
         if args.api_token_file:
             os.environ[settings.API_TOKEN_ENV] = os.path.abspath(args.api_token_file)
             settings.api_token()

@@ -2,7 +2,8 @@
 
 GET /savi/bindings, POST and DELETE /savi/bindings (static bindings), GET /savi/stats,
 GET /savi/trust[?wait=SEQ&timeout=S] (signed; with ``wait`` it answers once the binding
-table's sequence number differs from SEQ, or after S seconds: a long poll for hosts).
+table's sequence number differs from SEQ, or after S seconds: a long poll for hosts),
+GET /savi/view (the live view, a page) and GET /savi/view/agents (controller/view.py).
 Reads are open (to whoever reaches the management network); writes need the run's
 credential, ``Authorization: Bearer TOKEN``, and are refused when none was configured.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 
-from controller import compat
+from controller import compat, settings, view
 from controller.config import ConfigError, static_binding
 
 APP_KEY = "savi_app"
@@ -98,6 +99,14 @@ class SaviRest(wsgi.ControllerBase if wsgi else object):
         if wait is not None and wait == self.app.seq:
             self.app.seq_changed.wait(timeout=timeout)
         return _json(self.app.trust_json())
+
+    @wsgi.route("savi", "/savi/view", methods=["GET"])
+    def live_view(self, req, **_):
+        return wsgi.Response(status=200, content_type="text/html", charset="utf-8", body=view.PAGE)
+
+    @wsgi.route("savi", "/savi/view/agents", methods=["GET"])
+    def agents(self, req, **_):
+        return _json(view.read_agents(settings.agent_state_dir()))
 
 
 def _body(req):

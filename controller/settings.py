@@ -8,6 +8,12 @@ import os
 CONFIG_ENV = "SAVI_CONFIG"
 TRUST_KEY_ENV = "SAVI_TRUST_KEY_FILE"
 API_TOKEN_ENV = "SAVI_API_TOKEN_FILE"
+AGENT_STATE_ENV = "SAVI_AGENT_STATE_DIR"
+
+
+def agent_state_dir() -> str | None:
+    """Where the hosts' agents write their state files (the live view reads them)."""
+    return os.environ.get(AGENT_STATE_ENV) or None
 
 
 def config_path() -> str | None:

@@ -17,7 +17,9 @@ detect_platform() {
 # platform_packages ID VERSION: Debian packages to install, or fail naming what is unsupported.
 platform_packages() {
     case "$1 $2" in
-        "debian 12") echo "$COMMON_PACKAGES bpftool" ;;
+        # Chromium runs the live view's test headless (Ubuntu ships it only as a snap:
+        # there the test is skipped).
+        "debian 12") echo "$COMMON_PACKAGES bpftool chromium" ;;
         # Ubuntu ships bpftool with the kernel's tools.
         "ubuntu 24.04") echo "$COMMON_PACKAGES linux-tools-common linux-tools-generic software-properties-common" ;;
         *) return 1 ;;

@@ -156,6 +156,11 @@ class Testbed:
         return f"http://127.0.0.1:{self.rest_port}"
 
     @property
+    def view_url(self) -> str:
+        """The live view, a page served by the controller (open it in a browser)."""
+        return self.rest_url + "/savi/view"
+
+    @property
     def python(self) -> str:
         """A shell prefix that runs this repo's Python (venv, modules) inside a host."""
         return f"env PYTHONPATH={REPO} {sys.executable}"
@@ -252,6 +257,7 @@ class Testbed:
             "--config", str(self.config_file),
             "--trust-key-file", str(self.key_file),
             "--api-token-file", str(self.token_file),
+            "--agent-state-dir", str(self.dir),
             *self.controller_args,
         ]  # fmt: skip
         self.controller = subprocess.Popen(

@@ -274,6 +274,7 @@ def run(tb, mode: str, script: str | None = None) -> None:
     start_mode(tb, mode)
     print(
         f"testbed up in {tb.start_seconds:.1f} s: {' '.join(n.name for n in tb.net.hosts)}; "
-        f"host mode {mode}; logs in {tb.dir}. Type help; exit or Ctrl-D stops everything."
+        f"host mode {mode}; logs in {tb.dir}; live view at {tb.view_url}. "
+        "Type help; exit or Ctrl-D stops everything."
     )
     TestbedCLI(tb, mode, script=script)

@@ -34,6 +34,7 @@ def test_package_lists(tmp_path):
                    "python3-venv", "libnetfilter-queue-dev", "ruby", "clang", "libbpf-dev"):  # fmt: skip
         assert needed in deb and needed in ubu
     assert "bpftool" in deb and "linux-tools-generic" in ubu  # the classifier's loader
+    assert "chromium" in deb  # the live view's test browser
     # Ubuntu 24.04 ships Python 3.12 only: 3.11 comes from the deadsnakes archive.
     assert platform(tmp_path, DEBIAN, "platform_python").stdout.strip() == "/usr/bin/python3"
     assert platform(tmp_path, UBUNTU, "platform_python").stdout.strip() == "/usr/bin/python3.11"
