@@ -438,7 +438,7 @@ def build(args, now: float) -> tuple[list, Knowledge]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.attacks",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     ap.add_argument("attack", choices=ATTACKS)
     ap.add_argument("--strength", choices=STRENGTHS, required=True)
     ap.add_argument("--victim", action="append", required=True,

@@ -534,7 +534,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m experiments.bench",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     ap.add_argument("--only", action="append", choices=BENCHES, help="run only this benchmark")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the harness")
     ap.add_argument("--out", help="output folder (default results/bench/<UTC>)")

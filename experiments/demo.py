@@ -1,4 +1,4 @@
-"""``sudo make experiment`` (until the attack experiments land): a short SAVI demo.
+"""A short SAVI demo (``sudo make demo``, under a minute).
 
 Starts the default dual-homed topology, shows the bindings SAVI learned and the trust
 export, lets both attackers send packets with host a's addresses as source, and reports
@@ -77,7 +77,7 @@ def run(out_dir: Path, paths: dict | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m experiments.demo", description=__doc__.split("\n")[0]
+        prog="python -m experiments.demo", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("--out", type=Path, help="output folder (default results/demo-<UTC>)")
     ap.add_argument("--hetero", action="store_true",

@@ -1,4 +1,4 @@
-"""Figures of an attack run, drawn from its records only (no testbed, no root):
+"""Figures of an attack run, drawn from its records only (no testbed, no root).
 
     python -m experiments.figures results/attack-default-20261201T180000Z
 
@@ -368,7 +368,7 @@ def draw(run_dir: Path, headline: frozenset[str] | None = None) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m experiments.figures", description=__doc__.split("\n")[0]
+        prog="python -m experiments.figures", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("run_dir", help="a run folder with records.csv")
     args = ap.parse_args(argv)

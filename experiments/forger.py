@@ -1,5 +1,6 @@
 """An eavesdropping forger that tries packet shapes one after another, run in an attacker
-host. It loads scapy once and answers one command per stdin line:
+host. It loads scapy once and answers one command per stdin line (an attack and a shape;
+one JSON line back):
 
     python -m experiments.forger --tap PCAP --victim ADDR ... --peer ADDR ...
                                  --attacker ADDR [--removed-id N ...] [--seed N]
@@ -153,12 +154,19 @@ def _own_connection(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m experiments.forger", description=__doc__.split("\n")[0]
+        prog="python -m experiments.forger", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("--tap", required=True, help="pcap of the eavesdropped path")
-    ap.add_argument("--victim", action="append", required=True)
-    ap.add_argument("--peer", action="append", required=True)
-    ap.add_argument("--attacker", required=True)
+    ap.add_argument(
+        "--victim", action="append", required=True, help="an address of the attacked host (repeat)"
+    )
+    ap.add_argument(
+        "--peer",
+        action="append",
+        required=True,
+        help="an address of its peer, whose name the forgeries use (repeat)",
+    )
+    ap.add_argument("--attacker", required=True, help="the attacker's own address")
     ap.add_argument("--port", type=int, default=5201, help="the peer's listening port")
     ap.add_argument(
         "--removed-id",
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="address IDs a forged RM_ADDR names (default: every ID in use)",
     )
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the forger's choices (1)")
     ap.add_argument(
         "--record-tap", help="pcap of a path the attacker reads but does not send on (replay)"
     )

@@ -396,7 +396,7 @@ def _convergence_summary(result: dict | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m experiments.run", description=" ".join(__doc__.split("\n\n")[0].split()),
                                  epilog="configurations: " + "; ".join(
                                      f"{k}: {v['description']} ({estimate(trials_per_cell(v))})"
                                      for k, v in CONFIGS.items()))  # fmt: skip

@@ -102,7 +102,8 @@ def client(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m experiments.transfer", description=__doc__.split("\n")[0]
+        prog="python -m experiments.transfer",
+        description=" ".join(__doc__.split("\n\n")[0].split()),
     )
     ap.add_argument("role", choices=["server", "client"])
     ap.add_argument("--port", type=int, default=5201)

@@ -567,7 +567,9 @@ def use_userspace_pm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hosts.agent", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m hosts.agent", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     ap.add_argument("--url", required=True, help="the SAVI controller's REST base URL")
     ap.add_argument(
         "--pubkey-file",
@@ -584,9 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--enforce",
         action="store_true",
-        help="on untrusted subflows of a connection that has had a trusted one, drop "
-        "every MPTCP option but DSS, MP_CAPABLE and MP_JOIN (in the kernel); "
-        "the MP_JOIN policy",
+        help="on untrusted subflows of a connection that has had a trusted one (and in a "
+        "connection's opening), drop every MPTCP option but DSS, MP_CAPABLE and MP_JOIN "
+        "in the kernel, and admit joins only by the join policy (docs/trusted-mptcp.md)",
     )
     ap.add_argument(
         "--ttl", type=float, default=6.0, help="seconds a peer's trust notification stays valid (6)"
@@ -597,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         default=ADDR_TRUST_DEFAULT,
         help="ADDR_TRUST's MPTCP subtype (0x9)",
     )
-    ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="log every event and action")
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -14,9 +14,11 @@ import time
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m hosts.tpbt_show", description=__doc__.split("\n")[0]
+        prog="python -m hosts.tpbt_show", description=" ".join(__doc__.split("\n\n")[0].split())
     )
-    ap.add_argument("--state", required=True)
+    ap.add_argument(
+        "--state", required=True, help="the agent's state file (the builder's RUN/HOST.tpbt.json)"
+    )
     ap.add_argument("--json", action="store_true", help="machine-readable entries")
     args = ap.parse_args(argv)
     try:

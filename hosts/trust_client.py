@@ -143,7 +143,7 @@ def fetch_document(url: str, wait_seq: int | None = None, timeout: float = 5.0) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m hosts.trust_client", description=__doc__.split("\n")[0]
+        prog="python -m hosts.trust_client", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("--url", required=True, help="controller REST base URL")
     ap.add_argument("--pubkey-file", required=True, help="the controller's public key (PEM)")
