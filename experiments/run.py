@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -142,8 +143,10 @@ def load_config_file(path: Path) -> dict:
         raise ValueError(f"{path}: {e}") from None
     unknown = set(raw) - set(CONFIG_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                         f"allowed: {', '.join(CONFIG_KEYS)}")  # fmt: skip
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(CONFIG_KEYS)}"
+        )
     for key, kind in CONFIG_KEYS.items():
         if key in raw and not _is(raw[key], kind):
             raise ValueError(f"{path}: {key} must be {KINDS[kind]}, not {raw[key]!r}")
@@ -160,10 +163,16 @@ def load_config_file(path: Path) -> dict:
         raise ValueError(
             f"{path}: cell_trials names cells not in cells: {', '.join(sorted(stray))}"
         )
+    name = raw.get("name", path.stem)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ValueError(
+            f"{path}: name {name!r} must be letters, digits, '_', '.' or '-' "
+            "(it names the run folder)"
+        )
     counts = [raw["trials"], *extra.values()]
     if not all(_is(n, int) and n >= 1 for n in counts):
         raise ValueError(f"{path}: trials and cell_trials must be whole numbers >= 1")
-    return {"name": raw.get("name", path.stem), **{k: v for k, v in raw.items() if k != "name"}}
+    return {"name": name, **{k: v for k, v in raw.items() if k != "name"}}
 
 
 def trials_per_cell(config: dict) -> dict[str, int]:
@@ -451,8 +460,10 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"--config {e}")
             name = base["name"]
         else:
-            ap.error(f"--config: {args.config!r} is neither a configuration "
-                     f"({', '.join(sorted(CONFIGS))}) nor a .toml or .json file")  # fmt: skip
+            ap.error(
+                f"--config: {args.config!r} is neither a configuration "
+                f"({', '.join(sorted(CONFIGS))}) nor a .toml or .json file"
+            )
         if args.seed is None and "order_seed" in base:
             args.seed = base["order_seed"]
         config = {"name": name if not args.cell else "cells",

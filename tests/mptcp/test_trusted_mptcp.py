@@ -79,9 +79,17 @@ def control_options(pcap) -> list[tuple[str, str, int, str]]:
 def dissected(pcap) -> list[dict]:
     """ADDR_TRUST and ADD_ADDR as the testbed's Wireshark dissector decodes them
     (tools/wireshark/trusted_mptcp.lua, installed by scripts/install.sh)."""
-    fields = ["ip.src", "ip.dst", "tmptcp.addr_trust.message", "tmptcp.addr_trust.counter",
-              "tmptcp.addr_trust.lifetime", "tmptcp.addr_trust.ipv4", "tmptcp.add_addr.trust",
-              "tmptcp.add_addr.echo", "tmptcp.add_addr.ipv4"]  # fmt: skip
+    fields = [
+        "ip.src",
+        "ip.dst",
+        "tmptcp.addr_trust.message",
+        "tmptcp.addr_trust.counter",
+        "tmptcp.addr_trust.lifetime",
+        "tmptcp.addr_trust.ipv4",
+        "tmptcp.add_addr.trust",
+        "tmptcp.add_addr.echo",
+        "tmptcp.add_addr.ipv4",
+    ]
     r = subprocess.run(
         ["tshark", "-r", str(pcap), "-Y", "tmptcp", "-T", "fields", "-E", "occurrence=f"]
         + [arg for f in fields for arg in ("-e", f)],
@@ -188,8 +196,11 @@ def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb, tmp_path):
     cap.stop()
     # On the wire, as the dissector reads it: a's announcement of its trusted address
     # with T (on the trusted subflow, where the agent moved it).
-    sent = [(r["ip.src"], r["tmptcp.add_addr.echo"], r["tmptcp.add_addr.ipv4"])
-            for r in dissected(cap.path) if r["tmptcp.add_addr.trust"] == "1"]  # fmt: skip
+    sent = [
+        (r["ip.src"], r["tmptcp.add_addr.echo"], r["tmptcp.add_addr.ipv4"])
+        for r in dissected(cap.path)
+        if r["tmptcp.add_addr.trust"] == "1"
+    ]
     assert (A_TRUSTED, "0", A_TRUSTED) in sent, sent
 
 

@@ -49,6 +49,7 @@ def test_a_runs_config_json_reruns_it(tmp_path):
         ),
         (f'cells = ["{ENFORCE}"]\ntrials = 2\nbulk_seconds = 3', "unknown key(s) bulk_seconds"),
         ("cells = [", "foo.toml"),  # a TOML syntax error names the file
+        (f'name = "../../etc"\ncells = ["{ENFORCE}"]\ntrials = 1', "it names the run folder"),
     ],
 )
 def test_bad_files_are_refused_with_what_is_wrong(tmp_path, text, message):
