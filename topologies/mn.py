@@ -84,6 +84,8 @@ def preflight(topology: str, custom: str, argv: list[str] | None = None) -> None
     argv = sys.argv if argv is None else argv
     if not argv or Path(argv[0]).name != "mn":
         return  # loaded by something else: its business
+    if "-c" in argv or "--clean" in argv:
+        return  # mn's own cleanup: it builds nothing
     reason = problem(argv, topology, custom)
     if reason is not None:
         sys.exit(f"mn: {reason}")  # SystemExit: mn's handler would run its cleanup

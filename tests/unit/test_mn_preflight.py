@@ -37,5 +37,6 @@ def test_a_remote_controller_must_listen():
     assert f"nothing listens at 127.0.0.1:{port}" in problem(argv, "dualhomed", CUSTOM)
 
 
-def test_other_loaders_are_left_alone():
+def test_other_loaders_and_mn_cleanup_are_left_alone():
     preflight("dualhomed", CUSTOM, argv=["python", "-m", "pytest"])  # no exit, no lock
+    preflight("dualhomed", CUSTOM, argv=["/usr/bin/mn", "-c", "--custom", CUSTOM])
