@@ -159,15 +159,24 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
 
     def announce_and_remove():
         """An application's announcement and removal through the path manager (a second
-        netlink client): ADD_ADDR and RM_ADDR from a's kernel, on the oldest subflow."""
+        netlink client): ADD_ADDR and RM_ADDR from a's kernel, on the oldest subflow.
+        Linux sends an RM_ADDR once, on a pure ACK, and the bulk transfer can make the
+        emulated network drop it (seen in CI: the carrier left a-eth0, never reached
+        b-eth0): then a new address is announced and removed, at most three times."""
         out = a.cmd("ss -Htni state established '( dport = :5201 )'")
         token = int(re.search(r"token:\w+\(id:\d+\)/(\w+)\(id:\d+\)", out).group(1), 16)
         removed = lambda: tb.tpbt("b")["kernel_events"].get("removed", 0)  # noqa: E731
-        before = mib(b, "MPTcpExtAddAddr"), removed()
-        path_manager(tb, a, f"announce({token}, 7, '10.2.0.77')")
-        wait_until(lambda: mib(b, "MPTcpExtAddAddr") > before[0], 5, "b to take the ADD_ADDR")
-        path_manager(tb, a, f"remove({token}, 7)")
-        wait_until(lambda: removed() > before[1], 5, "b's kernel to take the RM_ADDR")
+        for addr_id in (7, 8, 9):
+            before = mib(b, "MPTcpExtAddAddr"), removed()
+            path_manager(tb, a, f"announce({token}, {addr_id}, '10.2.0.{70 + addr_id}')")
+            wait_until(lambda: mib(b, "MPTcpExtAddAddr") > before[0], 5, "b to take the ADD_ADDR")  # noqa: B023
+            path_manager(tb, a, f"remove({token}, {addr_id})")
+            try:
+                wait_until(lambda: removed() > before[1], 3, "b's kernel to take the RM_ADDR")  # noqa: B023
+                return
+            except HarnessError:
+                print(f"RM_ADDR of ID {addr_id} not taken by b: announcing another address")
+        raise AssertionError("b's kernel took none of three RM_ADDRs")
 
     seen, off = confinement_run(tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove)
     assert {3, 4, 9} <= {st for _, _, st, _ in seen}, seen
