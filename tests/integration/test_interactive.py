@@ -4,14 +4,14 @@ the SAVI controller or stops at once, building nothing)."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.integration.tools import REPO, wait_until
-from topologies.builder import MachineLock, Testbed
+from topologies.builder import MachineLock, Testbed, _free_port
+from topologies.mn import listening
 from topologies.single import SingleSwitchTopo
 
 MN = "/usr/bin/mn"
@@ -108,58 +108,30 @@ def test_the_cli_refuses_bad_arguments_before_starting_anything():
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
 
 
+def mn(topo: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``mn --custom`` with one of our topology files, running pingall (a hang fails the
+    test through ``timeout``)."""
+    custom = "topologies/dualhomed.py" if topo == "dualhomed" else "topologies/single.py"
+    cmd = [MN, "--custom", custom, "--topo", topo, *args, "--test", "pingall"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
 def test_mn_without_the_savi_controller_stops_at_once_and_builds_nothing():
     before = machine_state()
-    r = subprocess.run(
-        [MN, "--custom", "topologies/dualhomed.py", "--topo", "dualhomed", "--test", "pingall"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # a hang is this test's failure
+    r = mn("dualhomed")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "sudo .venv/bin/python -m topologies dualhomed" in r.stderr
     assert "--controller remote,port=6653" in r.stderr
-    r = subprocess.run(
-        [
-            MN,
-            "--custom",
-            "topologies/single.py",
-            "--topo",
-            "savi_single,2",
-            "--controller",
-            "remote,port=1",
-            "--test",
-            "pingall",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = mn("savi_single,2", "--controller", "remote,port=1")
     assert r.returncode == 1 and "nothing listens at 127.0.0.1:1" in r.stderr, r.stderr
     assert machine_state() == before
     assert_lock_free()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
 def test_mn_with_the_savi_controller_runs_the_topology(tmp_path):
-    ofp, rest = free_port(), free_port()
+    ofp, rest = _free_port(), _free_port()
     log = open(tmp_path / "controller.log", "wb")
     controller = subprocess.Popen(
         [
@@ -178,24 +150,8 @@ def test_mn_with_the_savi_controller_runs_the_topology(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: listening(ofp), 30, "the SAVI controller to listen")
-        r = subprocess.run(
-            [
-                MN,
-                "--custom",
-                "topologies/single.py",
-                "--topo",
-                "savi_single,2",
-                "--controller",
-                f"remote,port={ofp}",
-                "--test",
-                "pingall",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        wait_until(lambda: listening(("127.0.0.1", ofp)), 30, "the SAVI controller to listen")
+        r = mn("savi_single,2", "--controller", f"remote,port={ofp}", timeout=120)
         assert r.returncode == 0 and "0% dropped (2/2 received)" in r.stdout + r.stderr, (
             r.stdout + r.stderr
         )
@@ -209,23 +165,7 @@ def test_mn_with_the_savi_controller_runs_the_topology(tmp_path):
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
 def test_mn_is_refused_while_a_testbed_runs(tmp_path):
     with Testbed(SingleSwitchTopo(hosts=2), log_dir=str(tmp_path / "tb")) as tb:
-        r = subprocess.run(
-            [
-                MN,
-                "--custom",
-                "topologies/single.py",
-                "--topo",
-                "savi_single,2",
-                "--controller",
-                f"remote,port={tb.ofp_port}",
-                "--test",
-                "pingall",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = mn("savi_single,2", "--controller", f"remote,port={tb.ofp_port}")
         assert r.returncode == 1 and "another testbed runs on this machine" in r.stderr, r.stderr
         assert str(tmp_path / "tb") in r.stderr  # it names the running one
         h1, h2 = tb.net["h1"], tb.net["h2"]

@@ -189,6 +189,23 @@ ADD_ADDR_FIELDS = (
 )
 
 
+def announcements_to_a(pcap: Path) -> int:
+    """Announcements (ADD_ADDR, not echoes) to a in ``pcap``."""
+    r = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            f"ip.dst == {A_TRUSTED} && tcp.options.mptcp.subtype == 3 && tcp.options.mptcp.echo == 0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return len(r.stdout.splitlines())
+
+
 def add_addrs(*pcaps: Path) -> str:
     """Every ADD_ADDR (echoes included) in ``pcaps``, for a failure's message."""
     rows = []
@@ -267,6 +284,13 @@ def test_an_enforcing_host_acts_on_no_shape(tb, tmp_path):
     assert B_UNTRUSTED in announced()  # b's own announcement: the oracle sees them
     assert set(announced()) <= {B_TRUSTED, B_UNTRUSTED}, (
         f"a took a forged ADD_ADDR: {announced()}\n" + add_addrs(tap, trusted_cap.path)
+    )
+    # And a forgery naming b's own address: a's kernel took no more announcements than
+    # came over the trusted link (captured before the kernel sees them).
+    taken = announced()  # first: whatever comes later is captured before it is taken
+    genuine = announcements_to_a(trusted_cap.path)
+    assert sum(taken.values()) <= genuine, (
+        f"a took {taken}, {genuine} came over the trusted link\n" + add_addrs(tap, trusted_cap.path)
     )
     assert events() == events_before  # nor did a's kernel report one to its path manager
     assert mib(b, "MPTcpExtMPJoinSynRx") - mib(b, "MPTcpExtMPJoinNoTokenFound") == joins_before

@@ -59,6 +59,12 @@ def test_bad_files_are_refused_with_what_is_wrong(tmp_path, text, message):
         load_config_file(path)
 
 
+def listed(config) -> subprocess.CompletedProcess:
+    """``experiments.run --config CONFIG --list``: checks everything, runs nothing."""
+    cmd = [sys.executable, "-m", "experiments.run", "--config", str(config), "--list"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
 def test_the_command_line_refuses_bad_files_and_unknown_cells(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('cells = ["savi/enforce/unprotected/teleport/adaptive"]\ntrials = 2')
@@ -67,19 +73,7 @@ def test_the_command_line_refuses_bad_files_and_unknown_cells(tmp_path):
         (tmp_path / "missing.toml", "No such file"),
         ("nonsense", "neither a configuration"),
     ):
-        r = subprocess.run(
-            [sys.executable, "-m", "experiments.run", "--config", str(config), "--list"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = listed(config)
         assert r.returncode == 2 and message in r.stderr, r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "--config", str(EXAMPLE), "--list"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = listed(EXAMPLE)
     assert r.returncode == 0 and r.stdout.split() == [ENFORCE, CONTROL]
