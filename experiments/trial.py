@@ -15,6 +15,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import adaptive, attacks
@@ -65,9 +66,36 @@ OWN_BYTES = 50_000  # ... carries a little data, then stays quiet
 # address and are left out by address; an MP_PRIO is not answered; a believed claim
 # moves the peer's control options onto the eavesdropped subflow.)
 ANSWERED = ("rm_addr", "fastclose", *attacks.EXTENSION_ATTACKS)
-# Counts the SYNs the victim sends to the attacker: a hijack's join is reset at once by
-# the attacker's kernel (nothing listens there), too fast for `ss` to see.
-HIJACK_RULE = "OUTPUT -d {attacker} -p tcp --syn -m comment --comment tmptcp-hijack-oracle"
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """A packet counter the victim's MIB cannot give: an iptables rule the trial inserts
+    in the victim for its duration; its packet count joins the victim's counters as
+    ``key``. (During a transfer, legitimate announcements and joins move the MIB too.)"""
+
+    key: str
+    chain: str
+    match: str  # {attacker}: the attacker's address
+
+    def comment(self) -> str:
+        return f"tmptcp-oracle-{self.key}"
+
+    def rule(self, attacker: str) -> str:
+        match = self.match.format(attacker=attacker)
+        return f"{self.chain} {match} -m comment --comment {self.comment()}"
+
+
+ORACLES = {
+    # The hijack: SYNs the victim sends to the attacker's address (a join there is reset
+    # at once by the attacker's kernel, nothing listens: too fast for `ss` to see).
+    "add_addr": Oracle("TrialSynsToAttacker", "OUTPUT", "-d {attacker} -p tcp --syn"),
+    # The flood: forged SYNs (IP ID TAG) that reached the victim's TCP, past the agents'
+    # guard; a legitimate join during the flood counts in MPJoinSynRx as well.
+    "join_flood": Oracle(
+        "TrialForgedSynsIn", "INPUT", f"-p tcp --syn -m u32 --u32 '4>>16={attacks.TAG:#x}'"
+    ),
+}
 
 # Success predicates on the victim's kernel counters (deltas over the attack).
 # The flood hits the peer's listener; the attacks on the extension try to move the peer's
@@ -79,8 +107,9 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     """(success, evidence) from the victim's MIB deltas."""
     d = delta.get
     if attack == "add_addr":
-        ok = d("MPTcpExtAddAddr", 0) > 0 and d("MPTcpExtMPJoinSynTx", 0) > 0
-        return ok, f"AddAddr+{d('MPTcpExtAddAddr', 0)} MPJoinSynTx+{d('MPTcpExtMPJoinSynTx', 0)}"
+        syns = d(ORACLES["add_addr"].key, 0)
+        return syns > 0, (f"SYNs to the attacker: {syns} AddAddr+{d('MPTcpExtAddAddr', 0)} "
+                          f"MPJoinSynTx+{d('MPTcpExtMPJoinSynTx', 0)}")  # fmt: skip
     if attack == "rm_addr":
         ok = d("MPTcpExtRmAddr", 0) > 0
         return ok, f"RmAddr+{d('MPTcpExtRmAddr', 0)} RmSubflow+{d('MPTcpExtRmSubflow', 0)}"
@@ -96,10 +125,14 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     if attack == "fastclose":
         return d("MPTcpExtMPFastcloseRx", 0) > 0, f"MPFastcloseRx+{d('MPTcpExtMPFastcloseRx', 0)}"
     if attack == "join_flood":
-        # Joins for a token the host does not know count as NoTokenFound as well.
+        # Joins for a token the host does not know count as NoTokenFound as well; a join
+        # taken counts only if forged SYNs reached the host's TCP.
         taken = d("MPTcpExtMPJoinSynRx", 0) - d("MPTcpExtMPJoinNoTokenFound", 0)
-        return taken > 0, (f"MPJoinSynRx+{d('MPTcpExtMPJoinSynRx', 0)} "
-                           f"NoTokenFound+{d('MPTcpExtMPJoinNoTokenFound', 0)}")  # fmt: skip
+        forged_in = d(ORACLES["join_flood"].key, 0)
+        return min(taken, forged_in) > 0, (
+            f"forged SYNs in: {forged_in} MPJoinSynRx+{d('MPTcpExtMPJoinSynRx', 0)} "
+            f"NoTokenFound+{d('MPTcpExtMPJoinNoTokenFound', 0)}"
+        )
     raise ValueError(f"unknown attack {attack!r}")
 
 
@@ -237,11 +270,11 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     if cell.strength == "adaptive" and cell.attack in SHORT_PLANS:
         bulk, idle = SHORT_PLANS[cell.attack]
     own_xfer = None
-    hijack_rule = HIJACK_RULE.format(attacker=attacker_addr)
-    if cell.attack == "add_addr" and cell.strength == "adaptive":
-        out = victim.cmd(f"iptables -w -I {hijack_rule} && echo inserted")
+    oracle = ORACLES.get(cell.attack)
+    if oracle is not None:
+        out = victim.cmd(f"iptables -w -I {oracle.rule(attacker_addr)} && echo inserted")
         if "inserted" not in out:
-            raise HarnessError(f"could not add the hijack oracle rule in {victim.name}: {out}")
+            raise HarnessError(f"could not add the {oracle.key} rule in {victim.name}: {out}")
     try:
         # The attack program loads scapy while the captures start: it reads its taps
         # only when told to strike.
@@ -267,19 +300,19 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
                         seed=seed % 2**31, port=PORT)  # fmt: skip
         if cell.strength == "adaptive":
-            before = mib(victim)
+            before = counters(victim, cell.attack)
             t_attack = time.monotonic()
             tpbt = None
             if tb.agents and cell.attack in SHORT_PLANS:  # a claim shows in the MP_PRIO
                 tpbt = lambda: tb.tpbt(victim.name)["entries"]  # noqa: E731
-            outcome, report = adapt(attacker, victim, cell.attack, attacker_addr, xfer.started,
-                                    bulk, early_shape=adaptive.early_shape(cell.attack, trial),
+            outcome, report = adapt(attacker, victim, cell.attack, xfer.started, bulk,
+                                    early_shape=adaptive.early_shape(cell.attack, trial),
                                     exhaustive=exhaustive, tpbt=tpbt, idle=idle)  # fmt: skip
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
             go = " ".join(_established_tuples(a)) if cell.strength == "blind" else ""
-            before = mib(victim)  # the legitimate joins and announcements are over by now
+            before = counters(victim, cell.attack)
             t_attack, attack_wall = time.monotonic(), time.time()
             out, err = attacker.communicate(go + "\n", timeout=60)
             attack_seconds = time.monotonic() - t_attack
@@ -291,7 +324,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 raise HarnessError(f"the attack program failed: {report['error']}")
         if outcome is None:  # adaptive attempts were each judged as they were made
             time.sleep(REACT)
-        after = mib(victim)
+        after = counters(victim, cell.attack)
         if tpbt_out is not None and tb.agents:
             tpbt_out.write_text(
                 "".join(f"# {h}\n{tb.tpbt(h)['table']}\n" for h in sorted(tb.agents))
@@ -299,8 +332,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         client, server = xfer.outcome(timeout=30)
         labels = labels_for(tb, cell)
     finally:  # whatever happened: no process or rule of this trial outlives it
-        if cell.attack == "add_addr" and cell.strength == "adaptive":
-            victim.cmd(f"iptables -w -D {hijack_rule}")
+        if oracle is not None:
+            victim.cmd(f"iptables -w -D {oracle.rule(attacker_addr)}")
         if attacker is not None and attacker.poll() is None:
             attacker.kill()
             attacker.wait(10)
@@ -312,6 +345,9 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
             c.stop(settle=0)
     delta = {k: after.get(k, 0) - v for k, v in before.items()}
     success, evidence = succeeded(cell.attack, delta)
+    # Every TCP and MPTCP counter of the victim that moved over the attack: what its
+    # kernel did with the forgeries (when they failed: dropped as old, PAWS, bad HMAC).
+    moved = {k: n for k, n in sorted(delta.items()) if n and k.startswith(("TcpExt", "MPTcp"))}
     if outcome is not None:  # judged attempt by attempt (legitimate signals interleave)
         success, evidence = outcome.success, outcome.evidence
     transfer_ok = "error" not in client and "error" not in server
@@ -332,7 +368,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     first_forged = min(forged, default=None)
     record = {
         "cell": cell.key, "trial": trial, "seed": seed, **vars(cell),
-        "success": success, "evidence": evidence,
+        "success": success, "evidence": evidence, "victim_counters": moved,
         "forged_sent": outcome.sent if outcome else report["sent"],
         "success_moment": outcome.moment if outcome else "",
         "success_shape": outcome.shape if outcome else "",
@@ -406,30 +442,28 @@ def _command(forger, attack: str, shape: str, now: bool) -> dict:
     return report
 
 
-def syns_to(victim, attacker: str) -> int:
-    """SYNs the victim's kernel sent to ``attacker`` (HIJACK_RULE's packet counter)."""
-    out = victim.cmd("iptables -w -nvx -L OUTPUT 1")
-    fields = out.split()
-    if "tmptcp-hijack-oracle" not in out or not fields or not fields[0].isdigit():
-        raise HarnessError(f"the hijack oracle rule is not first in {victim.name}: {out!r}")
-    return int(fields[0])
+def counters(victim, attack: str) -> dict[str, int]:
+    """The victim's MIB and the packet count of the attack's oracle rule (ORACLES)."""
+    values = mib(victim)
+    oracle = ORACLES.get(attack)
+    if oracle is not None:
+        out = victim.cmd(f"iptables -w -nvx -L {oracle.chain}")
+        rows = [line.split() for line in out.splitlines() if oracle.comment() in line]
+        if len(rows) != 1 or not rows[0][0].isdigit():
+            raise HarnessError(f"no single {oracle.key} rule in {victim.name}: {out!r}")
+        values[oracle.key] = int(rows[0][0])
+    return values
 
 
-def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = ATTEMPT_REACT,
-             tpbt=None):  # fmt: skip
-    """(success, evidence) once the victim shows the attack worked, or after ``timeout``
-    (the kernel acts on an option as it arrives). The hijack is judged by the victim's
-    SYNs towards the attacker's address: during a transfer the legitimate ADD_ADDRs and
-    joins move the MIB counters too."""
+def _reacted(victim, before: dict, attack: str, timeout: float = ATTEMPT_REACT, tpbt=None):
+    """(success, evidence) once the victim's counters (with the attack's oracle rule:
+    ORACLES) show the attack worked, or after ``timeout`` (the kernel acts on an option
+    as it arrives)."""
     deadline = time.monotonic() + timeout
     while True:
-        if attack == "add_addr":
-            syns = syns_to(victim, attacker) - before["hijack_syns"]
-            ok, evidence = syns > 0, f"SYNs to {attacker}: {syns}"
-        else:
-            now = mib(victim)
-            counters = {k: v for k, v in before.items() if k != "tpbt"}
-            ok, evidence = succeeded(attack, {k: now.get(k, 0) - v for k, v in counters.items()})
+        now = counters(victim, attack)
+        moved = {k: now.get(k, 0) - v for k, v in before.items() if k != "tpbt"}
+        ok, evidence = succeeded(attack, moved)
         if tpbt is not None:
             bent = trust_bent(before["tpbt"], tpbt(), {A_TRUSTED}, {A_UNTRUSTED})
             ok, evidence = ok or bool(bent), f"{evidence} TPBT: {bent or 'unchanged'}"
@@ -438,7 +472,7 @@ def _reacted(victim, before: dict, attack: str, attacker: str, timeout: float = 
         time.sleep(0.05)
 
 
-def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: float,
+def adapt(forger, victim, attack: str, started: float, bulk: float,
           early_shape: str = "plain", exhaustive: bool = False, tpbt=None,
           idle: float = ADAPTIVE_IDLE):  # fmt: skip
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
@@ -456,9 +490,7 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
             # The connection is about to end: attempts after that would be recorded as
             # failures on a connection that is gone. Left out (`attempts` says so).
             break
-        before = mib(victim)
-        if attack == "add_addr":
-            before["hijack_syns"] = syns_to(victim, attacker)
+        before = counters(victim, attack)
         if tpbt is not None:
             before["tpbt"] = tpbt()
         now = attempt.moment != "lull"
@@ -473,7 +505,7 @@ def adapt(forger, victim, attack: str, attacker: str, started: float, bulk: floa
         outcome.attempts += 1
         outcome.sent += report["sent"]
         react = TPBT_REACT if tpbt is not None else ATTEMPT_REACT
-        ok, evidence = _reacted(victim, before, attack, attacker, react, tpbt)
+        ok, evidence = _reacted(victim, before, attack, react, tpbt)
         outcome.log.append((attempt, ok))
         if ok and not outcome.success:
             outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape

