@@ -9,7 +9,9 @@ Example (TOML)::
     [[switch]]
     dpid = 1                       # integer, or a hex string such as "0000000000000001"
     trusted_ports = [3]            # uplinks: no validation
-    dhcp_server_ports = [2]        # where DHCP OFFER/ACK/NAK may come from
+    dhcp_server_ports = [2]        # where DHCP and DHCPv6 server messages may come from
+    router_ports = [2]             # where IPv6 router advertisements and redirects may
+                                   # come from (RA guard; uplinks pass them anyway)
 
     [[static]]
     dpid = 1
@@ -35,6 +37,7 @@ class ConfigError(ValueError):
 class SwitchConfig:
     trusted_ports: frozenset[int] = frozenset()
     dhcp_server_ports: frozenset[int] = frozenset()
+    router_ports: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,14 @@ def parse(raw: dict) -> Config:
     switches: dict[int, SwitchConfig] = {}
     for i, sw in enumerate(_list(raw, "switch")):
         where = f"switch[{i}]"
-        _only(sw, {"dpid", "trusted_ports", "dhcp_server_ports"}, where)
+        _only(sw, {"dpid", "trusted_ports", "dhcp_server_ports", "router_ports"}, where)
         dpid = parse_dpid(sw.get("dpid"), where)
         if dpid in switches:
             raise ConfigError(f"{where}: dpid {dpid:#x} configured twice")
         switches[dpid] = SwitchConfig(
             frozenset(_ports(sw, "trusted_ports", where)),
             frozenset(_ports(sw, "dhcp_server_ports", where)),
+            frozenset(_ports(sw, "router_ports", where)),
         )
     static = []
     for i, st in enumerate(_list(raw, "static")):

@@ -1,4 +1,5 @@
-"""Parsing of the packets SAVI learns from: ARP, IPv6 neighbour discovery and DHCPv4.
+"""Parsing of the packets SAVI learns from: ARP, IPv6 neighbour discovery, DHCPv4 and
+DHCPv6.
 
 Pure functions over bytes, so malformed input is a value (``Malformed``) the app counts,
 never an exception that escapes a Ryu handler. Only what binding decisions need is decoded.
@@ -26,6 +27,16 @@ DHCP_MAGIC = b"\x63\x82\x53\x63"
 DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPDECLINE = 1, 2, 3, 4
 DHCPACK, DHCPNAK, DHCPRELEASE, DHCPINFORM = 5, 6, 7, 8
 DHCP_SERVER_MESSAGES = {DHCPOFFER, DHCPACK, DHCPNAK}
+
+# DHCPv6 (RFC 8415): ports, message types, options.
+DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
+SOLICIT, ADVERTISE, REQUEST, CONFIRM, RENEW, REBIND, REPLY = 1, 2, 3, 4, 5, 6, 7
+RELEASE, DECLINE, RECONFIGURE, INFORMATION_REQUEST, RELAY_FORW, RELAY_REPL = 8, 9, 10, 11, 12, 13
+DHCP6_SERVER_MESSAGES = {ADVERTISE, REPLY, RECONFIGURE, RELAY_REPL}
+OPT_CLIENTID, OPT_IA_NA, OPT_IA_TA, OPT_IAADDR, OPT_STATUS_CODE = 1, 3, 4, 5, 13
+# IPv6 extension headers walked to reach the upper layer: hop-by-hop, routing,
+# destination options (each (length + 1) * 8 bytes); fragments are not reassembled.
+EXTENSION_HEADERS, FRAGMENT = {0, 43, 60}, 44
 
 
 class Malformed(ValueError):
@@ -65,11 +76,29 @@ class Dhcp:
 
 
 @dataclass(frozen=True)
+class Lease6:
+    ip: str
+    valid_lifetime: int  # seconds; 0: the server takes the address back
+
+
+@dataclass(frozen=True)
+class Dhcp6:
+    """A DHCPv6 message: who asks (its DUID) and, from a server, which addresses it gave
+    (IA_NA and IA_TA addresses whose IA carries no error status)."""
+
+    msg_type: int
+    xid: int
+    client_duid: bytes | None
+    leases: tuple[Lease6, ...]
+    from_server: bool
+
+
+@dataclass(frozen=True)
 class Frame:
     eth_src: str
     eth_dst: str
     ethertype: int
-    payload: Arp | Neighbor | Dhcp | None
+    payload: Arp | Neighbor | Dhcp | Dhcp6 | None
     ip_src: str | None = None
 
 
@@ -125,15 +154,30 @@ def parse_arp(body: bytes) -> Arp:
     )
 
 
-def _parse_ipv6(body: bytes) -> tuple[str, Neighbor | None]:
+def _parse_ipv6(body: bytes) -> tuple[str, Neighbor | Dhcp6 | None]:
     _need(body, 40, "ipv6")
     if body[0] >> 4 != 6:
         raise Malformed(f"ipv6 version {body[0] >> 4}")
     payload_len, next_header = struct.unpack("!HB", body[4:7])
     src = str(ipaddress.IPv6Address(body[8:24]))
+    payload = body[40 : 40 + payload_len]
+    # The switch matches the upper layer behind extension headers: so does the parser.
+    while next_header in EXTENSION_HEADERS or next_header == FRAGMENT:
+        _need(payload, 8, "ipv6 extension header")
+        if next_header == FRAGMENT:
+            raise Malformed("ipv6 fragment: not reassembled")
+        length = (payload[1] + 1) * 8
+        _need(payload, length, "ipv6 extension header")
+        next_header, payload = payload[0], payload[length:]
+    if next_header == UDP:
+        _need(payload, 8, "udp")
+        sport, dport = struct.unpack("!HH", payload[:4])
+        if DHCP6_SERVER_PORT in (sport, dport) and {sport, dport} <= {546, 547}:
+            return src, parse_dhcp6(payload[8:], from_server=sport == DHCP6_SERVER_PORT)
+        return src, None
     if next_header != ICMPV6:
         return src, None
-    icmp = body[40 : 40 + payload_len]
+    icmp = payload
     _need(icmp, 4, "icmpv6")
     if icmp[0] not in (ND_NS, ND_NA):
         return src, None
@@ -151,6 +195,62 @@ def _parse_ipv6(body: bytes) -> tuple[str, Neighbor | None]:
             lladdr = mac_str(opts[2:8])
         opts = opts[length:]
     return src, Neighbor(icmp[0], src, target, lladdr)
+
+
+def _dhcp6_options(data: bytes, what: str) -> list[tuple[int, bytes]]:
+    options = []
+    while data:
+        _need(data, 4, f"{what} option header")
+        code, length = struct.unpack("!HH", data[:4])
+        _need(data, 4 + length, f"{what} option {code}")
+        options.append((code, data[4 : 4 + length]))
+        data = data[4 + length :]
+    return options
+
+
+def _ia_leases(code: int, value: bytes) -> list[Lease6]:
+    """The addresses of one IA_NA or IA_TA; none if the IA says it failed."""
+    fixed = 12 if code == OPT_IA_NA else 4  # IAID, T1, T2 / IAID
+    _need(value, fixed, "dhcpv6 IA")
+    leases = []
+    for inner, v in _dhcp6_options(value[fixed:], "dhcpv6 IA"):
+        if inner == OPT_STATUS_CODE:
+            _need(v, 2, "dhcpv6 status code")
+            if struct.unpack("!H", v[:2])[0] != 0:
+                return []
+        elif inner == OPT_IAADDR:
+            _need(v, 24, "dhcpv6 IA address")
+            _dhcp6_options(v[24:], "dhcpv6 IA address")  # well formed, or Malformed
+            address = ipaddress.IPv6Address(v[:16])
+            if address.is_link_local or address.is_multicast or address.is_unspecified:
+                raise Malformed(f"dhcpv6 lease of {address}")
+            leases.append(Lease6(str(address), struct.unpack("!I", v[20:24])[0]))
+    return leases
+
+
+def parse_dhcp6(data: bytes, from_server: bool) -> Dhcp6:
+    _need(data, 4, "dhcpv6")
+    msg_type = data[0]
+    if not SOLICIT <= msg_type <= RELAY_REPL:
+        raise Malformed(f"dhcpv6 message type {msg_type}")
+    if msg_type in (RELAY_FORW, RELAY_REPL):  # between relays and servers: not parsed
+        _need(data, 34, "dhcpv6 relay message")
+        return Dhcp6(msg_type, 0, None, (), from_server)
+    duid, leases, top_status = None, [], 0
+    for code, value in _dhcp6_options(data[4:], "dhcpv6"):
+        if code == OPT_CLIENTID:
+            if not 2 <= len(value) <= 130:  # a DUID is 2 type bytes and at most 128 more
+                raise Malformed(f"dhcpv6 client id of {len(value)} bytes")
+            duid = value
+        elif code in (OPT_IA_NA, OPT_IA_TA):
+            leases += _ia_leases(code, value)
+        elif code == OPT_STATUS_CODE:
+            _need(value, 2, "dhcpv6 status code")
+            top_status = struct.unpack("!H", value[:2])[0]
+    if top_status != 0:
+        leases = []
+    xid = int.from_bytes(data[1:4], "big")
+    return Dhcp6(msg_type, xid, duid, tuple(leases), from_server)
 
 
 def _parse_ipv4(body: bytes) -> tuple[str, Dhcp | None]:

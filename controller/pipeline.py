@@ -19,12 +19,19 @@ NORMAL, CONTROLLER, DROP = "normal", "controller", "drop"
 PRIO_UPLINK_DHCP = 320
 PRIO_UPLINK = 300
 PRIO_PROBE_REPLY = 260
+PRIO_RA_GUARD = 250
 PRIO_DHCP = 240
 PRIO_NA_BOUND = 220
 PRIO_NA = 210
 PRIO_BOUND = 200
 PRIO_TO_CONTROLLER = 100
 PRIO_PORT_DROP = 10
+
+# ICMPv6 router advertisement and redirect: only routers send them (RA guard, RFC 6105).
+ROUTER_ONLY_ICMPV6 = (134, 137)
+DHCP6_CLIENT = {"eth_type": 0x86DD, "ip_proto": 17, "udp_src": 546, "udp_dst": 547}
+# Server-originated DHCPv6 (to clients, or relay to relay) leaves port 547.
+DHCP6_SERVER = {"eth_type": 0x86DD, "ip_proto": 17, "udp_src": 547}
 
 # Source MAC of the controller's own probes; answers to it come back to the controller.
 PROBE_MAC = "02:5a:00:00:00:01"
@@ -68,21 +75,29 @@ def switch_flows() -> list[FlowSpec]:
         flow(PRIO_PROBE_REPLY, CONTROLLER, c, eth_dst=PROBE_MAC),
         # DHCP client messages are snooped even from bound sources (RELEASE, renewals).
         flow(PRIO_DHCP, CONTROLLER, c, eth_type=0x0800, ip_proto=17, udp_src=68, udp_dst=67),
+        flow(PRIO_DHCP, CONTROLLER, c, **DHCP6_CLIENT),
         flow(PRIO_TO_CONTROLLER, CONTROLLER, c, eth_type=0x0806),
         flow(PRIO_TO_CONTROLLER, CONTROLLER, c, eth_type=0x86DD, ip_proto=58, icmpv6_type=135),
         flow(PRIO_NA, CONTROLLER, c, eth_type=0x86DD, ip_proto=58, icmpv6_type=136),
     ]
 
 
-def port_flows(port: int, trusted: bool, dhcp_server: bool) -> list[FlowSpec]:
-    """Flows for one port. Uplinks pass all; access ports drop what no binding allows."""
+def port_flows(port: int, trusted: bool, dhcp_server: bool, router: bool = False) -> list[FlowSpec]:
+    """Flows for one port. Uplinks pass all; access ports drop what no binding allows,
+    DHCP server messages unless they are a server's port, and router advertisements and
+    redirects unless they are a router's (these drops outrank a binding's allow)."""
     c = base_cookie(port)
     server_msgs = {"eth_type": 0x0800, "ip_proto": 17, "udp_src": 67, "udp_dst": 68}
     flows = []
-    if trusted or dhcp_server:
-        flows.append(flow(PRIO_UPLINK_DHCP, CONTROLLER, c, in_port=port, **server_msgs))
-    else:
-        flows.append(flow(PRIO_DHCP + 1, DROP, c, in_port=port, **server_msgs))
+    for msgs in (server_msgs, DHCP6_SERVER):
+        if trusted or dhcp_server:
+            flows.append(flow(PRIO_UPLINK_DHCP, CONTROLLER, c, in_port=port, **msgs))
+        else:
+            flows.append(flow(PRIO_DHCP + 1, DROP, c, in_port=port, **msgs))
+    if not (trusted or router):
+        ra = {"eth_type": 0x86DD, "ip_proto": 58}
+        for kind in ROUTER_ONLY_ICMPV6:
+            flows.append(flow(PRIO_RA_GUARD, DROP, c, in_port=port, icmpv6_type=kind, **ra))
     if trusted:
         flows.append(flow(PRIO_UPLINK, NORMAL, c, in_port=port))
     else:

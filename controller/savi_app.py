@@ -20,13 +20,19 @@ from controller.bindings import (
     Unbound,
     Unchanged,
 )
+from controller.dhcp6 import Dhcp6Clients
 from controller.packets import (
+    DECLINE,
+    DHCP6_SERVER_MESSAGES,
     DHCP_SERVER_MESSAGES,
     DHCPACK,
     DHCPDECLINE,
     DHCPRELEASE,
+    RELEASE,
+    REPLY,
     Arp,
     Dhcp,
+    Dhcp6,
     Malformed,
     Neighbor,
     parse_frame,
@@ -53,7 +59,10 @@ class SaviApp(compat.App):
         self.datapaths: dict[int, object] = {}
         self.ports: dict[int, set[int]] = {}
         self.client_ports: dict[tuple[int, str], int] = {}  # (dpid, client MAC) -> port
-        self.switch_drops: dict[tuple[int, int, int], int] = {}  # (dpid, port, prio) -> n
+        self.dhcp6_clients = Dhcp6Clients()  # who asked, for the server's REPLY
+        # (dpid, port, priority, match) -> packets dropped by that drop flow; a port has
+        # several drop flows of one priority (DHCP and DHCPv6 servers, RA and redirect).
+        self.switch_drops: dict[tuple, int] = {}
         self.seq = first_seq()
         self.seq_changed = compat.hub.Event()
         self.clock = time.time
@@ -126,7 +135,8 @@ class SaviApp(compat.App):
                     self.table.restore(b)
                     restored += 1
             elif tag == pipeline.BASE_TAG and not entry.instructions and "in_port" in match:
-                self.switch_drops[(dp.id, match["in_port"], entry.priority)] = entry.packet_count
+                key = (dp.id, match["in_port"], entry.priority, tuple(sorted(match.items())))
+                self.switch_drops[key] = entry.packet_count
         if restored:
             LOG.info("switch %016x: %d bindings recovered from its flows", dp.id, restored)
             self._changed()
@@ -137,7 +147,10 @@ class SaviApp(compat.App):
         self.ports[dp.id].add(port_no)
         sw = self.config.switch(dp.id)
         for spec in pipeline.port_flows(
-            port_no, port_no in sw.trusted_ports, port_no in sw.dhcp_server_ports
+            port_no,
+            port_no in sw.trusted_ports,
+            port_no in sw.dhcp_server_ports,
+            port_no in sw.router_ports,
         ):
             ofp.add_flow(dp, spec)
 
@@ -162,6 +175,8 @@ class SaviApp(compat.App):
             self._neighbor(dp, in_port, frame, payload, data)
         elif isinstance(payload, Dhcp):
             self._dhcp(dp, in_port, frame, payload, data, trusted)
+        elif isinstance(payload, Dhcp6):
+            self._dhcp6(dp, in_port, frame, payload, data, trusted)
         else:
             self.table.count(dp.id, in_port, "spoofed_dropped")
 
@@ -230,6 +245,46 @@ class SaviApp(compat.App):
                 reason = "dhcp release" if msg.msg_type == DHCPRELEASE else "dhcp decline"
                 if ip:
                     self._apply(self.table.dhcp_release(dp.id, in_port, frame.eth_src, ip, reason))
+        ofp.packet_out(dp, in_port, data)
+
+    def _dhcp6(self, dp, in_port, frame, msg: Dhcp6, data: bytes, trusted: bool) -> None:
+        """DHCPv6 snooping (RFC 7513): a server's REPLY binds each address it gives to the
+        port and MAC of the client that asked in that transaction (a lifetime of 0 takes
+        it back); the client's RELEASE and DECLINE remove them."""
+        now = self.clock()
+        if msg.from_server or msg.msg_type in DHCP6_SERVER_MESSAGES:
+            if not (trusted or in_port in self.config.switch(dp.id).dhcp_server_ports):
+                self.table.count(dp.id, in_port, "rogue_dhcp_dropped")
+                return
+            asker = None
+            if msg.msg_type == REPLY and msg.client_duid is not None:
+                asker = self.dhcp6_clients.asker(dp.id, msg.xid, msg.client_duid, now)
+            for lease in msg.leases if asker is not None else ():
+                if lease.valid_lifetime:
+                    self._apply(
+                        self.table.dhcp_ack(
+                            dp.id, asker.port, asker.mac, lease.ip, lease.valid_lifetime, now
+                        )
+                    )
+                else:
+                    self._apply(
+                        self.table.dhcp_release(
+                            dp.id, asker.port, asker.mac, lease.ip, "dhcpv6 lifetime 0"
+                        )
+                    )
+            ofp.packet_out(dp, in_port, data)
+            return
+        if not trusted:
+            if msg.client_duid is not None:
+                self.dhcp6_clients.asked(
+                    dp.id, in_port, frame.eth_src, msg.xid, msg.client_duid, now
+                )
+            if msg.msg_type in (RELEASE, DECLINE):
+                reason = "dhcpv6 release" if msg.msg_type == RELEASE else "dhcpv6 decline"
+                for lease in msg.leases:
+                    self._apply(
+                        self.table.dhcp_release(dp.id, in_port, frame.eth_src, lease.ip, reason)
+                    )
         ofp.packet_out(dp, in_port, data)
 
     # -- applying decisions --------------------------------------------------------------
@@ -308,9 +363,11 @@ class SaviApp(compat.App):
 
     def stats_json(self) -> list[dict]:
         switch: dict[tuple[int, int], int] = {}
-        for (dpid, port, _priority), n in self.switch_drops.items():
-            switch[(dpid, port)] = switch.get((dpid, port), 0) + n
-        keys = set(self.table.counters) | set(switch)
+        ra_guard: dict[tuple[int, int], int] = {}
+        for (dpid, port, priority, _match), n in self.switch_drops.items():
+            into = ra_guard if priority == pipeline.PRIO_RA_GUARD else switch
+            into[(dpid, port)] = into.get((dpid, port), 0) + n
+        keys = set(self.table.counters) | set(switch) | set(ra_guard)
         out = []
         for dpid, port in sorted(keys):
             c = self.table.counters.get((dpid, port))
@@ -323,6 +380,7 @@ class SaviApp(compat.App):
                     "rejected_claims": c.rejected_claims if c else 0,
                     "malformed": c.malformed if c else 0,
                     "rogue_dhcp_dropped": c.rogue_dhcp_dropped if c else 0,
+                    "rogue_ra_dropped": ra_guard.get((dpid, port), 0),
                 }
             )
         return out

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 MGMT_BRIDGE = "savimgmt0"
 MGMT_NET = "172.31.254"
 UDHCPC_SCRIPT = Path(__file__).with_name("udhcpc.script")
+DHCLIENT6_SCRIPT = Path(__file__).with_name("dhclient6.script")
 
 
 # Linux 6.18's MPTCP receiver can deadlock when the connection-level receive buffer is
@@ -146,6 +147,7 @@ class Testbed:
         self.net: Mininet | None = None
         self.daemons: list[subprocess.Popen] = []  # started in hosts
         self.dhcp_clients: dict[str, subprocess.Popen] = {}  # host name -> udhcpc
+        self.dhcp6_clients: dict[str, subprocess.Popen] = {}  # host name -> dhclient -6
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
         self.lock = MachineLock()
@@ -221,10 +223,13 @@ class Testbed:
         self.wait_for_flows()
         if hasattr(self.topo, "configure"):
             self.topo.configure(self.net)
+        servers6 = self.topo.dhcp6_servers()
         for host, (intf, first, last) in self.topo.dhcp_servers().items():
-            self.start_dhcp_server(self.net[host], intf, first, last)
+            self.start_dhcp_server(self.net[host], intf, first, last, v6=servers6.get(host))
         for host in self.topo.dhcp_clients:
             self.dhcp_client(self.net[host])
+        for host in self.topo.dhcp6_clients:
+            self.dhcp6_client(self.net[host])
         self.start_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
@@ -349,8 +354,12 @@ class Testbed:
             host.cmd(f"ethtool -K {inner} tx off >/dev/null 2>&1")
 
     # -- DHCP ------------------------------------------------------------------------------
-    def start_dhcp_server(self, host, intf: str, first: str, last: str, lease: str = "2m"):
-        """dnsmasq as a DHCP server only (no DNS), leases kept in the run folder."""
+    def start_dhcp_server(
+        self, host, intf: str, first: str, last: str, lease: str = "2m", v6: tuple | None = None
+    ):
+        """dnsmasq as a DHCP server only (no DNS), leases kept in the run folder; with
+        ``v6`` (interface, address/prefix length, first, last) a DHCPv6 server too, on an
+        address of the range's prefix that the interface gets here."""
         leases = self.dir / f"{host.name}.leases"
         cmd = [
             "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
@@ -358,6 +367,11 @@ class Testbed:
             f"--dhcp-range={first},{last},255.255.255.0,{lease}",
             f"--dhcp-leasefile={leases}", "--log-dhcp", f"--pid-file={self.dir / host.name}.pid",
         ]  # fmt: skip
+        if v6 is not None:
+            _intf, address, first6, last6 = v6
+            host.cmd(f"ip -6 addr add {address} dev {intf} nodad")
+            prefix_len = address.split("/")[1]
+            cmd.append(f"--dhcp-range={first6},{last6},{prefix_len},{lease}")
         return self.spawn(host, cmd, f"{host.name}-dnsmasq.log")
 
     def dhcp_client(self, host, intf: str | None = None, timeout: float = 20):
@@ -372,6 +386,40 @@ class Testbed:
         self._wait(lambda: "inet " in host.cmd(f"ip -4 addr show dev {intf}"), timeout,
                    f"a DHCP lease in {host.name}")  # fmt: skip
         return proc
+
+    def dhcp6_client(self, host, intf: str | None = None, timeout: float = 30):
+        """Run ``dhclient -6`` in ``host`` until it has a global address; it renews in
+        the background. dhcp6_release() releases the lease (RELEASE) and stops it."""
+        intf = intf or host.defaultIntf().name
+        # The link-local address the client speaks from must have passed DAD.
+        self._wait(
+            lambda: "tentative" not in host.cmd(f"ip -6 addr show dev {intf}"),
+            timeout,
+            f"{host.name}'s link-local address to leave DAD",
+        )
+        proc = self.spawn(
+            host,
+            ["dhclient", *self._dhclient6_args(host, intf), "-d", intf],
+            f"{host.name}-dhclient6.log",
+        )
+        self.dhcp6_clients[host.name] = proc
+        self._wait(
+            lambda: dhcp6_address(host, intf) is not None, timeout, f"a DHCPv6 lease in {host.name}"
+        )
+        return proc
+
+    def dhcp6_release(self, host, intf: str | None = None) -> None:
+        """Release ``host``'s DHCPv6 lease (the client sends RELEASE and removes the
+        address) and stop its client."""
+        intf = intf or host.defaultIntf().name
+        host.cmd(["dhclient", *self._dhclient6_args(host, intf), "-r", intf])
+        proc = self.dhcp6_clients.pop(host.name, None)
+        _stop(proc)
+
+    def _dhclient6_args(self, host, intf: str) -> list[str]:
+        files = self.dir / f"{host.name}-{intf}-dhclient6"
+        options = f"-6 -v -lf {files}.leases -pf {files}.pid --address-prefix-len 64"
+        return [*options.split(), "-sf", str(DHCLIENT6_SCRIPT)]
 
     # -- Trusted MPTCP agents ------------------------------------------------------------------
     def start_agents(self, hosts: list[str] | None = None, extra: list[str] | None = None,
@@ -422,6 +470,15 @@ class Testbed:
         log.close()
         self.daemons.append(proc)
         return proc
+
+
+def dhcp6_address(host, intf: str) -> str | None:
+    """The global IPv6 address DHCPv6 gave ``intf`` (one that has passed DAD), if any."""
+    out = host.cmd(f"ip -6 -o addr show dev {intf} scope global")
+    for line in out.splitlines():
+        if "tentative" not in line and "inet6 " in line:
+            return line.split("inet6 ")[1].split("/")[0]
+    return None
 
 
 def _stop(proc: subprocess.Popen | None, timeout: float = 5) -> None:

@@ -11,7 +11,8 @@ Mininet's own commands (``pingall``, ``a ping b``, ``xterm``, ...) work as usual
 - ``trust``: the controller's signed trust export (what the hosts' agents consume);
 - ``spoof HOST SOURCE DESTINATION [COUNT]``: HOST sends UDP with a forged source; shows
   how many its access switch dropped;
-- ``transfer [CLIENT SERVER [SECONDS]]``: an MPTCP bulk transfer, digests on both ends;
+- ``transfer [CLIENT SERVER [SECONDS]]``: an MPTCP bulk transfer, digests on both ends,
+  and the hosts' TPBTs as their agents wrote them while it ran;
 - ``attack ATTACK [STRENGTH [LOCATION]]`` (dualhomed): one trial of the attack
   experiment against the hosts as they run now.
 """
@@ -32,6 +33,7 @@ from experiments.harness import HarnessError, Transfer, wait_until
 from topologies.nodes import SaviSwitch
 
 REPO = Path(__file__).resolve().parent.parent
+STATE_POLL = 0.2  # s: the agents write their state this often (hosts.agent.TICK)
 SPOOF = (
     "from scapy.all import IP, UDP, send; "
     "send(IP(src={src!r}, dst={dst!r}) / UDP(sport=4000, dport=4000) / b'spoof', "
@@ -43,6 +45,7 @@ DROP_COUNTERS = (
     "rejected_claims",
     "malformed",
     "rogue_dhcp_dropped",
+    "rogue_ra_dropped",
 )
 
 
@@ -211,6 +214,15 @@ class TestbedCLI(CLI):
             port=5300 + self.transfers % 100,
             timeout=seconds + 30,
         )
+        # The connection is gone once the transfer ends: its TPBT rows are shown as the
+        # agents last wrote them while it ran.
+        during = {}
+        while xfer.client.poll() is None:
+            for name in (client, server):
+                table = self._live_table(name)
+                if table is not None:
+                    during[name] = table
+            time.sleep(STATE_POLL)
         got, sent = xfer.results()
         same = got["sha256"] == sent["sha256"] and got["bytes"] == sent["bytes"]
         mbps = 8 * got["bytes"] / seconds / 1e6
@@ -218,6 +230,19 @@ class TestbedCLI(CLI):
             f"{client} -> {server}: {got['bytes']} bytes in {seconds:g} s "
             f"({mbps:.0f} Mbit/s), digests {'equal' if same else 'DIFFER'}"
         )
+        for name, table in during.items():
+            self.say(f"{name}'s TPBT during the transfer:\n{table}")
+
+    def _live_table(self, host: str) -> str | None:
+        """The host's TPBT as its agent last wrote it, if it shows a connection."""
+        state = self.tb.state_file(host)
+        if host not in self.tb.agents or not state.exists():
+            return None
+        try:
+            table = json.loads(state.read_text())["table"]
+        except (ValueError, KeyError):  # being rewritten
+            return None
+        return table if table and table != "(no connections)" else None
 
     def do_attack(self, line: str) -> None:
         """attack ATTACK [STRENGTH [LOCATION]]: one trial of the attack experiment

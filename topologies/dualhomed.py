@@ -127,6 +127,7 @@ class DualHomedTopo(Topo):
             self.addLink(name, switch, port2=20 + n)
             self.extra_hosts.append(name)
         self.dhcp_clients: list[str] = []
+        self.dhcp6_clients: list[str] = []
 
     def savi_config(self) -> dict:
         if self.coverage == "none":  # the switches stay in the path but validate nothing
@@ -140,6 +141,9 @@ class DualHomedTopo(Topo):
         }
 
     def dhcp_servers(self) -> dict:
+        return {}
+
+    def dhcp6_servers(self) -> dict:
         return {}
 
     def agent_hosts(self) -> dict[str, list[str]]:

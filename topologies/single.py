@@ -6,7 +6,10 @@ it does not); ``python -m topologies savi_single`` starts the controller, the ma
 network, DHCP and a CLI with the testbed's commands.
 
 Ports: host ``hN`` is on port N of ``s1``; ``dhcp`` (10.0.0.254) serves leases on port 100
-when ``dhcp=True``; hosts then have no static address and run a DHCP client.
+when ``dhcp=True``; hosts then have no static address and run a DHCP client. With
+``dhcp6=True`` it serves DHCPv6 leases from 2001:db8::/64 as well (it is at
+2001:db8::fe), its port may send router advertisements (RA guard), and each host also
+runs a DHCPv6 client.
 """
 
 from __future__ import annotations
@@ -35,14 +38,20 @@ if not globals().get("__package__"):
 SUBNET = "10.0.0.0/24"
 DHCP_SERVER_PORT = 100
 DHCP_RANGE = ("10.0.0.100", "10.0.0.199")
+SUBNET6 = "2001:db8::/64"
+DHCP6_SERVER_ADDRESS = "2001:db8::fe"
+DHCP6_RANGE = ("2001:db8::100", "2001:db8::1ff")
 
 
 class SingleSwitchTopo(Topo):
-    def build(self, hosts: int = 3, dhcp: bool = False):
+    def build(self, hosts: int = 3, dhcp: bool = False, dhcp6: bool = False):
         if not 1 <= hosts <= 90:
             raise ValueError(f"hosts must be 1..90, not {hosts}")
+        if dhcp6 and not dhcp:
+            raise ValueError("dhcp6 needs dhcp (one server host serves both)")
         self.dhcp_server = None
         self.dhcp_clients: list[str] = []
+        self.dhcp6_clients: list[str] = []
         s1 = self.addSwitch("s1", cls=SaviSwitch, dpid="0000000000000001")
         for i in range(1, hosts + 1):
             ip = None if dhcp else f"10.0.0.{i}/24"
@@ -50,6 +59,8 @@ class SingleSwitchTopo(Topo):
             self.addLink(name, s1, port2=i)
             if dhcp:
                 self.dhcp_clients.append(name)
+            if dhcp6:
+                self.dhcp6_clients.append(name)
         if dhcp:
             self.dhcp_server = self.addHost("dhcp", ip="10.0.0.254/24", mac="00:00:00:00:00:fe")
             self.addLink(self.dhcp_server, s1, port2=DHCP_SERVER_PORT)
@@ -57,7 +68,17 @@ class SingleSwitchTopo(Topo):
     def savi_config(self) -> dict:
         """The controller's config for this topology (see controller/config.py)."""
         ports = [DHCP_SERVER_PORT] if self.dhcp_server else []
-        return {"switch": [{"dpid": 1, "trusted_ports": [], "dhcp_server_ports": ports}]}
+        routers = ports if self.dhcp6_clients else []
+        return {
+            "switch": [
+                {
+                    "dpid": 1,
+                    "trusted_ports": [],
+                    "dhcp_server_ports": ports,
+                    "router_ports": routers,
+                }
+            ]
+        }
 
     def agent_hosts(self) -> dict[str, list[str]]:
         return {}  # single-homed hosts: no multipath
@@ -72,6 +93,14 @@ class SingleSwitchTopo(Topo):
         if not self.dhcp_server:
             return {}
         return {self.dhcp_server: (f"{self.dhcp_server}-eth0", *DHCP_RANGE)}
+
+    def dhcp6_servers(self) -> dict:
+        """host -> (interface, its address/prefix length, first, last address) of the
+        DHCPv6 servers (the same dnsmasq serves both families)."""
+        if not self.dhcp6_clients:
+            return {}
+        address = f"{DHCP6_SERVER_ADDRESS}/64"
+        return {self.dhcp_server: (f"{self.dhcp_server}-eth0", address, *DHCP6_RANGE)}
 
 
 topos = {"savi_single": SingleSwitchTopo}

@@ -67,3 +67,43 @@ def dhcp(kind, client_mac, yiaddr="0.0.0.0", ciaddr="0.0.0.0", lease=None, reque
         / BOOTP(op=2 if from_server else 1, chaddr=chaddr, yiaddr=yiaddr, ciaddr=ciaddr, xid=7)
         / DHCP(options=opts)
     )
+
+
+def dhcp6(kind, mac, xid=0x1234, addresses=(), lifetime=120, duid_mac=None, eth_src=None,
+          status=None, src=None):  # fmt: skip
+    """A DHCPv6 message of ``kind`` (solicit, request, reply, release, decline, advertise)
+    for the client with ``mac`` (its DUID-LL), naming ``addresses`` in one IA_NA."""
+    from scapy.layers import dhcp6 as d6
+
+    cls = {"solicit": d6.DHCP6_Solicit, "request": d6.DHCP6_Request, "reply": d6.DHCP6_Reply,
+           "release": d6.DHCP6_Release, "decline": d6.DHCP6_Decline,
+           "advertise": d6.DHCP6_Advertise}[kind]  # fmt: skip
+    from_server = kind in ("reply", "advertise")
+    ia_opts = [d6.DHCP6OptIAAddress(addr=a, preflft=lifetime, validlft=lifetime) for a in addresses]
+    if status is not None:
+        ia_opts.append(d6.DHCP6OptStatusCode(statuscode=status))
+    msg = cls(trid=xid) / d6.DHCP6OptClientId(duid=d6.DUID_LL(lladdr=duid_mac or mac))
+    if from_server:
+        msg /= d6.DHCP6OptServerId(duid=d6.DUID_LL(lladdr="00:00:00:00:00:fe"))
+    if addresses or status is not None:
+        msg /= d6.DHCP6OptIA_NA(iaid=1, T1=60, T2=90, ianaopts=ia_opts)
+    server_ll = "fe80::200:ff:fe00:fe"
+    client_ll = "fe80::200:ff:fe00:" + mac.split(":")[-1]
+    if from_server:
+        ip = IPv6(src=src or server_ll, dst=client_ll) / UDP(sport=547, dport=546)
+        ether = Ether(src=eth_src or "00:00:00:00:00:fe", dst=mac)
+    else:
+        ip = IPv6(src=src or client_ll, dst="ff02::1:2") / UDP(sport=546, dport=547)
+        ether = Ether(src=eth_src or mac, dst="33:33:00:01:00:02")
+    return bytes(ether / ip / msg)
+
+
+def ra(mac, src="fe80::200:ff:fe00:99"):
+    from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
+
+    return bytes(
+        Ether(src=mac, dst="33:33:00:00:00:01")
+        / IPv6(src=src, dst="ff02::1")
+        / ICMPv6ND_RA()
+        / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64)
+    )

@@ -14,6 +14,7 @@ probe_timeout = 0.2
 dpid = "000000000000000a"
 trusted_ports = [3]
 dhcp_server_ports = [2]
+router_ports = [2, 4]
 [[static]]
 dpid = 10
 port = 1
@@ -28,6 +29,7 @@ def test_good_toml(tmp_path):
     c = load(p)
     assert c.max_bindings_per_port == 4 and c.probe_timeout == 0.2
     assert c.switch(10).trusted_ports == {3} and c.switch(10).dhcp_server_ports == {2}
+    assert c.switch(10).router_ports == {2, 4}
     assert c.switch(99).trusted_ports == frozenset()  # unconfigured: all access ports
     (st,) = c.static
     assert (st.dpid, st.mac, st.ip) == (10, "00:00:00:00:00:aa", "2001:db8::1")
@@ -47,6 +49,7 @@ def test_no_config_means_defaults():
         ({"switch": [{"dpid": "xyz"}]}, "neither an integer nor hex"),
         ({"switch": [{"dpid": 1}, {"dpid": 1}]}, "configured twice"),
         ({"switch": [{"dpid": 1, "trusted_ports": [0]}]}, "positive port numbers"),
+        ({"switch": [{"dpid": 1, "router_ports": ["r1"]}]}, "router_ports must be a list"),
         ({"switch": [{"dpid": 1, "uplinks": [1]}]}, "unknown keys"),
         ({"static": [{"dpid": 1, "port": 1, "mac": "zz", "ip": "10.0.0.1"}]}, "not a MAC"),
         (
