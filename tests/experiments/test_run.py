@@ -96,7 +96,9 @@ def test_outputs_are_sane(short_run):
     assert isinstance(json.loads((out / "config.json").read_text())["order_seed"], int)
     conv = summary["convergence"]
     assert 0 < conv["removal_to_peer_untrusted_s"]["max"] < 20
-    assert 0 < conv["binding_to_peer_trusted_s"]["max"] < 20
+    # A new binding reaches the peer's TPBT as the notification goes out, with no timer
+    # in between (some 20 ms here; the benchmark reports the numbers).
+    assert 0 < conv["binding_to_peer_trusted_s"]["max"] < 0.5
     table = (out / "tpbt" / "savi_trusted_unprotected_mp_prio_eavesdrop.txt").read_text()
     assert "SubFlow" in table and "Sf(10.1.0.10,10.3.0.20)  True      True" in table
 
