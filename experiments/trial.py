@@ -549,14 +549,17 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     pin_neighbours(tb, "a", A_TRUSTED, "10.1.0.1")
     down, up = [], []
     try:
-        wait_until(lambda: _changed_at(tb, "b", pair, True, 0), 20,
-                   "b's TPBT to trust a's protected address")  # fmt: skip
+        # The transfer's connection, the newest b trusts a's address on (a closing one
+        # of an earlier run leaves changes of its own to the same address pair).
+        token = wait_until(lambda: _newest_trusting(tb.tpbt("b"), pair), 20,
+                           "b's TPBT to trust a's protected address")  # fmt: skip
+        subflow = (token, *pair)
         for _ in range(rounds):
             t0 = time.time()
             status = tb.request("DELETE", "/savi/bindings", {"ip": A_TRUSTED})[0]
             if status != 200:
                 raise HarnessError(f"removing a's binding answered {status}")
-            at = wait_until(lambda since=t0: _changed_at(tb, "b", pair, False, since), 20,
+            at = wait_until(lambda since=t0: _changed_at(tb, "b", subflow, False, since), 20,
                             "b's TPBT to drop a's trust")  # fmt: skip
             down.append(at - t0)
             t0 = time.time()
@@ -564,7 +567,7 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
                 ["arping", "-q", "-U", "-c", "1", "-I", "a-eth0", "-s", A_TRUSTED, A_TRUSTED]
             )
             try:
-                at = wait_until(lambda since=t0: _changed_at(tb, "b", pair, True, since), 20,
+                at = wait_until(lambda since=t0: _changed_at(tb, "b", subflow, True, since), 20,
                                 "b's TPBT to trust a's address again")  # fmt: skip
             finally:
                 arping.wait(10)
@@ -574,12 +577,21 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     return {"binding_to_peer_trusted_s": up, "removal_to_peer_untrusted_s": down}
 
 
-def _changed_at(tb, host: str, pair: tuple[str, str], trusted: bool, since: float):
-    """When ``host``'s TPBT last marked subflow ``pair`` (local, remote address)
+def _newest_trusting(state: dict, pair: tuple[str, str]) -> int | None:
+    """The token of the newest connection whose subflow ``pair`` (local, remote) the
+    host's TPBT trusts now, by its history; None if none does."""
+    trusted = {e["token"] for e in state["entries"]
+               if (e["src"], e["dst"]) == pair and e["sip_trust"] and e["dip_trust"]}  # fmt: skip
+    since = {c[1]: c[0] for c in state["history"] if c[1] in trusted and (c[2], c[3]) == pair}
+    return max(since, key=since.get) if since else None
+
+
+def _changed_at(tb, host: str, subflow: tuple[int, str, str], trusted: bool, since: float):
+    """When ``host``'s TPBT last marked ``subflow`` (token, local, remote address)
     ``trusted`` (or untrusted), if it did at or after ``since`` and that is how the
     subflow stands now: its agent's history of changes, each stamped as it was made.
     None otherwise (the history is written with the state, a tick after the change)."""
-    changes = [c for c in tb.tpbt(host)["history"] if (c[2], c[3]) == pair]
+    changes = [c for c in tb.tpbt(host)["history"] if tuple(c[1:4]) == subflow]
     if changes and changes[-1][4] is trusted and changes[-1][0] >= since:
         return changes[-1][0]
     return None
