@@ -12,10 +12,20 @@ import sys
 from experiments.harness import MODES
 from topologies import cli
 from topologies.builder import Testbed, TestbedBusy, TestbedError
+from topologies.campus import PLACEMENTS, CampusTopo
 from topologies.dualhomed import COVERAGES, DualHomedTopo
 from topologies.single import SingleSwitchTopo
 
-TOPOLOGIES = ("dualhomed", "savi_single")
+TOPOLOGIES = ("dualhomed", "savi_single", "campus")
+CAMPUS_DEFAULTS = {
+    "switches": 4,
+    "savi_fraction": 0.5,
+    "per_switch": 2,
+    "multihomed": 1,
+    "attackers": 2,
+    "placement": "spread",
+    "seed": 1,
+}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +50,32 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--hosts", type=int, default=3, help="savi_single: number of hosts (1..90)")
     ap.add_argument("--dhcp", action="store_true", help="savi_single: addresses from DHCP")
+    campus = ap.add_argument_group("campus (topologies/campus.py)")
+    d = CAMPUS_DEFAULTS
+    campus.add_argument("--switches", type=int, default=d["switches"], help="access switches")
+    campus.add_argument(
+        "--savi-fraction",
+        type=float,
+        default=d["savi_fraction"],
+        help="fraction of the access switches with SAVI",
+    )
+    campus.add_argument(
+        "--per-switch",
+        type=int,
+        default=d["per_switch"],
+        help="single-homed hosts per access switch",
+    )
+    campus.add_argument(
+        "--multihomed",
+        type=int,
+        default=d["multihomed"],
+        help="hosts with a second address on another switch (agents)",
+    )
+    campus.add_argument("--attackers", type=int, default=d["attackers"], help="attacker hosts")
+    campus.add_argument(
+        "--placement", choices=PLACEMENTS, default=d["placement"], help="where the attackers go"
+    )
+    campus.add_argument("--seed", type=int, default=d["seed"], help="the campus's seed")
     ap.add_argument(
         "--script",
         default=argparse.SUPPRESS,
@@ -57,6 +93,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--hosts and --dhcp are savi_single's")
     if args.topology != "dualhomed" and args.coverage != "savi":
         ap.error("--coverage is dualhomed's")
+    campus_args = {k: getattr(args, k) for k in CAMPUS_DEFAULTS}
+    if args.topology != "campus" and campus_args != CAMPUS_DEFAULTS:
+        ap.error(
+            "--switches, --savi-fraction, --per-switch, --multihomed, --attackers, "
+            "--placement and --seed are campus's"
+        )
+    if args.topology == "campus":
+        try:
+            args.campus = campus_topo(args)
+        except ValueError as e:
+            ap.error(f"campus: {e}")
     args.script = getattr(args, "script", None)
     if args.script is not None:
         try:
@@ -66,10 +113,24 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def campus_topo(args) -> CampusTopo:
+    return CampusTopo(
+        switches=args.switches,
+        hosts=args.per_switch,
+        coverage=args.savi_fraction,
+        multihomed=args.multihomed,
+        attackers=args.attackers,
+        placement=args.placement,
+        seed=args.seed,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.topology == "dualhomed":
         topo = DualHomedTopo(coverage=args.coverage)
+    elif args.topology == "campus":
+        topo = args.campus
     else:
         topo = SingleSwitchTopo(hosts=args.hosts, dhcp=args.dhcp)
     try:

@@ -73,6 +73,34 @@ def test_the_cli_on_the_single_switch(tmp_path):
     assert_lock_free()
 
 
+def test_the_cli_on_a_campus(tmp_path):
+    """A campus of 3 access switches, 2 of them SAVI: its multi-homed host's transfer to
+    the server, its TPBT during it; the attacker on a SAVI switch is dropped there."""
+    before = machine_state()
+    args = [
+        "campus",
+        "--switches",
+        "3",
+        "--savi-fraction",
+        "0.67",
+        "--per-switch",
+        "1",
+        "--attackers",
+        "1",
+        "--placement",
+        "savi",
+    ]
+    out = cli(
+        tmp_path, args, ["bindings", "transfer h2s1 srv 1", "spoof m1 10.200.0.10 10.1.0.11 3"]
+    )
+    assert re.search(r"h2s1 -> srv: \d+ bytes in 1 s .* digests equal", out), out
+    assert "h2s1's TPBT during the transfer:" in out, out
+    sent = re.search(r"sent 3 from m1 as 10\.200\.0\.10; dpid \d+ port 151 dropped (\d+)", out)
+    assert sent and int(sent.group(1)) >= 3, out
+    assert machine_state() == before
+    assert_lock_free()
+
+
 def test_the_cli_on_the_default_topology_with_enforcing_hosts(tmp_path):
     before = machine_state()
     out = cli(

@@ -15,7 +15,9 @@ def load_like_mn(name: str) -> dict:
     return customs["topos"]
 
 
-@pytest.mark.parametrize("name, topo", [("single", "savi_single"), ("dualhomed", "dualhomed")])
+@pytest.mark.parametrize(
+    "name, topo", [("single", "savi_single"), ("dualhomed", "dualhomed"), ("campus", "campus")]
+)
 def test_mn_custom_loads(name, topo, monkeypatch):
     monkeypatch.chdir(REPO)
     topos = load_like_mn(name)
