@@ -194,10 +194,15 @@ class BindingTable:
         return decisions
 
     # -- DHCP snooping ---------------------------------------------------------------
-    def dhcp_ack(self, dpid: int, port: int, mac: str, ip: str, lease: int, now: float):
+    def dhcp_ack(
+        self, dpid: int, port: int, mac: str, ip: str, lease: int, now: float, move: bool = True
+    ):
         """A trusted server leased ``ip`` to ``mac`` on (dpid, port): bind or renew.
 
-        The server is authoritative, so a stale binding of the address elsewhere goes.
+        The server is authoritative, so a stale binding of the address elsewhere goes —
+        unless ``move`` is False (DHCPv6, whose REPLY names its client by a DUID that
+        another host can copy, not by its MAC): then an address bound to another port or
+        MAC stays there until it is released, expires or its port goes down.
         """
         ip = _norm(ip)
         expires = now + lease if lease != 0xFFFFFFFF else None
@@ -206,6 +211,8 @@ class BindingTable:
             renewed = replace(old, source=DHCP, expires_at=expires, state=BOUND)
             self._by_ip[ip] = renewed
             return Bound(renewed, replaced=old)
+        if old is not None and not move:
+            return self._reject(Claim(dpid, port, mac, ip), "address bound to another port")
         if old is None and len(self.on_port(dpid, port)) >= self.max_per_port:
             return self._reject(Claim(dpid, port, mac, ip), f"port limit of {self.max_per_port}")
         if old is not None and old.source == STATIC:

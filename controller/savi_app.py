@@ -249,8 +249,9 @@ class SaviApp(compat.App):
 
     def _dhcp6(self, dp, in_port, frame, msg: Dhcp6, data: bytes, trusted: bool) -> None:
         """DHCPv6 snooping (RFC 7513): a server's REPLY binds each address it gives to the
-        port and MAC of the client that asked in that transaction (a lifetime of 0 takes
-        it back); the client's RELEASE and DECLINE remove them."""
+        port and MAC of the client that asked in that transaction and that the REPLY is
+        sent to (controller.dhcp6; a lifetime of 0 takes it back); the client's RELEASE
+        and DECLINE remove them."""
         now = self.clock()
         if msg.from_server or msg.msg_type in DHCP6_SERVER_MESSAGES:
             if not (trusted or in_port in self.config.switch(dp.id).dhcp_server_ports):
@@ -258,14 +259,21 @@ class SaviApp(compat.App):
                 return
             asker = None
             if msg.msg_type == REPLY and msg.client_duid is not None:
-                asker = self.dhcp6_clients.asker(dp.id, msg.xid, msg.client_duid, now)
+                asker = self.dhcp6_clients.asker(
+                    dp.id, msg.xid, msg.client_duid, frame.eth_dst, now
+                )
             for lease in msg.leases if asker is not None else ():
                 if lease.valid_lifetime:
-                    self._apply(
-                        self.table.dhcp_ack(
-                            dp.id, asker.port, asker.mac, lease.ip, lease.valid_lifetime, now
-                        )
+                    decision = self.table.dhcp_ack(
+                        dp.id,
+                        asker.port,
+                        asker.mac,
+                        lease.ip,
+                        lease.valid_lifetime,
+                        now,
+                        move=False,
                     )
+                    self._apply(decision)
                 else:
                     self._apply(
                         self.table.dhcp_release(
@@ -275,10 +283,12 @@ class SaviApp(compat.App):
             ofp.packet_out(dp, in_port, data)
             return
         if not trusted:
-            if msg.client_duid is not None:
-                self.dhcp6_clients.asked(
-                    dp.id, in_port, frame.eth_src, msg.xid, msg.client_duid, now
-                )
+            if msg.client_duid is not None and self.dhcp6_clients.asked(
+                dp.id, in_port, frame.eth_src, msg.xid, msg.client_duid, now
+            ):
+                # Asked from two places (a copy of another host's message): the
+                # transaction binds nothing; counted where the second came from.
+                self.table.count(dp.id, in_port, "rejected_claims")
             if msg.msg_type in (RELEASE, DECLINE):
                 reason = "dhcpv6 release" if msg.msg_type == RELEASE else "dhcpv6 decline"
                 for lease in msg.leases:

@@ -10,6 +10,7 @@ from scapy.layers.inet6 import (
     IPv6,
 )
 from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
 
 DHCP_TYPES = {"discover": 1, "offer": 2, "request": 3, "decline": 4, "ack": 5, "release": 7}
 
@@ -70,7 +71,7 @@ def dhcp(kind, client_mac, yiaddr="0.0.0.0", ciaddr="0.0.0.0", lease=None, reque
 
 
 def dhcp6(kind, mac, xid=0x1234, addresses=(), lifetime=120, duid_mac=None, eth_src=None,
-          status=None, src=None):  # fmt: skip
+          status=None, src=None, duid=None):  # fmt: skip
     """A DHCPv6 message of ``kind`` (solicit, request, reply, release, decline, advertise)
     for the client with ``mac`` (its DUID-LL), naming ``addresses`` in one IA_NA."""
     from scapy.layers import dhcp6 as d6
@@ -82,7 +83,10 @@ def dhcp6(kind, mac, xid=0x1234, addresses=(), lifetime=120, duid_mac=None, eth_
     ia_opts = [d6.DHCP6OptIAAddress(addr=a, preflft=lifetime, validlft=lifetime) for a in addresses]
     if status is not None:
         ia_opts.append(d6.DHCP6OptStatusCode(statuscode=status))
-    msg = cls(trid=xid) / d6.DHCP6OptClientId(duid=d6.DUID_LL(lladdr=duid_mac or mac))
+    client_id = d6.DHCP6OptClientId(duid=d6.DUID_LL(lladdr=duid_mac or mac))
+    if duid is not None:  # raw DUID bytes (DUID-EN, say)
+        client_id = d6.DHCP6OptClientId(optlen=len(duid)) / Raw(duid)
+    msg = cls(trid=xid) / client_id
     if from_server:
         msg /= d6.DHCP6OptServerId(duid=d6.DUID_LL(lladdr="00:00:00:00:00:fe"))
     if addresses or status is not None:

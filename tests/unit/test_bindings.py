@@ -101,6 +101,18 @@ def test_dhcp_server_overrides_stale_fcfs_but_not_static():
     assert isinstance(t.dhcp_ack(1, 2, B, "10.0.0.200", lease=60, now=1), Rejected)
 
 
+def test_a_lease_that_may_not_move_stays_with_its_holder():
+    """DHCPv6 (move=False): a REPLY for an address bound to another port or MAC is
+    refused and counted; the holder's own renewal still goes through."""
+    t = BindingTable()
+    t.dhcp_ack(1, 3, A, "2001:db8::9", lease=60, now=0, move=False)
+    refused = t.dhcp_ack(1, 2, B, "2001:db8::9", lease=60, now=1, move=False)
+    assert isinstance(refused, Rejected) and t.counters[(1, 2)].rejected_claims == 1
+    assert (t.get("2001:db8::9").port, t.get("2001:db8::9").mac) == (3, A)
+    renewed = t.dhcp_ack(1, 3, A, "2001:db8::9", lease=120, now=2, move=False)
+    assert renewed.binding.expires_at == 122
+
+
 def test_static_binding_is_never_probed_away():
     t = BindingTable()
     t.add_static(1, 1, A, "10.0.0.1")

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from controller.dhcp6 import Dhcp6Clients
+from controller.dhcp6 import Dhcp6Clients, duid_mac
 from controller.packets import REPLY, SOLICIT, Dhcp6, Lease6, Malformed, parse_frame
 from tests.fakes import packet_in
 from tests.unit import frames
@@ -18,9 +18,12 @@ DUID3 = b"\x00\x03\x00\x01" + bytes.fromhex("000000000003")
 def test_a_reply_names_its_client_and_the_addresses_it_gives():
     f = parse_frame(frames.dhcp6("reply", H3, addresses=["2001:db8::100", "2001:db8::101"]))
     assert f.payload == Dhcp6(
-        REPLY, 0x1234, DUID3,
-        (Lease6("2001:db8::100", 120), Lease6("2001:db8::101", 120)), True,
-    )  # fmt: skip
+        REPLY,
+        0x1234,
+        DUID3,
+        (Lease6("2001:db8::100", 120), Lease6("2001:db8::101", 120)),
+        True,
+    )
     solicit = parse_frame(frames.dhcp6("solicit", H3)).payload
     assert (solicit.msg_type, solicit.client_duid, solicit.from_server) == (SOLICIT, DUID3, False)
 
@@ -76,14 +79,30 @@ def test_random_corruption_never_raises_anything_else():
 def test_the_memory_of_who_asked_is_per_port_bounded_and_expires():
     clients = Dhcp6Clients(ttl=60, per_port=2)
     clients.asked(1, 3, H3, xid=7, duid=DUID3, now=0)
-    assert clients.asker(1, 7, DUID3, now=1).port == 3
-    assert clients.asker(1, 7, b"another duid", now=1) is None
-    assert clients.asker(1, 7, DUID3, now=61) is None  # too old
+    assert clients.asker(1, 7, DUID3, H3, now=1).port == 3
+    assert clients.asker(1, 7, b"another duid", H3, now=1) is None
+    assert clients.asker(1, 7, DUID3, H2, now=1) is None  # a REPLY to someone else
+    assert clients.asker(1, 7, DUID3, H3, now=61) is None  # too old
     for xid in range(100, 200):  # a flood on port 2 forgets only port 2's
-        clients.asked(1, 2, H2, xid=xid, duid=b"\x00\x03x", now=2)
-    assert clients.asker(1, 7, DUID3, now=3).mac == H3 and len(clients) == 3
-    clients.asked(1, 1, H1, xid=7, duid=DUID3, now=4)  # same transaction, another port
-    assert clients.asker(1, 7, DUID3, now=5).port == 1 and len(clients) == 3
+        clients.asked(1, 2, H2, xid=xid, duid=b"\x00\x02x", now=2)
+    assert clients.asker(1, 7, DUID3, H3, now=3).mac == H3 and len(clients) == 3
+
+
+def test_a_transaction_asked_from_two_places_binds_nothing():
+    clients = Dhcp6Clients()
+    assert clients.asked(1, 3, H3, xid=7, duid=b"\x00\x02en", now=0) is False
+    assert clients.asked(1, 2, H2, xid=7, duid=b"\x00\x02en", now=1) is True  # a copy
+    assert clients.asker(1, 7, b"\x00\x02en", H3, now=2) is None
+    assert clients.asker(1, 7, b"\x00\x02en", H2, now=2) is None
+
+
+def test_a_duid_that_names_a_mac_binds_only_for_that_mac():
+    assert duid_mac(DUID3) == H3
+    assert duid_mac(b"\x00\x01\x00\x01" + b"\x2a" * 4 + bytes.fromhex("000000000003")) == H3
+    assert duid_mac(b"\x00\x02" + b"\x00\x00\x01\x37" + b"x") is None  # DUID-EN
+    clients = Dhcp6Clients()
+    clients.asked(1, 2, H2, xid=9, duid=DUID3, now=0)  # h2, alone, with h3's DUID-LL
+    assert clients.asker(1, 9, DUID3, H2, now=1) is None
 
 
 def v6(datapath, port, mac, src, **extra):
@@ -101,8 +120,12 @@ def test_a_snooped_reply_binds_with_its_lifetime_and_release_unbinds(app, dp):  
     assert [o.data for o in dp.packet_outs()] == [reply]
     (b,) = app.bindings_json()
     assert (b["port"], b["mac"], b["ip"], b["source"], b["expires_in"]) == (
-        3, H3, "2001:db8::100", "dhcp", 120,
-    )  # fmt: skip
+        3,
+        H3,
+        "2001:db8::100",
+        "dhcp",
+        120,
+    )
     assert v6(dp, 3, H3, "2001:db8::100") == "normal"
     # Another host's RELEASE of the address is ignored; the client's own removes it.
     app.packet_in(packet_in(dp, 2, frames.dhcp6("release", H2, addresses=["2001:db8::100"])))
@@ -111,12 +134,45 @@ def test_a_snooped_reply_binds_with_its_lifetime_and_release_unbinds(app, dp):  
     assert app.bindings_json() == [] and v6(dp, 3, H3, "2001:db8::100") == "drop"
 
 
+def test_a_copied_request_or_a_borrowed_duid_steals_no_lease(app, dp):  # noqa: F811
+    """h2 shares h3's switch and sees its multicast REQUEST. A copy of it from h2's port
+    (h2's MAC) makes the transaction bind nothing; a transaction of h2's own with h3's
+    DUID binds nothing either (the DUID names h3's MAC); and once h3 holds its lease, a
+    REPLY that would give the address to another port does not move it."""
+    duid_en = b"\x00\x02\x00\x00\x01\x37en"
+    app.packet_in(packet_in(dp, 3, frames.dhcp6("request", H3, xid=5, duid=duid_en)))
+    app.packet_in(packet_in(dp, 2, frames.dhcp6("request", H2, xid=5, duid=duid_en)))
+    for mac in (H3, H2):  # the server answers each copy to its sender
+        reply = frames.dhcp6("reply", mac, xid=5, duid=duid_en, addresses=["2001:db8::9"])
+        app.packet_in(packet_in(dp, DHCP_PORT, reply))
+    assert app.bindings_json() == [] and app.table.counters[(1, 2)].rejected_claims == 1
+    app.packet_in(packet_in(dp, 2, frames.dhcp6("request", H2, xid=6, duid=DUID3)))
+    reply = frames.dhcp6("reply", H2, xid=6, duid=DUID3, addresses=["2001:db8::9"])
+    app.packet_in(packet_in(dp, DHCP_PORT, reply))
+    assert app.bindings_json() == []
+    app.packet_in(packet_in(dp, 3, frames.dhcp6("request", H3, xid=7)))
+    app.packet_in(
+        packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H3, xid=7, addresses=["2001:db8::9"]))
+    )
+    (b,) = app.bindings_json()
+    assert (b["port"], b["mac"]) == (3, H3)
+    app.packet_in(packet_in(dp, 2, frames.dhcp6("request", H2, xid=8, duid=duid_en)))
+    app.packet_in(
+        packet_in(
+            dp, DHCP_PORT, frames.dhcp6("reply", H2, xid=8, duid=duid_en, addresses=["2001:db8::9"])
+        )
+    )
+    (b,) = app.bindings_json()
+    assert (b["port"], b["mac"]) == (3, H3)
+
+
 def test_a_reply_binds_only_for_the_client_that_asked(app, dp):  # noqa: F811
     # No client message in this transaction, or another client's DUID: nothing bound.
     app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H3, addresses=["2001:db8::7"])))
     app.packet_in(packet_in(dp, 3, frames.dhcp6("solicit", H3, xid=9)))
-    app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H2, xid=9,
-                                                          addresses=["2001:db8::8"])))  # fmt: skip
+    app.packet_in(
+        packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H2, xid=9, addresses=["2001:db8::8"]))
+    )
     assert app.bindings_json() == []
 
 
@@ -125,8 +181,11 @@ def test_a_lifetime_of_zero_takes_the_address_back(app, dp):  # noqa: F811
     app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H3, addresses=["2001:db8::5"])))
     assert len(app.bindings_json()) == 1
     app.packet_in(packet_in(dp, 3, frames.dhcp6("request", H3, xid=2)))
-    app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp6("reply", H3, xid=2,
-                                                          addresses=["2001:db8::5"], lifetime=0)))  # fmt: skip
+    app.packet_in(
+        packet_in(
+            dp, DHCP_PORT, frames.dhcp6("reply", H3, xid=2, addresses=["2001:db8::5"], lifetime=0)
+        )
+    )
     assert app.bindings_json() == []
 
 
