@@ -470,7 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--strength eavesdrop needs --tap")
     from scapy.layers.inet import IP  # noqa: F401  (loaded before the go line, not after)
 
-    sock = raw_socket()
+    try:
+        sock = raw_socket()
+    except OSError as e:  # not root (CAP_NET_RAW)
+        print(json.dumps({"error": f"a raw socket for the forgeries: {e}"}), flush=True)
+        return 1
     if args.wait:
         print("ready", flush=True)
         line = sys.stdin.readline()

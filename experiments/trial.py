@@ -293,8 +293,11 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
             caps[i] = Capture(a, i, f"tcp port {PORT}", pcap[i], snaplen=SNAPLEN)
         if cell.attack == "own_connection":
             own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE)
-        if attacker.stdout.readline().strip() != "ready":
-            raise HarnessError(f"the attack program did not start: {attacker.stderr.read()[:500]}")
+        said = attacker.stdout.readline().strip()
+        if said != "ready":
+            raise HarnessError(
+                f"the attack program did not start: {said[:300]} " f"{attacker.stderr.read()[:500]}"
+            )
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
         xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,

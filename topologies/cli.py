@@ -217,7 +217,8 @@ class TestbedCLI(CLI):
         # The connection is gone once the transfer ends: its TPBT rows are shown as the
         # agents last wrote them while it ran.
         during = {}
-        while xfer.client.poll() is None:
+        deadline = time.monotonic() + seconds + 30  # then results() says it hung
+        while xfer.client.poll() is None and time.monotonic() < deadline:
             for name in (client, server):
                 table = self._live_table(name)
                 if table is not None:
