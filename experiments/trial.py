@@ -295,9 +295,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
             own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE)
         said = attacker.stdout.readline().strip()
         if said != "ready":
-            raise HarnessError(
-                f"the attack program did not start: {said[:300]} " f"{attacker.stderr.read()[:500]}"
-            )
+            err = attacker.stderr.read()[:500]
+            raise HarnessError(f"the attack program did not start: {said[:300]} {err}")
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
         xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
