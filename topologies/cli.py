@@ -236,13 +236,9 @@ class TestbedCLI(CLI):
 
     def _live_table(self, host: str) -> str | None:
         """The host's TPBT as its agent last wrote it, if it shows a connection."""
-        state = self.tb.state_file(host)
-        if host not in self.tb.agents or not state.exists():
+        if host not in self.tb.agents or not self.tb.state_file(host).exists():
             return None
-        try:
-            table = json.loads(state.read_text())["table"]
-        except (ValueError, KeyError):  # being rewritten
-            return None
+        table = self.tb.tpbt(host)["table"]  # written whole (renamed into place)
         return table if table and table != "(no connections)" else None
 
     def do_attack(self, line: str) -> None:

@@ -114,6 +114,16 @@ def test_router_advertisements_pass_only_from_the_router_port(tb, tmp_path):
         f"dst='{h1_ll}')/ICMPv6ND_Redirect(tgt='{h2_ll}',dst='{DHCP6_SERVER_ADDRESS}')"
     )
     send_frames(h2, "h2-eth0", redirect, count=2)
+    # The next shape: the RA behind a hop-by-hop header (the switch matches the ICMPv6
+    # type behind extension headers, and so would the host's ND code accept it).
+    hidden = rogue.replace("/ICMPv6ND_RA()", "/IPv6ExtHdrHopByHop()/ICMPv6ND_RA()")
+    hidden_cap = Capture(
+        h1,
+        "h1-eth0",
+        "ip6 and ether src 00:00:00:00:00:02 and dst host ff02::1",
+        tmp_path / "hidden.pcap",
+    )
+    send_frames(h2, "h2-eth0", hidden, count=2)
     # The positive control: the same RA, without the prefix, from the router's port.
     server_ll = link_local(server)
     send_frames(
@@ -123,8 +133,10 @@ def test_router_advertisements_pass_only_from_the_router_port(tb, tmp_path):
         f"/IPv6(src='{server_ll}',dst='ff02::1')/ICMPv6ND_RA()",
         count=1,
     )
-    wait_until(lambda: stat(tb, 2, "rogue_ra_dropped") >= before + 5, 5, "the RA guard drops")
+    wait_until(lambda: stat(tb, 2, "rogue_ra_dropped") >= before + 7, 5, "the RA guard drops")
     cap.stop()
+    hidden_cap.stop()
+    assert hidden_cap.count() == 0
     seen = cap.lines()
     assert len(seen) == 1 and "00:00:00:00:00:fe >" in seen[0], seen
     assert ROGUE_PREFIX not in h1.cmd("ip -6 addr show dev h1-eth0")

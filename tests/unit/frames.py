@@ -1,5 +1,7 @@
 """Frames for unit tests, built with scapy."""
 
+import random
+
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import (
@@ -111,3 +113,24 @@ def ra(mac, src="fe80::200:ff:fe00:99"):
         / ICMPv6ND_RA()
         / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64)
     )
+
+
+def parse_or_malformed(data: bytes) -> None:
+    """Parse ``data``: a clean result or Malformed, never any other exception."""
+    from controller.packets import Malformed, parse_frame
+
+    try:
+        parse_frame(data)
+    except Malformed:
+        pass
+
+
+def corruptions(base: list[bytes], seed: int, rounds: int):
+    """``rounds`` copies of frames from ``base`` with 1 to 6 random bytes changed past
+    the Ethernet header (the fuzzing of the parser tests)."""
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        data = bytearray(rng.choice(base))
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(14, len(data))] = rng.randrange(256)
+        yield bytes(data)
