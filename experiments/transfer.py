@@ -1,6 +1,6 @@
 """A bulk transfer over an MPTCP socket, with a digest of the bytes on both ends.
 
-    python -m experiments.transfer server --port 5201 [--timeout 60]
+    python -m experiments.transfer server --port 5201 [--timeout 60] [--ipv6]
     python -m experiments.transfer client --to 10.3.0.20 --port 5201 --bytes 50000000
                                           [--seconds 5] [--bind 10.2.0.10] [--pause 0.5]
                                           [--tcp] [--wait-subflows 4]
@@ -39,9 +39,12 @@ def additional_subflows(s: socket.socket) -> int:
 
 
 def server(args) -> dict:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, args.proto) as s:
+    family = socket.AF_INET6 if args.ipv6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, args.proto) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", args.port))
+        if args.ipv6:  # IPv6 only: a connection's family is the experiment's choice
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind(("::" if args.ipv6 else "0.0.0.0", args.port))
         s.listen(1)
         s.settimeout(args.timeout)
         conn, peer = s.accept()
@@ -61,7 +64,8 @@ def server(args) -> dict:
 
 
 def client(args) -> dict:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, args.proto) as s:
+    family = socket.AF_INET6 if ":" in args.to else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, args.proto) as s:
         s.settimeout(args.timeout)
         if args.bind:
             s.bind((args.bind, 0))
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("role", choices=["server", "client"])
     ap.add_argument("--port", type=int, default=5201)
-    ap.add_argument("--to", help="server address (client)")
+    ap.add_argument("--to", help="server address, IPv4 or IPv6 (client)")
+    ap.add_argument("--ipv6", action="store_true", help="listen on IPv6 only (server)")
     ap.add_argument("--bind", help="local address of the first subflow (client)")
     ap.add_argument("--bytes", type=int, default=20_000_000)
     ap.add_argument("--seconds", type=float, help="send for this long instead of --bytes")

@@ -150,14 +150,13 @@ class Agent:
         # routing). Unbound, a packet from the unprotected address left through the SAVI
         # network, whose switch dropped it as spoofed.
         self.raw_sockets = {}
+        # (IPPROTO_RAW: we write the IP header, for IPv6 too.)
         for addr in self.args.addr:
-            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+            raw = injecting_socket(addr)
             raw.bind((addr, 0))
             self.raw_sockets[addr] = raw
         # Kicks go to ourselves (loopback), in the peer's name: see kick().
-        self.kick_socket = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self.kick_socket.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+        self.kick_sockets = {v: injecting_socket(a) for v, a in ((4, "0.0.0.0"), (6, "::"))}
         firewall.install(str(self.guard.control_out_prog))
         from netfilterqueue import NetfilterQueue
 
@@ -171,6 +170,8 @@ class Agent:
         for name in ("q_out", "q_in"):
             if hasattr(self, name):
                 closers.append(getattr(self, name).unbind)
+        sockets = {**getattr(self, "raw_sockets", {}), **getattr(self, "kick_sockets", {})}
+        closers += [sock.close for sock in sockets.values()]
         for name in ("events", "pm", "sniffer", "guard"):
             if getattr(self, name, None) is not None:
                 closers.append(getattr(self, name).close)
@@ -324,7 +325,7 @@ class Agent:
     def sync_carriers(self) -> None:
         wanted = set(self.carries)
         if wanted != self.carrier_set:
-            firewall.set_elements("carriers", wanted, self.carrier_set)
+            firewall.set_carriers(wanted, self.carrier_set)
             self.carrier_set = wanted
 
     def forget_stale_carries(self) -> None:
@@ -342,11 +343,9 @@ class Agent:
         per socket (net.ipv4.tcp_invalid_ratelimit), so the tick kicks again while
         options still wait. Nothing leaves the host but that ACK."""
         local, lport, remote, rport = subflow
-        if ":" in local:
-            return
         syn = kick_segment(remote, rport, local, lport, int.from_bytes(os.urandom(4), "big"))
         try:
-            self.kick_socket.sendto(syn, (local, 0))
+            self.kick_sockets[6 if ":" in local else 4].sendto(syn, (local, 0))
             self.stats["kicks"] += 1
         except OSError as e:
             LOG.warning("kick %s: %s", subflow, e)
@@ -536,21 +535,42 @@ def tcp_bytes_received(local: str, lport: int, remote: str, rport: int) -> int |
     return None
 
 
+def injecting_socket(address: str) -> socket.socket:
+    """A raw socket of ``address``'s family on which we write whole IP packets; what it
+    sends is marked as ours, so our own rules never queue it again."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    raw = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, firewall.MARK_INJECTED)
+    return raw
+
+
 def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
-    """A bare IPv4 TCP SYN (no options) with checksums, for kick()."""
-    ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        40,
-        0,
-        0x4000,
-        64,
-        6,
-        0,
-        socket.inet_aton(src),
-        socket.inet_aton(dst),
-    )
+    """A bare TCP SYN (no options) from ``src`` to ``dst``, IPv4 or IPv6, with checksums,
+    for kick()."""
+    if ":" in src:
+        ip = struct.pack(
+            "!IHBB16s16s",
+            6 << 28,
+            20,
+            6,
+            64,
+            socket.inet_pton(socket.AF_INET6, src),
+            socket.inet_pton(socket.AF_INET6, dst),
+        )
+    else:
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            40,
+            0,
+            0x4000,
+            64,
+            6,
+            0,
+            socket.inet_aton(src),
+            socket.inet_aton(dst),
+        )
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 1024, 0, 0)
     packet = ip + tcp
     return with_options(packet, parse(packet), b"")

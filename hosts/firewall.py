@@ -16,6 +16,7 @@ MPTCP. Enforcement itself is the classifier's (it drops, nothing is queued for i
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 
 TABLE = "tmptcp"
@@ -23,8 +24,14 @@ CHAIN_OUT, CHAIN_IN = "TMPTCP_OUT", "TMPTCP_IN"
 MARK_OUT, MARK_IN = 0x7A01, 0x7A02
 MARK_INJECTED = 0x7A0F  # segments the agent sends itself: never queued again
 QUEUE_OUT, QUEUE_IN = 0, 1
-FOUR = "ip saddr . tcp sport . ip daddr . tcp dport"
-SET_TYPE = "ipv4_addr . inet_service . ipv4_addr . inet_service"
+# One set of carrier subflows per family (an nft set's elements have one type).
+CARRIER_SETS = {4: "carriers", 6: "carriers6"}
+FOUR = {4: "ip saddr . tcp sport . ip daddr . tcp dport",
+        6: "ip6 saddr . tcp sport . ip6 daddr . tcp dport"}  # fmt: skip
+SET_TYPE = {4: "ipv4_addr . inet_service . ipv4_addr . inet_service",
+            6: "ipv6_addr . inet_service . ipv6_addr . inet_service"}  # fmt: skip
+# The queues are iptables' and ip6tables' (the same rules in each family's mangle table).
+IPTABLES = ("iptables-nft", "ip6tables-nft")
 
 
 class FirewallError(RuntimeError):
@@ -32,16 +39,20 @@ class FirewallError(RuntimeError):
 
 
 def ruleset() -> str:
+    sets = "".join(
+        f"    set {name} {{\n        type {SET_TYPE[v]}\n    }}\n"
+        for v, name in CARRIER_SETS.items()
+    )
+    marks = "".join(
+        f"        {FOUR[v]} @{name} meta mark set {MARK_OUT:#x}\n"
+        for v, name in CARRIER_SETS.items()
+    )
     return f"""
 table inet {TABLE} {{
-    set carriers {{
-        type {SET_TYPE}
-    }}
-    chain out {{
+{sets}    chain out {{
         type filter hook output priority -200; policy accept;
         meta mark {MARK_INJECTED:#x} accept
-        {FOUR} @carriers meta mark set {MARK_OUT:#x}
-    }}
+{marks}    }}
 }}
 """
 
@@ -70,35 +81,38 @@ def _run(cmd: list[str], stdin: str | None = None, check: bool = True) -> bool:
     return r.returncode == 0
 
 
-def _ipt(*args: str, check: bool = True) -> bool:
-    return _run(["iptables-nft", "-t", "mangle", *args], check=check)
+def _ipt(tool: str, *args: str, check: bool = True) -> bool:
+    return _run([tool, "-t", "mangle", *args], check=check)
 
 
 def install(control_out_prog: str) -> None:
     remove()
     _run(["nft", "-f", "-"], ruleset())
-    for chain in (CHAIN_OUT, CHAIN_IN):
-        _ipt("-N", chain)
-    for chain, rule in iptables_rules(control_out_prog):
-        _ipt("-A", chain, *rule)
-    _ipt("-A", "OUTPUT", "-j", CHAIN_OUT)
-    _ipt("-A", "INPUT", "-j", CHAIN_IN)
+    for tool in IPTABLES:
+        for chain in (CHAIN_OUT, CHAIN_IN):
+            _ipt(tool, "-N", chain)
+        for chain, rule in iptables_rules(control_out_prog):
+            _ipt(tool, "-A", chain, *rule)
+        _ipt(tool, "-A", "OUTPUT", "-j", CHAIN_OUT)
+        _ipt(tool, "-A", "INPUT", "-j", CHAIN_IN)
 
 
 def remove() -> None:
     _run(["nft", "delete", "table", "inet", TABLE], check=False)
-    for hook, chain in (("OUTPUT", CHAIN_OUT), ("INPUT", CHAIN_IN)):
-        while _ipt("-D", hook, "-j", chain, check=False):
-            pass
-        _ipt("-F", chain, check=False)
-        _ipt("-X", chain, check=False)
+    for tool in IPTABLES:
+        for hook, chain in (("OUTPUT", CHAIN_OUT), ("INPUT", CHAIN_IN)):
+            while _ipt(tool, "-D", hook, "-j", chain, check=False):
+                pass
+            _ipt(tool, "-F", chain, check=False)
+            _ipt(tool, "-X", chain, check=False)
 
 
-def set_elements(name: str, elements: set[tuple[str, int, str, int]], current: set) -> None:
-    """Make the nft set ``name`` hold exactly ``elements`` (IPv4 4-tuples)."""
+def set_carriers(elements: set[tuple[str, int, str, int]], current: set) -> None:
+    """Make the carrier sets hold exactly ``elements`` (4-tuples of either family)."""
     add, gone = elements - current, current - elements
     for op, items in (("add", add), ("delete", gone)):
-        items = [e for e in items if ":" not in e[0] and ":" not in e[2]]
-        if items:
-            body = ", ".join(f"{a} . {b} . {c} . {d}" for a, b, c, d in items)
-            _run(["nft", op, "element", "inet", TABLE, name, f"{{ {body} }}"], check=False)
+        for version, name in CARRIER_SETS.items():
+            of_family = [e for e in items if ipaddress.ip_address(e[0]).version == version]
+            if of_family:
+                body = ", ".join(f"{a} . {b} . {c} . {d}" for a, b, c, d in of_family)
+                _run(["nft", op, "element", "inet", TABLE, name, f"{{ {body} }}"], check=False)

@@ -55,6 +55,13 @@ def _whole(kind: int, opt: bytes) -> bytes:
     return NOP_NOP + opt if kind == KIND_TIMESTAMP else opt
 
 
+def _beside(ts: bytes, opt: bytes) -> bytes:
+    """An empty ACK's options: the timestamps and ``opt``, or ``opt`` alone when both do
+    not fit in TCP's 40 bytes (an IPv6 ADD_ADDR with a port, 30 bytes; Linux checks PAWS
+    only on segments that carry timestamps, so it takes the ACK)."""
+    return ts + opt if len(ts) + len(opt) <= 40 else opt
+
+
 def split_timestamps(area: bytes) -> tuple[bytes, bytes]:
     """(NOP NOP TIMESTAMP, every other option) of an option area (NOPs re-added)."""
     ts, rest = b"", b""
@@ -126,7 +133,7 @@ def plan_outgoing(
         if seg.pure_ack and len(trial) <= 40:
             area, changed = trial, True
         else:  # a data segment, or no room: empty ACKs right behind it carry them
-            injected = [with_options(empty_ack(raw, seg), seg, ts + opt) for opt in pending]
+            injected = [with_options(empty_ack(raw, seg), seg, _beside(ts, opt)) for opt in pending]
     packet = with_options(raw, seg, area) if changed else None
     return Outgoing(Verdict.ACCEPT, packet, tuple(moved), tuple(injected))
 

@@ -16,18 +16,28 @@ from hosts.segment import Segment, parse
 
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
+IPV6_HEADER = 40
 
 
 def bpf_expression(addr_trust_subtype: int) -> str:
     """MP_CAPABLE, MP_JOIN or ADDR_TRUST as the first MPTCP option, where Linux puts it:
     right after the TCP header, after NOP NOP TIMESTAMP, or (in a SYN) after MSS,
-    SACK-permitted + timestamp and window scale."""
+    SACK-permitted + timestamp and window scale. IPv6: TCP right after the fixed header
+    (libpcap cannot index ``tcp[]`` in IPv6); a segment behind extension headers is not
+    copied, so it teaches the agent nothing (no keys, no trust: it fails closed), and
+    while enforcing the classifier judges it (docs/trusted-mptcp.md, IPv6)."""
     wanted = [0x00, 0x10, addr_trust_subtype << 4]
-    first = " or ".join(
-        f"(tcp[{at}] = 30 and ({' or '.join(f'tcp[{at + 2}] & 0xf0 = {w:#x}' for w in wanted)}))"
-        for at in (20, 32, 40)
-    )
-    return f"ip and tcp and ({first})"
+
+    def first(tcp_byte) -> str:
+        return " or ".join(
+            f"({tcp_byte(at)} = 30 and "
+            f"({' or '.join(f'{tcp_byte(at + 2)} & 0xf0 = {w:#x}' for w in wanted)}))"
+            for at in (20, 32, 40)
+        )
+
+    v4 = first(lambda at: f"tcp[{at}]")
+    v6 = first(lambda at: f"ip6[{IPV6_HEADER + at}]")
+    return f"(ip and tcp and ({v4})) or (ip6 and ip6[6] = 6 and ({v6}))"
 
 
 @dataclass(frozen=True)

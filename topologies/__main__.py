@@ -48,6 +48,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--coverage", choices=COVERAGES, default="savi", help="dualhomed: SAVI coverage"
     )
+    ap.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="dualhomed: dual stack (IPv6 addresses 2001:db8:N::/64 beside IPv4's)",
+    )
     ap.add_argument("--hosts", type=int, default=3, help="savi_single: number of hosts (1..90)")
     ap.add_argument("--dhcp", action="store_true", help="savi_single: addresses from DHCP")
     campus = ap.add_argument_group("campus (topologies/campus.py)")
@@ -91,8 +96,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--hosts must be 1..90, not {args.hosts}")
     if args.topology != "savi_single" and (args.dhcp or args.hosts != 3):
         ap.error("--hosts and --dhcp are savi_single's")
-    if args.topology != "dualhomed" and args.coverage != "savi":
-        ap.error("--coverage is dualhomed's")
+    if args.topology != "dualhomed" and (args.coverage != "savi" or args.ipv6):
+        ap.error("--coverage and --ipv6 are dualhomed's")
     campus_args = {k: getattr(args, k) for k in CAMPUS_DEFAULTS}
     if args.topology != "campus" and campus_args != CAMPUS_DEFAULTS:
         ap.error(
@@ -128,7 +133,7 @@ def campus_topo(args) -> CampusTopo:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.topology == "dualhomed":
-        topo = DualHomedTopo(coverage=args.coverage)
+        topo = DualHomedTopo(coverage=args.coverage, ipv6=args.ipv6)
     elif args.topology == "campus":
         topo = args.campus
     else:

@@ -11,8 +11,9 @@ Mininet's own commands (``pingall``, ``a ping b``, ``xterm``, ...) work as usual
 - ``trust``: the controller's signed trust export (what the hosts' agents consume);
 - ``spoof HOST SOURCE DESTINATION [COUNT]``: HOST sends UDP with a forged source; shows
   how many its access switch dropped;
-- ``transfer [CLIENT SERVER [SECONDS]]``: an MPTCP bulk transfer, digests on both ends,
-  and the hosts' TPBTs as their agents wrote them while it ran;
+- ``transfer [-6] [CLIENT SERVER [SECONDS]]``: an MPTCP bulk transfer, digests on both
+  ends, and the hosts' TPBTs as their agents wrote them while it ran (``-6``: over IPv6,
+  on a dual-stack topology such as ``dualhomed --ipv6``);
 - ``attack ATTACK [STRENGTH [LOCATION]]`` (dualhomed): one trial of the attack
   experiment against the hosts as they run now.
 """
@@ -186,8 +187,11 @@ class TestbedCLI(CLI):
         return 0
 
     def do_transfer(self, line: str) -> None:
-        """transfer [CLIENT SERVER [SECONDS]]: MPTCP bulk transfer (default: a to b, 2 s)."""
+        """transfer [-6] [CLIENT SERVER [SECONDS]]: MPTCP bulk transfer (default: a to b,
+        2 s; -6: over IPv6)."""
         args = shlex.split(line)
+        ipv6 = args[:1] == ["-6"]
+        args = args[1:] if ipv6 else args
         client, server, seconds = "a", "b", "2"
         if len(args) in (2, 3):
             client, server, seconds = (*args, seconds)[:3]
@@ -201,13 +205,20 @@ class TestbedCLI(CLI):
             or not 0 < seconds <= 600
         ):
             self.say(
-                "usage: transfer [CLIENT SERVER [SECONDS]]  (e.g. transfer a b 2; at most 600 s)"
+                "usage: transfer [-6] [CLIENT SERVER [SECONDS]]  (e.g. transfer a b 2; "
+                "at most 600 s)"
             )
             return
+        to = self.mn[server].IP()
+        if ipv6:
+            to = next((a for a in self._addresses(server) if ":" in a), None)
+            if to is None:
+                self.say(f"{server} has no global IPv6 address (dualhomed --ipv6 has them)")
+                return
         self.transfers += 1
         xfer = Transfer(
             self.tb,
-            to=self.mn[server].IP(),
+            to=to,
             seconds=seconds,
             client=client,
             server=server,
@@ -233,6 +244,20 @@ class TestbedCLI(CLI):
         )
         for name, table in during.items():
             self.say(f"{name}'s TPBT during the transfer:\n{table}")
+
+    def _addresses(self, host: str) -> list[str]:
+        """The host's addresses its agent manages (the topology's plan), else those of
+        its interfaces that are global."""
+        planned = self.tb.topo.agent_hosts() if hasattr(self.tb.topo, "agent_hosts") else {}
+        if host in planned:
+            return planned[host]
+        out = []
+        for line in self.mn[host].cmd("ip -o addr show scope global").splitlines():
+            words = line.split()
+            for family in ("inet", "inet6"):
+                if family in words[:-1]:
+                    out.append(words[words.index(family) + 1].split("/")[0])
+        return out
 
     def _live_table(self, host: str) -> str | None:
         """The host's TPBT as its agent last wrote it, if it shows a connection."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 from pathlib import Path
 
 if not globals().get("__package__"):
@@ -43,6 +44,16 @@ UPLINK_PORT = 10
 A_TRUSTED, A_UNTRUSTED = "10.1.0.10", "10.2.0.10"
 B_TRUSTED, B_UNTRUSTED = "10.3.0.20", "10.4.0.20"
 M1, M2 = "10.1.0.66", "10.2.0.66"
+# Dual stack (``ipv6=True``): network N of 10.N.0.0/24 is also 2001:db8:N::/64, with the
+# same host numbers; the routers' link is 2001:db8:9::/64.
+A6_TRUSTED, A6_UNTRUSTED = "2001:db8:1::10", "2001:db8:2::10"
+B6_TRUSTED, B6_UNTRUSTED = "2001:db8:3::20", "2001:db8:4::20"
+M1_6, M2_6 = "2001:db8:1::66", "2001:db8:2::66"
+# The routers' interfaces in the order build() links them, with their IPv6 addresses.
+ROUTER_V6 = {
+    "r1": {"r1-eth0": "2001:db8:1::1", "r1-eth1": "2001:db8:3::1", "r1-eth2": "2001:db8:9::1"},
+    "r2": {"r2-eth0": "2001:db8:2::1", "r2-eth1": "2001:db8:4::1", "r2-eth2": "2001:db8:9::2"},
+}
 
 
 # Heterogeneous paths (needs netem: the Vagrant VM, not these CI machines). RTTs are
@@ -82,14 +93,23 @@ MAX_EXTRA_HOSTS = 400  # 100 per access network (addresses .100 to .199)
 class DualHomedTopo(Topo):
     """``paths``: optional ``{"trusted": {...}, "untrusted": {...}}`` with ``rtt_ms`` and
     ``loss_pct`` per path (see HETERO_PATHS); the builder refuses them without netem.
-    ``coverage``: one of COVERAGES."""
+    ``coverage``: one of COVERAGES. ``ipv6``: dual stack, every host and router also has
+    an IPv6 address on each network (static, bound by SAVI through the host's DAD) and
+    the hosts route both families by source address."""
 
-    def build(self, paths: dict | None = None, coverage: str = "savi", extra_hosts: int = 0):
+    def build(
+        self,
+        paths: dict | None = None,
+        coverage: str = "savi",
+        extra_hosts: int = 0,
+        ipv6: bool = False,
+    ):
         if coverage not in COVERAGES:
             raise ValueError(f"unknown coverage {coverage!r}; use one of {', '.join(COVERAGES)}")
         if not 0 <= extra_hosts <= MAX_EXTRA_HOSTS:
             raise ValueError(f"extra_hosts must be 0..{MAX_EXTRA_HOSTS}, not {extra_hosts}")
         self.coverage = coverage
+        self.ipv6 = ipv6
         paths = paths or {}
         unknown = set(paths) - {"trusted", "untrusted"}
         if unknown:
@@ -147,7 +167,13 @@ class DualHomedTopo(Topo):
         return {}
 
     def agent_hosts(self) -> dict[str, list[str]]:
-        """Hosts that run the Trusted MPTCP agent, with their addresses (trusted first)."""
+        """Hosts that run the Trusted MPTCP agent, with their addresses (trusted first,
+        IPv4 before IPv6: the first gets ID 1)."""
+        if self.ipv6:
+            return {
+                "a": [A_TRUSTED, A_UNTRUSTED, A6_TRUSTED, A6_UNTRUSTED],
+                "b": [B_TRUSTED, B_UNTRUSTED, B6_TRUSTED, B6_UNTRUSTED],
+            }
         return {"a": [A_TRUSTED, A_UNTRUSTED], "b": [B_TRUSTED, B_UNTRUSTED]}
 
     def configure(self, net) -> None:
@@ -175,6 +201,48 @@ class DualHomedTopo(Topo):
             net[name].cmd(f"ip route add default via 10.{i % 4 + 1}.0.1")
         net["m1"].cmd("ip route add default via 10.1.0.1")
         net["m2"].cmd("ip route add default via 10.2.0.1")
+        if self.ipv6:
+            self.configure_ipv6(net)
+
+    def configure_ipv6(self, net) -> None:
+        """The same plan in IPv6. Host addresses go through DAD, whose neighbour
+        solicitation is what binds them at a SAVI switch; routers' addresses (on uplink
+        ports) skip it. Returns once no address is tentative any more."""
+        for router, addrs in ROUTER_V6.items():
+            for intf, addr in addrs.items():
+                net[router].cmd(f"ip -6 addr add {addr}/64 dev {intf} nodad")
+        for router, nets, via in (("r1", (2, 4), "2001:db8:9::2"), ("r2", (1, 3), "2001:db8:9::1")):
+            for n in nets:
+                net[router].cmd(f"ip -6 route add 2001:db8:{n}::/64 via {via}")
+        if self.coverage == "savi+ingress":  # IPv6 has no rp_filter sysctl: netfilter's
+            for router in ("r1", "r2"):
+                net[router].cmd("ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP")
+        plan = {
+            "a": ((A6_TRUSTED, "2001:db8:1::1"), (A6_UNTRUSTED, "2001:db8:2::1")),
+            "b": ((B6_TRUSTED, "2001:db8:3::1"), (B6_UNTRUSTED, "2001:db8:4::1")),
+        }
+        for host, pairs in plan.items():
+            h = net[host]
+            for table, (addr, gw) in enumerate(pairs, start=1):
+                intf = f"{host}-eth{table - 1}"
+                h.cmd(f"ip -6 addr add {addr}/64 dev {intf}")
+                h.cmd(f"ip -6 route add default via {gw} dev {intf} table {table}")
+                h.cmd(f"ip -6 rule add from {addr} table {table}")
+            h.cmd(f"ip -6 route add default via {pairs[0][1]} dev {host}-eth0")
+        for name, addr, gw in (("m1", M1_6, "2001:db8:1::1"), ("m2", M2_6, "2001:db8:2::1")):
+            net[name].cmd(f"ip -6 addr add {addr}/64 dev {name}-eth0")
+            net[name].cmd(f"ip -6 route add default via {gw}")
+        for name in ("a", "b", "m1", "m2"):
+            wait_dad(net[name])
+
+
+def wait_dad(host, timeout: float = 10) -> None:
+    """Until ``host`` has no tentative IPv6 address (DAD takes about a second)."""
+    deadline = time.monotonic() + timeout
+    while "inet6" in host.cmd("ip -6 addr show tentative"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{host.name}: IPv6 addresses still tentative after {timeout}s")
+        time.sleep(0.1)
 
 
 topos = {"dualhomed": DualHomedTopo}

@@ -73,6 +73,18 @@ def test_the_cli_on_the_single_switch(tmp_path):
     assert_lock_free()
 
 
+def test_the_cli_on_the_dual_stack_dualhomed_topology(tmp_path):
+    """``dualhomed --ipv6``: an IPv6 transfer with the agents, whose TPBT is the draft's
+    Table 1 in IPv6 addresses; the IPv6 bindings are in the binding table."""
+    before = machine_state()
+    out = cli(tmp_path, ["dualhomed", "--ipv6"], ["bindings", "transfer -6 a b 2"])
+    assert re.search(r"a -> b: \d+ bytes in 2 s .* digests equal", out), out
+    assert re.search(r"^1\s+1\s+2001:db8:1::10\s+00:00:00:00:0a:01\s+fcfs\s+bound", out, re.M), out
+    assert re.search(r"Sf\(2001:db8:1::10,2001:db8:3::20\)\s+True\s+True", out), out
+    assert re.search(r"Sf\(2001:db8:2::10,2001:db8:4::20\)\s+False\s+False", out), out
+    assert machine_state() == before
+
+
 def test_the_cli_on_a_campus(tmp_path):
     """A campus of 3 access switches, 2 of them SAVI: its multi-homed host's transfer to
     the server, its TPBT during it; the attacker on a SAVI switch is dropped there."""
@@ -126,6 +138,7 @@ def test_the_cli_refuses_bad_arguments_before_starting_anything():
     for args, message in (
         (["savi_single", "--hosts", "0"], "--hosts must be 1..90"),
         (["dualhomed", "--hosts", "5"], "--hosts and --dhcp are savi_single's"),
+        (["savi_single", "--ipv6"], "--coverage and --ipv6 are dualhomed's"),
         (["dualhomed", "--script", "/nonexistent/commands"], "--script"),
         (["nowhere"], "invalid choice"),
     ):

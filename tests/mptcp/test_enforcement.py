@@ -62,9 +62,16 @@ def tb(tmp_path):
 
 
 class Forger:
-    """experiments.forger in m2, reading a's legacy link."""
+    """experiments.forger in m2, reading a's legacy link (IPv4 addresses unless told)."""
 
-    def __init__(self, tb, tap: Path):
+    def __init__(
+        self,
+        tb,
+        tap: Path,
+        victim: tuple[str, ...] = (A_TRUSTED, A_UNTRUSTED),
+        peer: tuple[str, ...] = (B_TRUSTED, B_UNTRUSTED),
+        attacker: str = M2,
+    ):
         cmd = [
             sys.executable,
             "-m",
@@ -72,13 +79,13 @@ class Forger:
             "--tap",
             str(tap),
             "--attacker",
-            M2,
+            attacker,
             "--removed-id",
             str(UNUSED_ID),
         ]
-        for addr in (A_TRUSTED, A_UNTRUSTED):
+        for addr in victim:
             cmd += ["--victim", addr]
-        for addr in (B_TRUSTED, B_UNTRUSTED):
+        for addr in peer:
             cmd += ["--peer", addr]
         self.tap = tap
         self.bulk_after = 0  # bytes the tap must hold before a lull counts

@@ -64,31 +64,36 @@ def control_options(pcap) -> list[tuple[str, str, int, str]]:
     MP_CAPABLE and MP_JOIN in a capture, decoded by tshark; flags tell ADD_ADDR from its
     echo and ADDR_TRUST's notification, answer and withdrawal apart."""
     r = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.options.mptcp.subtype",
-                        "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
-                        "-e", "tcp.options.mptcp.subtype", "-e", "tcp.options.mptcp.echo"],
+                        "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src",
+                        "-e", "ipv6.dst", "-e", "tcp.options.mptcp.subtype",
+                        "-e", "tcp.options.mptcp.echo"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     out = []
     for line in r.stdout.splitlines():
-        src, dst, subtypes, echo = (line.split("\t") + [""])[:4]
+        src4, dst4, src6, dst6, subtypes, echo = (line.split("\t") + [""])[:6]
+        src, dst = (src4, dst4) if src4 else (src6, dst6)
         for st in subtypes.split(","):
             if st and int(st) > 2:
                 out.append((src, dst, int(st), echo))
     return out
 
 
-def dissected(pcap) -> list[dict]:
+def dissected(pcap, family: str = "ip") -> list[dict]:
     """ADDR_TRUST and ADD_ADDR as the testbed's Wireshark dissector decodes them
-    (tools/wireshark/trusted_mptcp.lua, installed by scripts/install.sh)."""
+    (tools/wireshark/trusted_mptcp.lua, installed by scripts/install.sh); ``family``:
+    ``ip`` or ``ipv6``, whose source and destination fields are read."""
     fields = [
-        "ip.src",
-        "ip.dst",
+        f"{family}.src",
+        f"{family}.dst",
         "tmptcp.addr_trust.message",
         "tmptcp.addr_trust.counter",
         "tmptcp.addr_trust.lifetime",
         "tmptcp.addr_trust.ipv4",
+        "tmptcp.addr_trust.ipv6",
         "tmptcp.add_addr.trust",
         "tmptcp.add_addr.echo",
         "tmptcp.add_addr.ipv4",
+        "tmptcp.add_addr.ipv6",
     ]
     r = subprocess.run(
         ["tshark", "-r", str(pcap), "-Y", "tmptcp", "-T", "fields", "-E", "occurrence=f"]

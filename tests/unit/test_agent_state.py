@@ -1,8 +1,12 @@
-"""The agent's per-address record of the announcements its kernel took."""
+"""The agent's per-address record of the announcements its kernel took, and its kick."""
 
 from collections import Counter
 
-from hosts.agent import MAX_ANNOUNCED_SHOWN, Agent
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+
+from hosts.agent import MAX_ANNOUNCED_SHOWN, Agent, kick_segment
 
 
 def recorder() -> Agent:
@@ -27,3 +31,29 @@ def test_a_flood_of_addresses_shares_one_key_and_the_counts_still_add_up():
     assert agent.peer_announced["(more)"] == 10
     assert agent.peer_announced[flood[0]] == 2  # known addresses keep their own key
     assert sum(agent.peer_announced.values()) == len(flood) + 3
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "layer"),
+    [("10.3.0.20", "10.1.0.10", IP), ("2001:db8:3::20", "2001:db8:1::10", IPv6)],
+)
+def test_the_kick_is_a_bare_syn_with_right_checksums_in_both_families(src, dst, layer):
+    """What kick() delivers to our own TCP in the peer's name: a SYN with no options,
+    which a wrong checksum would make the kernel drop unanswered."""
+    raw = kick_segment(src, 5201, dst, 40000, 12345)
+    pkt = layer(raw)
+    assert (pkt.src, pkt.dst) == (src, dst)
+    assert (pkt[TCP].sport, pkt[TCP].dport, pkt[TCP].seq) == (5201, 40000, 12345)
+    assert pkt[TCP].flags == "S" and pkt[TCP].options == []
+    assert layer(raw)[TCP].chksum == layer(bytes(_without_checksums(pkt)))[TCP].chksum
+    if layer is IP:
+        assert pkt.chksum == IP(bytes(_without_checksums(pkt))).chksum
+
+
+def _without_checksums(pkt):
+    """The packet with its checksums left for scapy to compute."""
+    pkt = pkt.copy()
+    del pkt[TCP].chksum
+    if IP in pkt:
+        del pkt[IP].chksum
+    return pkt

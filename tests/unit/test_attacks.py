@@ -6,6 +6,7 @@ import random
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from experiments import attacks
@@ -308,3 +309,37 @@ def test_what_a_replay_resends_is_named_with_the_agents_subtype():
     add = encode(AddAddr(1, A2, trust=True, hmac=b"\x01" * 8))
     k = attacks.Knowledge(recorded=[((B, 5201, A, 1), trust), ((B, 5201, A, 1), add)])
     assert forger.describe(k, None, 0xA) == "AddAddr-trust:1 AddrTrust:1"
+
+
+A6, B6 = "2001:db8:2::10", "2001:db8:4::20"
+
+
+def frame6(src, dst, sport, dport, seq=1, ack=1, payload=b"", flow_label=0):
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (1000, 7))]
+    return bytes(Ether(dst="00:00:00:00:0a:02") / IPv6(src=src, dst=dst, fl=flow_label)
+                 / TCP(sport=sport, dport=dport, flags="A", seq=seq, ack=ack, options=opts)
+                 / payload)  # fmt: skip
+
+
+def test_an_ipv6_eavesdropper_learns_and_forges_in_ipv6():
+    """IPv6 subflows are learnt like IPv4 ones; a forgery carries the tag in its flow
+    label (IPv6 has no IP ID), and the tap's own forgeries teach nothing."""
+    full = frame6(B6, A6, 5201, 40000, seq=10, ack=900, payload=b"z" * 300)
+    forged = frame6(B6, A6, 5201, 40001, flow_label=attacks.TAG)
+    k = attacks.learn(tap(full[:128], forged), {A6}, {B6})  # snaplen 128: payload cut
+    assert set(k.last_from_peer) == {(B6, 5201, A6, 40000)}
+    (pkt,) = attacks.option_attack("rm_addr", k, M, random.Random(1), now=101.0)
+    ip = pkt[IPv6]
+    assert (ip.src, ip.dst, ip.fl) == (B6, A6, attacks.TAG)
+    assert (pkt[TCP].seq, pkt[TCP].ack) == (310, 900)  # the seq from IPv6's payload length
+    assert only_mptcp(pkt) == RemoveAddr(attacks.REMOVED_IDS)
+    assert attacks.is_forged(bytes(pkt)) and not attacks.is_forged(full[14:])
+
+
+def test_blind_guesses_and_floods_take_the_family_of_their_addresses():
+    rng = random.Random(1)
+    (guess, *_) = attacks.option_attack("mp_prio", attacks.Knowledge(), M, rng,
+                                        tuples=[(B6, 5201, A6, 40000)])  # fmt: skip
+    assert IPv6 in guess and guess[IPv6].fl == attacks.TAG
+    flood = attacks.join_flood(attacks.Knowledge(), [A6], [B6], 5201, rng)
+    assert all(IPv6 in p and p[IPv6].src == A6 and p[TCP].flags == "S" for p in flood)

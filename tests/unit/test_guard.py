@@ -32,6 +32,10 @@ from hosts.options import (
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF needs root")
 
 PEER, VICTIM = ("10.3.0.20", 5201), ("10.2.0.10", 40000)
+PEER6, VICTIM6 = ("2001:db8:4::20", 5201), ("2001:db8:2::10", 40000)
+# Given, so scapy does not resolve it (for IPv6 it would solicit, and wait).
+VICTIM_MAC = "00:00:00:00:0a:02"
+FAMILIES = {"v4": (PEER, VICTIM), "v6": (PEER6, VICTIM6)}
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
 OPTIONS = {
     "add_addr": encode(AddAddr(42, "10.2.0.66", hmac=b"h" * 8)),
@@ -57,26 +61,29 @@ OPENING = allowed_subtypes(Scope.OPENING, ADDR_TRUST_DEFAULT)
 
 @pytest.fixture
 def guarded(guard):
-    guard.set_guarded({(*PEER, *VICTIM): GUARDED})
+    guard.set_guarded({(*peer, *victim): GUARDED for peer, victim in FAMILIES.values()})
     yield guard
     guard.set_guarded({})
 
 
 @pytest.fixture
 def opening(guard):
-    guard.set_guarded({(*PEER, *VICTIM): OPENING})
+    guard.set_guarded({(*peer, *victim): OPENING for peer, victim in FAMILIES.values()})
     yield guard
     guard.set_guarded({})
 
 
-def base(option: bytes):
+def base(option: bytes, family: str = "v4"):
+    """The pure ACK an eavesdropper forges after a seen segment of the subflow."""
+    peer, victim = FAMILIES[family]
+    ip = IP(src=peer[0], dst=victim[0]) if family == "v4" else IPv6(src=peer[0], dst=victim[0])
     seen = Ether(
         bytes(
-            Ether()
-            / IP(src=PEER[0], dst=VICTIM[0])
+            Ether(dst=VICTIM_MAC)
+            / ip
             / TCP(
-                sport=PEER[1],
-                dport=VICTIM[1],
+                sport=peer[1],
+                dport=victim[1],
                 seq=1000,
                 ack=2000,
                 flags="A",
@@ -89,14 +96,15 @@ def base(option: bytes):
 
 
 def run(guard, packet) -> tuple[int, int]:
-    frame = packet if isinstance(packet, bytes) else bytes(Ether() / packet)
+    frame = packet if isinstance(packet, bytes) else bytes(Ether(dst=VICTIM_MAC) / packet)
     return bpf_syscall.test_run(guard.prog_fd, frame)
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("attack", sorted(OPTIONS))
-def test_every_shape_is_dropped_on_a_guarded_subflow(guarded, shape, attack):
-    packets = SHAPES[shape](base(OPTIONS[attack]), OPTIONS[attack])
+def test_every_shape_is_dropped_on_a_guarded_subflow(guarded, shape, attack, family):
+    packets = SHAPES[shape](base(OPTIONS[attack], family), OPTIONS[attack])
     before = guarded.counters()
     verdicts = [run(guarded, p)[0] for p in packets]
     if shape == "fragments":  # the first fragment is enough to stop reassembly
@@ -108,10 +116,13 @@ def test_every_shape_is_dropped_on_a_guarded_subflow(guarded, shape, attack):
     assert dropped == verdicts.count(TC_ACT_SHOT)
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("attack", ["rm_addr", "mp_prio", "fastclose", "mp_fail"])
-def test_the_kernels_control_options_are_dropped_in_a_connections_opening(opening, shape, attack):
-    packets = SHAPES[shape](base(OPTIONS[attack]), OPTIONS[attack])
+def test_the_kernels_control_options_are_dropped_in_a_connections_opening(
+    opening, shape, attack, family
+):
+    packets = SHAPES[shape](base(OPTIONS[attack], family), OPTIONS[attack])
     verdicts = [run(opening, p)[0] for p in packets]
     if shape == "fragments":
         assert TC_ACT_SHOT in verdicts
@@ -119,15 +130,16 @@ def test_the_kernels_control_options_are_dropped_in_a_connections_opening(openin
         assert verdicts == [TC_ACT_SHOT] * len(packets)
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("shape", sorted(set(SHAPES) - {"fragments", "behind_unknown"}))
-def test_in_the_opening_add_addr_goes_to_the_agent_and_addr_trust_passes(opening, shape):
+def test_in_the_opening_add_addr_goes_to_the_agent_and_addr_trust_passes(opening, shape, family):
     """ADDR_TRUST starts the trusted subflow; ADD_ADDR is the agent's to judge (it
     refuses it while the subflow is in scope). Neither may hide a control option."""
     option = OPTIONS["add_addr"]
-    for p in SHAPES[shape](base(option), option):
+    for p in SHAPES[shape](base(option, family), option):
         assert run(opening, p) == (TC_ACT_OK, MARK_IN), shape
     option = OPTIONS["addr_trust"]
-    for p in SHAPES[shape](base(option), option):
+    for p in SHAPES[shape](base(option, family), option):
         assert run(opening, p) == (TC_ACT_OK, 0), shape
 
 
@@ -154,10 +166,11 @@ def test_the_map_holds_what_the_agent_last_set(guard):
     assert run(guard, base(OPTIONS["rm_addr"]))[0] == TC_ACT_OK
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("shape", sorted(set(SHAPES) - {"fragments"}))
-def test_the_same_shapes_pass_where_nothing_is_guarded(guard, shape):
+def test_the_same_shapes_pass_where_nothing_is_guarded(guard, shape, family):
     option = OPTIONS["rm_addr"]
-    for p in SHAPES[shape](base(option), option):
+    for p in SHAPES[shape](base(option, family), option):
         assert run(guard, p) == (TC_ACT_OK, 0)
 
 
@@ -178,7 +191,7 @@ def test_data_and_handshakes_pass_on_a_guarded_subflow(guarded):
 
 
 def test_malformed_option_areas_are_dropped_only_when_guarded(guard, guarded):
-    good = bytes(Ether() / base(DSS_ACK_ONLY))
+    good = bytes(Ether(dst=VICTIM_MAC) / base(DSS_ACK_ONLY))
     ip_at = 14
     tcp_at = ip_at + 20
     for bad in (b"\x08", b"\x1e\x02", b"\x1e\x01", b"\xfe\x00"):  # cut, too short, 1, 0
@@ -254,7 +267,9 @@ def test_trust_is_bound_to_the_interface(guard):
     assert run(guard, packet)[0] == TC_ACT_OK
     guard.bind(VICTIM[0], 4242)  # the address lives behind another interface
     assert run(guard, packet)[0] == TC_ACT_SHOT
-    icmp = bytes(Ether() / IP(src=PEER[0], dst=VICTIM[0], proto=1) / Raw(b"\x08\0\0\0\0\0\0\0"))
+    icmp = bytes(
+        Ether(dst=VICTIM_MAC) / IP(src=PEER[0], dst=VICTIM[0], proto=1) / Raw(b"\x08\0\0\0\0\0\0\0")
+    )
     assert run(guard, icmp)[0] == TC_ACT_SHOT  # whatever it carries
     assert guard.counters()["drop_wrong_iface"] == before + 2
     guard.bind(VICTIM[0], 1)

@@ -107,6 +107,19 @@ def test_carried_options_ride_a_pure_ack_or_follow_a_data_segment():
     assert int.from_bytes(empty[24:28], "big") == 100 + 100  # right behind the data
 
 
+def test_an_option_too_long_for_the_timestamps_rides_an_ack_without_them():
+    """IPv6 ADD_ADDR with HMAC (28 bytes) fills the 40 bytes beside the timestamps; with
+    a port (30 bytes) it does not fit, and goes alone."""
+    ext = connected_client()
+    v6 = encode(AddAddr(3, "2001:db8:1::10", hmac=b"k" * 8))
+    with_port = encode(AddAddr(3, "2001:db8:1::10", port=5201, hmac=b"k" * 8))
+    assert (len(v6), len(with_port)) == (28, 30)
+    data = segment(TRUSTED_OUT, [DSS_ACK_ONLY], flags="PA", payload=b"x" * 100)
+    plan = plan_outgoing(data, parse(data), ext, 0.3, [v6, with_port], SUB)
+    fits, alone = ([kind for kind, _ in tcp_options(parse(p).options)] for p in plan.injected)
+    assert fits == [8, 30] and alone == [30]
+
+
 def test_our_own_unparsable_options_leave_unchanged_and_are_reported():
     ext = connected_client()
     raw = bytearray(segment(UNTRUSTED_OUT, [DSS_ACK_ONLY]))
