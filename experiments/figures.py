@@ -24,7 +24,19 @@ from experiments.confinement import CATEGORIES, PHASES  # noqa: E402
 from experiments.harness import MODES  # noqa: E402
 from topologies.dualhomed import COVERAGES  # noqa: E402
 
-CONFIGURATIONS = [f"{c}/{m}" for c in COVERAGES for m in MODES]
+CONFIGURATIONS = [
+    records.configuration_of(c, m, f) for f in records.FAMILIES for c in COVERAGES for m in MODES
+]
+
+
+def _cell(key: str) -> records.Cell:
+    return records.Cell.parse(key)
+
+
+def _cell_key(cfg: str, location: str, attack: str, strength: str) -> str:
+    """The key of a configuration's cell (``cfg`` as CONFIGURATIONS spells it)."""
+    coverage, mode, *family = cfg.split("/")
+    return records.Cell(coverage, mode, location, attack, strength, *family).key
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
@@ -48,7 +60,7 @@ def _panels(summary: dict) -> list[tuple[str, str]]:
 
 
 def _blind(summary: dict) -> set[tuple[str, str]]:
-    return {tuple(k.split("/")[2:5:2]) for k in summary["cells"] if k.endswith("/blind")}
+    return {tuple(k.split("/")[2:5:2]) for k in summary["cells"] if _cell(k).strength == "blind"}
 
 
 def caption(provenance: dict | None) -> str:
@@ -92,7 +104,8 @@ def attack_success(
     from matplotlib.patches import Rectangle
 
     panels = _panels(summary)
-    configs = [c for c in CONFIGURATIONS if any(k.startswith(c + "/") for k in summary["cells"])]
+    present = {_cell(k).configuration for k in summary["cells"]}
+    configs = [c for c in CONFIGURATIONS if c in present]
     fig, axes = plt.subplots(
         1,
         max(1, len(panels)),
@@ -103,10 +116,10 @@ def attack_success(
         columns = attacks.attacks_of(strength)
         values = [[float("nan")] * len(columns) for _ in configs]
         for key, v in summary["cells"].items():
-            cov, mode, loc, attack, st = key.split("/")
-            if (loc, st) != (location, strength):
+            cell = _cell(key)
+            if (cell.location, cell.strength) != (location, strength):
                 continue
-            i, j = configs.index(f"{cov}/{mode}"), columns.index(attack)
+            i, j = configs.index(cell.configuration), columns.index(cell.attack)
             values[i][j] = v["rate"]
             lo, hi = v["ci95"]
             ax.text(
@@ -194,7 +207,11 @@ def confinement(summary: dict, out: Path, provenance: dict | None = None) -> lis
 def cost(rows: list[dict], out: Path, provenance: dict | None = None) -> list[Path]:
     """Goodput and connection set-up time of each trial's legitimate transfer, per
     configuration: box plots with every trial as a point, and n."""
-    cfgs = [c for c in CONFIGURATIONS if any(f"{r['coverage']}/{r['mode']}" == c for r in rows)]
+
+    def cfg_of(r: dict) -> str:
+        return records.configuration_of(r["coverage"], r["mode"], r["family"])
+
+    cfgs = [c for c in CONFIGURATIONS if any(cfg_of(r) == c for r in rows)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, (metric, label) in zip(
         axes, (("goodput_mbps", "goodput (Mbit/s)"), ("connect_ms", "connect (ms)")), strict=True
@@ -203,9 +220,7 @@ def cost(rows: list[dict], out: Path, provenance: dict | None = None) -> list[Pa
             [
                 r[metric]
                 for r in rows
-                if f"{r['coverage']}/{r['mode']}" == c
-                and r["transfer_ok"]
-                and r[metric] is not None
+                if cfg_of(r) == c and r["transfer_ok"] and r[metric] is not None
             ]
             for c in cfgs
         ]
@@ -274,7 +289,7 @@ def tables(summary: dict) -> str:
             "|---" * (len(columns) + 2) + "|",
         ]
         for cfg in CONFIGURATIONS:
-            cells = [summary["cells"].get(f"{cfg}/{location}/{a}/{strength}") for a in columns]
+            cells = [summary["cells"].get(_cell_key(cfg, location, a, strength)) for a in columns]
             present = [c for c in cells if c]
             if not present:
                 continue
@@ -285,7 +300,7 @@ def tables(summary: dict) -> str:
         lines.append("")
         moments = {}
         for key, c in summary["cells"].items():
-            cfg = "/".join(key.split("/")[:2])
+            cfg = _cell(key).configuration
             if key.split("/")[2:5:2] == [location, strength] and c.get("by_moment"):
                 for m, count in c["by_moment"].items():
                     moments.setdefault(cfg, {}).setdefault(m, 0)

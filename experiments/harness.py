@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED
+from topologies.dualhomed import B_TRUSTED, PLANS
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("vanilla", "trusted", "enforce")
@@ -223,19 +223,26 @@ def abort_leftovers(tb, hosts: tuple[str, ...], ports: tuple[int, ...]) -> int:
 
 
 def warm_up(tb) -> None:
-    """Bindings and ARP entries in place before any trial: the first packets from each
-    address claim it at its SAVI switch (a's two, b's, the attackers')."""
+    """Bindings and ARP (or neighbour) entries in place before any trial: the first
+    packets from each address claim it at its SAVI switch (a's two, b's, the
+    attackers'); on a dual-stack testbed for both families (IPv6's addresses were bound
+    by their DAD)."""
     a, b = tb.net["a"], tb.net["b"]
-    for src in (A_TRUSTED, A_UNTRUSTED):
-        a.cmd(f"ping -c1 -W2 -I {src} {B_TRUSTED}")
-    a.cmd(f"ping -c1 -W2 -I {A_UNTRUSTED} {B_UNTRUSTED}")
-    b.cmd(f"ping -c1 -W2 {A_TRUSTED}")
-    for m in ("m1", "m2"):
-        tb.net[m].cmd(f"ping -c1 -W2 {A_TRUSTED}")
-    # The eavesdroppers know a's MAC on their network from their taps: no ARP round trip
-    # (through the SAVI controller) before a forgery, which would make an early strike late.
-    for m, addr, a_link in (("m1", A_TRUSTED, "a-eth0"), ("m2", A_UNTRUSTED, "a-eth1")):
-        attacker = tb.net[m]
-        mac = a.intf(a_link).MAC()
-        attacker.cmd(f"ip neigh replace {addr} lladdr {mac} dev {attacker.intfList()[0].name} "
-                     "nud permanent")  # fmt: skip
+    families = ("v4", "v6") if getattr(tb.topo, "ipv6", False) else ("v4",)
+    for family in families:
+        plan, ping = PLANS[family], "ping -6" if family == "v6" else "ping"
+        (a_trusted, a_untrusted), (b_trusted, b_untrusted) = plan.a, plan.b
+        for src in (a_trusted, a_untrusted):
+            a.cmd(f"{ping} -c1 -W2 -I {src} {b_trusted}")
+        a.cmd(f"{ping} -c1 -W2 -I {a_untrusted} {b_untrusted}")
+        b.cmd(f"{ping} -c1 -W2 {a_trusted}")
+        for m in ("m1", "m2"):
+            tb.net[m].cmd(f"{ping} -c1 -W2 {a_trusted}")
+        # The eavesdroppers know a's MAC on their network from their taps: no ARP round
+        # trip (through the SAVI controller) before a forgery, which would make an early
+        # strike late.
+        for m, addr, a_link in (("m1", a_trusted, "a-eth0"), ("m2", a_untrusted, "a-eth1")):
+            attacker = tb.net[m]
+            mac = a.intf(a_link).MAC()
+            attacker.cmd(f"ip neigh replace {addr} lladdr {mac} "
+                         f"dev {attacker.intfList()[0].name} nud permanent")  # fmt: skip

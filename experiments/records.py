@@ -26,27 +26,41 @@ class Cell:
     location: str
     attack: str
     strength: str
+    family: str = "v4"  # the connection's address family: v4 or v6 (dual-stack testbed)
 
     @property
     def key(self) -> str:
-        return "/".join((self.coverage, self.mode, self.location, self.attack, self.strength))
+        """COVERAGE/MODE/LOCATION/ATTACK/STRENGTH, and /v6 for an IPv6 cell (IPv4 cells
+        keep the key they had before the family was a dimension)."""
+        parts = (self.coverage, self.mode, self.location, self.attack, self.strength)
+        return "/".join(parts + ((self.family,) if self.family != "v4" else ()))
 
     @property
     def configuration(self) -> str:
-        """What the defender runs: SAV coverage and host mode."""
-        return f"{self.coverage}/{self.mode}"
+        """What the defender runs: SAV coverage and host mode (and /v6 for IPv6)."""
+        return configuration_of(self.coverage, self.mode, self.family)
 
     @classmethod
     def parse(cls, key: str) -> Cell:
         parts = key.split("/")
-        if len(parts) != 5:
-            raise ValueError(f"{key!r}: a cell is COVERAGE/MODE/LOCATION/ATTACK/STRENGTH")
+        if len(parts) not in (5, 6) or len(parts) == 6 and parts[5] not in FAMILIES:
+            raise ValueError(
+                f"{key!r}: a cell is COVERAGE/MODE/LOCATION/ATTACK/STRENGTH[/FAMILY], "
+                f"FAMILY one of {', '.join(FAMILIES)}"
+            )
         return cls(*parts)
+
+
+FAMILIES = ("v4", "v6")
+
+
+def configuration_of(coverage: str, mode: str, family: str = "v4") -> str:
+    return f"{coverage}/{mode}" + (f"/{family}" if family != "v4" else "")
 
 
 # The columns of records.csv, in order.
 COLUMNS = (
-    "cell", "trial", "seed", "coverage", "mode", "location", "attack", "strength",
+    "cell", "trial", "seed", "coverage", "mode", "location", "attack", "strength", "family",
     "success", "evidence", "forged_sent", "subflows_seen", "keys_known",
     "transfer_ok", "bytes_match", "goodput_mbps", "connect_ms",
     "control_total", "control_trusted", "handshake_total", "handshake_trusted",
@@ -105,6 +119,7 @@ def _typed(row: dict) -> dict:
     for k in ("trusted_up_ms", "early_ms"):
         out[k] = float(row[k]) if row.get(k) not in (None, "", "None") else None
     out["confinement"] = json.loads(row.get("confinement") or "{}")
+    out["family"] = row.get("family") or "v4"  # runs before IPv6 cells were IPv4
     return out
 
 
@@ -207,7 +222,7 @@ def summarize(records: list[dict]) -> dict:
     cells, configs = defaultdict(list), defaultdict(list)
     for r in records:
         cells[r["cell"]].append(r)
-        configs[f"{r['coverage']}/{r['mode']}"].append(r)
+        configs[configuration_of(r["coverage"], r["mode"], r["family"])].append(r)
     out_cells = {}
     for key, rows in sorted(cells.items()):
         k = sum(r["success"] for r in rows)

@@ -68,6 +68,10 @@ CONTEXT = [f"savi/trusted/unprotected/{attack}/adaptive" for attack in attacks.E
 # The positive control: the same attacker against vanilla hosts without SAV.
 CONTROL = [f"none/vanilla/unprotected/{attack}/adaptive" for attack in attacks.ALL_ATTACKS]
 
+# The same over IPv6 connections (cells with /v6: a dual-stack testbed).
+HEADLINE6 = [f"{key}/v6" for key in HEADLINE]
+CONTROL6 = [f"{key}/v6" for key in CONTROL]
+
 # A blind attacker fails before the host's path manager sees anything (the TCP checks
 # reject its guesses): `full` runs it, the default does not.
 CONFIGS = {
@@ -86,10 +90,21 @@ CONFIGS = {
                        "20 trials per cell, and the attacks on the extension (claim, "
                        "replay, own connection) against enforcing hosts; against trusted "
                        "hosts and vanilla hosts without SAV (the positive control), 3 "
-                       "trials per cell",
-        "cells": HEADLINE + CONTEXT + CONTROL,
+                       "trials per cell; the same headline cells over IPv6 (a dual-stack "
+                       "testbed), 10 trials per cell, and the IPv6 positive control, 3",
+        "cells": HEADLINE + CONTEXT + CONTROL + HEADLINE6 + CONTROL6,
         "trials": 20,
-        "cell_trials": {key: 3 for key in CONTEXT + CONTROL},
+        "cell_trials": {key: 3 for key in CONTEXT + CONTROL + CONTROL6}
+                       | {key: 10 for key in HEADLINE6},
+    },
+    "ipv6": {
+        "description": "the default run's IPv4 headline over IPv6 (a dual-stack testbed, "
+                       "IPv6 connections): the adaptive attacker against trusted and "
+                       "enforcing hosts with SAVI, 20 trials per cell, and the IPv6 "
+                       "positive control, 3",
+        "cells": HEADLINE6 + CONTROL6,
+        "trials": 20,
+        "cell_trials": {key: 3 for key in CONTROL6},
     },
     "shapes": {
         "description": "which shape works at which moment: the adaptive attacker's MP_PRIO "
@@ -155,7 +170,7 @@ def load_config_file(path: Path) -> dict:
         raise ValueError(f"{path}: missing {', '.join(sorted(missing))}")
     if not raw["cells"] or not all(isinstance(c, str) for c in raw["cells"]):
         raise ValueError(
-            f"{path}: cells must be a non-empty list of COVERAGE/MODE/LOCATION/ATTACK/STRENGTH"
+            f"{path}: cells must be a non-empty list of COVERAGE/MODE/LOCATION/ATTACK/STRENGTH[/FAMILY]"
         )
     extra = raw.get("cell_trials", {})
     stray = set(extra) - set(raw["cells"])
@@ -183,7 +198,8 @@ def trials_per_cell(config: dict) -> dict[str, int]:
 
 def estimate(trials: dict[str, int]) -> str:
     def seconds_per_trial(key: str) -> float:
-        attack, strength = key.rsplit("/", 2)[-2:]
+        cell = Cell.parse(key)
+        attack, strength = cell.attack, cell.strength
         if strength == "adaptive" and attack in adaptive.EXTENSION_PLANS:
             return SECONDS_PER_SHORT_PLAN
         return SECONDS_PER_TRIAL[strength]
@@ -259,11 +275,11 @@ class _Tee:
 
 def plan(cells: list[Cell], trials: int | dict[str, int], done: set[tuple[str, int]],
          seed: int = 0) -> list[tuple[Cell, int]]:  # fmt: skip
-    """(cell, trial) still to run: one testbed per coverage; within it, round by round
-    (trial 0 of every cell, then trial 1, ...), each round in a host-mode order drawn
-    from ``seed``, so no mode always runs first or last (run order would otherwise mix
-    with mode in the cost figures). The same seed gives the same order. ``trials``: per
-    cell key, or one count for all."""
+    """(cell, trial) still to run: one testbed per coverage (which run() splits by
+    family); within it, round by round (trial 0 of every cell, then trial 1, ...), each
+    round in a host-mode order drawn from ``seed``, so no mode always runs first or last
+    (run order would otherwise mix with mode in the cost figures). The same seed gives
+    the same order. ``trials``: per cell key, or one count for all."""
     count = trials if isinstance(trials, dict) else {c.key: trials for c in cells}
     order = {c: i for i, c in enumerate(COVERAGES)}
     out = []
@@ -302,13 +318,17 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
     work = out / "work"
     started, finished = time.monotonic(), 0
     convergence_result = _load(out / "convergence.json")
-    for coverage in COVERAGES:
-        group = [(c, t) for c, t in todo if c.coverage == coverage]
-        wants_convergence = (coverage == "savi" and convergence and not convergence_result
+    # One testbed per coverage and family: IPv4 cells on the IPv4 testbed they always had,
+    # IPv6 cells on the dual-stack one.
+    for coverage, family in itertools.product(COVERAGES, records.FAMILIES):
+        group = [(c, t) for c, t in todo if (c.coverage, c.family) == (coverage, family)]
+        wants_convergence = (coverage == "savi" and family == "v4" and convergence
+                             and not convergence_result
                              and any(c.mode == "trusted" for c in cells))  # fmt: skip
         if not group and not wants_convergence:
             continue
-        with Testbed(DualHomedTopo(coverage=coverage), log_dir=str(work / coverage)) as tb:
+        topo = DualHomedTopo(coverage=coverage, ipv6=family == "v6")
+        with Testbed(topo, log_dir=str(work / f"{coverage}-{family}")) as tb:
             warm_up(tb)
             mode = None
             for cell, trial in group:
@@ -417,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "with a .json name) with the keys of the config.json a run writes; "
         "docs/experiments.md has an example (default: default)",
     )
-    ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH",
+    ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH[/v6]",
                     help="run only this cell (repeat); overrides the configuration's cells")  # fmt: skip
     ap.add_argument("--trials", type=int, help="trials per cell (overrides the configuration)")
     ap.add_argument("--out", help="the run folder (default results/attack-CONFIG-UTCSTAMP)")
@@ -509,7 +529,8 @@ def _check(c: Cell) -> None:
     for value, allowed, what in ((c.coverage, COVERAGES, "coverage"), (c.mode, MODES, "mode"),
                                  (c.location, LOCATIONS, "location"),
                                  (c.strength, STRENGTHS, "strength"),
-                                 (c.attack, attacks.attacks_of(c.strength), "attack")):  # fmt: skip
+                                 (c.attack, attacks.attacks_of(c.strength), "attack"),
+                                 (c.family, records.FAMILIES, "family")):  # fmt: skip
         if value not in allowed:
             raise ValueError(f"{c.key}: unknown {what} {value!r}; use one of {', '.join(allowed)}")
 

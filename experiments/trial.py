@@ -31,13 +31,14 @@ from experiments.harness import (
     wait_until,
 )
 from experiments.records import Cell, attempt_outcomes
-from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED, M1, M2
+from topologies.dualhomed import A_TRUSTED, B_TRUSTED, PLANS, AddressPlan
 
 PORT = 5201
-# Where the attacker sits: its host, its address, the link of a it eavesdrops.
+# Where the attacker sits: its host and the link of a it eavesdrops (its address is the
+# cell's family's: AddressPlan).
 LOCATIONS = {
-    "protected": ("m1", M1, "a-eth0"),  # a's SAVI access network
-    "unprotected": ("m2", M2, "a-eth1"),  # a's legacy access network
+    "protected": ("m1", "a-eth0"),  # a's SAVI access network
+    "unprotected": ("m2", "a-eth1"),  # a's legacy access network
 }
 # The legitimate transfer: greeting, pause for the path manager, bulk, then a quiet spell
 # in which the attack lands (a fresh acknowledgment is needed for forgeries to pass).
@@ -70,30 +71,42 @@ ANSWERED = ("rm_addr", "fastclose", *attacks.EXTENSION_ATTACKS)
 
 @dataclass(frozen=True)
 class Oracle:
-    """A packet counter the victim's MIB cannot give: an iptables rule the trial inserts
-    in the victim for its duration; its packet count joins the victim's counters as
-    ``key``. (During a transfer, legitimate announcements and joins move the MIB too.)"""
+    """A packet counter the victim's MIB cannot give: an iptables (IPv4 cells) or
+    ip6tables (IPv6) rule the trial inserts in the victim for its duration; its packet
+    count joins the victim's counters as ``key``. (During a transfer, legitimate
+    announcements and joins move the MIB too.)"""
 
     key: str
     chain: str
     match: str  # {attacker}: the attacker's address
+    match6: str = ""  # the IPv6 rule's match, where it differs
 
     def comment(self) -> str:
         return f"tmptcp-oracle-{self.key}"
 
-    def rule(self, attacker: str) -> str:
-        match = self.match.format(attacker=attacker)
-        return f"{self.chain} {match} -m comment --comment {self.comment()}"
+    def rule(self, attacker: str, family: str = "v4") -> str:
+        match = self.match6 if family == "v6" and self.match6 else self.match
+        return (
+            f"{self.chain} {match.format(attacker=attacker)} -m comment --comment {self.comment()}"
+        )
+
+
+def iptables(family: str) -> str:
+    return "ip6tables -w" if family == "v6" else "iptables -w"
 
 
 ORACLES = {
     # The hijack: SYNs the victim sends to the attacker's address (a join there is reset
     # at once by the attacker's kernel, nothing listens: too fast for `ss` to see).
     "add_addr": Oracle("TrialSynsToAttacker", "OUTPUT", "-d {attacker} -p tcp --syn"),
-    # The flood: forged SYNs (IP ID TAG) that reached the victim's TCP, past the agents'
-    # guard; a legitimate join during the flood counts in MPJoinSynRx as well.
+    # The flood: forged SYNs (TAG: IPv4's IP ID, IPv6's flow label) that reached the
+    # victim's TCP, past the agents' guard; a legitimate join during the flood counts in
+    # MPJoinSynRx as well.
     "join_flood": Oracle(
-        "TrialForgedSynsIn", "INPUT", f"-p tcp --syn -m u32 --u32 '4>>16={attacks.TAG:#x}'"
+        "TrialForgedSynsIn",
+        "INPUT",
+        f"-p tcp --syn -m u32 --u32 '4>>16={attacks.TAG:#x}'",
+        f"-p tcp --syn -m u32 --u32 '0&0xFFFFF={attacks.TAG:#x}'",
     ),
 }
 
@@ -164,14 +177,14 @@ def _established_tuples(host) -> list[str]:
     tuples = []
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) >= 4:
-            local, peer = parts[-2], parts[-1]
+        if len(parts) >= 4:  # IPv6 as [ADDR]:PORT
+            local, peer = (p.replace("[", "").replace("]", "") for p in parts[-2:])
             tuples.append(f"{peer}-{local}")
     return tuples
 
 
 FIELDS = ("frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "ip.id",
-          "tcp.flags", "tcp.options")  # fmt: skip
+          "tcp.flags", "tcp.options", "ipv6.src", "ipv6.dst", "ipv6.flow")  # fmt: skip
 # Every MPTCP subtype but DSS: a bulk transfer's data segments carry DSS alone.
 NOT_DSS_ONLY = "tcp.options.mptcp.subtype in {0, 1, 3..15}"
 
@@ -181,8 +194,11 @@ NOT_DSS_ONLY = "tcp.options.mptcp.subtype in {0, 1, 3..15}"
 # dissects the rest (7 times faster on a trial's captures; what tshark then selects is
 # the same, see tests/unit/test_confinement.py).
 DSS_ONLY = (
-    "tcp[20] = 1 and tcp[21] = 1 and tcp[22] = 8 and tcp[32] = 30 and tcp[34] & 0xf0 = 0x20"
-    " and (tcp[12] & 0xf0) >> 2 <= 34 + tcp[33]"
+    "(ip and tcp[20] = 1 and tcp[21] = 1 and tcp[22] = 8 and tcp[32] = 30"
+    " and tcp[34] & 0xf0 = 0x20 and (tcp[12] & 0xf0) >> 2 <= 34 + tcp[33])"
+    # IPv6 (libpcap has no tcp[] there): TCP right after the fixed header, at ip6[40]
+    " or (ip6 and ip6[6] = 6 and ip6[60] = 1 and ip6[61] = 1 and ip6[62] = 8 and ip6[72] = 30"
+    " and ip6[74] & 0xf0 = 0x20 and (ip6[52] & 0xf0) >> 2 <= 34 + ip6[73])"
 )
 
 
@@ -208,9 +224,13 @@ def decode(pcap: Path) -> list[Packet]:
     packets = []
     for line in r.stdout.splitlines():
         row = line.split("\t")
-        if len(row) != len(FIELDS) or not row[1]:  # not IPv4 (none here)
+        if len(row) != len(FIELDS):
             continue
-        t, src, sport, dst, dport, ip_id, flags, options = row
+        t, src, sport, dst, dport, ip_id, flags, options, src6, dst6, flow = row
+        if not src:  # IPv6: the flow label stands for the IP ID (forgeries carry TAG there)
+            src, dst, ip_id = src6, dst6, flow
+        if not src:
+            continue
         packets.append(Packet(float(t), src, int(sport), dst, int(dport), int(ip_id or "0", 0),
                               int(flags, 0), bytes.fromhex(options.replace(":", ""))))  # fmt: skip
     return packets
@@ -230,14 +250,16 @@ def labels_for(tb, cell: Cell):
 
 
 def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None = None,
-              keep_captures: bool = False, bind: str | None = A_UNTRUSTED,
+              keep_captures: bool = False, bind: str | None = "unprotected",
               exhaustive: bool = False) -> dict:  # fmt: skip
-    """Run one trial of ``cell`` on ``tb`` (already in the cell's coverage and mode).
+    """Run one trial of ``cell`` on ``tb`` (already in the cell's coverage and mode; a
+    dual-stack testbed for an IPv6 cell).
 
-    ``bind``: the client's address for the connection's first subflow. By default a's
-    unprotected address: the case the extension is for (the first subflow, which carries
-    the keys and, in vanilla MPTCP, every later control option, is untrusted); None lets
-    the routing choose (a's protected address in this topology).
+    ``bind``: the client's address for the connection's first subflow. By default
+    ("unprotected") a's unprotected address of the cell's family: the case the extension
+    is for (the first subflow, which carries the keys and, in vanilla MPTCP, every later
+    control option, is untrusted); None lets the routing choose (a's protected address
+    in this topology); else an address.
     The captures of a's links are deleted after decoding unless ``keep_captures``."""
     t_start = time.monotonic()
     leftovers = abort_leftovers(tb, ("a", "b", "m1", "m2"), (PORT, OWN_PORT))
@@ -247,17 +269,21 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     seed = seed_of(cell, trial)
     workdir.mkdir(parents=True, exist_ok=True)
     a = tb.net["a"]
-    attacker_name, attacker_addr, tap_iface = LOCATIONS[cell.location]
+    plan = plan_of(tb, cell)
+    if bind == "unprotected":
+        bind = plan.a[1]
+    attacker_name, tap_iface = LOCATIONS[cell.location]
+    attacker_addr = getattr(plan, attacker_name)
     cmd = [sys.executable, "-m", "experiments.attacks", cell.attack, "--strength", cell.strength,
            "--attacker", attacker_addr, "--seed", str(seed), "--wait", "--port", str(PORT)]  # fmt: skip
-    for addr in (A_TRUSTED, A_UNTRUSTED):
+    for addr in plan.a:
         cmd += ["--victim", addr]
-    for addr in (B_TRUSTED, B_UNTRUSTED):
+    for addr in plan.b:
         cmd += ["--peer", addr]
     if cell.strength == "adaptive":  # experiments.forger, driven attempt by attempt
         cmd = [sys.executable, "-m", "experiments.forger", "--attacker", attacker_addr,
                "--seed", str(seed), "--port", str(PORT)]  # fmt: skip
-        a_addrs, b_addrs = (A_TRUSTED, A_UNTRUSTED), (B_TRUSTED, B_UNTRUSTED)
+        a_addrs, b_addrs = plan.a, plan.b
         if cell.attack in attacks.EXTENSION_ATTACKS:  # in a's name to b
             a_addrs, b_addrs = b_addrs, a_addrs
         for flag, addrs in (("--victim", a_addrs), ("--peer", b_addrs)):
@@ -272,7 +298,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     own_xfer = None
     oracle = ORACLES.get(cell.attack)
     if oracle is not None:
-        out = victim.cmd(f"iptables -w -I {oracle.rule(attacker_addr)} && echo inserted")
+        rule = oracle.rule(attacker_addr, cell.family)
+        out = victim.cmd(f"{iptables(cell.family)} -I {rule} && echo inserted")
         if "inserted" not in out:
             raise HarnessError(f"could not add the {oracle.key} rule in {victim.name}: {out}")
     try:
@@ -292,7 +319,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         for i in ("a-eth0", "a-eth1"):
             caps[i] = Capture(a, i, f"tcp port {PORT}", pcap[i], snaplen=SNAPLEN)
         if cell.attack == "own_connection":
-            own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE)
+            own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE,
+                                       plan)  # fmt: skip
         said = attacker.stdout.readline().strip()
         if said != "ready":
             err = attacker.stderr.read()[:500]
@@ -300,21 +328,22 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
         xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
-                        seed=seed % 2**31, port=PORT)  # fmt: skip
+                        seed=seed % 2**31, port=PORT, to=plan.b[0])  # fmt: skip
         if cell.strength == "adaptive":
-            before = counters(victim, cell.attack)
+            before = counters(victim, cell.attack, cell.family)
             t_attack = time.monotonic()
             tpbt = None
             if tb.agents and cell.attack in SHORT_PLANS:  # a claim shows in the MP_PRIO
                 tpbt = lambda: tb.tpbt(victim.name)["entries"]  # noqa: E731
             outcome, report = adapt(attacker, victim, cell.attack, xfer.started, bulk,
                                     early_shape=adaptive.early_shape(cell.attack, trial),
-                                    exhaustive=exhaustive, tpbt=tpbt, idle=idle)  # fmt: skip
+                                    exhaustive=exhaustive, tpbt=tpbt, idle=idle,
+                                    plan=plan, family=cell.family)  # fmt: skip
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
             go = " ".join(_established_tuples(a)) if cell.strength == "blind" else ""
-            before = counters(victim, cell.attack)
+            before = counters(victim, cell.attack, cell.family)
             t_attack, attack_wall = time.monotonic(), time.time()
             out, err = attacker.communicate(go + "\n", timeout=60)
             attack_seconds = time.monotonic() - t_attack
@@ -326,7 +355,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
                 raise HarnessError(f"the attack program failed: {report['error']}")
         if outcome is None:  # adaptive attempts were each judged as they were made
             time.sleep(REACT)
-        after = counters(victim, cell.attack)
+        after = counters(victim, cell.attack, cell.family)
         if tpbt_out is not None and tb.agents:
             tpbt_out.write_text(
                 "".join(f"# {h}\n{tb.tpbt(h)['table']}\n" for h in sorted(tb.agents))
@@ -335,7 +364,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         labels = labels_for(tb, cell)
     finally:  # whatever happened: no process or rule of this trial outlives it
         if oracle is not None:
-            victim.cmd(f"iptables -w -D {oracle.rule(attacker_addr)}")
+            victim.cmd(f"{iptables(cell.family)} -D {oracle.rule(attacker_addr, cell.family)}")
         if attacker is not None and attacker.poll() is None:
             attacker.kill()
             attacker.wait(10)
@@ -360,8 +389,8 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     with ThreadPoolExecutor(2) as pool:
         decoded = pool.map(decode, [c.path for i, c in caps.items() if i != "own"])
         packets = [p for link in decoded for p in link]
-    conf = confine(packets, labels, {"a": {A_TRUSTED, A_UNTRUSTED}, "b": {B_TRUSTED, B_UNTRUSTED}},
-                   attacks.TAG, until=worked_at)  # fmt: skip
+    conf = confine(packets, labels, {"a": set(plan.a), "b": set(plan.b)}, attacks.TAG,
+                   until=worked_at)  # fmt: skip
     trusted_total = conf.totals()
     started_at = conf.started_at
     # When the forger's first packet reached a's link (the forger's own clock says when
@@ -400,17 +429,25 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     return record
 
 
-def _own_connection(tb, attacker: str, path: Path, caps: dict, seconds: float) -> Transfer:
+def plan_of(tb, cell: Cell) -> AddressPlan:
+    """The addresses of the cell's family; an IPv6 cell needs a dual-stack testbed."""
+    if cell.family == "v6" and not getattr(tb.topo, "ipv6", False):
+        raise HarnessError(f"{cell.key} is an IPv6 cell: it needs DualHomedTopo(ipv6=True)")
+    return PLANS[cell.family]
+
+
+def _own_connection(tb, attacker: str, path: Path, caps: dict, seconds: float,
+                    plan: AddressPlan = PLANS["v4"]) -> Transfer:  # fmt: skip
     """The attacker's own MPTCP connection to b (a little data, then quiet for
     ``seconds``), captured on its own link as ``caps["own"]``; returned once the capture
     has shown the handshake's third ACK (the keys)."""
     host = tb.net[attacker]
     caps["own"] = Capture(host, f"{attacker}-eth0", f"tcp port {OWN_PORT}", path, snaplen=SNAPLEN)
     own = Transfer(tb, nbytes=OWN_BYTES, pause=0, idle=seconds + 2, timeout=seconds + 10,
-                   client=attacker, server="b", port=OWN_PORT)  # fmt: skip
+                   client=attacker, server="b", port=OWN_PORT, to=plan.b[0])  # fmt: skip
     # Read on from where the last look stopped, as the attacker does.
-    tap, learner = attacks.TapFollower(str(path)), attacks.Learner({B_TRUSTED, B_UNTRUSTED},
-                                                                   {host.IP()})  # fmt: skip
+    tap = attacks.TapFollower(str(path))
+    learner = attacks.Learner(set(plan.b), {getattr(plan, attacker)})
     try:
         wait_until(lambda: learner.feed(tap()).keys is not None, 10,
                    "the attacker's own connection to show its keys")  # fmt: skip
@@ -444,12 +481,12 @@ def _command(forger, attack: str, shape: str, now: bool) -> dict:
     return report
 
 
-def counters(victim, attack: str) -> dict[str, int]:
+def counters(victim, attack: str, family: str = "v4") -> dict[str, int]:
     """The victim's MIB and the packet count of the attack's oracle rule (ORACLES)."""
     values = mib(victim)
     oracle = ORACLES.get(attack)
     if oracle is not None:
-        out = victim.cmd(f"iptables -w -nvx -L {oracle.chain}")
+        out = victim.cmd(f"{iptables(family)} -nvx -L {oracle.chain}")
         rows = [line.split() for line in out.splitlines() if oracle.comment() in line]
         if len(rows) != 1 or not rows[0][0].isdigit():
             raise HarnessError(f"no single {oracle.key} rule in {victim.name}: {out!r}")
@@ -457,17 +494,18 @@ def counters(victim, attack: str) -> dict[str, int]:
     return values
 
 
-def _reacted(victim, before: dict, attack: str, timeout: float = ATTEMPT_REACT, tpbt=None):
+def _reacted(victim, before: dict, attack: str, timeout: float = ATTEMPT_REACT, tpbt=None,
+             plan: AddressPlan = PLANS["v4"], family: str = "v4"):  # fmt: skip
     """(success, evidence) once the victim's counters (with the attack's oracle rule:
     ORACLES) show the attack worked, or after ``timeout`` (the kernel acts on an option
     as it arrives)."""
     deadline = time.monotonic() + timeout
     while True:
-        now = counters(victim, attack)
+        now = counters(victim, attack, family)
         moved = {k: now.get(k, 0) - v for k, v in before.items() if k != "tpbt"}
         ok, evidence = succeeded(attack, moved)
         if tpbt is not None:
-            bent = trust_bent(before["tpbt"], tpbt(), {A_TRUSTED}, {A_UNTRUSTED})
+            bent = trust_bent(before["tpbt"], tpbt(), {plan.a[0]}, {plan.a[1]})
             ok, evidence = ok or bool(bent), f"{evidence} TPBT: {bent or 'unchanged'}"
         if ok or time.monotonic() >= deadline:
             return ok, evidence
@@ -476,7 +514,8 @@ def _reacted(victim, before: dict, attack: str, timeout: float = ATTEMPT_REACT, 
 
 def adapt(forger, victim, attack: str, started: float, bulk: float,
           early_shape: str = "plain", exhaustive: bool = False, tpbt=None,
-          idle: float = ADAPTIVE_IDLE):  # fmt: skip
+          idle: float = ADAPTIVE_IDLE, plan: AddressPlan = PLANS["v4"],
+          family: str = "v4"):  # fmt: skip
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
     judging each attempt by the victim's counters (and ``tpbt()``, its TPBT entries, if
     given: trust_bent); stop at the first that works, unless ``exhaustive`` (every
@@ -492,7 +531,7 @@ def adapt(forger, victim, attack: str, started: float, bulk: float,
             # The connection is about to end: attempts after that would be recorded as
             # failures on a connection that is gone. Left out (`attempts` says so).
             break
-        before = counters(victim, attack)
+        before = counters(victim, attack, family)
         if tpbt is not None:
             before["tpbt"] = tpbt()
         now = attempt.moment != "lull"
@@ -507,7 +546,7 @@ def adapt(forger, victim, attack: str, started: float, bulk: float,
         outcome.attempts += 1
         outcome.sent += report["sent"]
         react = TPBT_REACT if tpbt is not None else ATTEMPT_REACT
-        ok, evidence = _reacted(victim, before, attack, react, tpbt)
+        ok, evidence = _reacted(victim, before, attack, react, tpbt, plan, family)
         outcome.log.append((attempt, ok))
         if ok and not outcome.success:
             outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape

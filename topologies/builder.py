@@ -223,9 +223,11 @@ class Testbed:
         self.wait_for_flows()
         if hasattr(self.topo, "configure"):
             self.topo.configure(self.net)
-        servers6 = self.topo.dhcp6_servers()
+        servers6 = dict(self.topo.dhcp6_servers())
         for host, (intf, first, last) in self.topo.dhcp_servers().items():
-            self.start_dhcp_server(self.net[host], intf, first, last, v6=servers6.get(host))
+            self.start_dhcp_server(self.net[host], intf, first, last, v6=servers6.pop(host, None))
+        for host, ranges in servers6.items():  # DHCPv6 only (routers of a dual-stack topology)
+            self.start_dhcp6_server(self.net[host], ranges)
         for host in self.topo.dhcp_clients:
             self.dhcp_client(self.net[host])
         for host in self.topo.dhcp6_clients:
@@ -373,6 +375,20 @@ class Testbed:
             prefix_len = address.split("/")[1]
             cmd.append(f"--dhcp-range={first6},{last6},{prefix_len},{lease}")
         return self.spawn(host, cmd, f"{host.name}-dnsmasq.log")
+
+    def start_dhcp6_server(self, host, ranges: list[tuple[str, str, str]], lease: str = "1h"):
+        """dnsmasq as a DHCPv6 server only, in ``host`` (a router), for each (interface,
+        first, last) of ``ranges``: the interface already has an address in the range's
+        /64, which tells dnsmasq where the range is served."""
+        leases = self.dir / f"{host.name}.leases6"
+        cmd = [
+            "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+            "--bind-interfaces", "--dhcp-authoritative", f"--dhcp-leasefile={leases}",
+            "--log-dhcp", f"--pid-file={self.dir / host.name}.pid6",
+        ]  # fmt: skip
+        for intf, first, last in ranges:
+            cmd += [f"--interface={intf}", f"--dhcp-range={first},{last},64,{lease}"]
+        return self.spawn(host, cmd, f"{host.name}-dnsmasq6.log")
 
     def dhcp_client(self, host, intf: str | None = None, timeout: float = 20):
         """Run udhcpc in ``host`` until it has a lease; it keeps renewing in the background.

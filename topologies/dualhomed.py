@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 if not globals().get("__package__"):
@@ -49,6 +50,26 @@ M1, M2 = "10.1.0.66", "10.2.0.66"
 A6_TRUSTED, A6_UNTRUSTED = "2001:db8:1::10", "2001:db8:2::10"
 B6_TRUSTED, B6_UNTRUSTED = "2001:db8:3::20", "2001:db8:4::20"
 M1_6, M2_6 = "2001:db8:1::66", "2001:db8:2::66"
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    """One family's addresses of the scenario: a's and b's (protected first), the
+    attackers', and a's gateway on its protected network."""
+
+    a: tuple[str, str]
+    b: tuple[str, str]
+    m1: str
+    m2: str
+    a_gateway: str
+
+
+PLANS = {
+    "v4": AddressPlan((A_TRUSTED, A_UNTRUSTED), (B_TRUSTED, B_UNTRUSTED), M1, M2, "10.1.0.1"),
+    "v6": AddressPlan(
+        (A6_TRUSTED, A6_UNTRUSTED), (B6_TRUSTED, B6_UNTRUSTED), M1_6, M2_6, "2001:db8:1::1"
+    ),
+}
 # The routers' interfaces in the order build() links them, with their IPv6 addresses.
 ROUTER_V6 = {
     "r1": {"r1-eth0": "2001:db8:1::1", "r1-eth1": "2001:db8:3::1", "r1-eth2": "2001:db8:9::1"},
@@ -147,7 +168,8 @@ class DualHomedTopo(Topo):
             self.addLink(name, switch, port2=20 + n)
             self.extra_hosts.append(name)
         self.dhcp_clients: list[str] = []
-        self.dhcp6_clients: list[str] = []
+        # Dual stack: a and b lease their protected IPv6 address (on eth0) by DHCPv6.
+        self.dhcp6_clients: list[str] = ["a", "b"] if ipv6 else []
 
     def savi_config(self) -> dict:
         if self.coverage == "none":  # the switches stay in the path but validate nothing
@@ -164,7 +186,11 @@ class DualHomedTopo(Topo):
         return {}
 
     def dhcp6_servers(self) -> dict:
-        return {}
+        """Dual stack: r1 serves a's and b's protected networks by DHCPv6, one address
+        each (the plan's), so a lease always gives the same address."""
+        if not self.ipv6:
+            return {}
+        return {"r1": [("r1-eth0", A6_TRUSTED, A6_TRUSTED), ("r1-eth1", B6_TRUSTED, B6_TRUSTED)]}
 
     def agent_hosts(self) -> dict[str, list[str]]:
         """Hosts that run the Trusted MPTCP agent, with their addresses (trusted first,
@@ -205,9 +231,12 @@ class DualHomedTopo(Topo):
             self.configure_ipv6(net)
 
     def configure_ipv6(self, net) -> None:
-        """The same plan in IPv6. Host addresses go through DAD, whose neighbour
-        solicitation is what binds them at a SAVI switch; routers' addresses (on uplink
-        ports) skip it. Returns once no address is tentative any more."""
+        """The same plan in IPv6. On the protected networks a and b lease their address
+        from r1's DHCPv6 server (the builder starts it and the clients after this): SAVI
+        binds it from the snooped REPLY. The other host addresses are static and go
+        through DAD, whose neighbour solicitation binds them at a SAVI switch (m1's);
+        routers' addresses (on uplink ports) skip it. Returns once no static address is
+        tentative any more."""
         for router, addrs in ROUTER_V6.items():
             for intf, addr in addrs.items():
                 net[router].cmd(f"ip -6 addr add {addr}/64 dev {intf} nodad")
@@ -225,7 +254,12 @@ class DualHomedTopo(Topo):
             h = net[host]
             for table, (addr, gw) in enumerate(pairs, start=1):
                 intf = f"{host}-eth{table - 1}"
-                h.cmd(f"ip -6 addr add {addr}/64 dev {intf}")
+                if table == 2:  # the unprotected address is static; the other is leased
+                    h.cmd(f"ip -6 addr add {addr}/64 dev {intf}")
+                # The prefix is on-link before the lease comes (no router advertisements).
+                prefix = addr.rsplit("::", 1)[0] + "::/64"
+                h.cmd(f"ip -6 route replace {prefix} dev {intf}")
+                h.cmd(f"ip -6 route add {prefix} dev {intf} table {table}")
                 h.cmd(f"ip -6 route add default via {gw} dev {intf} table {table}")
                 h.cmd(f"ip -6 rule add from {addr} table {table}")
             h.cmd(f"ip -6 route add default via {pairs[0][1]} dev {host}-eth0")

@@ -174,3 +174,33 @@ class TestWithSaviAndEnforcement:
         assert not record["success"], record["attempt_log"] + " " + record["evidence"]
         assert "TPBT: unchanged" in record["evidence"]
         assert record["bytes_match"]
+
+
+@pytest.fixture(scope="class")
+def dual_stack(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dual_stack")
+    with Testbed(DualHomedTopo(coverage="savi", ipv6=True), log_dir=str(d / "tb")) as tb:
+        warm_up(tb)
+        tb.work = d
+        yield tb
+
+
+class TestIpv6:
+    """The adaptive attacker on IPv6 connections (coverage savi, dual stack, the attacker
+    on a's legacy network): it works against vanilla hosts, whatever the oracle (MIB,
+    ip6tables rules), and not against enforcing ones."""
+
+    @pytest.mark.parametrize("attack", ["add_addr", "rm_addr", "join_flood"])
+    def test_the_adaptive_attacker_succeeds_against_vanilla_hosts(self, dual_stack, attack):
+        set_mode(dual_stack, "vanilla")
+        record = trial(dual_stack, f"savi/vanilla/unprotected/{attack}/adaptive/v6")
+        assert record["family"] == "v6" and record["keys_known"], record
+        assert record["success"], (record["attempt_log"], record["victim_counters"])
+
+    @pytest.mark.parametrize("attack", ["add_addr", "rm_addr", "mp_prio", "join_flood"])
+    def test_the_adaptive_attacker_finds_nothing_against_enforcing_hosts(self, dual_stack, attack):
+        set_mode(dual_stack, "enforce")
+        record = trial(dual_stack, f"savi/enforce/unprotected/{attack}/adaptive/v6")
+        assert record["keys_known"] and record["forged_sent"] > 0
+        assert not record["success"], (record["attempt_log"], record["evidence"])
+        assert record["bytes_match"] and record["control_trusted"] > 0

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.harness import set_mode
 from experiments.shapes import SHAPES
-from tests.integration.tools import Capture, wait_until
+from tests.integration.tools import Capture, bindings, wait_until
 from tests.mptcp.helpers import Transfer, managed_transfer, mib, table, wait_for_table
 from tests.mptcp.test_enforcement import Forger
 from tests.mptcp.test_trusted_mptcp import control_options, dissected
@@ -48,7 +48,15 @@ def tb(tmp_path):
 
 
 def test_the_hosts_ipv6_addresses_are_bound_and_trusted_only_behind_savi(tb):
-    """The export the agents read: each host's protected IPv6 address, not the other."""
+    """a's and b's protected IPv6 addresses are DHCPv6 leases from r1, bound by the
+    snooped REPLY with the lease's lifetime; the export the agents read has each host's
+    protected IPv6 address, not the other."""
+    for host, address, dpid in (("a", A6_TRUSTED, 1), ("b", B6_TRUSTED, 3)):
+        (binding,) = bindings(tb, ip=address)
+        assert (binding["dpid"], binding["port"], binding["source"]) == (dpid, 1, "dhcp")
+        assert binding["mac"] == tb.net[host].intf(f"{host}-eth0").MAC()
+        assert 0 < binding["expires_in"] <= 3600, binding
+    assert bindings(tb, ip=A6_UNTRUSTED) == []  # a legacy switch binds nothing
     tb.start_agents()
     for host, trusted, untrusted in (
         ("a", A6_TRUSTED, A6_UNTRUSTED),

@@ -135,13 +135,21 @@ def test_categories():
     assert category(MpPrio(False), set()) == "mp_prio"
 
 
-def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path):
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path, family):
     """Data segments (NOP NOP TIMESTAMP, one DSS of any length, padding) are dropped
-    before tshark; a DSS followed by anything, even a 3-byte MP_PRIO, is kept."""
+    before tshark; a DSS followed by anything, even a 3-byte MP_PRIO, is kept. In IPv4
+    and IPv6 (whose flow label stands for the IP ID)."""
     import subprocess
 
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
     from scapy.utils import wrpcap
+
+    if family == "v4":
+        header = IP(src=B_TRUSTED, dst=A_TRUSTED, id=7)
+    else:
+        header = IPv6(src="2001:db8:3::20", dst="2001:db8:1::10", fl=7)
 
     from experiments.trial import FIELDS, NOT_DSS_ONLY, decode
 
@@ -153,7 +161,7 @@ def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path):
             if 12 + n + len(extra) > 40:
                 continue
             opts = ts + [(30, option[2:])] + ([(30, extra[2:])] if extra else [])
-            pkts.append(IP(src=B_TRUSTED, dst=A_TRUSTED) / TCP(flags="A", options=opts))
+            pkts.append(header.copy() / TCP(flags="A", options=opts))
     path = tmp_path / "data.pcap"
     wrpcap(str(path), pkts)
     plain = subprocess.run(
@@ -166,3 +174,4 @@ def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path):
     kept = decode(path)
     assert len(kept) == len(plain) == sum(1 for p in pkts if len(p[TCP].options) > 4)
     assert all(any(isinstance(o, MpPrio | AddAddr) for o in options_of(p.options)) for p in kept)
+    assert {(p.src, p.dst, p.ip_id) for p in kept} == {(header.src, header.dst, 7)}

@@ -1,5 +1,6 @@
 """Records, confinement counting, statistics and figures: plain functions on rows."""
 
+import csv
 import math
 
 import pytest
@@ -79,6 +80,41 @@ def test_cells_parse():
     assert (c.coverage, c.configuration) == ("savi+ingress", "savi+ingress/enforce")
     with pytest.raises(ValueError, match="COVERAGE/MODE"):
         Cell.parse("savi/enforce")
+
+
+def test_ipv6_cells_have_their_own_key_and_configuration():
+    c = Cell.parse("savi/enforce/unprotected/rm_addr/adaptive/v6")
+    assert (c.family, c.configuration) == ("v6", "savi/enforce/v6")
+    assert c.key == "savi/enforce/unprotected/rm_addr/adaptive/v6"
+    v4 = Cell.parse("savi/enforce/unprotected/rm_addr/adaptive")
+    assert v4.family == "v4" and v4.key == "savi/enforce/unprotected/rm_addr/adaptive"
+    assert Cell.parse("savi/enforce/unprotected/rm_addr/adaptive/v4") == v4
+    with pytest.raises(ValueError, match="FAMILY one of v4, v6"):
+        Cell.parse("savi/enforce/unprotected/rm_addr/adaptive/v5")
+
+
+def test_ipv6_trials_are_summarized_and_drawn_apart_from_ipv4_ones(tmp_path):
+    """Old records (no family column) read as IPv4; IPv6 cells get their own rows."""
+    path = tmp_path / "records.csv"
+    v4 = record("savi/enforce/unprotected/rm_addr/adaptive", 0, False)
+    v6 = record("savi/enforce/unprotected/rm_addr/adaptive/v6", 0, True)
+    for r in (v4, v6):
+        records.append(path, r)
+    old = tmp_path / "old.csv"
+    with path.open(newline="") as f, old.open("w", newline="") as g:
+        rows = list(csv.DictReader(f))
+        w = csv.DictWriter(g, [c for c in records.COLUMNS if c != "family"], extrasaction="ignore")
+        w.writeheader()
+        w.writerow(rows[0])
+    assert records.read(old)[0]["family"] == "v4"
+    s = records.summarize(records.read(path))
+    assert set(s["configurations"]) == {"savi/enforce", "savi/enforce/v6"}
+    assert s["configurations"]["savi/enforce/v6"]["attack_success_rate"] == 1.0
+    assert s["configurations"]["savi/enforce"]["attack_success_rate"] == 0.0
+    figures.draw(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| savi/enforce | — | 0/1 [0.00–0.79] |" in md
+    assert "| savi/enforce/v6 | — | 1/1 [0.21–1.00] |" in md
 
 
 def test_figures_are_drawn_from_records_only(tmp_path):

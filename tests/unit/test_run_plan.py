@@ -46,4 +46,9 @@ def test_the_default_configuration_has_twenty_trials_in_every_headline_cell():
     counts = trials_per_cell(CONFIGS["default"])
     assert {k: n for k, n in counts.items() if k in HEADLINE} == {k: 20 for k in HEADLINE}
     assert all(counts[k] >= 3 for k in CONTROL)  # positive controls: each worked every time
+    # IPv6: the same headline and control cells, fewer trials
+    assert {k: n for k, n in counts.items() if k.endswith("/v6")} == {
+        **{f"{k}/v6": 10 for k in HEADLINE},
+        **{f"{k}/v6": 3 for k in CONTROL},
+    }
     assert set(trials_per_cell(CONFIGS["full"]).values()) == {30}
