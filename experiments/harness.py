@@ -244,5 +244,7 @@ def warm_up(tb) -> None:
         for m, addr, a_link in (("m1", a_trusted, "a-eth0"), ("m2", a_untrusted, "a-eth1")):
             attacker = tb.net[m]
             mac = a.intf(a_link).MAC()
-            attacker.cmd(f"ip neigh replace {addr} lladdr {mac} "
-                         f"dev {attacker.intfList()[0].name} nud permanent")  # fmt: skip
+            attacker.cmd(
+                f"ip neigh replace {addr} lladdr {mac} "
+                f"dev {attacker.intfList()[0].name} nud permanent"
+            )

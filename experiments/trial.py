@@ -436,8 +436,9 @@ def plan_of(tb, cell: Cell) -> AddressPlan:
     return PLANS[cell.family]
 
 
-def _own_connection(tb, attacker: str, path: Path, caps: dict, seconds: float,
-                    plan: AddressPlan = PLANS["v4"]) -> Transfer:  # fmt: skip
+def _own_connection(
+    tb, attacker: str, path: Path, caps: dict, seconds: float, plan: AddressPlan = PLANS["v4"]
+) -> Transfer:
     """The attacker's own MPTCP connection to b (a little data, then quiet for
     ``seconds``), captured on its own link as ``caps["own"]``; returned once the capture
     has shown the handshake's third ACK (the keys)."""
@@ -494,8 +495,15 @@ def counters(victim, attack: str, family: str = "v4") -> dict[str, int]:
     return values
 
 
-def _reacted(victim, before: dict, attack: str, timeout: float = ATTEMPT_REACT, tpbt=None,
-             plan: AddressPlan = PLANS["v4"], family: str = "v4"):  # fmt: skip
+def _reacted(
+    victim,
+    before: dict,
+    attack: str,
+    timeout: float = ATTEMPT_REACT,
+    tpbt=None,
+    plan: AddressPlan = PLANS["v4"],
+    family: str = "v4",
+):
     """(success, evidence) once the victim's counters (with the attack's oracle rule:
     ORACLES) show the attack worked, or after ``timeout`` (the kernel acts on an option
     as it arrives)."""

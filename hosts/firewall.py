@@ -26,10 +26,8 @@ MARK_INJECTED = 0x7A0F  # segments the agent sends itself: never queued again
 QUEUE_OUT, QUEUE_IN = 0, 1
 # One set of carrier subflows per family (an nft set's elements have one type).
 CARRIER_SETS = {4: "carriers", 6: "carriers6"}
-FOUR = {4: "ip saddr . tcp sport . ip daddr . tcp dport",
-        6: "ip6 saddr . tcp sport . ip6 daddr . tcp dport"}  # fmt: skip
-SET_TYPE = {4: "ipv4_addr . inet_service . ipv4_addr . inet_service",
-            6: "ipv6_addr . inet_service . ipv6_addr . inet_service"}  # fmt: skip
+FOUR = {v: f"{ip} saddr . tcp sport . {ip} daddr . tcp dport" for v, ip in ((4, "ip"), (6, "ip6"))}
+SET_TYPE = {v: f"ipv{v}_addr . inet_service . ipv{v}_addr . inet_service" for v in (4, 6)}
 # The queues are iptables' and ip6tables' (the same rules in each family's mangle table).
 IPTABLES = ("iptables-nft", "ip6tables-nft")
 

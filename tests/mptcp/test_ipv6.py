@@ -62,14 +62,26 @@ def test_the_hosts_ipv6_addresses_are_bound_and_trusted_only_behind_savi(tb):
         ("a", A6_TRUSTED, A6_UNTRUSTED),
         ("b", B6_TRUSTED, B6_UNTRUSTED),
     ):
-        wait_until(lambda h=host, t=trusted: t in tb.tpbt(h)["local_trusted"], 10,
-                   f"{host} to learn that {trusted} is protected")  # fmt: skip
+        wait_until(
+            lambda h=host, t=trusted: t in tb.tpbt(h)["local_trusted"],
+            10,
+            f"{host} to learn that {trusted} is protected",
+        )
         assert untrusted not in tb.tpbt(host)["local_trusted"]
 
 
 def test_an_ipv6_transfer_has_table_1_and_its_control_options_on_the_trusted_subflow(tb, tmp_path):
-    caps = [Capture(tb.net[h], f"{h}-eth{i}", "ip6 and tcp port 5201", tmp_path / f"{h}{i}.pcap",
-                    snaplen=160) for h in ("a", "b") for i in (0, 1)]  # fmt: skip
+    caps = [
+        Capture(
+            tb.net[h],
+            f"{h}-eth{i}",
+            "ip6 and tcp port 5201",
+            tmp_path / f"{h}{i}.pcap",
+            snaplen=160,
+        )
+        for h in ("a", "b")
+        for i in (0, 1)
+    ]
     tb.start_agents()
     xfer = managed_transfer(tb, expected=EXPECTED6["a"], seconds=4, to=B6_TRUSTED)
     wait_for_table(tb, "b", EXPECTED6["b"])
@@ -114,8 +126,9 @@ def test_a_forged_ipv6_rm_addr_is_taken_by_a_vanilla_host_and_refused_by_an_enfo
     set_mode(tb, mode)
     tap = tmp_path / "tap.pcap"
     cap = Capture(a, "a-eth1", "ip6 and tcp", tap, snaplen=160)
-    forger = Forger(tb, tap, victim=(A6_TRUSTED, A6_UNTRUSTED),
-                    peer=(B6_TRUSTED, B6_UNTRUSTED), attacker=M2_6)  # fmt: skip
+    forger = Forger(
+        tb, tap, victim=(A6_TRUSTED, A6_UNTRUSTED), peer=(B6_TRUSTED, B6_UNTRUSTED), attacker=M2_6
+    )
     forger.expect_bulk()
     kw = {"seconds": 2, "idle": 40, "timeout": 60, "bind": A6_UNTRUSTED, "to": B6_TRUSTED}
     if mode == "vanilla":

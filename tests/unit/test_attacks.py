@@ -36,9 +36,12 @@ def frame(src, dst, sport, dport, flags="A", seq=1, ack=1, mptcp=None, payload=b
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (ts, 7))]
     if mptcp is not None:
         opts.append((30, mptcp[2:]))
-    return bytes(Ether() / IP(src=src, dst=dst, id=ip_id)
-                 / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, options=opts)
-                 / payload)  # fmt: skip
+    return bytes(
+        Ether()
+        / IP(src=src, dst=dst, id=ip_id)
+        / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, options=opts)
+        / payload
+    )
 
 
 def tap(*frames_, t0=100.0):
@@ -316,9 +319,12 @@ A6, B6 = "2001:db8:2::10", "2001:db8:4::20"
 
 def frame6(src, dst, sport, dport, seq=1, ack=1, payload=b"", flow_label=0):
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (1000, 7))]
-    return bytes(Ether(dst="00:00:00:00:0a:02") / IPv6(src=src, dst=dst, fl=flow_label)
-                 / TCP(sport=sport, dport=dport, flags="A", seq=seq, ack=ack, options=opts)
-                 / payload)  # fmt: skip
+    return bytes(
+        Ether(dst="00:00:00:00:0a:02")
+        / IPv6(src=src, dst=dst, fl=flow_label)
+        / TCP(sport=sport, dport=dport, flags="A", seq=seq, ack=ack, options=opts)
+        / payload
+    )
 
 
 def test_an_ipv6_eavesdropper_learns_and_forges_in_ipv6():
@@ -338,8 +344,9 @@ def test_an_ipv6_eavesdropper_learns_and_forges_in_ipv6():
 
 def test_blind_guesses_and_floods_take_the_family_of_their_addresses():
     rng = random.Random(1)
-    (guess, *_) = attacks.option_attack("mp_prio", attacks.Knowledge(), M, rng,
-                                        tuples=[(B6, 5201, A6, 40000)])  # fmt: skip
+    (guess, *_) = attacks.option_attack(
+        "mp_prio", attacks.Knowledge(), M, rng, tuples=[(B6, 5201, A6, 40000)]
+    )
     assert IPv6 in guess and guess[IPv6].fl == attacks.TAG
     flood = attacks.join_flood(attacks.Knowledge(), [A6], [B6], 5201, rng)
     assert all(IPv6 in p and p[IPv6].src == A6 and p[TCP].flags == "S" for p in flood)
