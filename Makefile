@@ -28,7 +28,7 @@ TOPO ?= dualhomed
 cli: install
 	$(PY) -m topologies $(TOPO)
 
-# The attack experiment, default configuration (about 44 min on 2 cores); see
+# The attack experiment, default configuration (about 66 min on 2 cores, IPv4 and IPv6); see
 # `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
 	$(PY) -m experiments.run --config default

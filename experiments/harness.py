@@ -92,7 +92,7 @@ class Transfer:
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
              "--timeout", str(timeout), *(["--tcp"] if tcp else []),
-             *(["--ipv6"] if ":" in to else [])],
+             *_listen_family(to)],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,
@@ -138,6 +138,14 @@ class Transfer:
             if p.poll() is None:
                 p.kill()
             p.wait(10)
+
+
+def _listen_family(to: str) -> list[str]:
+    """The server's socket for a client that connects to ``to``: IPv4, IPv6 only, or
+    (an IPv4-mapped address: the client's socket is IPv6) one that takes both."""
+    if to.startswith("::ffff:"):
+        return ["--dual-stack"]
+    return ["--ipv6"] if ":" in to else []
 
 
 def _json(text: str, side: str) -> dict:

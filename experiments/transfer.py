@@ -1,6 +1,6 @@
 """A bulk transfer over an MPTCP socket, with a digest of the bytes on both ends.
 
-    python -m experiments.transfer server --port 5201 [--timeout 60] [--ipv6]
+    python -m experiments.transfer server --port 5201 [--timeout 60] [--ipv6 | --dual-stack]
     python -m experiments.transfer client --to 10.3.0.20 --port 5201 --bytes 50000000
                                           [--seconds 5] [--bind 10.2.0.10] [--pause 0.5]
                                           [--tcp] [--wait-subflows 4]
@@ -39,12 +39,13 @@ def additional_subflows(s: socket.socket) -> int:
 
 
 def server(args) -> dict:
-    family = socket.AF_INET6 if args.ipv6 else socket.AF_INET
+    v6 = args.ipv6 or args.dual_stack
+    family = socket.AF_INET6 if v6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM, args.proto) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if args.ipv6:  # IPv6 only: a connection's family is the experiment's choice
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind(("::" if args.ipv6 else "0.0.0.0", args.port))
+        if v6:  # IPv6 only, unless asked to take IPv4 too (as IPv4-mapped addresses)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(args.ipv6))
+        s.bind(("::" if v6 else "0.0.0.0", args.port))
         s.listen(1)
         s.settimeout(args.timeout)
         conn, peer = s.accept()
@@ -112,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("role", choices=["server", "client"])
     ap.add_argument("--port", type=int, default=5201)
     ap.add_argument("--to", help="server address, IPv4 or IPv6 (client)")
-    ap.add_argument("--ipv6", action="store_true", help="listen on IPv6 only (server)")
+    listen = ap.add_mutually_exclusive_group()
+    listen.add_argument("--ipv6", action="store_true", help="listen on IPv6 only (server)")
+    listen.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help="listen on an IPv6 socket that takes IPv4 too, as IPv4-mapped addresses (server)",
+    )
     ap.add_argument("--bind", help="local address of the first subflow (client)")
     ap.add_argument("--bytes", type=int, default=20_000_000)
     ap.add_argument("--seconds", type=float, help="send for this long instead of --bytes")

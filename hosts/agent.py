@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from hosts import firewall
-from hosts.events import EventKind
+from hosts.events import EventKind, unmapped
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Scope, Tuple4, Verdict
 from hosts.guard import BpfError, Guard, GuardError, allowed_subtypes
 from hosts.options import (
@@ -520,18 +520,21 @@ def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
 
 def tcp_bytes_received(local: str, lport: int, remote: str, rport: int) -> int | None:
     """What the kernel has received on a TCP socket (``tcpi_bytes_received``, sock_diag),
-    or None when there is no such socket."""
+    or None when there is no such socket. An IPv4 subflow of an IPv6 socket is an IPv6
+    socket with IPv4-mapped addresses: IPv4 four-tuples are looked for in both."""
     from pyroute2 import DiagSocket
 
-    family = socket.AF_INET6 if ":" in local else socket.AF_INET
+    families = [socket.AF_INET6] if ":" in local else [socket.AF_INET, socket.AF_INET6]
     wanted = (local, lport, remote, rport)
     with DiagSocket() as ds:
         ds.bind()
-        for msg in ds.get_sock_stats(family=family, extensions=1 << (INET_DIAG_INFO - 1)):
-            found = (msg["idiag_src"], msg["idiag_sport"], msg["idiag_dst"], msg["idiag_dport"])
-            if found == wanted:
-                info = msg.get_attr("INET_DIAG_INFO")
-                return None if info is None else info["tcpi_bytes_received"]
+        for family in families:
+            for msg in ds.get_sock_stats(family=family, extensions=1 << (INET_DIAG_INFO - 1)):
+                src, dst = unmapped(msg["idiag_src"]), unmapped(msg["idiag_dst"])
+                found = (src, msg["idiag_sport"], dst, msg["idiag_dport"])
+                if found == wanted:
+                    info = msg.get_attr("INET_DIAG_INFO")
+                    return None if info is None else info["tcpi_bytes_received"]
     return None
 
 

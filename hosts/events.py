@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from enum import Enum
 
@@ -52,3 +53,13 @@ class Event:
     @property
     def four(self) -> tuple[str, int, str, int]:
         return (self.saddr, self.sport, self.daddr, self.dport)
+
+
+def unmapped(address: str | None) -> str | None:
+    """An IPv4-mapped IPv6 address (``::ffff:10.1.0.10``: how the kernel names the IPv4
+    subflows of an IPv6 socket) as the IPv4 address it is on the wire, so the TPBT, the
+    classifier's keys and the copies of the segments agree; other addresses unchanged."""
+    if address is None or ":" not in address:
+        return address
+    mapped = ipaddress.IPv6Address(address).ipv4_mapped
+    return address if mapped is None else str(mapped)

@@ -12,7 +12,7 @@ import socket
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
-from hosts.events import KIND_OF_CMD, Event
+from hosts.events import KIND_OF_CMD, Event, unmapped
 
 FAMILY = "mptcp_pm"
 NETLINK_GENERIC, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 16, 270, 1
@@ -212,8 +212,8 @@ class EventListener:
         return Event(
             kind=kind,
             token=get("MPTCP_ATTR_TOKEN") or 0,
-            saddr=get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6"),
-            daddr=get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6"),
+            saddr=unmapped(get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6")),
+            daddr=unmapped(get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6")),
             sport=get("MPTCP_ATTR_SPORT"),
             dport=get("MPTCP_ATTR_DPORT"),
             loc_id=get("MPTCP_ATTR_LOC_ID"),

@@ -14,8 +14,8 @@ Mininet's own commands (``pingall``, ``a ping b``, ``xterm``, ...) work as usual
 - ``transfer [-6] [CLIENT SERVER [SECONDS]]``: an MPTCP bulk transfer, digests on both
   ends, and the hosts' TPBTs as their agents wrote them while it ran (``-6``: over IPv6,
   on a dual-stack topology such as ``dualhomed --ipv6``);
-- ``attack ATTACK [STRENGTH [LOCATION]]`` (dualhomed): one trial of the attack
-  experiment against the hosts as they run now.
+- ``attack [-6] ATTACK [STRENGTH [LOCATION]]`` (dualhomed): one trial of the attack
+  experiment against the hosts as they run now (``-6``: on an IPv6 connection).
 """
 
 from __future__ import annotations
@@ -267,14 +267,17 @@ class TestbedCLI(CLI):
         return table if table and table != "(no connections)" else None
 
     def do_attack(self, line: str) -> None:
-        """attack ATTACK [STRENGTH [LOCATION]]: one trial of the attack experiment
-        (dualhomed; defaults: eavesdrop, unprotected)."""
+        """attack [-6] ATTACK [STRENGTH [LOCATION]]: one trial of the attack experiment
+        (dualhomed; defaults: eavesdrop, unprotected; -6: on an IPv6 connection, with
+        dualhomed --ipv6)."""
         from experiments import attacks
         from experiments.records import Cell
         from experiments.run import LOCATIONS, STRENGTHS
         from experiments.trial import run_trial
 
         args = shlex.split(line)
+        family = "v6" if args[:1] == ["-6"] else "v4"
+        args = args[1:] if family == "v6" else args
         defaults = ["", "eavesdrop", "unprotected"]
         attack, strength, location = args + defaults[len(args) :] if len(args) <= 3 else defaults
         if not {"a", "b", "m1", "m2"} <= set(self.mn.nameToNode):
@@ -286,11 +289,15 @@ class TestbedCLI(CLI):
             or attack not in attacks.attacks_of(strength)
         ):
             self.say(
-                f"usage: attack ATTACK [STRENGTH [LOCATION]]; strengths {', '.join(STRENGTHS)}, "
-                f"locations {', '.join(LOCATIONS)}, attacks {', '.join(attacks.attacks_of(strength))}"
+                f"usage: attack [-6] ATTACK [STRENGTH [LOCATION]]; strengths "
+                f"{', '.join(STRENGTHS)}, locations {', '.join(LOCATIONS)}, attacks "
+                f"{', '.join(attacks.attacks_of(strength))}"
             )
             return
-        cell = Cell(self.tb.topo.coverage, self.mode, location, attack, strength)
+        if family == "v6" and not getattr(self.tb.topo, "ipv6", False):
+            self.say("attack -6 needs the dual-stack topology: dualhomed --ipv6")
+            return
+        cell = Cell(self.tb.topo.coverage, self.mode, location, attack, strength, family)
         started = time.monotonic()
         record = run_trial(self.tb, cell, 1, self.work / f"{attack}-{int(started)}")
         verdict = "succeeded" if record["success"] else "failed"

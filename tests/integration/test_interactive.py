@@ -74,14 +74,20 @@ def test_the_cli_on_the_single_switch(tmp_path):
 
 
 def test_the_cli_on_the_dual_stack_dualhomed_topology(tmp_path):
-    """``dualhomed --ipv6``: an IPv6 transfer with the agents, whose TPBT is the draft's
-    Table 1 in IPv6 addresses; the IPv6 bindings are in the binding table."""
+    """``dualhomed --ipv6`` with enforcing agents: an IPv6 transfer whose TPBT is the
+    draft's Table 1 in IPv6 addresses; the IPv6 bindings (a's protected one a DHCPv6
+    lease) are in the binding table; an IPv6 attack trial fails."""
     before = machine_state()
-    out = cli(tmp_path, ["dualhomed", "--ipv6"], ["bindings", "transfer -6 a b 2"])
+    out = cli(
+        tmp_path,
+        ["dualhomed", "--ipv6", "--mode", "enforce"],
+        ["bindings", "transfer -6 a b 2", "attack -6 rm_addr adaptive"],
+    )
     assert re.search(r"a -> b: \d+ bytes in 2 s .* digests equal", out), out
-    assert re.search(r"^1\s+1\s+2001:db8:1::10\s+00:00:00:00:0a:01\s+fcfs\s+bound", out, re.M), out
+    assert re.search(r"^1\s+1\s+2001:db8:1::10\s+00:00:00:00:0a:01\s+dhcp\s+bound", out, re.M), out
     assert re.search(r"Sf\(2001:db8:1::10,2001:db8:3::20\)\s+True\s+True", out), out
     assert re.search(r"Sf\(2001:db8:2::10,2001:db8:4::20\)\s+False\s+False", out), out
+    assert "savi/enforce/unprotected/rm_addr/adaptive/v6: the attack failed" in out, out
     assert machine_state() == before
 
 
@@ -128,7 +134,7 @@ def test_the_cli_on_the_default_topology_with_enforcing_hosts(tmp_path):
     assert "a (local trusted: 10.1.0.10)" in out  # the tpbt command
     assert re.search(r"^10\.1\.0\.10\s+1\s+1\s+fcfs", out, re.M), out  # a's, exported
     assert "savi/enforce/unprotected/rm_addr/eavesdrop: the attack failed" in out, out
-    assert "usage: attack ATTACK" in out  # a bad command is explained, the CLI goes on
+    assert "usage: attack [-6] ATTACK" in out  # a bad command is explained, the CLI goes on
     assert "1 received" in out  # Mininet's own commands work
     assert machine_state() == before
     assert_lock_free()

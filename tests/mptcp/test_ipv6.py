@@ -6,16 +6,26 @@ import pytest
 
 from experiments.harness import set_mode
 from experiments.shapes import SHAPES
-from tests.integration.tools import Capture, bindings, wait_until
-from tests.mptcp.helpers import Transfer, managed_transfer, mib, table, wait_for_table
+from tests.integration.tools import Capture, bindings, send_frames, stat, wait_until
+from tests.mptcp.helpers import (
+    EXPECTED,
+    Transfer,
+    managed_transfer,
+    mib,
+    table,
+    wait_for_table,
+)
 from tests.mptcp.test_enforcement import Forger
 from tests.mptcp.test_trusted_mptcp import control_options, dissected
 from topologies.builder import Testbed
 from topologies.dualhomed import (
     A6_TRUSTED,
     A6_UNTRUSTED,
+    A_UNTRUSTED,
     B6_TRUSTED,
     B6_UNTRUSTED,
+    B_TRUSTED,
+    M1_6,
     M2_6,
     DualHomedTopo,
 )
@@ -34,6 +44,7 @@ EXPECTED6 = {
         (B6_UNTRUSTED, A6_UNTRUSTED): (False, False),
     },
 }
+M1_PORT = 2  # m1's port on s1
 TRUSTED_PAIRS = {(A6_TRUSTED, B6_TRUSTED), (B6_TRUSTED, A6_TRUSTED)}
 
 
@@ -68,6 +79,55 @@ def test_the_hosts_ipv6_addresses_are_bound_and_trusted_only_behind_savi(tb):
             f"{host} to learn that {trusted} is protected",
         )
         assert untrusted not in tb.tpbt(host)["local_trusted"]
+
+
+def test_ipv6_spoofing_a_rogue_ra_and_a_rogue_dhcpv6_reply_are_dropped_at_the_savi_switch(
+    tb, tmp_path
+):
+    """m1, on a's SAVI network (s1 port 2), sends in a's protected IPv6 address's name to
+    b, advertises itself as a router and answers as a DHCPv6 server; only its packets
+    from its own address get through (captures at b and a; s1's counters)."""
+    m1, a = tb.net["m1"], tb.net["a"]
+    r1_mac = tb.net["r1"].intf("r1-eth0").MAC()
+    a_mac = a.intf("a-eth0").MAC()
+    m1_ll = m1.cmd("ip -6 -o addr show dev m1-eth0 scope link").split("inet6 ")[1].split("/")[0]
+    spoofed_before = stat(tb, M1_PORT, "spoofed_dropped_switch")
+    ra_before = stat(tb, M1_PORT, "rogue_ra_dropped")
+    at_b = Capture(tb.net["b"], "b-eth0", "ip6 and udp port 9999", tmp_path / "b.pcap")
+    at_a = Capture(a, "a-eth0", "icmp6 or udp port 546", tmp_path / "a.pcap")
+    udp = (
+        "Ether(src='00:00:00:00:66:01',dst='{dst}')/IPv6(src='{src}',dst='{to}')"
+        "/UDP(sport={sport},dport=9999)"
+    )
+    send_frames(m1, "m1-eth0", udp.format(dst=r1_mac, src=A6_TRUSTED, to=B6_TRUSTED, sport=1), 5)
+    send_frames(m1, "m1-eth0", udp.format(dst=r1_mac, src=M1_6, to=B6_TRUSTED, sport=2), 1)
+    ra = (
+        f"Ether(src='00:00:00:00:66:01',dst='33:33:00:00:00:01')/IPv6(src='{m1_ll}',"
+        "dst='ff02::1')/ICMPv6ND_RA()/ICMPv6NDOptPrefixInfo(prefix='2001:db8:bad::',prefixlen=64)"
+    )
+    send_frames(m1, "m1-eth0", ra, count=2)
+    reply = (
+        f"Ether(src='00:00:00:00:66:01',dst='{a_mac}')/IPv6(src='{m1_ll}',dst='fe80::1')"
+        "/UDP(sport=547,dport=546)/DHCP6_Reply(trid=1)"
+    )
+    send_frames(m1, "m1-eth0", reply, count=2)
+    wait_until(
+        lambda: stat(tb, M1_PORT, "spoofed_dropped_switch") >= spoofed_before + 7,
+        5,
+        "s1 to count the spoofed packets and the rogue replies",
+    )
+    wait_until(
+        lambda: stat(tb, M1_PORT, "rogue_ra_dropped") >= ra_before + 2,
+        5,
+        "s1's RA guard to count the rogue advertisements",
+    )
+    at_b.stop()
+    at_a.stop()
+    assert [line for line in at_b.lines() if "9999" in line and f"{M1_6}." in line]
+    assert not [line for line in at_b.lines() if f"{A6_TRUSTED}." in line]  # spoofed: none
+    seen = at_a.lines("ether src 00:00:00:00:66:01")
+    assert not [line for line in seen if "router advertisement" in line or ".547 >" in line]
+    assert "2001:db8:bad::" not in a.cmd("ip -6 addr show")
 
 
 def test_an_ipv6_transfer_has_table_1_and_its_control_options_on_the_trusted_subflow(tb, tmp_path):
@@ -157,3 +217,22 @@ def test_a_forged_ipv6_rm_addr_is_taken_by_a_vanilla_host_and_refused_by_an_enfo
     forger.close()
     xfer.kill()
     cap.stop(settle=0)
+
+
+def test_an_ipv4_connection_of_an_ipv6_socket_is_handled_as_ipv4(tb):
+    """A dual-stack application: an IPv6 socket connected to b's IPv4-mapped address,
+    its first subflow on a's unprotected IPv4 address. The kernel names that subflow in
+    IPv6 (``::ffff:10.2.0.10``); the agents take it as the IPv4 subflow it is on the wire,
+    so its trust is IPv4's and enforcement guards it under the key its packets have. The
+    agents keep the connection in IPv4 (docs/trusted-mptcp.md, IPv4 and IPv6)."""
+    tb.start_agents(extra=["--enforce"])
+    to, bind = f"::ffff:{B_TRUSTED}", f"::ffff:{A_UNTRUSTED}"
+    xfer = managed_transfer(tb, expected=EXPECTED["a"], seconds=3, to=to, bind=bind)
+    wait_until(lambda: len(tb.tpbt("a")["guarded"]) >= 2, 10, "a's untrusted subflows guarded")
+    guarded = {tuple(g[:4]) for g in tb.tpbt("a")["guarded"]}
+    # incoming orientation: from b's address to a's unprotected one, the first subflow's
+    assert any(g[0] == B_TRUSTED and g[2] == A_UNTRUSTED for g in guarded), guarded
+    assert all(":" not in g[0] + g[2] for g in guarded), guarded
+    client, server = xfer.results()
+    assert server["sha256"] == client["sha256"] and server["bytes"] == client["bytes"] > 0
+    assert server["peer"] == bind  # what the server's IPv6 socket saw

@@ -72,6 +72,18 @@ def test_per_port_limit():
     assert isinstance(t.claim(1, 2, B, "10.0.0.3", now=0), Bound)  # other ports unaffected
 
 
+def test_the_per_port_limit_counts_both_families_and_every_source():
+    """IPv4 and IPv6 bindings (FCFS and DHCPv6 alike) share a port's limit: a host
+    cannot take more addresses by switching family."""
+    t = BindingTable(max_per_port=3)
+    assert isinstance(t.claim(1, 1, A, "10.0.0.1", now=0), Bound)
+    assert isinstance(t.claim(1, 1, A, "fe80::1", now=0), Bound)
+    assert isinstance(t.dhcp_ack(1, 1, A, "2001:db8::9", lease=60, now=0, move=False), Bound)
+    assert isinstance(t.claim(1, 1, A, "2001:db8::1", now=0), Rejected)
+    assert isinstance(t.claim(1, 1, A, "10.0.0.2", now=0), Rejected)
+    assert t.counters[(1, 1)].rejected_claims == 2
+
+
 def test_dhcp_ack_binds_renews_and_expires():
     t = BindingTable()
     d = t.dhcp_ack(1, 3, A, "10.0.0.100", lease=120, now=1000)
