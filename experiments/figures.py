@@ -43,7 +43,10 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     paths = []
     for ext in ("pdf", "png"):
         path = out / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        # No creation date in the PDF: a figure redrawn from the same records is the
+        # same file (git sees no change).
+        metadata = {"CreationDate": None} if ext == "pdf" else None
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     plt.close(fig)
     return paths
