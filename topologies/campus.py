@@ -16,8 +16,8 @@ their paths differ in protection; ``attackers`` hosts ``mN`` (10.I.0.(200+N), po
 150+N) placed by ``placement`` (PLACEMENTS). The router's port on each switch is UPLINK_PORT. The same
 arguments and seed give the same campus.
 
-``mn --custom topologies/campus.py --topo campus,switches=8,coverage=0.5`` with the SAVI
-controller running (topologies/mn.py says how), or through the builder
+``mn --custom topologies/campus.py --topo campus,switches=8,coverage=0.5 --controller savi``
+(mn starts the SAVI controller: topologies/mn.py), or through the builder
 (``Testbed(CampusTopo(...))``).
 """
 
@@ -37,13 +37,13 @@ if not globals().get("__package__"):
 
 from mininet.topo import Topo
 
-from topologies.nodes import LegacySwitch, OpenFlowController, Router, SaviSwitch
+from topologies.nodes import LegacySwitch, RoutedHost, Router, SaviSwitch
 
 if not globals().get("__package__"):
-    from topologies.mn import preflight
+    from topologies import mn as mn_support
 
-    preflight("campus", "topologies/campus.py")
-    controllers = {"remote": OpenFlowController}  # mn's, without its telnet probe
+    mn_support.preflight("campus", "topologies/campus.py")
+    controllers = mn_support.controllers()  # `--controller savi`: mn starts it
 
 UPLINK_PORT = 500
 SERVER_NET, SERVER_DPID, SERVER = 200, 200, "10.200.0.10"
@@ -93,6 +93,7 @@ class CampusTopo(Topo):
         self.router = self.addNode("r0", cls=Router, ip=f"{subnet_gateway(1)}/24")
         self.addresses: dict[str, list[str]] = {}  # host -> its addresses, protected first
         self.gateways: dict[str, str] = {}  # address -> its network's gateway
+        self.interface: dict[str, str] = {}  # address -> the host's interface that has it
         self.on_savi: dict[str, bool] = {}  # address -> behind a SAVI switch
         self.attackers: list[str] = []
         switch_of = {}
@@ -132,16 +133,33 @@ class CampusTopo(Topo):
         )
         srv = self._host("srv", SERVER_NET, 10, "00:00:00:00:c8:0a")
         self.addLink(srv, s0, port2=1)
+        for name in self.addresses:
+            self.nodeInfo(name)["routing"] = self._routing(name)
         self.dhcp_clients: list[str] = []
         self.dhcp6_clients: list[str] = []
 
     def _host(self, name: str, net: int, last: int, mac: str) -> str:
         addr = f"10.{net}.0.{last}"
-        self.addHost(name, ip=f"{addr}/24", mac=mac)
+        self.addHost(name, cls=RoutedHost, ip=f"{addr}/24", mac=mac)
         self._address(name, addr, net)
         return name
 
+    def _routing(self, name: str) -> list[str]:
+        """A default route; in a multi-homed host also one table per address (source
+        routing, as in the dual-homed scenario)."""
+        addrs = self.addresses[name]
+        routing = []
+        if len(addrs) > 1:
+            for table, addr in enumerate(addrs, start=1):
+                gateway, intf = self.gateways[addr], self.interface[addr]
+                routing += [
+                    f"route add default via {gateway} dev {intf} table {table}",
+                    f"rule add from {addr} table {table}",
+                ]
+        return routing + [f"route add default via {self.gateways[addrs[0]]}"]
+
     def _address(self, name: str, addr: str, net: int) -> None:
+        self.interface[addr] = f"{name}-eth{len(self.addresses.get(name, []))}"
         self.gateways[addr] = subnet_gateway(net)
         self.on_savi[addr] = net in self.savi_nets or net == SERVER_NET
         listed = self.addresses.setdefault(name, [])
@@ -162,20 +180,7 @@ class CampusTopo(Topo):
     def dhcp6_servers(self) -> dict:
         return {}
 
-    def configure(self, net) -> None:
-        """Default routes; source routing in the multi-homed hosts (one table per
-        address, as in the dual-homed scenario)."""
-        for name, addrs in self.addresses.items():
-            host = net[name]
-            if len(addrs) > 1:
-                for table, addr in enumerate(addrs, start=1):
-                    intf = next(i for i in host.intfList() if i.IP() == addr)
-                    host.cmd(
-                        f"ip route add default via {self.gateways[addr]} dev {intf} "
-                        f"table {table}"
-                    )
-                    host.cmd(f"ip rule add from {addr} table {table}")
-            host.cmd(f"ip route add default via {self.gateways[addrs[0]]}")
-
 
 topos = {"campus": CampusTopo}
+if not globals().get("__package__"):
+    topos = mn_support.remembering(topos)  # for the SAVI controller mn starts

@@ -32,14 +32,14 @@ if not globals().get("__package__"):
 from mininet.link import TCLink
 from mininet.topo import Topo
 
-from topologies.nodes import LegacySwitch, OpenFlowController, Router, SaviSwitch
+from topologies.nodes import LegacySwitch, RoutedHost, Router, SaviSwitch
 
 if not globals().get("__package__"):
     # mn needs the SAVI controller: say so now rather than wait forever.
-    from topologies.mn import preflight
+    from topologies import mn as mn_support
 
-    preflight("dualhomed", "topologies/dualhomed.py")
-    controllers = {"remote": OpenFlowController}  # mn's, without its telnet probe
+    mn_support.preflight("dualhomed", "topologies/dualhomed.py")
+    controllers = mn_support.controllers()  # `--controller savi`: mn starts it
 
 UPLINK_PORT = 10
 A_TRUSTED, A_UNTRUSTED = "10.1.0.10", "10.2.0.10"
@@ -102,6 +102,19 @@ def link_params(path: dict | None) -> dict:
     return params
 
 
+def source_routing(host: str, *pairs: tuple[str, str]) -> list[str]:
+    """``ip`` commands for a host whose interface N has the (address, gateway) pair N:
+    one table per address, a rule that picks it by source address, and the first
+    pair's gateway as the default."""
+    routing = []
+    for table, (addr, gateway) in enumerate(pairs, start=1):
+        routing += [
+            f"route add default via {gateway} dev {host}-eth{table - 1} table {table}",
+            f"rule add from {addr} table {table}",
+        ]
+    return routing + [f"route add default via {pairs[0][1]} dev {host}-eth0"]
+
+
 # Source address validation coverage, the experiments' first dimension:
 #   none          the SAVI switches validate nothing (every port trusted): no address is
 #                 protected, so no host address is trusted either;
@@ -140,12 +153,33 @@ class DualHomedTopo(Topo):
         s2 = self.addSwitch("s2", cls=LegacySwitch, dpid="0000000000000002")
         s3 = self.addSwitch("s3", cls=SaviSwitch, dpid="0000000000000003")
         s4 = self.addSwitch("s4", cls=LegacySwitch, dpid="0000000000000004")
-        r1 = self.addNode("r1", cls=Router, ip="10.1.0.1/24")
-        r2 = self.addNode("r2", cls=Router, ip="10.2.0.1/24")
-        a = self.addHost("a", ip=f"{A_TRUSTED}/24", mac="00:00:00:00:0a:01")
-        b = self.addHost("b", ip=f"{B_TRUSTED}/24", mac="00:00:00:00:0b:01")
-        m1 = self.addHost("m1", ip=f"{M1}/24", mac="00:00:00:00:66:01")
-        m2 = self.addHost("m2", ip=f"{M2}/24", mac="00:00:00:00:66:02")
+        # Routes belong to the nodes (RoutedHost, Router), so `mn --custom` has them too.
+        r1_routes = ["route add 10.2.0.0/24 via 10.9.0.2", "route add 10.4.0.0/24 via 10.9.0.2"]
+        r2_routes = ["route add 10.1.0.0/24 via 10.9.0.1", "route add 10.3.0.0/24 via 10.9.0.1"]
+        r1 = self.addNode("r1", cls=Router, ip="10.1.0.1/24", routing=r1_routes)
+        r2 = self.addNode("r2", cls=Router, ip="10.2.0.1/24", routing=r2_routes)
+        a_routes = source_routing("a", (A_TRUSTED, "10.1.0.1"), (A_UNTRUSTED, "10.2.0.1"))
+        b_routes = source_routing("b", (B_TRUSTED, "10.3.0.1"), (B_UNTRUSTED, "10.4.0.1"))
+        a = self.addHost(
+            "a", cls=RoutedHost, ip=f"{A_TRUSTED}/24", routing=a_routes, mac="00:00:00:00:0a:01"
+        )
+        b = self.addHost(
+            "b", cls=RoutedHost, ip=f"{B_TRUSTED}/24", routing=b_routes, mac="00:00:00:00:0b:01"
+        )
+        m1 = self.addHost(
+            "m1",
+            cls=RoutedHost,
+            ip=f"{M1}/24",
+            mac="00:00:00:00:66:01",
+            routing=["route add default via 10.1.0.1"],
+        )
+        m2 = self.addHost(
+            "m2",
+            cls=RoutedHost,
+            ip=f"{M2}/24",
+            mac="00:00:00:00:66:02",
+            routing=["route add default via 10.2.0.1"],
+        )
         self.addLink(a, s1, port2=1, **trusted)
         self.addLink(a, s2, port2=1, params1={"ip": f"{A_UNTRUSTED}/24"}, **untrusted)
         self.addLink(m1, s1, port2=2)
@@ -163,8 +197,13 @@ class DualHomedTopo(Topo):
         for i in range(extra_hosts):
             net, switch = i % 4, (s1, s2, s3, s4)[i % 4]
             n = i // 4
-            name = self.addHost(f"h{i + 1}", ip=f"10.{net + 1}.0.{100 + n}/24",
-                                mac=f"00:00:00:01:{net:02x}:{n:02x}")  # fmt: skip
+            name = self.addHost(
+                f"h{i + 1}",
+                cls=RoutedHost,
+                ip=f"10.{net + 1}.0.{100 + n}/24",
+                mac=f"00:00:00:01:{net:02x}:{n:02x}",
+                routing=[f"route add default via 10.{net + 1}.0.1"],
+            )
             self.addLink(name, switch, port2=20 + n)
             self.extra_hosts.append(name)
         self.dhcp_clients: list[str] = []
@@ -203,30 +242,13 @@ class DualHomedTopo(Topo):
         return {"a": [A_TRUSTED, A_UNTRUSTED], "b": [B_TRUSTED, B_UNTRUSTED]}
 
     def configure(self, net) -> None:
-        """Routes: source-based in the dual-homed hosts, static in the routers."""
-        r1, r2 = net["r1"], net["r2"]
-        r1.cmd("ip route add 10.2.0.0/24 via 10.9.0.2 && ip route add 10.4.0.0/24 via 10.9.0.2")
-        r2.cmd("ip route add 10.1.0.0/24 via 10.9.0.1 && ip route add 10.3.0.0/24 via 10.9.0.1")
-        for host, (trusted, untrusted) in {
-            "a": ((A_TRUSTED, "10.1.0.1"), (A_UNTRUSTED, "10.2.0.1")),
-            "b": ((B_TRUSTED, "10.3.0.1"), (B_UNTRUSTED, "10.4.0.1")),
-        }.items():
-            h = net[host]
-            for table, ((addr, gw), intf) in enumerate(
-                zip((trusted, untrusted), (f"{host}-eth0", f"{host}-eth1"), strict=False), start=1
-            ):
-                h.cmd(f"ip route add default via {gw} dev {intf} table {table}")
-                h.cmd(f"ip rule add from {addr} table {table}")
-            h.cmd(f"ip route add default via {trusted[1]} dev {host}-eth0")
+        """After start (the builder's; IPv4 routes are the nodes' own): BCP 38 at the
+        borders for ``savi+ingress``, and IPv6."""
         if self.coverage == "savi+ingress":
             # BCP 38 at the borders: a router takes a packet only from the interface it
             # would use to reach the packet's source.
-            for router in (r1, r2):
+            for router in (net["r1"], net["r2"]):
                 router.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=1")
-        for i, name in enumerate(self.extra_hosts):
-            net[name].cmd(f"ip route add default via 10.{i % 4 + 1}.0.1")
-        net["m1"].cmd("ip route add default via 10.1.0.1")
-        net["m2"].cmd("ip route add default via 10.2.0.1")
         if self.ipv6:
             self.configure_ipv6(net)
 
@@ -280,3 +302,5 @@ def wait_dad(host, timeout: float = 10) -> None:
 
 
 topos = {"dualhomed": DualHomedTopo}
+if not globals().get("__package__"):
+    topos = mn_support.remembering(topos)  # for the SAVI controller mn starts

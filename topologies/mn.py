@@ -1,24 +1,121 @@
-"""Checks for ``mn --custom topologies/<file>.py``, made when mn loads the file: before
-it builds anything, so a refusal leaves nothing behind and needs no ``mn -c``.
+"""``mn --custom topologies/<file>.py``: the SAVI controller mn starts with the network,
+and checks made when mn loads the file (before it builds anything, so a refusal leaves
+nothing behind and needs no ``mn -c``).
 
-SAVI switches work only under the SAVI controller (OpenFlow 1.3, fail-secure), which mn
-does not start: with mn's default controller they never connect, and mn, which waits for
-switches before a ``--test``, would wait forever. So mn must be given the running SAVI
-controller (``--controller remote,port=P``); otherwise, or when nothing listens there,
-the load stops with a message that says what to run. An mn run also takes the machine's
-testbed lock (topologies/builder.py), so it and a testbed never tear each other down.
+SAVI switches work only under the SAVI controller (OpenFlow 1.3, fail-secure): with any
+other controller they never connect, and mn, which waits for switches before a
+``--test``, would wait forever. So a topology file registers SaviController as mn's
+``default`` (and ``savi``) controller: mn starts it with the network, with the config of
+the topology mn built (its uplinks trusted, so routed traffic passes), and stops it at
+the end. ``--controller remote,port=P`` uses a SAVI controller the user runs (it must be
+listening, and for a routed topology it needs that topology's config); any other
+controller is refused with a message that says what to run. An mn run also takes the
+machine's testbed lock (topologies/builder.py), so it and a testbed never tear each
+other down.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from topologies.builder import MachineLock, TestbedBusy
+from mininet.node import Controller
 
+from topologies.builder import MachineLock, TestbedBusy
+from topologies.nodes import OpenFlowController
+
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OFP = ("127.0.0.1", 6653)  # mn's RemoteController defaults
 _held: list[MachineLock] = []  # the lock lives as long as the mn process
+_built: list = []  # the topologies mn built (one per mn run): SaviController's config
+
+
+def remembering(topos: dict) -> dict:
+    """``topos`` for mn: each class wrapped so that the topology mn builds is kept for
+    SaviController (mn gives its controller no reference to the topology)."""
+
+    def factory(cls):
+        def build(*args, **kwargs):
+            topo = cls(*args, **kwargs)
+            _built.append(topo)
+            return topo
+
+        return build
+
+    return {name: factory(cls) for name, cls in topos.items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SaviController(Controller):
+    """The SAVI controller (``python -m controller`` of this repository's virtualenv)
+    as mn's controller: it gets the built topology's SAVI config, and its REST API
+    listens on a free loopback port (printed; read-only)."""
+
+    def __init__(self, name, port: int = DEFAULT_OFP[1], **params):
+        self.process = None
+        self.workdir = None
+        super().__init__(name, port=port, **params)
+
+    def checkListening(self):
+        """The preflight checked the port before mn built anything; Mininet's own check
+        probes it with telnet, which an OpenFlow hello can crash."""
+
+    def start(self):
+        python = REPO / ".venv" / "bin" / "python"
+        if not python.exists():
+            raise RuntimeError(f"{python} is missing: run scripts/install.sh first")
+        config = _built[-1].savi_config() if _built else {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="tmptcp-mn-"))
+        (self.workdir / "savi.json").write_text(json.dumps(config, indent=2))
+        rest = _free_port()
+        log = open(self.workdir / "controller.log", "wb")
+        self.process = subprocess.Popen(
+            [
+                *(str(python), "-m", "controller", "--ofp-port", str(self.port)),
+                *("--rest-port", str(rest), "--rest-host", "127.0.0.1"),
+                *("--config", str(self.workdir / "savi.json")),
+            ],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while not listening((self.ip, self.port)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = (self.workdir / "controller.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise RuntimeError(f"the SAVI controller did not start:\n{tail}")
+            time.sleep(0.1)
+        print(
+            f"SAVI controller: OpenFlow {self.ip}:{self.port}, REST http://127.0.0.1:{rest}/savi/"
+        )
+
+    def stop(self, *args, **kwargs):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        Controller.stop(self, *args, **kwargs)
 
 
 def controller_specs(argv: list[str]) -> list[str]:
@@ -47,6 +144,19 @@ def remote_address(spec: str) -> tuple[str, int] | None:
     return ip, port
 
 
+def savi_address(spec: str) -> tuple[str, int] | None:
+    """(ip, port) of a ``savi[,port=PORT]`` spec; None for other controllers."""
+    name, *params = spec.split(",")
+    if name != "savi":
+        return None
+    port = DEFAULT_OFP[1]
+    for param in params:
+        key, _, value = param.partition("=")
+        if key == "port" and value.isdigit():
+            port = int(value)
+    return DEFAULT_OFP[0], port
+
+
 def listening(address: tuple[str, int]) -> bool:
     try:
         with socket.create_connection(address, timeout=2):
@@ -61,20 +171,41 @@ def problem(argv: list[str], topology: str, custom: str) -> str | None:
         f"For the whole testbed (SAVI controller, management network, DHCP, agents and a CLI "
         f"with the testbed's commands) run:\n  sudo .venv/bin/python -m topologies {topology}"
     )
-    remotes = [a for a in map(remote_address, controller_specs(argv)) if a is not None]
-    if not remotes:
+    specs = controller_specs(argv)
+    start_savi = (
+        f"Let mn start the SAVI controller with the network (the topology's config, its "
+        f"uplinks trusted):\n  sudo mn --custom {custom} --topo {topology} --controller savi\n"
+        "or point mn at a SAVI controller you run (--controller remote,port=P).\n"
+    )
+    if not specs:
         return (
-            "the SAVI switches need the SAVI controller, which mn does not start (with mn's "
-            "default controller they never connect). Start it and point mn at it:\n"
-            "  sudo .venv/bin/python -m controller --ofp-port 6653 &\n"
-            f"  sudo mn --custom {custom} --topo {topology} "
-            "--controller remote,port=6653\n" + whole
+            "the SAVI switches need the SAVI controller; with mn's default controller "
+            "they never connect and mn would wait for them forever. " + start_savi + whole
         )
+    others = [s.split(",")[0] for s in specs if s.split(",")[0] not in ("savi", "remote")]
+    if others:
+        return (
+            f"the SAVI switches need the SAVI controller; with mn's {', '.join(others)} "
+            "they never connect. " + start_savi + whole
+        )
+    python = REPO / ".venv" / "bin" / "python"
+    if any(s.split(",")[0] == "savi" for s in specs) and not python.exists():
+        return f"{python} is missing: run sudo scripts/install.sh first."
+    ours = [a for a in map(savi_address, specs) if a is not None]
+    busy = [f"{ip}:{port}" for ip, port in ours if listening((ip, port))]
+    if busy:
+        return (
+            f"something already listens at {', '.join(busy)}, where mn would start the SAVI "
+            "controller: stop it, give another port (--controller savi,port=P) or use it "
+            "(--controller remote,port=P)."
+        )
+    remotes = [a for a in map(remote_address, specs) if a is not None]
     silent = [f"{ip}:{port}" for ip, port in remotes if not listening((ip, port))]
     if silent:
         return (
             f"nothing listens at {', '.join(silent)}: start the SAVI controller there first "
-            "(sudo .venv/bin/python -m controller --ofp-port PORT).\n" + whole
+            "(sudo .venv/bin/python -m controller --ofp-port PORT), or let mn start it "
+            "(--controller savi).\n" + whole
         )
     return None
 
@@ -95,3 +226,13 @@ def preflight(topology: str, custom: str, argv: list[str] | None = None) -> None
     except TestbedBusy as e:
         sys.exit(f"mn: {e}")
     _held.append(lock)
+
+
+def controllers() -> dict:
+    """mn's controller names a topology file registers (``controllers = ...``). A
+    function, not a constant: mn makes every global of a custom file its own, and an
+    upper-case name could replace one of mn's (its CONTROLLERS dictionary, for one)."""
+    return {
+        "savi": SaviController,
+        "remote": OpenFlowController,  # mn's RemoteController, without its telnet probe
+    }

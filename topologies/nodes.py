@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 
-from mininet.node import Node, OVSSwitch, RemoteController
+from mininet.node import Host, Node, OVSSwitch, RemoteController
 
 
 def ovs_datapath() -> str:
@@ -57,13 +57,36 @@ class LegacySwitch(OVSSwitch):
         super().start(controllers=[])
 
 
-class Router(Node):
-    """A Linux router between the access networks (forwarding on, no SAV of its own)."""
+def apply_routing(node: Node, routing: list[str]) -> None:
+    """Run each ``ip`` command of ``routing`` (for example ``route add default via
+    10.1.0.1``) in ``node``; a refused one stops the build with the kernel's words."""
+    for command in routing:
+        out = node.cmd(f"ip {command} 2>&1 && echo routed")
+        if not out.strip().endswith("routed"):
+            raise RuntimeError(f"{node.name}: ip {command}: {out.strip()}")
 
-    def config(self, **params):
-        super().config(**params)
+
+class RoutedHost(Host):
+    """A host whose routes are part of the topology (``routing``: ``ip`` commands), so
+    they are there however the network is built: ``mn --custom`` never calls a
+    topology's ``configure()``, only the nodes' ``config()``."""
+
+    def config(self, routing: list[str] = (), **params):
+        result = super().config(**params)
+        apply_routing(self, routing)
+        return result
+
+
+class Router(Node):
+    """A Linux router between the access networks (forwarding on, no SAV of its own;
+    static routes from ``routing``, as in RoutedHost)."""
+
+    def config(self, routing: list[str] = (), **params):
+        result = super().config(**params)
         self.cmd("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
         self.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0")
+        apply_routing(self, routing)
+        return result
 
     def terminate(self):
         self.cmd("sysctl -qw net.ipv4.ip_forward=0")

@@ -1,9 +1,9 @@
 """One SAVI access switch with a few hosts: the smallest testbed.
 
-``mn --custom topologies/single.py --topo savi_single,3 --controller remote,port=6653``
-works for a look around once ``python -m controller`` runs (topologies/mn.py says so when
-it does not); ``python -m topologies savi_single`` starts the controller, the management
-network, DHCP and a CLI with the testbed's commands.
+``mn --custom topologies/single.py --topo savi_single,3 --controller savi`` works for a
+look around (mn starts the SAVI controller: topologies/mn.py); ``python -m topologies
+savi_single`` starts the controller, the management network, DHCP and a CLI with the
+testbed's commands.
 
 Ports: host ``hN`` is on port N of ``s1``; ``dhcp`` (10.0.0.254) serves leases on port 100
 when ``dhcp=True``; hosts then have no static address and run a DHCP client. With
@@ -26,14 +26,14 @@ if not globals().get("__package__"):
 
 from mininet.topo import Topo
 
-from topologies.nodes import OpenFlowController, SaviSwitch
+from topologies.nodes import SaviSwitch
 
 if not globals().get("__package__"):
     # mn needs the SAVI controller: say so now rather than wait forever.
-    from topologies.mn import preflight
+    from topologies import mn as mn_support
 
-    preflight("savi_single", "topologies/single.py")
-    controllers = {"remote": OpenFlowController}  # mn's, without its telnet probe
+    mn_support.preflight("savi_single", "topologies/single.py")
+    controllers = mn_support.controllers()  # `--controller savi`: mn starts it
 
 SUBNET = "10.0.0.0/24"
 DHCP_SERVER_PORT = 100
@@ -104,3 +104,5 @@ class SingleSwitchTopo(Topo):
 
 
 topos = {"savi_single": SingleSwitchTopo}
+if not globals().get("__package__"):
+    topos = mn_support.remembering(topos)  # for the SAVI controller mn starts

@@ -158,12 +158,20 @@ def test_the_cli_refuses_bad_arguments_before_starting_anything():
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
 
 
+CUSTOM = {"dualhomed": "topologies/dualhomed.py", "campus": "topologies/campus.py"}
+
+
 def mn(topo: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``mn --custom`` with one of our topology files, running pingall (a hang fails the
     test through ``timeout``)."""
-    custom = "topologies/dualhomed.py" if topo == "dualhomed" else "topologies/single.py"
+    custom = CUSTOM.get(topo.split(",")[0], "topologies/single.py")
     cmd = [MN, "--custom", custom, "--topo", topo, *args, "--test", "pingall"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def controllers_running() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if "-m controller" in line]
 
 
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
@@ -172,7 +180,9 @@ def test_mn_without_the_savi_controller_stops_at_once_and_builds_nothing():
     r = mn("dualhomed")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "sudo .venv/bin/python -m topologies dualhomed" in r.stderr
-    assert "--controller remote,port=6653" in r.stderr
+    assert "--topo dualhomed --controller savi" in r.stderr
+    r = mn("savi_single,2", "--controller", "ref")
+    assert r.returncode == 1 and "with mn's ref they never connect" in r.stderr, r.stderr
     r = mn("savi_single,2", "--controller", "remote,port=1")
     assert r.returncode == 1 and "nothing listens at 127.0.0.1:1" in r.stderr, r.stderr
     assert machine_state() == before
@@ -180,7 +190,26 @@ def test_mn_without_the_savi_controller_stops_at_once_and_builds_nothing():
 
 
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
-def test_mn_with_the_savi_controller_runs_the_topology(tmp_path):
+@pytest.mark.parametrize(
+    "topo",
+    ["dualhomed", "campus,switches=3,hosts=1,coverage=0.67,multihomed=1,attackers=1"],
+)
+def test_mn_starts_the_savi_controller_with_the_topologys_config(topo):
+    """Routed topologies: every host reaches every other across the routers, so the
+    controller mn started trusts the uplinks (the topology's config) and the nodes
+    have their routes (mn never calls a topology's configure())."""
+    before, controllers = machine_state(), controllers_running()
+    r = mn(topo, "--controller", f"savi,port={_free_port()}", timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "SAVI controller: OpenFlow 127.0.0.1:" in out, out
+    assert re.search(r"Results: 0% dropped \((\d+)/\1 received\)", out), out
+    assert controllers_running() == controllers  # mn stopped the one it started
+    assert machine_state() == before
+    assert_lock_free()
+
+
+@pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
+def test_mn_with_a_savi_controller_of_ones_own(tmp_path):
     ofp, rest = _free_port(), _free_port()
     log = open(tmp_path / "controller.log", "wb")
     controller = subprocess.Popen(

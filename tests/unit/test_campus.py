@@ -49,6 +49,24 @@ def test_multihomed_hosts_get_a_second_network_of_the_other_kind_protected_first
     assert set(t.agent_hosts()) == {*t.multihomed, "srv"}
 
 
+def test_routes_are_the_nodes_own_with_a_table_per_address_where_multihomed():
+    """The routes travel with the nodes (RoutedHost), so mn builds them too."""
+    t = campus()
+    for host, addrs in t.addresses.items():
+        routing = t.nodeInfo(host)["routing"]
+        assert routing[-1] == f"route add default via {t.gateways[addrs[0]]}"
+        if host not in t.multihomed:
+            assert routing == routing[-1:]
+            continue
+        for table, addr in enumerate(addrs, start=1):
+            intf = t.interface[addr]
+            assert f"rule add from {addr} table {table}" in routing
+            assert f"route add default via {t.gateways[addr]} dev {intf} table {table}" in routing
+        # eth0 is on the host's own switch, eth1 on the other: by link order
+        own, other = (t.interface[a] for a in sorted(addrs, key=lambda a: int(a.split(".")[3])))
+        assert (own, other) == (f"{host}-eth0", f"{host}-eth1")
+
+
 def test_attackers_are_spread_over_both_kinds_or_placed_as_asked():
     spread = campus()
     kinds = [spread.on_savi[spread.addresses[m][0]] for m in spread.attackers]

@@ -2,7 +2,7 @@
 
 import socket
 
-from topologies.mn import controller_specs, preflight, problem, remote_address
+from topologies.mn import controller_specs, preflight, problem, remote_address, savi_address
 
 CUSTOM = "topologies/dualhomed.py"
 
@@ -20,11 +20,29 @@ def test_remote_addresses():
     assert remote_address("remote,port=x") == ("127.0.0.1", 6653)  # mn would refuse it
 
 
-def test_mn_defaults_are_refused_with_what_to_run():
-    reason = problem(["mn", "--custom", CUSTOM, "--topo", "dualhomed"], "dualhomed", CUSTOM)
-    assert "--controller remote,port=6653" in reason
-    assert f"sudo mn --custom {CUSTOM} --topo dualhomed" in reason
-    assert "sudo .venv/bin/python -m topologies dualhomed" in reason
+def test_savi_addresses():
+    assert savi_address("savi") == ("127.0.0.1", 6653)
+    assert savi_address("savi,port=7000") == ("127.0.0.1", 7000)
+    assert savi_address("remote,port=7000") is None
+
+
+def test_mn_defaults_and_other_controllers_are_refused_with_what_to_run():
+    for extra in ([], ["--controller", "ref"], ["--controller=ovsc"]):
+        argv = ["mn", "--custom", CUSTOM, "--topo", "dualhomed", *extra]
+        reason = problem(argv, "dualhomed", CUSTOM)
+        assert f"sudo mn --custom {CUSTOM} --topo dualhomed --controller savi" in reason
+        assert "--controller remote,port=P" in reason
+        assert "sudo .venv/bin/python -m topologies dualhomed" in reason
+
+
+def test_the_savi_controller_needs_its_port_free():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        argv = ["mn", "--controller", f"savi,port={port}"]
+        assert f"something already listens at 127.0.0.1:{port}" in problem(argv, "x", CUSTOM)
+    assert problem(argv, "dualhomed", CUSTOM) is None
 
 
 def test_a_remote_controller_must_listen():
