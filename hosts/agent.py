@@ -90,6 +90,8 @@ class Agent:
                 "dropped_in",
                 "dropped_out",
                 "sniffed",
+                "copies_lost",
+                "unreadable_copies",
                 "pm_errors",
                 "injected",
                 "kicks",
@@ -144,7 +146,7 @@ class Agent:
             LOG.warning("%s is on no interface of this host: not bound", addr)
         self.pm = PathManager()
         self.events = EventListener()
-        self.sniffer = Sniffer(self.args.addr_trust_subtype)
+        self.sniffer = Sniffer()
         # One raw socket per address, bound to it: the kernel routes a raw packet by the
         # socket's address, not the header's, and each address has its own route (source
         # routing). Unbound, a packet from the unprotected address left through the SAVI
@@ -157,7 +159,7 @@ class Agent:
             self.raw_sockets[addr] = raw
         # Kicks go to ourselves (loopback), in the peer's name: see kick().
         self.kick_sockets = {v: injecting_socket(a) for v, a in ((4, "0.0.0.0"), (6, "::"))}
-        firewall.install(str(self.guard.control_out_prog))
+        firewall.install(str(self.guard.control_out_prog), self.args.addr_trust_subtype)
         from netfilterqueue import NetfilterQueue
 
         self.q_out, self.q_in = NetfilterQueue(), NetfilterQueue()
@@ -384,12 +386,18 @@ class Agent:
 
     # -- sniffed copies: keys, joins and ADDR_TRUST -----------------------------------------------
     def on_sniffed(self, now: float) -> None:
-        for copy in self.sniffer.read():
+        copies = self.sniffer.read()
+        if self.sniffer.overflows > self.stats["copies_lost"]:
+            self.stats["copies_lost"] = self.sniffer.overflows
+            LOG.warning("NFLOG: copies lost (%d overflows)", self.sniffer.overflows)
+        self.stats["unreadable_copies"] = self.sniffer.unreadable
+        for copy in copies:
             self.stats["sniffed"] += 1
             seg = copy.segment
             bound = self.bound.get(seg.dst)
             if not copy.outgoing and bound is not None and bound[1] != copy.ifname:
-                # The classifier drops it after the tap: take nothing from it either.
+                # The classifier drops these before netfilter logs them; should one come
+                # (the classifier detached?), take nothing from it either.
                 self.note("wrong_interface", f"{seg.four_tuple} arrived on {copy.ifname}")
                 continue
             try:

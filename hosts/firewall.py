@@ -12,6 +12,12 @@ verdict, so nftables and the classifier mark and iptables-nft queues (platform n
 
 ``--queue-bypass``: with no agent listening, packets pass, so a dead agent leaves plain
 MPTCP. Enforcement itself is the classifier's (it drops, nothing is queued for it).
+
+Copies (never held): handshakes and ADDR_TRUST, logged to NFLOG group COPY_GROUP by the
+``copy_in`` and ``copy_out`` chains (hosts/sniffer.py reads them). Incoming after the
+classifier (tc ingress comes first: what it drops teaches nothing) and before the
+queues, so a copy always precedes the queued packets behind it; outgoing after the
+queue's rewrite, as they leave.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ CHAIN_OUT, CHAIN_IN = "TMPTCP_OUT", "TMPTCP_IN"
 MARK_OUT, MARK_IN = 0x7A01, 0x7A02
 MARK_INJECTED = 0x7A0F  # segments the agent sends itself: never queued again
 QUEUE_OUT, QUEUE_IN = 0, 1
+COPY_GROUP = 0x7A  # the NFLOG group of the copies
+# Where Linux puts the first MPTCP option: right after the TCP header, after NOP NOP
+# TIMESTAMP, or (in a SYN) after MSS, SACK-permitted + timestamp and window scale.
+FIRST_OPTION_AT = (20, 32, 40)
+COPIED_SUBTYPES = (0x0, 0x1)  # MP_CAPABLE, MP_JOIN; and ADDR_TRUST's (configurable)
 # One set of carrier subflows per family (an nft set's elements have one type).
 CARRIER_SETS = {4: "carriers", 6: "carriers6"}
 FOUR = {v: f"{ip} saddr . tcp sport . {ip} daddr . tcp dport" for v, ip in ((4, "ip"), (6, "ip6"))}
@@ -36,7 +47,23 @@ class FirewallError(RuntimeError):
     pass
 
 
-def ruleset() -> str:
+def copy_rules(addr_trust_subtype: int) -> str:
+    """The rules that log a segment whose first MPTCP option is MP_CAPABLE, MP_JOIN or
+    ADDR_TRUST (kind 30 at one of FIRST_OPTION_AT, subtype in the high nibble two bytes
+    on). IPv6: only TCP right after the fixed header; a segment behind extension
+    headers is not copied, so it teaches the agent nothing (fail closed), and while
+    enforcing the classifier judges it (docs/trusted-mptcp.md, IPv6)."""
+    wanted = ", ".join(f"{w << 4:#04x}" for w in (*COPIED_SUBTYPES, addr_trust_subtype))
+    lines = ["        ip6 nexthdr != tcp accept"]
+    for at in FIRST_OPTION_AT:
+        lines.append(
+            f"        meta l4proto tcp @th,{at * 8},8 30 @th,{(at + 2) * 8},8 & 0xf0 "
+            f"{{ {wanted} }} log group {COPY_GROUP} accept"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ruleset(addr_trust_subtype: int) -> str:
     sets = "".join(
         f"    set {name} {{\n        type {SET_TYPE[v]}\n    }}\n"
         for v, name in CARRIER_SETS.items()
@@ -45,12 +72,20 @@ def ruleset() -> str:
         f"        {FOUR[v]} @{name} meta mark set {MARK_OUT:#x}\n"
         for v, name in CARRIER_SETS.items()
     )
+    copies = copy_rules(addr_trust_subtype)
     return f"""
 table inet {TABLE} {{
 {sets}    chain out {{
         type filter hook output priority -200; policy accept;
         meta mark {MARK_INJECTED:#x} accept
 {marks}    }}
+    chain copy_in {{
+        type filter hook input priority -300; policy accept;
+{copies}    }}
+    chain copy_out {{
+        type filter hook postrouting priority 300; policy accept;
+        oifname "lo" accept
+{copies}    }}
 }}
 """
 
@@ -83,9 +118,9 @@ def _ipt(tool: str, *args: str, check: bool = True) -> bool:
     return _run([tool, "-t", "mangle", *args], check=check)
 
 
-def install(control_out_prog: str) -> None:
+def install(control_out_prog: str, addr_trust_subtype: int) -> None:
     remove()
-    _run(["nft", "-f", "-"], ruleset())
+    _run(["nft", "-f", "-"], ruleset(addr_trust_subtype))
     for tool in IPTABLES:
         for chain in (CHAIN_OUT, CHAIN_IN):
             _ipt(tool, "-N", chain)

@@ -20,7 +20,11 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     data = rows["path manager overhead on data"]
     assert data["candidate"]["median"] > 0 and data["baseline"]["median"] > 0
     assert data["packets_through_userspace_per_transfer"]["a"][0] > 0
-    assert rows["path manager overhead on set-up"]["candidate"]["n"] == 1
+    setup = rows["path manager overhead on set-up"]
+    assert setup["candidate"]["n"] == setup["baseline"]["n"] == setup["pairs"] == 2
+    low, high = setup["interval"]
+    assert low <= setup["ratio"] <= high
+    assert setup["verdict"] in ("met", "missed", "not resolved")
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)

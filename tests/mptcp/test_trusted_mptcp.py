@@ -7,8 +7,12 @@ import sys
 import time
 
 import pytest
+from scapy.layers.l2 import CookedLinux, CookedLinuxV2
+from scapy.utils import RawPcapReader
 
 from experiments.harness import HarnessError
+from hosts.options import ADDR_TRUST_DEFAULT, KIND_MPTCP, OptionError, tcp_options
+from hosts.segment import parse
 from tests.integration.tools import REPO, Capture, wait_until
 from tests.mptcp.helpers import (
     EXPECTED,
@@ -137,6 +141,58 @@ def confinement_run(tb, tmp_path, bind, during=None):
         f"bind={bind}: per subtype [on the trusted pair, all] (both ends' captures):", per_subtype
     )
     return seen, [p for p in rows if (p[0], p[1]) not in trusted_pairs]
+
+
+def copy_worthy(pcap) -> tuple[int, int]:
+    """(segments the agent must have a copy of, all TCP segments) in a capture of every
+    interface of a host (``-i any``): those whose first MPTCP option, found by walking
+    the options, is MP_CAPABLE, MP_JOIN or ADDR_TRUST; lo's only as they arrive."""
+    wanted, total = 0, 0
+    reader = RawPcapReader(str(pcap))
+    cooking = CookedLinuxV2 if reader.linktype == 276 else CookedLinux
+    for frame, _ in reader:
+        cooked = cooking(frame)
+        outgoing, ifindex = cooked.pkttype == 4, getattr(cooked, "ifindex", None)
+        try:
+            seg = parse(bytes(cooked.payload))
+        except OptionError:
+            continue
+        if outgoing and (ifindex == 1 or seg.src == seg.dst):  # lo: counted as it arrives
+            continue
+        total += 1
+        try:
+            first = next((o for k, o in tcp_options(seg.options) if k == KIND_MPTCP), None)
+        except OptionError:
+            continue
+        if first is not None and len(first) > 2 and first[2] >> 4 in (0, 1, ADDR_TRUST_DEFAULT):
+            wanted += 1
+    return wanted, total
+
+
+def test_the_agent_gets_a_copy_of_every_handshake_and_addr_trust_and_of_no_data(tb, tmp_path):
+    """The copies come from netfilter (NFLOG), not from a tap of every frame: a's agent
+    read exactly as many segments as a's links carried handshakes and ADDR_TRUSTs in
+    both directions (the oracle walks each captured segment's options), and so none of
+    the thousands of data segments."""
+    a = tb.net["a"]
+    tb.start_agents()
+    cap = Capture(a, "any", "tcp", tmp_path / "a-any.pcap", snaplen=200)
+    since = time.time()
+    wait_until(lambda: tb.tpbt("a")["time"] > since, 5, "a's agent to write its state")
+    before = tb.tpbt("a")["stats"]
+    xfer = managed_transfer(tb, seconds=3, rate_mbps=50)
+    client, server = xfer.results()
+    assert server["sha256"] == client["sha256"]
+    cap.stop()
+    stopped = time.time()  # the agent has read what came before once it writes after this
+    wait_until(lambda: tb.tpbt("a")["time"] > stopped, 5, "a's agent to write its state")
+    after = tb.tpbt("a")["stats"]
+    wanted, total = copy_worthy(cap.path)
+    copies = after["sniffed"] - before["sniffed"]
+    print(f"segments on a's links: {total}; copy-worthy {wanted}; a's agent read {copies}")
+    assert total > 5000 and wanted >= 8  # a real transfer: handshakes of 4 subflows, ADDR_TRUSTs
+    assert copies == wanted
+    assert after["copies_lost"] == 0 and after["unreadable_copies"] == 0
 
 
 def test_control_options_travel_on_the_trusted_subflow(tb, tmp_path):

@@ -12,13 +12,55 @@ def test_percentiles_interpolate_between_ranks():
     assert records.percentile([], 50) is None
 
 
-def test_compare_is_a_ratio_of_medians_with_the_spread():
-    row = bench.compare("x", "y", [90, 100, 95], [100, 110, 100], "Mbit/s", ">= 0.97",
-                        lambda r: r >= 0.97)  # fmt: skip
+def test_compare_is_a_ratio_of_medians_with_the_spread_and_an_interval():
+    row = bench.compare(
+        "x", "y", [90, 100, 95], [100, 110, 100], "Mbit/s", bench.Target(">=", 0.97)
+    )
     assert row["ratio"] == pytest.approx(0.95)
-    assert not row["met"]
     assert row["candidate"] == {"median": 95, "min": 90, "max": 100, "n": 3,
                                 "values": [90, 100, 95]}  # fmt: skip
+    low, high = row["interval"]
+    assert low <= row["ratio"] <= high and row["pairs"] == 3
+    assert row["target"] == ">= 0.97"
+
+
+@pytest.mark.parametrize(
+    "target, interval, verdict",
+    [
+        ((">=", 0.97), (0.98, 1.01), "met"),
+        ((">=", 0.97), (0.90, 0.96), "missed"),
+        ((">=", 0.97), (0.95, 0.99), "not resolved"),
+        (("<=", 1.5), (1.1, 1.4), "met"),
+        (("<=", 1.5), (1.6, 9.0), "missed"),
+        (("<=", 1.5), (1.2, 1.7), "not resolved"),
+    ],
+)
+def test_a_verdict_needs_the_whole_interval_on_one_side(target, interval, verdict):
+    assert bench.Target(*target).verdict(*interval) == verdict
+
+
+def test_the_interval_narrows_with_pairs_and_is_reproducible():
+    """Noisy pairs around a true ratio of 0.95: a few pairs leave the target of 0.97
+    unresolved, many resolve it; the same numbers give the same interval."""
+    import random
+
+    rng = random.Random(1)
+    base = [rng.gauss(500, 60) for _ in range(60)]
+    cand = [b * 0.95 * rng.gauss(1, 0.01) for b in base]
+    few = bench.compare("x", "y", cand[:4], base[:4], "Mbit/s", bench.Target(">=", 0.97))
+    many = bench.compare("x", "y", cand, base, "Mbit/s", bench.Target(">=", 0.97))
+    assert many["interval"][1] - many["interval"][0] < few["interval"][1] - few["interval"][0]
+    assert many["verdict"] == "missed"
+    assert bench.ratio_interval(cand, base) == bench.ratio_interval(cand, base)
+
+
+def test_an_interval_needs_pairs():
+    with pytest.raises(ValueError, match="pairs"):
+        bench.ratio_interval([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="pairs"):
+        bench.ratio_interval([1.0], [1.0])
+    with pytest.raises(ValueError):
+        bench.Target("==", 1.0)
 
 
 def test_linear_fit_recovers_a_line_and_says_how_far_off_it_is():
@@ -31,7 +73,7 @@ def test_linear_fit_recovers_a_line_and_says_how_far_off_it_is():
 
 ROWS = [
     bench.compare("path manager overhead on data", "goodput", [560, 570], [600, 590], "Mbit/s",
-                  ">= 0.97", lambda r: r >= 0.97),
+                  bench.Target(">=", 0.97)),
     {"what": "binding set-up latency", "measured_as": "claim to packet", "unit": "ms",
      "levels": [{"existing_bindings": n, "p50_ms": 1.5, "p99_ms": 3.0, "claims": 100,
                  "never_delivered": 0} for n in (1, 100, 1000, 10000)],
@@ -47,9 +89,10 @@ ROWS = [
 def test_the_table_has_a_row_per_result():
     lines = bench.table(ROWS).splitlines()
     assert len(lines) == 2 + len(ROWS)
-    assert "| 0.95 | >= 0.97 | no |" in lines[2]
+    assert "| 0.95 [0.93–0.97] | >= 0.97 | missed |" in lines[2]
+    assert "2 pairs" in lines[2]
     assert "10000: p50 1.5 / p99 3.0" in lines[3]
-    assert "p50 3.10 s, p99 5.90 s" in lines[4] and lines[4].endswith("| no |")
+    assert "p50 3.10 s, p99 5.90 s" in lines[4] and lines[4].endswith("| missed |")
     assert "206 hosts: 20.6 s / 10.3 s / 412 MB" in lines[5]
 
 
