@@ -593,8 +593,8 @@ def draw(out: Path, rows: list[dict]) -> list[Path]:
         ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
         ax.set_xscale("log")
         ax.set_xlabel(
-            "candidate / baseline (medians), 95 % bootstrap interval; black: target; "
-            "green met, red missed, orange not resolved"
+            "candidate / baseline (medians, log scale), 95 % bootstrap interval\n"
+            "black: target; green met, red missed, orange not resolved"
         )
         ax.invert_yaxis()
         save(fig, "ratios")
