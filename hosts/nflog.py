@@ -124,7 +124,8 @@ def bind_messages(group: int) -> list[bytes]:
 
 def messages(data: bytes):
     """(type, bytes) of each netlink message in ``data``; a truncated or impossible
-    length ends the walk (what the kernel sent is whole or nothing)."""
+    length raises NflogError (what the kernel sends is whole: anything else is not
+    guessed at)."""
     at = 0
     while at + 16 <= len(data):
         length, kind = struct.unpack_from("=IH", data, at)

@@ -5,9 +5,10 @@ nothing behind and needs no ``mn -c``).
 SAVI switches work only under the SAVI controller (OpenFlow 1.3, fail-secure): with any
 other controller they never connect, and mn, which waits for switches before a
 ``--test``, would wait forever. So a topology file registers SaviController as mn's
-``default`` (and ``savi``) controller: mn starts it with the network, with the config of
-the topology mn built (its uplinks trusted, so routed traffic passes), and stops it at
-the end. ``--controller remote,port=P`` uses a SAVI controller the user runs (it must be
+``savi`` controller (``--controller savi``; mn's default cannot be replaced, mn picks it
+itself): mn starts it with the network, with the config of the topology mn built (its
+uplinks trusted, so routed traffic passes), and stops it at the end; if it cannot start,
+mn's own clean-up runs (the testbed lock keeps any other run off the machine). ``--controller remote,port=P`` uses a SAVI controller the user runs (it must be
 listening, and for a routed topology it needs that topology's config); any other
 controller is refused with a message that says what to run. An mn run also takes the
 machine's testbed lock (topologies/builder.py), so it and a testbed never tear each
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from mininet.node import Controller
 
-from topologies.builder import MachineLock, TestbedBusy
+from topologies.builder import MachineLock, TestbedBusy, _free_port
 from topologies.nodes import OpenFlowController
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,12 +50,6 @@ def remembering(topos: dict) -> dict:
         return build
 
     return {name: factory(cls) for name, cls in topos.items()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SaviController(Controller):
@@ -129,10 +124,11 @@ def controller_specs(argv: list[str]) -> list[str]:
     return specs
 
 
-def remote_address(spec: str) -> tuple[str, int] | None:
-    """(ip, port) of a ``remote[,ip=IP][,port=PORT]`` spec; None for other controllers."""
+def _address(spec: str, wanted: str) -> tuple[str, int] | None:
+    """(ip, port) of a ``NAME[,ip=IP][,port=PORT]`` controller spec if NAME is
+    ``wanted``, else None; mn's defaults where a parameter is left out."""
     name, *params = spec.split(",")
-    if name != "remote":
+    if name != wanted:
         return None
     ip, port = DEFAULT_OFP
     for param in params:
@@ -144,17 +140,16 @@ def remote_address(spec: str) -> tuple[str, int] | None:
     return ip, port
 
 
+def remote_address(spec: str) -> tuple[str, int] | None:
+    """(ip, port) of a ``remote[,ip=IP][,port=PORT]`` spec; None for other controllers."""
+    return _address(spec, "remote")
+
+
 def savi_address(spec: str) -> tuple[str, int] | None:
-    """(ip, port) of a ``savi[,port=PORT]`` spec; None for other controllers."""
-    name, *params = spec.split(",")
-    if name != "savi":
-        return None
-    port = DEFAULT_OFP[1]
-    for param in params:
-        key, _, value = param.partition("=")
-        if key == "port" and value.isdigit():
-            port = int(value)
-    return DEFAULT_OFP[0], port
+    """(ip, port) of a ``savi[,port=PORT]`` spec (it listens on loopback); None for
+    other controllers."""
+    address = _address(spec, "savi")
+    return None if address is None else (DEFAULT_OFP[0], address[1])
 
 
 def listening(address: tuple[str, int]) -> bool:
