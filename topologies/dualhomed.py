@@ -166,19 +166,15 @@ class DualHomedTopo(Topo):
         b = self.addHost(
             "b", cls=RoutedHost, ip=f"{B_TRUSTED}/24", routing=b_routes, mac="00:00:00:00:0b:01"
         )
-        m1 = self.addHost(
-            "m1",
-            cls=RoutedHost,
-            ip=f"{M1}/24",
-            mac="00:00:00:00:66:01",
-            routing=["route add default via 10.1.0.1"],
-        )
-        m2 = self.addHost(
-            "m2",
-            cls=RoutedHost,
-            ip=f"{M2}/24",
-            mac="00:00:00:00:66:02",
-            routing=["route add default via 10.2.0.1"],
+        m1, m2 = (
+            self.addHost(
+                name,
+                cls=RoutedHost,
+                ip=f"{ip}/24",
+                mac=f"00:00:00:00:66:0{n}",
+                routing=[f"route add default via 10.{n}.0.1"],
+            )
+            for n, (name, ip) in enumerate((("m1", M1), ("m2", M2)), start=1)
         )
         self.addLink(a, s1, port2=1, **trusted)
         self.addLink(a, s2, port2=1, params1={"ip": f"{A_UNTRUSTED}/24"}, **untrusted)

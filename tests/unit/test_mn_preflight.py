@@ -1,6 +1,7 @@
 """What ``mn --custom`` is told before it builds anything (topologies/mn.py)."""
 
 import socket
+from contextlib import contextmanager
 
 from topologies.mn import controller_specs, preflight, problem, remote_address, savi_address
 
@@ -35,21 +36,24 @@ def test_mn_defaults_and_other_controllers_are_refused_with_what_to_run():
         assert "sudo .venv/bin/python -m topologies dualhomed" in reason
 
 
-def test_the_savi_controller_needs_its_port_free():
+@contextmanager
+def listener():
+    """A loopback port something listens on, for as long as the block runs."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        port = s.getsockname()[1]
+        yield s.getsockname()[1]
+
+
+def test_the_savi_controller_needs_its_port_free():
+    with listener() as port:
         argv = ["mn", "--controller", f"savi,port={port}"]
         assert f"something already listens at 127.0.0.1:{port}" in problem(argv, "x", CUSTOM)
     assert problem(argv, "dualhomed", CUSTOM) is None
 
 
 def test_a_remote_controller_must_listen():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with listener() as port:
         argv = ["mn", "--controller", f"remote,port={port}"]
         assert problem(argv, "dualhomed", CUSTOM) is None
     assert f"nothing listens at 127.0.0.1:{port}" in problem(argv, "dualhomed", CUSTOM)
