@@ -77,8 +77,8 @@ class Agent:
             addr_trust_subtype=args.addr_trust_subtype,
         )
         self.carries: dict[Tuple4, list[bytes]] = {}  # subflow -> encoded options to carry
+        self.holding: set[Tuple4] = set()  # incoming subflows read from the queue this round
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
-        self.carrier_set: set[Tuple4] = set()
         self.trust_updates: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         self.stopping = False
@@ -260,6 +260,18 @@ class Agent:
             # the segments behind it reach the classifier and this queue.
             self.on_sniffed(now)
             self.q_in.run(block=False)
+            self.release_held()
+
+    def release_held(self) -> None:
+        """Nothing waits in the incoming queue now: the subflows the classifier held
+        behind an ADD_ADDR pass in the kernel again. (Released sooner, segments let
+        through would overtake those still queued.)"""
+        for incoming in self.holding:
+            try:
+                self.guard.release(incoming)
+            except OSError as e:
+                LOG.error("held map: %s", e)
+        self.holding.clear()
 
     def note_announced(self, address: str | None) -> None:
         """Count an announcement by address; past MAX_ANNOUNCED_SHOWN addresses (a flood
@@ -325,10 +337,11 @@ class Agent:
         self.kick(subflow)
 
     def sync_carriers(self) -> None:
-        wanted = set(self.carries)
-        if wanted != self.carrier_set:
-            firewall.set_carriers(wanted, self.carrier_set)
-            self.carrier_set = wanted
+        """The classifier's carriers map holds the subflows with options waiting."""
+        try:
+            self.guard.set_carriers(set(self.carries))
+        except OSError as e:
+            LOG.error("carriers map: %s", e)
 
     def forget_stale_carries(self) -> None:
         live = {f for c in self.ext.conns.values() for f in c.subflows}
@@ -474,6 +487,7 @@ class Agent:
         try:
             raw = pkt.get_payload()
             seg = parse(raw)
+            self.holding.add(seg.four_tuple)
             result = judge_incoming(raw, seg, self.ext, time.time(), self.args.addr_trust_subtype)
         except Exception as e:
             self.note("malformed_queued", f"incoming packet dropped: {e!r}")

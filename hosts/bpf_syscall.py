@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SYS_BPF = 321  # x86_64
-BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM = 1, 2, 3
+BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
 BPF_OBJ_GET, BPF_PROG_TEST_RUN = 7, 10
 BPF_ANY = 0
 SK_BUFF_SIZE = 192  # sizeof(struct __sk_buff) in the 6.x UAPI
@@ -126,6 +126,22 @@ class Map:
                 return None
             raise
         return v.raw
+
+    def keys(self) -> list[bytes]:
+        """Every key in the map now (hash maps: in no particular order)."""
+        out: list[bytes] = []
+        nxt = ctypes.create_string_buffer(self.key_size)
+        key = 0  # NULL: the first key
+        while True:
+            try:
+                _bpf(BPF_MAP_GET_NEXT_KEY, _MapElem(self.fd, 0, key, _addr(nxt), 0), "next key")
+            except BpfError as e:
+                if e.errno == 2:
+                    return out
+                raise
+            out.append(nxt.raw)
+            previous = ctypes.create_string_buffer(nxt.raw, self.key_size)  # alive until
+            key = _addr(previous)  # the next call, which reads it
 
     def close(self) -> None:
         os.close(self.fd)

@@ -1,12 +1,13 @@
 """The netfilter rules that bring only MPTCP control packets to the agent (NFQUEUE).
 
-Out: our own segments that carry ADD_ADDR, RM_ADDR or MP_PRIO anywhere among their
-options (iptables' bpf match runs the ``control_out`` program of hosts/bpf/guard.c:
-nftables sees only the first MPTCP option, and RM_ADDR follows DSS), and the one next
-packets of a subflow that must carry an option (an nft set of 4-tuples; the agent takes
-the subflow out of the set once the first of them has taken the options, so no later
-segment of that subflow overtakes it with a newer timestamp: the peer's PAWS check would
-drop the carrier). In: segments the tc classifier marked
+Out: what iptables' bpf match finds with the ``control_out`` program of
+hosts/bpf/guard.c: our own segments that carry ADD_ADDR, RM_ADDR or MP_PRIO anywhere
+among their options (nftables sees only the first MPTCP option, and RM_ADDR follows
+DSS), and the segments of a subflow that must carry an option (the program's
+``carriers`` map, which the agent updates with one bpf syscall, hosts/guard.py; it takes
+the subflow out once the first of them has taken the options and left, never before: a
+segment let through sooner would overtake the carrier with a newer timestamp, and the
+peer's PAWS check would drop it). In: segments the tc classifier marked
 (ADD_ADDR anywhere; MP_JOIN SYNs while enforcing). This kernel's nft has no queue
 verdict, so nftables and the classifier mark and iptables-nft queues (platform notes).
 
@@ -22,12 +23,11 @@ queue's rewrite, as they leave.
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 
 TABLE = "tmptcp"
 CHAIN_OUT, CHAIN_IN = "TMPTCP_OUT", "TMPTCP_IN"
-MARK_OUT, MARK_IN = 0x7A01, 0x7A02
+MARK_IN = 0x7A02
 MARK_INJECTED = 0x7A0F  # segments the agent sends itself: never queued again
 QUEUE_OUT, QUEUE_IN = 0, 1
 COPY_GROUP = 0x7A  # the NFLOG group of the copies
@@ -35,10 +35,6 @@ COPY_GROUP = 0x7A  # the NFLOG group of the copies
 # TIMESTAMP, or (in a SYN) after MSS, SACK-permitted + timestamp and window scale.
 FIRST_OPTION_AT = (20, 32, 40)
 COPIED_SUBTYPES = (0x0, 0x1)  # MP_CAPABLE, MP_JOIN; and ADDR_TRUST's (configurable)
-# One set of carrier subflows per family (an nft set's elements have one type).
-CARRIER_SETS = {4: "carriers", 6: "carriers6"}
-FOUR = {v: f"{ip} saddr . tcp sport . {ip} daddr . tcp dport" for v, ip in ((4, "ip"), (6, "ip6"))}
-SET_TYPE = {v: f"ipv{v}_addr . inet_service . ipv{v}_addr . inet_service" for v in (4, 6)}
 # The queues are iptables' and ip6tables' (the same rules in each family's mangle table).
 IPTABLES = ("iptables-nft", "ip6tables-nft")
 
@@ -64,21 +60,9 @@ def copy_rules(addr_trust_subtype: int) -> str:
 
 
 def ruleset(addr_trust_subtype: int) -> str:
-    sets = "".join(
-        f"    set {name} {{\n        type {SET_TYPE[v]}\n    }}\n"
-        for v, name in CARRIER_SETS.items()
-    )
-    marks = "".join(
-        f"        {FOUR[v]} @{name} meta mark set {MARK_OUT:#x}\n"
-        for v, name in CARRIER_SETS.items()
-    )
     copies = copy_rules(addr_trust_subtype)
     return f"""
 table inet {TABLE} {{
-{sets}    chain out {{
-        type filter hook output priority -200; policy accept;
-        meta mark {MARK_INJECTED:#x} accept
-{marks}    }}
     chain copy_in {{
         type filter hook input priority -300; policy accept;
 {copies}    }}
@@ -98,7 +82,6 @@ def iptables_rules(control_out_prog: str) -> list[tuple[str, list[str]]]:
     """(chain, rule) in the mangle table, in order."""
     return [
         (CHAIN_OUT, ["-m", "mark", "--mark", f"{MARK_INJECTED:#x}", "-j", "RETURN"]),
-        (CHAIN_OUT, ["-m", "mark", "--mark", f"{MARK_OUT:#x}", *_queue(QUEUE_OUT)]),
         (
             CHAIN_OUT,
             ["-p", "tcp", "-m", "bpf", "--object-pinned", control_out_prog, *_queue(QUEUE_OUT)],
@@ -138,14 +121,3 @@ def remove() -> None:
                 pass
             _ipt(tool, "-F", chain, check=False)
             _ipt(tool, "-X", chain, check=False)
-
-
-def set_carriers(elements: set[tuple[str, int, str, int]], current: set) -> None:
-    """Make the carrier sets hold exactly ``elements`` (4-tuples of either family)."""
-    add, gone = elements - current, current - elements
-    for op, items in (("add", add), ("delete", gone)):
-        for version, name in CARRIER_SETS.items():
-            of_family = [e for e in items if ipaddress.ip_address(e[0]).version == version]
-            if of_family:
-                body = ", ".join(f"{a} . {b} . {c} . {d}" for a, b, c, d in of_family)
-                _run(["nft", op, "element", "inet", TABLE, name, f"{{ {body} }}"], check=False)

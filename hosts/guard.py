@@ -39,6 +39,7 @@ COUNTERS = (
     "drop_wrong_iface",
     "opened",
     "opening_seen",
+    "mark_held",
 )
 SUBTYPE_SLOTS = 16
 KEY = struct.Struct("=I16s16s2s2s")  # struct flow_key: family, saddr, daddr, ports (BE)
@@ -145,6 +146,9 @@ class Guard:
         self.map_guarded = Map(bpf_syscall.obj_get(self.dir / "maps/guarded"), KEY.size, 4)
         self.map_settings = Map(bpf_syscall.obj_get(self.dir / "maps/settings"), 4, 16)
         self.map_bound = Map(bpf_syscall.obj_get(self.dir / "maps/bound"), ADDR_KEY.size, 4)
+        self.map_carriers = Map(bpf_syscall.obj_get(self.dir / "maps/carriers"), KEY.size, 4)
+        self.map_held = Map(bpf_syscall.obj_get(self.dir / "maps/held"), KEY.size, 4)
+        self.carriers: set[Tuple4] = set()
         self.cpus = bpf_syscall.possible_cpus()
         self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
         self.n_counters = len(COUNTERS) + SUBTYPE_SLOTS
@@ -155,7 +159,8 @@ class Guard:
 
     @property
     def control_out_prog(self) -> Path:
-        """For ``iptables -m bpf --object-pinned``: the host's own control options."""
+        """For ``iptables -m bpf --object-pinned``: the host's own control options, and
+        the segments of the subflows in the ``carriers`` map."""
         return self.dir / "progs" / "control_out"
 
     def configure(
@@ -201,6 +206,20 @@ class Guard:
             self.map_guarded.delete(flow_key(*t))
         self.guarded = dict(incoming)
 
+    def set_carriers(self, outgoing: set[Tuple4]) -> None:
+        """Make the ``carriers`` map hold exactly ``outgoing`` (our subflows' 4-tuples as
+        our segments leave): ``control_out`` sends their segments to the agent."""
+        for t in outgoing - self.carriers:
+            self.map_carriers.update(flow_key(*t), struct.pack("=I", 1))
+        for t in self.carriers - outgoing:
+            self.map_carriers.delete(flow_key(*t))
+        self.carriers = set(outgoing)
+
+    def release(self, incoming: Tuple4) -> bool:
+        """Segments of ``incoming`` pass in the kernel again (no ADD_ADDR of it is held);
+        False when none was held."""
+        return self.map_held.delete(flow_key(*incoming))
+
     def counters(self) -> dict[str, int]:
         out = {}
         for i in range(self.n_counters):
@@ -216,7 +235,8 @@ class Guard:
                 ["tc", "qdisc", "del", "dev", iface, "clsact"], capture_output=True, timeout=30
             )
         self.ifaces = []
-        for m in (self.map_guarded, self.map_settings, self.map_bound, self.map_counters):
+        maps = (self.map_guarded, self.map_settings, self.map_bound, self.map_carriers)
+        for m in (*maps, self.map_held, self.map_counters):
             m.close()
         os.close(self.prog_fd)
         self._remove_pins()

@@ -23,10 +23,12 @@
  * "from the peer's protected address to ours" past it.
  *
  * Outside guarded scope it only marks segments the agent must judge in NFQUEUE: any
- * ADD_ADDR (for the T flag), and while enforcing, MP_JOIN SYNs (the join policy).
+ * ADD_ADDR (for the T flag), and while enforcing, MP_JOIN SYNs (the join policy); and
+ * the segments of a subflow behind an ADD_ADDR the agent still holds (`held`).
  * Data stays in the kernel. Counters: see enum counter (hosts/guard.py names them).
  *
- * control_out, for iptables' bpf match, finds the host's own control options to move.
+ * control_out, for iptables' bpf match, finds the host's own control options to move
+ * and the segments of the subflows that must carry them (the `carriers` map).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -51,6 +53,7 @@ enum counter {
 	C_DROP_WRONG_IFACE, /* for a bound local address, arriving on another interface */
 	C_OPENED,          /* an MPTCP SYN or SYN/ACK arrived: its subflow's opening began */
 	C_OPENING_SEEN,    /* segments judged by an opening the program began itself */
+	C_MARK_HELD,       /* queued to the agent: behind an ADD_ADDR it still holds */
 	C_SUBTYPE_BASE,    /* + subtype: drops per MPTCP subtype (16 slots) */
 	C_COUNT = C_SUBTYPE_BASE + 16,
 };
@@ -92,6 +95,29 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, __u64);
 } openings SEC(".maps");
+
+/* Subflows (incoming 4-tuples) with an ADD_ADDR in the agent's queue: their next
+ * segments are queued behind it until the agent has released it, so none reaches TCP
+ * first (data would move the window past the held ACK and TCP would drop it unread,
+ * a newer timestamp would fail it on PAWS). The agent deletes the entry once its queue
+ * is empty; LRU, so a forgotten one cannot fill the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+} held SEC(".maps");
+
+/* The host's own subflows (outgoing 4-tuples) whose next segment must carry options
+ * the agent moved there: control_out sends their segments to the agent, which takes the
+ * subflow out again once one has taken the options and left (a map update: the
+ * subflow's data goes through userspace for microseconds, not for a subprocess). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+} carriers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -337,19 +363,26 @@ int guard_ingress(struct __sk_buff *skb)
 	if (!cfg || !cfg->mark)
 		return TC_ACT_OK;
 	if (seg.w.subtypes & (1u << SUBTYPE_ADD_ADDR)) {
+		__u32 one = 1;
+
 		count(C_MARK_ADD_ADDR);
+		bpf_map_update_elem(&held, &seg.key, &one, BPF_ANY);
 		skb->mark = cfg->mark;
 	} else if (enforce && (seg.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
 		   (seg.w.subtypes & (1u << SUBTYPE_MP_JOIN))) {
 		count(C_MARK_JOIN);
 		skb->mark = cfg->mark;
+	} else if (bpf_map_lookup_elem(&held, &seg.key)) {
+		count(C_MARK_HELD);
+		skb->mark = cfg->mark;
 	}
 	return TC_ACT_OK;
 }
 
-/* For iptables' bpf match on the host's own output: 1 for a segment that carries a
- * connection-level control option (ADD_ADDR, RM_ADDR, MP_PRIO) anywhere among its
- * options, so the agent can move it to a trusted subflow. SYNs are never matched. */
+/* For iptables' bpf match on the host's own output: 1 for a segment the agent must see,
+ * that is one of a subflow in `carriers`, or one that carries a connection-level control
+ * option (ADD_ADDR, RM_ADDR, MP_PRIO) anywhere among its options, so the agent can move
+ * it to a trusted subflow (never a SYN's). */
 #define OWN_CONTROL ((1u << 3) | (1u << 4) | (1u << 5))
 
 SEC("socket")
@@ -357,9 +390,11 @@ int control_out(struct __sk_buff *skb)
 {
 	struct segment seg = {};
 
-	if (read_segment(skb, 0, &seg) != 0 || seg.flags & TCP_SYN)
+	if (read_segment(skb, 0, &seg) != 0)
 		return 0;
-	return (seg.w.subtypes & OWN_CONTROL) ? 1 : 0;
+	if (bpf_map_lookup_elem(&carriers, &seg.key))
+		return 1;
+	return (!(seg.flags & TCP_SYN) && (seg.w.subtypes & OWN_CONTROL)) ? 1 : 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -48,11 +48,20 @@ OPTIONS = {
 
 
 @pytest.fixture(scope="module")
-def guard():
+def module_guard():
     g = Guard(f"unit-{os.getpid()}")
     g.configure(enforce=True, mark=MARK_IN)
     yield g
     g.close()
+
+
+@pytest.fixture
+def guard(module_guard):
+    """The loaded classifier, with no subflow held behind an ADD_ADDR when a test ends
+    (the agent releases them; here every ADD_ADDR a test sends would hold one)."""
+    yield module_guard
+    for key in module_guard.map_held.keys():
+        module_guard.map_held.delete(key)
 
 
 GUARDED = allowed_subtypes(Scope.GUARDED, ADDR_TRUST_DEFAULT)
@@ -138,6 +147,7 @@ def test_in_the_opening_add_addr_goes_to_the_agent_and_addr_trust_passes(opening
     option = OPTIONS["add_addr"]
     for p in SHAPES[shape](base(option, family), option):
         assert run(opening, p) == (TC_ACT_OK, MARK_IN), shape
+    opening.release((*FAMILIES[family][0], *FAMILIES[family][1]))  # as the agent does
     option = OPTIONS["addr_trust"]
     for p in SHAPES[shape](base(option, family), option):
         assert run(opening, p) == (TC_ACT_OK, 0), shape
@@ -234,6 +244,7 @@ def test_add_addr_anywhere_and_join_syns_are_marked_for_the_agent(guard):
         sport=PEER[1], dport=VICTIM[1], flags="S", options=[("MSS", 1460), (30, join[2:])]
     )
     assert run(guard, syn) == (TC_ACT_OK, MARK_IN)
+    assert guard.release((*PEER, *VICTIM))  # the ADD_ADDRs judged
     assert run(guard, base(OPTIONS["rm_addr"])) == (TC_ACT_OK, 0)  # not the agent's to judge
 
 
@@ -249,6 +260,76 @@ def test_nothing_is_dropped_or_marked_for_joins_when_not_enforcing(guard):
         assert run(guard, frag)[0] == TC_ACT_OK
     finally:
         guard.configure(enforce=True, mark=MARK_IN)
+
+
+@pytest.fixture
+def control_out(guard):
+    fd = bpf_syscall.obj_get(guard.control_out_prog)
+    yield fd
+    guard.set_carriers(set())
+    os.close(fd)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_control_out_queues_own_control_options_and_the_carriers_segments(
+    guard, control_out, family
+):
+    """The socket filter sees our segments from the IP header on (as iptables' bpf match
+    does). Our own ADD_ADDR, RM_ADDR, MP_PRIO anywhere: queued; data: not, unless its
+    subflow is in the carriers map, and then only until it is taken out."""
+    peer, victim = FAMILIES[family]
+    ours = (*victim, *peer)  # as our segments leave
+    ip = IP if family == "v4" else IPv6
+
+    def out(*options: bytes, flags="A", payload=b"", src=victim, dst=peer) -> int:
+        opts = [(30, o[2:]) for o in options]
+        tcp = TCP(sport=src[1], dport=dst[1], flags=flags, options=opts)
+        frame = Ether(dst=VICTIM_MAC) / ip(src=src[0], dst=dst[0]) / tcp / Raw(payload)
+        return bpf_syscall.test_run(control_out, bytes(frame))[0]
+
+    for name in ("add_addr", "rm_addr", "mp_prio"):
+        assert out(OPTIONS[name]) == 1, name
+        assert out(DSS_ACK_ONLY, OPTIONS[name]) == 1, f"{name} behind DSS"
+        assert out(OPTIONS[name], flags="S") == 0, f"{name} on a SYN"
+    assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 0
+    guard.set_carriers({ours})
+    assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 1
+    assert out(flags="A") == 1  # whatever the segment: the next one takes the options
+    assert out(DSS_ACK_ONLY, src=(victim[0], victim[1] + 1)) == 0  # another subflow
+    assert out(DSS_ACK_ONLY, src=peer, dst=victim) == 0  # the other direction
+    guard.set_carriers(set())
+    assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 0
+    assert guard.map_carriers.lookup(flow_key(*ours)) is None
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_segments_behind_an_arriving_add_addr_wait_for_it_until_released(guard, family):
+    """The agent holds an ADD_ADDR to judge it; what follows on its subflow is queued
+    behind it (marked), so no data moves TCP's window past it and no newer timestamp
+    fails it on PAWS, until the agent releases the subflow. Other subflows and the other
+    direction pass as before."""
+    peer, victim = FAMILIES[family]
+    incoming = (*peer, *victim)
+    data = base(DSS_ACK_ONLY, family) / Raw(b"x" * 1000)
+    assert run(guard, data) == (TC_ACT_OK, 0)
+    before = guard.counters()["mark_held"]
+    assert run(guard, base(OPTIONS["add_addr"], family)) == (TC_ACT_OK, MARK_IN)
+    assert run(guard, data) == (TC_ACT_OK, MARK_IN)
+    assert run(guard, base(DSS_ACK_ONLY, family)) == (TC_ACT_OK, MARK_IN)  # pure ACKs too
+    assert guard.counters()["mark_held"] == before + 2
+    ip = IP if family == "v4" else IPv6
+    other = ip(src=peer[0], dst=victim[0]) / TCP(sport=peer[1] + 1, dport=victim[1], flags="A")
+    assert run(guard, other) == (TC_ACT_OK, 0)
+    assert guard.release(incoming) is True
+    assert run(guard, data) == (TC_ACT_OK, 0)
+    assert guard.release(incoming) is False  # nothing held any more
+
+
+def test_a_forbidden_add_addr_on_a_guarded_subflow_holds_nothing(guarded):
+    """Dropped by the classifier, it never reaches the agent: nothing waits behind it."""
+    assert run(guarded, base(OPTIONS["add_addr"]))[0] == TC_ACT_SHOT
+    assert run(guarded, base(DSS_ACK_ONLY) / Raw(b"x" * 100)) == (TC_ACT_OK, 0)
+    assert guarded.release((*PEER, *VICTIM)) is False
 
 
 def test_flow_keys_are_per_direction_and_family():
@@ -332,11 +413,12 @@ def test_an_arriving_mptcp_handshake_begins_an_opening_before_the_agent_knows(
     add = base(OPTIONS["add_addr"])
     add[TCP].dport = port
     assert run(self_opening, add) == (TC_ACT_OK, MARK_IN)  # the agent's to judge
+    four = (PEER[0], PEER[1], VICTIM[0], port)
+    assert self_opening.release(four)  # the agent judged it
     trust = base(OPTIONS["addr_trust"])
     trust[TCP].dport = port
     assert run(self_opening, trust) == (TC_ACT_OK, 0)
     # The agent lifts it (a trusted subflow) or narrows it (guarded): its map wins.
-    four = (PEER[0], PEER[1], VICTIM[0], port)
     self_opening.set_guarded({four: allowed_subtypes(None, ADDR_TRUST_DEFAULT)})
     assert run(self_opening, prio)[0] == TC_ACT_OK
     self_opening.set_guarded({four: GUARDED})
