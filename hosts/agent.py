@@ -269,7 +269,7 @@ class Agent:
         for incoming in self.holding:
             try:
                 self.guard.release(incoming)
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 LOG.error("held map: %s", e)
         self.holding.clear()
 
@@ -340,7 +340,7 @@ class Agent:
         """The classifier's carriers map holds the subflows with options waiting."""
         try:
             self.guard.set_carriers(set(self.carries))
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a 4-tuple of two families
             LOG.error("carriers map: %s", e)
 
     def forget_stale_carries(self) -> None:

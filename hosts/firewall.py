@@ -8,7 +8,8 @@ DSS), and the segments of a subflow that must carry an option (the program's
 the subflow out once the first of them has taken the options and left, never before: a
 segment let through sooner would overtake the carrier with a newer timestamp, and the
 peer's PAWS check would drop it). In: segments the tc classifier marked
-(ADD_ADDR anywhere; MP_JOIN SYNs while enforcing). This kernel's nft has no queue
+(ADD_ADDR anywhere; MP_JOIN SYNs while enforcing; the segments behind an ADD_ADDR the
+agent holds, until it releases their subflow). This kernel's nft has no queue
 verdict, so nftables and the classifier mark and iptables-nft queues (platform notes).
 
 ``--queue-bypass``: with no agent listening, packets pass, so a dead agent leaves plain
