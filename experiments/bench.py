@@ -437,10 +437,11 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
     same burst on the same kind of switch (OpenFlow 1.3, fail-secure, userspace OVS)."""
     from mininet.net import Mininet
 
+    from topologies.builder import free_port
     from topologies.nodes import OpenFlowController, SaviSwitch
     from topologies.single import SingleSwitchTopo
 
-    port = _free_port()
+    port = free_port()
     log = out / "work" / f"simple_switch-{r}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ctl = _ryu_simple_switch(port, log)
@@ -466,12 +467,6 @@ def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, pre
             net.stop()
         ctl.terminate()
         ctl.wait(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:

@@ -55,7 +55,8 @@ def require_root() -> None:
         raise TestbedError("the testbed needs root (network namespaces, OVS): run with sudo")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free now (for a controller's OpenFlow or REST listener)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -137,8 +138,8 @@ class Testbed:
         self.controller_args = controller_args or []
         self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-"))
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ofp_port = _free_port()
-        self.rest_port = _free_port()
+        self.ofp_port = free_port()
+        self.rest_port = free_port()
         self.key_file = self.dir / "trust.key"  # the controller's Ed25519 private key
         self.pubkey_file = self.dir / "trust.pub"  # what the hosts get
         self.token_file = self.dir / "api.token"  # the credential for REST writes

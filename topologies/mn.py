@@ -8,7 +8,8 @@ other controller they never connect, and mn, which waits for switches before a
 ``savi`` controller (``--controller savi``; mn's default cannot be replaced, mn picks it
 itself): mn starts it with the network, with the config of the topology mn built (its
 uplinks trusted, so routed traffic passes), and stops it at the end; if it cannot start,
-mn's own clean-up runs (the testbed lock keeps any other run off the machine). ``--controller remote,port=P`` uses a SAVI controller the user runs (it must be
+mn's own clean-up runs (the testbed lock keeps any other run off the machine).
+``--controller remote,port=P`` uses a SAVI controller the user runs (it must be
 listening, and for a routed topology it needs that topology's config); any other
 controller is refused with a message that says what to run. An mn run also takes the
 machine's testbed lock (topologies/builder.py), so it and a testbed never tear each
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from mininet.node import Controller
 
-from topologies.builder import MachineLock, TestbedBusy, _free_port
+from topologies.builder import MachineLock, TestbedBusy, free_port
 from topologies.nodes import OpenFlowController
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ class SaviController(Controller):
         config = _built[-1].savi_config() if _built else {}
         self.workdir = Path(tempfile.mkdtemp(prefix="tmptcp-mn-"))
         (self.workdir / "savi.json").write_text(json.dumps(config, indent=2))
-        rest = _free_port()
+        rest = free_port()
         log = open(self.workdir / "controller.log", "wb")
         self.process = subprocess.Popen(
             [

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.integration.tools import REPO, wait_until
-from topologies.builder import MachineLock, Testbed, _free_port
+from topologies.builder import MachineLock, Testbed, free_port
 from topologies.mn import listening
 from topologies.single import SingleSwitchTopo
 
@@ -199,7 +199,7 @@ def test_mn_starts_the_savi_controller_with_the_topologys_config(topo):
     controller mn started trusts the uplinks (the topology's config) and the nodes
     have their routes (mn never calls a topology's configure())."""
     before, controllers = machine_state(), controllers_running()
-    r = mn(topo, "--controller", f"savi,port={_free_port()}", timeout=180)
+    r = mn(topo, "--controller", f"savi,port={free_port()}", timeout=180)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "SAVI controller: OpenFlow 127.0.0.1:" in out, out
     assert re.search(r"Results: 0% dropped \((\d+)/\1 received\)", out), out
@@ -210,7 +210,7 @@ def test_mn_starts_the_savi_controller_with_the_topologys_config(topo):
 
 @pytest.mark.skipif(not os.path.exists(MN), reason="Mininet's mn")
 def test_mn_with_a_savi_controller_of_ones_own(tmp_path):
-    ofp, rest = _free_port(), _free_port()
+    ofp, rest = free_port(), free_port()
     log = open(tmp_path / "controller.log", "wb")
     controller = subprocess.Popen(
         [
