@@ -74,6 +74,13 @@ def request_flows(dp, tag: int) -> None:
     )
 
 
+def barrier(dp) -> int:
+    """Ask the switch to answer once it has applied every message sent before; the xid."""
+    msg = dp.ofproto_parser.OFPBarrierRequest(dp)
+    dp.send_msg(msg)  # the datapath gives the message its xid
+    return msg.xid
+
+
 def match_fields(match) -> dict:
     """An OFPMatch as a plain dict (masked fields are not used by our flows)."""
     return {k: v for k, v in match.items()}

@@ -42,6 +42,9 @@ from controller.trust import first_seq, sign, trust_document
 
 TICK = 0.1  # seconds between settling probes and leases
 STATS_EVERY = 1.0  # seconds between reads of the switches' drop counters
+# A new binding is exported when its switch answers the barrier sent behind its flows;
+# a switch that has not answered in this many seconds has it exported anyway.
+BARRIER_TIMEOUT = 1.0
 
 LOG = logging.getLogger("savi")
 
@@ -63,6 +66,12 @@ class SaviApp(compat.App):
         # (dpid, port, priority, match) -> packets dropped by that drop flow; a port has
         # several drop flows of one priority (DHCP and DHCPv6 servers, RA and redirect).
         self.switch_drops: dict[tuple, int] = {}
+        # A new binding's address stays out of the trust export until the switch confirms
+        # (OpenFlow barrier) that the flow letting it out is in: a host told "trusted"
+        # sends at once from it, and before the flow that packet reaches the controller,
+        # which drops it as spoofed. ip -> (dpid, xid); (dpid, xid) -> (ip, sent at).
+        self.unconfirmed: dict[str, tuple[int, int]] = {}
+        self.awaiting_barrier: dict[tuple[int, int], tuple[str, float]] = {}
         self.seq = first_seq()
         self.seq_changed = compat.hub.Event()
         self.clock = time.time
@@ -121,6 +130,12 @@ class SaviApp(compat.App):
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
             LOG.info("switch %016x disconnected", dp.id)
+            # No reply will come on this connection: what waited for one is exported.
+            self._confirm([key for key in self.awaiting_barrier if key[0] == dp.id])
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPBarrierReply, compat.MAIN_DISPATCHER)
+    def barrier_reply(self, ev):
+        self._confirm([(ev.msg.datapath.id, ev.msg.xid)])
 
     @compat.set_ev_cls(compat.ofp_event.EventOFPFlowStatsReply, compat.MAIN_DISPATCHER)
     def flow_stats(self, ev):
@@ -310,10 +325,17 @@ class SaviApp(compat.App):
                 for spec in pipeline.binding_flows(b):
                     ofp.add_flow(dp, spec)
             LOG.info("bound %s to %016x/%d %s (%s)", b.ip, b.dpid, b.port, b.mac, b.source)
-            self._changed()
+            waits = dp is not None and (old is None or not old.same_owner(b.dpid, b.port, b.mac))
+            if waits:
+                key = (b.dpid, ofp.barrier(dp))
+                self.unconfirmed[b.ip] = key
+                self.awaiting_barrier[key] = (b.ip, self.clock())
+            if not waits or old is not None:
+                self._changed()  # a renewal's lifetime, or the old owner gone, now
         elif isinstance(decision, Unbound):
             self._delete_flows(decision.binding)
             b = decision.binding
+            self.unconfirmed.pop(b.ip, None)
             LOG.info("unbound %s from %016x/%d: %s", b.ip, b.dpid, b.port, decision.reason)
             self._changed()
         elif isinstance(decision, Probe):
@@ -334,6 +356,23 @@ class SaviApp(compat.App):
             for spec in pipeline.binding_flows(b):
                 ofp.delete_flow(dp, spec)
 
+    def _confirm(self, keys: list[tuple[int, int]]) -> None:
+        """Export the bindings waiting on these barriers (dpid, xid), if still waiting."""
+        confirmed = False
+        for key in keys:
+            ip, _sent = self.awaiting_barrier.pop(key, (None, 0.0))
+            if ip is not None and self.unconfirmed.get(ip) == key:
+                del self.unconfirmed[ip]
+                confirmed = True
+        if confirmed:
+            self._changed()
+
+    def _export_unanswered(self, now: float) -> None:
+        late = [k for k, (_ip, t) in self.awaiting_barrier.items() if now - t > BARRIER_TIMEOUT]
+        if late:
+            LOG.warning("%d barriers unanswered after %.1f s: exported", len(late), BARRIER_TIMEOUT)
+            self._confirm(late)
+
     def _changed(self) -> None:
         self.seq += 1
         self.seq_changed.set()
@@ -347,6 +386,7 @@ class SaviApp(compat.App):
             now = self.clock()
             for decision in self.table.tick(now):
                 self._apply(decision)
+            self._export_unanswered(now)
             if now - last_stats >= STATS_EVERY:
                 last_stats = now
                 for dp in list(self.datapaths.values()):
@@ -396,5 +436,6 @@ class SaviApp(compat.App):
         return out
 
     def trust_json(self) -> dict:
-        doc = trust_document(self.table.all(), self.clock(), self.seq, self.config.trust_ttl)
+        bindings = [b for b in self.table.all() if b.ip not in self.unconfirmed]
+        doc = trust_document(bindings, self.clock(), self.seq, self.config.trust_ttl)
         return sign(doc, self.trust_key) if self.trust_key else doc

@@ -14,8 +14,9 @@ import ipaddress
 from types import SimpleNamespace
 
 # What the SAVI app sends a switch: set-up, its flows, re-injected packets, and the
-# requests behind its drop counters and port state.
+# requests behind its drop counters and port state, and barriers behind new bindings.
 KNOWN_MESSAGES = {
+    "OFPBarrierRequest",
     "OFPSetConfig",
     "OFPFlowMod",
     "OFPPacketOut",
@@ -33,13 +34,29 @@ class FakeDatapath:
         self.ofproto_parser = framework.ofproto_v1_3_parser
         self.sent: list = []
         self.table = FlowTable(self.ofproto)
+        self.xid = 0
+        self.barriers: list[int] = []  # xids of barriers not yet answered
 
     def send_msg(self, msg) -> None:
         if type(msg).__name__ not in KNOWN_MESSAGES:
             raise AssertionError(f"the app sent {type(msg).__name__}, which it has no use for")
+        if msg.xid is None:  # as Ryu's Datapath.send_msg does
+            self.xid += 1
+            msg.xid = self.xid
         self.sent.append(msg)
         if type(msg).__name__ == "OFPFlowMod":
             self.table.apply(msg)
+        elif type(msg).__name__ == "OFPBarrierRequest":
+            self.barriers.append(msg.xid)
+
+    def barrier_replies(self) -> list:
+        """The replies to the barriers sent so far (the table applies flow-mods as they
+        come, so each is due at once; the test decides when the app gets them)."""
+        replies = [
+            SimpleNamespace(msg=SimpleNamespace(datapath=self, xid=x)) for x in self.barriers
+        ]
+        self.barriers.clear()
+        return replies
 
     def packet_outs(self) -> list:
         return [m for m in self.sent if type(m).__name__ == "OFPPacketOut"]

@@ -29,5 +29,15 @@ def test_overlapping_flows_of_equal_priority_are_refused():
 
 def test_messages_the_app_never_sends_are_refused():
     dp = FakeDatapath(1)
-    with pytest.raises(AssertionError, match="OFPBarrierRequest"):
-        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+    with pytest.raises(AssertionError, match="OFPEchoRequest"):
+        dp.send_msg(dp.ofproto_parser.OFPEchoRequest(dp))
+
+
+def test_barriers_get_xids_and_are_answered_once():
+    dp = FakeDatapath(1)
+    first, second = (dp.ofproto_parser.OFPBarrierRequest(dp) for _ in range(2))
+    dp.send_msg(first)
+    dp.send_msg(second)
+    assert first.xid != second.xid
+    assert [r.msg.xid for r in dp.barrier_replies()] == [first.xid, second.xid]
+    assert dp.barrier_replies() == []

@@ -194,3 +194,79 @@ def test_binding_cookie_round_trip():
     match = {"in_port": 4, "eth_src": H1, "eth_type": 0x86DD, "ipv6_src": "2001:db8::5"}
     assert pipeline.binding_from_flow(7, pipeline.binding_cookie(b), match) == b
     assert pipeline.binding_from_flow(7, pipeline.base_cookie(4), match) is None
+
+
+# -- the trust export waits for the switch to confirm a new binding's flows ------------------
+def exported(app) -> set[str]:
+    return {a["ip"] for a in app.trust_json()["addresses"]}
+
+
+def answer_barriers(app, dp) -> None:
+    for reply in dp.barrier_replies():
+        app.barrier_reply(reply)
+
+
+def test_a_new_binding_is_exported_once_the_switch_confirms_its_flows(app, dp):
+    """A host told "trusted" sends from the address at once; if that packet beat the
+    binding's flow into the switch, it would go to the controller and be dropped as
+    spoofed. So the export waits for the barrier sent behind the flows."""
+    dp.clear()
+    seq = app.seq
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    names = [type(m).__name__ for m in dp.sent]
+    assert names == ["OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest", "OFPPacketOut"]
+    assert [b["ip"] for b in app.bindings_json()] == ["10.0.0.1"]
+    assert exported(app) == set() and app.seq == seq  # nothing new to tell the hosts yet
+    answer_barriers(app, dp)
+    assert exported(app) == {"10.0.0.1"} and app.seq == seq + 1
+    app.barrier_reply(SimpleNamespace(msg=SimpleNamespace(datapath=dp, xid=999)))
+    assert app.seq == seq + 1  # a reply nobody waits for changes nothing
+
+
+def test_a_renewal_keeps_the_address_exported(app, dp):
+    app.packet_in(packet_in(dp, 3, frames.dhcp("request", H3, requested="10.0.0.100")))
+    app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp("ack", H3, yiaddr="10.0.0.100", lease=60)))
+    answer_barriers(app, dp)
+    seq = app.seq
+    app.packet_in(packet_in(dp, DHCP_PORT, frames.dhcp("ack", H3, yiaddr="10.0.0.100", lease=90)))
+    assert dp.barrier_replies() == []  # same owner: the flows are already in
+    assert exported(app) == {"10.0.0.100"} and app.seq == seq + 1  # the new lifetime
+
+
+def test_an_old_reply_does_not_export_a_rebinding(app, dp):
+    """Bound, removed and bound again on another port before the first reply: only the
+    second binding's own barrier exports it."""
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    first = dp.barrier_replies()
+    app._apply(app.table.remove("10.0.0.1"))
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
+    for reply in first:
+        app.barrier_reply(reply)
+    assert exported(app) == set()
+    answer_barriers(app, dp)
+    assert [(a["ip"], a["port"]) for a in app.trust_json()["addresses"]] == [("10.0.0.1", 2)]
+
+
+def test_a_move_withdraws_the_old_owner_at_once(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    answer_barriers(app, dp)
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
+    for d in app.table.tick(1000.0 + app.config.probe_timeout + 0.01):
+        app._apply(d)  # the owner did not answer the probe: the address moves to port 2
+    assert app.table.get("10.0.0.1").port == 2
+    assert exported(app) == set()  # not port 1's any more, not yet port 2's
+    answer_barriers(app, dp)
+    assert [a["port"] for a in app.trust_json()["addresses"]] == [2]
+
+
+def test_unanswered_barriers_are_exported_after_a_timeout_or_a_disconnect(app, dp):
+    from controller.savi_app import BARRIER_TIMEOUT
+
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    app._export_unanswered(1000.0 + BARRIER_TIMEOUT / 2)
+    assert exported(app) == set()
+    app._export_unanswered(1000.0 + BARRIER_TIMEOUT + 0.01)
+    assert exported(app) == {"10.0.0.1"}
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    app.switch_gone(SimpleNamespace(datapath=dp))
+    assert exported(app) == {"10.0.0.1", "10.0.0.2"}
