@@ -593,8 +593,9 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     round showed in the runs before)."""
     pair = (B_TRUSTED, A_TRUSTED)
     xfer = Transfer(tb, seconds=8 * rounds + 10, rate_mbps=2, pause=0.5, timeout=60, port=PORT + 1)
-    # Removal reaches b only when a's last notification's lifetime ends (a has no other
-    # trusted subflow for a withdrawal), unless an ARP claims the address back first.
+    # a has no other trusted subflow for a withdrawal: b learns of the removal from the
+    # controller's export (Tpbt.set_domain). Pinned neighbours: no ARP of a's claims the
+    # address back before the probe's own.
     pin_neighbours(tb, "a", A_TRUSTED, "10.1.0.1")
     down, up = [], []
     try:

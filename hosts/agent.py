@@ -52,6 +52,7 @@ from hosts.trust_client import (
     TrustRejected,
     TrustUnavailable,
     Verifier,
+    address_owners,
     fetch_document,
     load_public_key,
     trusted_addresses,
@@ -197,7 +198,7 @@ class Agent:
                     fetch_document(self.args.url, wait_seq=seq, timeout=self.args.ttl / 2)
                 )
                 seq = doc["seq"]
-                self.trust_updates.put(trusted_addresses(doc))
+                self.trust_updates.put((trusted_addresses(doc), address_owners(doc)))
                 os.write(self.wake_w, b"x")
                 continue
             except TrustUnavailable as e:
@@ -252,7 +253,8 @@ class Agent:
         elif fd == self.wake_r:
             os.read(self.wake_r, 4096)
             while not self.trust_updates.empty():
-                self.do(self.ext.on_trust(self.trust_updates.get(), now))
+                lifetimes, owners = self.trust_updates.get()
+                self.do(self.ext.on_trust(lifetimes, now, owners))
         elif fd == self.q_out.get_fd():
             self.q_out.run(block=False)
         else:

@@ -31,7 +31,7 @@ from hosts.options import (
     token_of,
 )
 from hosts.tables import ExpiringTable, TokenBucket
-from hosts.tpbt import Tpbt
+from hosts.tpbt import Owner, Tpbt
 
 Tuple4 = tuple[str, int, str, int]  # local address, local port, remote address, remote port
 # On a guarded subflow only these MPTCP subtypes may arrive (the kernel classifier
@@ -181,6 +181,7 @@ class Counters:
     forged_claims_seen: int = 0  # the peer answered a claim we never made (in our name)
     claims_deferred: int = 0  # about the client's first address, held for the opening
     claims_superseded: int = 0  # ... and dropped: another client address is trusted
+    claims_corroborated: int = 0  # ... or taken at once: the export lists the address
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
@@ -193,6 +194,7 @@ class Counters:
     join_refused_pair: int = 0
     join_refused_rate: int = 0
     conns_evicted: int = 0
+    peer_trust_unbound: int = 0  # a peer's address the export stopped listing: untrusted
 
 
 class Extension:
@@ -262,8 +264,15 @@ class Extension:
         return trusted
 
     # -- inputs: the controller's export ---------------------------------------------------------
-    def on_trust(self, lifetimes: dict[str, float], now: float) -> list:
-        """The controller's verified export: which of our addresses SAVI protects."""
+    def on_trust(
+        self, lifetimes: dict[str, float], now: float, owners: dict[str, Owner] | None = None
+    ) -> list:
+        """The controller's verified export: which of our addresses SAVI protects, and
+        with ``owners`` (every binding's owner, from the same export) the peers'
+        addresses in the domain too (Tpbt.set_domain)."""
+        if owners is not None:
+            bound = {ip: (lifetimes.get(ip, 0.0), owner) for ip, owner in owners.items()}
+            self.counters.peer_trust_unbound += len(self.tpbt.set_domain(bound, now))
         mine = {ip: life for ip, life in lifetimes.items() if ip in self.local_addrs}
         changed = self.tpbt.set_local(mine, now)
         actions = []
@@ -275,6 +284,14 @@ class Extension:
                     actions += self._withdraw(conn, addr, now)
             actions += self._release(conn, now)
         return actions
+
+    def _corroborated(self, address: str, now: float) -> bool:
+        """Whether the controller's export lists ``address`` as bound now: a claim that
+        it is protected is then true whoever made it (counted when it spares a hold)."""
+        if self.tpbt.bound_in_domain(address, now):
+            self.counters.claims_corroborated += 1
+            return True
+        return False
 
     def _withdraw(self, conn: Conn, addr: str, now: float) -> list:
         """Tell the peer at once that ``addr`` lost its protection. Only a trusted subflow
@@ -595,8 +612,10 @@ class Extension:
         from the client's address there. The server therefore holds claims about that
         address until the connection's opening ends and takes them then only if no
         other client address is trusted by then (a client with a protected address
-        claims that one, on its own subflow). An answer that arrives on a subflow from
-        one of our unprotected addresses answers a claim made in our name: counted.
+        claims that one, on its own subflow). Unless the controller's export lists that
+        address now: then the claim is true whoever signed it, and is taken at once. An
+        answer that arrives on a subflow from one of our unprotected addresses answers a
+        claim made in our name: counted.
         """
         src, sport, dst, dport = incoming
         four = (dst, dport, src, sport)
@@ -613,7 +632,12 @@ class Extension:
         if verified is None:
             self.counters.addr_trust_bad_hmac += 1
             return []
-        if conn.server_side and not opt.withdraw and src == conn.first_peer:
+        if (
+            conn.server_side
+            and not opt.withdraw
+            and src == conn.first_peer
+            and not self._corroborated(src, now)
+        ):
             if now < conn.created_at + self.opening_guard:
                 if len(conn.deferred) < MAX_DEFERRED:
                     self.counters.claims_deferred += 1

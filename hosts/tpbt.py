@@ -5,6 +5,10 @@ Lifetime and the reserved Other field (the draft's Table 1). Local trust belongs
 host and comes from the SAVI controller's signed export. Remote trust belongs to one
 connection: what a peer says about addresses counts for its own connection only (it
 cannot make this host trust or distrust an address on another connection). Both expire.
+The same export lists every binding of the controller's domain, the peer's addresses too
+when the peer is in it: a peer's word about such an address counts only while the export
+lists it, and not past a change of its owner (the binding removed: untrusted at once,
+with no withdrawal needed, which the peer may have no trusted subflow left to send).
 No clock is read: every call takes ``now``.
 """
 
@@ -14,6 +18,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 FOREVER = 65535  # the draft's "no expiry" lifetime
+
+# Who holds a binding, as the controller's export names it: (MAC, switch, port).
+Owner = tuple[str | None, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Tpbt:
     local: dict[str, float] = field(default_factory=dict)  # address -> trusted until
     remote: dict[tuple[int, str], float] = field(default_factory=dict)  # (token, peer addr)
     subflows: dict[tuple[int, str, str], str] = field(default_factory=dict)  # -> other
+    domain: dict[str, float] = field(default_factory=dict)  # bound in the export -> until
+    owners: dict[str, Owner] = field(default_factory=dict)  # last owner named, kept unbound
 
     # -- feeding it --------------------------------------------------------------------------
     def set_local(self, lifetimes: dict[str, float], now: float) -> set[str]:
@@ -43,6 +52,20 @@ class Tpbt:
         before = self.trusted_local(now)
         self.local = {ip: now + life for ip, life in lifetimes.items() if life > 0}
         return before ^ self.trusted_local(now)
+
+    def set_domain(self, bound: dict[str, tuple[float, Owner]], now: float) -> set[str]:
+        """Replace the domain's bindings (address -> lifetime, owner) from a verified
+        export. A peer's claims about an address whose owner changed are void (the peer
+        must claim it again); returns the addresses peers' claims were trusted for and
+        are not now."""
+        before = {ip for t, ip in self.remote if self.remote_trusted(t, ip, now)}
+        for ip, (_life, owner) in bound.items():
+            if self.owners.get(ip, owner) != owner:
+                for key in [k for k in self.remote if k[1] == ip]:
+                    del self.remote[key]
+            self.owners[ip] = owner
+        self.domain = {ip: now + life for ip, (life, _owner) in bound.items() if life > 0}
+        return {ip for ip in before if not self.remote_trusted_anywhere(ip, now)}
 
     def set_remote(self, token: int, address: str, lifetime: float, now: float) -> None:
         if lifetime > 0:
@@ -69,14 +92,27 @@ class Tpbt:
     def local_trusted(self, ip: str, now: float) -> bool:
         return self.local.get(ip, 0) > now
 
+    def bound_in_domain(self, ip: str, now: float) -> bool:
+        """Whether the controller's export lists ``ip`` as bound now (any owner)."""
+        return self.domain.get(ip, 0) > now
+
+    def remote_until(self, token: int, ip: str) -> float:
+        """Until when the peer of ``token`` is believed about ``ip``: its claim's lifetime,
+        and for an address of the controller's domain, its binding's."""
+        until = self.remote.get((token, ip), 0)
+        return min(until, self.domain.get(ip, 0)) if ip in self.owners else until
+
     def remote_trusted(self, token: int, ip: str, now: float) -> bool:
-        return self.remote.get((token, ip), 0) > now
+        return self.remote_until(token, ip) > now
+
+    def remote_trusted_anywhere(self, ip: str, now: float) -> bool:
+        return any(self.remote_trusted(t, a, now) for t, a in self.remote if a == ip)
 
     def entry(self, token: int, src: str, dst: str, now: float) -> Entry:
         sip, dip = self.local_trusted(src, now), self.remote_trusted(token, dst, now)
         lives = [
             u - now
-            for ok, u in ((sip, self.local.get(src)), (dip, self.remote.get((token, dst))))
+            for ok, u in ((sip, self.local.get(src)), (dip, self.remote_until(token, dst)))
             if ok
         ]
         lifetime = 0 if not lives else min(FOREVER, int(min(lives)))

@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from hosts.tpbt import Owner
+
 MAX_TTL = 300.0  # s: a document may ask to be relied on this long at most
 MAX_SKEW = 5.0  # s: clocks of controller and host (one machine here)
 
@@ -126,6 +128,12 @@ def trusted_addresses(doc: dict, now: float | None = None) -> dict[str, float]:
         if left > 0:
             out[a["ip"]] = left
     return out
+
+
+def address_owners(doc: dict) -> dict[str, Owner]:
+    """address -> who holds its binding (MAC, switch, port), from a verified document:
+    every binding of the domain, so a host can tell when a peer's address is unbound."""
+    return {a["ip"]: (a.get("mac"), a.get("dpid"), a.get("port")) for a in doc["addresses"]}
 
 
 def fetch_document(url: str, wait_seq: int | None = None, timeout: float = 5.0) -> dict:

@@ -296,12 +296,14 @@ def test_extension_off_is_vanilla_mptcp(tb):
 def test_binding_removal_reaches_both_tpbts(tb):
     """a's protected address loses its binding. a's own TPBT follows at once. a has no
     other trusted subflow to carry a withdrawal (b would refuse one on an untrusted
-    subflow), so b's trust in it ends when a's last notification's lifetime does: within
-    the receiver's cap (--ttl, 6 s)."""
+    subflow); b reads the same controller's export, which stops listing the address, and
+    drops its trust in it there and then — not when a's last notification's lifetime
+    ends (the `peer_trust_unbound` counter says which did it)."""
     tb.start_agents()
     xfer = managed_transfer(tb, seconds=20)
     wait_for_table(tb, "b", EXPECTED["b"])
     pin_neighbours(tb, "a", A_TRUSTED, "10.1.0.1")
+    before = tb.tpbt("b")["counters"]["peer_trust_unbound"]
     t0 = time.monotonic()
     assert tb.request("DELETE", "/savi/bindings", {"ip": A_TRUSTED})[0] == 200
     wait_until(lambda: table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (False, True), 5,
@@ -312,6 +314,7 @@ def test_binding_removal_reaches_both_tpbts(tb):
     peer = time.monotonic() - t0
     print(f"binding removed -> own TPBT {own:.2f} s, peer TPBT {peer:.2f} s")
     assert tb.tpbt("a")["counters"]["addr_trust_withdrawn"] == 0
+    assert tb.tpbt("b")["counters"]["peer_trust_unbound"] > before
     xfer.client.kill()
     xfer.server.kill()
 

@@ -534,3 +534,44 @@ def test_counters_are_per_address_pair():
     assert b.tpbt.remote_trusted(TB, A1, 0.7) and b.counters.addr_trust_replayed == 0
     b.on_addr_trust((A1, 1, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.8)
     assert b.counters.addr_trust_replayed == 1  # the same pair: a replay
+
+
+def test_a_peer_address_unbound_in_the_export_is_untrusted_at_once():
+    """b's binding goes and b has no other trusted subflow to send a withdrawal on; a
+    reads the same controller's export, which no longer lists B1: a's TPBT drops it
+    there and then, not when b's last notification's lifetime ends."""
+    owners = {A1: ("00:00:00:00:0a:01", 1, 1), B1: ("00:00:00:00:0b:01", 3, 1)}
+    ext = client(enforce=True)
+    ext.on_trust({A1: 30, B1: 30}, 0, owners)
+    client_keys(ext)
+    establish(ext, TA, A1, B1)
+    trust_from_b(ext, now=1)
+    first = (A1, 40000, B1, 5201)
+    assert ext.trusted(ext.conn_of(first), first, 1)
+    ext.on_trust({A1: 30}, 2, {A1: owners[A1]})
+    assert not ext.trusted(ext.conn_of(first), first, 2)
+    assert ext.counters.peer_trust_unbound == 1
+    assert ext.scope_of((B1, 5201, A1, 40000), 2) is Scope.GUARDED  # enforcement stays on
+    ext.on_trust({A1: 30, B1: 30}, 3, owners)  # bound again, to b: b's notification runs
+    assert ext.trusted(ext.conn_of(first), first, 3)
+    ext.on_trust({A1: 30, B1: 30}, 4, owners | {B1: ("00:00:00:00:0e:01", 3, 9)})
+    assert not ext.trusted(ext.conn_of(first), first, 4)  # someone else's now: void
+    assert ext.counters.peer_trust_unbound == 2
+
+
+def test_a_claim_the_export_corroborates_is_taken_at_once():
+    """A client that connected from its protected address, in b's controller's domain:
+    the export lists A1, so the claim is true whoever signed it, and b takes it within
+    the round trip instead of at the opening's end. A2, which the export does not list,
+    is still held (the eavesdropper's forgery of the test above)."""
+    owners = {A1: ("00:00:00:00:0a:01", 1, 1), B1: ("00:00:00:00:0b:01", 3, 1)}
+    b = opened_server(first=(B1, 5201, A1, 40000))
+    b.on_trust({A1: 30, B1: 30}, 0, owners)
+    (answer,) = carried(b.on_addr_trust((A1, 40000, B1, 5201), msg(KA, KB, 1, 1, A1, B1), 0.01))
+    assert answer.subflow == (B1, 5201, A1, 40000) and answer.option.echo
+    assert b.tpbt.trusted(TB, B1, A1, 0.01) and b.counters.claims_corroborated == 1
+    assert b.counters.claims_deferred == 0 and b.guarded(0.01) == {}
+    forged = opened_server()
+    forged.on_trust({A1: 30, B1: 30}, 0, owners)
+    assert forged.on_addr_trust((A2, 40000, B1, 5201), msg(KA, KB, 42, 2**31, A2, B1), 0.01) == []
+    assert forged.counters.claims_deferred == 1 and forged.counters.claims_corroborated == 0

@@ -104,3 +104,40 @@ def test_the_trust_history_keeps_transitions_only_and_subflows_that_go():
     h.observe(t.entries(26.0), 26.0)
     assert h.changes[-1] == (26.0, T1, A2, B2, False) and len(h.changes) == 5  # bounded
     assert (T1, A2, B2) not in h.last
+
+
+# -- the peer's addresses in the controller's own domain -------------------------------------
+OWNER_B = ("00:00:00:00:0b:01", 3, 1)
+
+
+def test_an_address_of_the_domain_is_believed_only_while_the_export_lists_it():
+    t = table()
+    t.set_domain({B1: (30, OWNER_B)}, 0)
+    assert t.trusted(T1, A1, B1, 1)
+    assert t.set_domain({}, 2) == {B1}  # the binding removed: untrusted at once
+    assert not t.entry(T1, A1, B1, 2).dip_trust
+    assert t.set_domain({B1: (30, OWNER_B)}, 3) == set()  # the same owner binds it again
+    assert t.trusted(T1, A1, B1, 3)  # the peer's claim still runs (20 s from 0)
+    t.set_domain({B1: (1, OWNER_B)}, 3)
+    assert t.entry(T1, A1, B1, 3).lifetime == 1  # the shorter of the two lifetimes
+    assert not t.trusted(T1, A1, B1, 4.5)  # the export's lifetime ends first
+
+
+def test_a_new_owner_voids_the_peers_claims():
+    t = table()
+    t.set_domain({B1: (30, OWNER_B)}, 0)
+    assert t.set_domain({B1: (30, ("00:00:00:00:0e:01", 3, 7))}, 1) == {B1}
+    assert not t.trusted(T1, A1, B1, 1)
+    t.set_domain({B1: (30, OWNER_B)}, 2)  # back to the first owner: still void
+    assert not t.trusted(T1, A1, B1, 2)
+    t.set_remote(T1, B1, 20, 2)  # until the peer claims it again
+    assert t.trusted(T1, A1, B1, 3)
+
+
+def test_addresses_outside_the_domain_keep_the_peers_word():
+    t = table()
+    t.set_domain({}, 0)  # another controller's address, never listed here
+    assert t.trusted(T1, A1, B1, 1)
+    t.set_domain({B1: (30, OWNER_B)}, 1)
+    assert t.set_domain({}, 2) == {B1}  # once listed, its removal counts
+    assert not t.trusted(T1, A1, B1, 2)

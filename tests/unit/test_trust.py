@@ -8,6 +8,7 @@ from controller.trust import first_seq, generate_keypair, load_private_key, sign
 from hosts.trust_client import (
     TrustRejected,
     Verifier,
+    address_owners,
     load_public_key,
     trusted_addresses,
     verify,
@@ -31,6 +32,10 @@ def test_round_trip_and_lifetimes_count_from_issued_at():
     # Addresses under an FCFS conflict probe are not exported as trusted.
     assert trusted_addresses(d, now=1001) == {"10.0.0.1": 29.0, "10.0.0.100": 11.0}
     assert trusted_addresses(d, now=1020) == {"10.0.0.1": 10.0}
+    assert address_owners(d) == {
+        "10.0.0.1": ("00:00:00:00:00:01", 1, 1),
+        "10.0.0.100": ("00:00:00:00:00:02", 1, 2),
+    }
 
 
 def test_tampering_another_key_and_other_algorithms_are_refused():
