@@ -69,9 +69,13 @@ class SaviApp(compat.App):
         # A new binding's address stays out of the trust export until the switch confirms
         # (OpenFlow barrier) that the flow letting it out is in: a host told "trusted"
         # sends at once from it, and before the flow that packet reaches the controller,
-        # which drops it as spoofed. ip -> (dpid, xid); (dpid, xid) -> (ip, sent at).
-        self.unconfirmed: dict[str, tuple[int, int]] = {}
-        self.awaiting_barrier: dict[tuple[int, int], tuple[str, float]] = {}
+        # which drops it as spoofed. One barrier at a time per switch: bindings made
+        # while one is out wait for the next, sent when it is answered (under a burst of
+        # claims, one barrier covers many). ip -> (dpid, xid, or None: the next barrier).
+        self.unconfirmed: dict[str, tuple[int, int | None]] = {}
+        self.awaiting_barrier: dict[tuple[int, int], tuple[list[str], float]] = {}
+        self.barrier_out: dict[int, int] = {}  # dpid -> xid of its unanswered barrier
+        self.next_barrier: dict[int, list[str]] = {}  # dpid -> addresses behind it
         self.seq = first_seq()
         self.seq_changed = compat.hub.Event()
         self.clock = time.time
@@ -327,9 +331,7 @@ class SaviApp(compat.App):
             LOG.info("bound %s to %016x/%d %s (%s)", b.ip, b.dpid, b.port, b.mac, b.source)
             waits = dp is not None and (old is None or not old.same_owner(b.dpid, b.port, b.mac))
             if waits:
-                key = (b.dpid, ofp.barrier(dp))
-                self.unconfirmed[b.ip] = key
-                self.awaiting_barrier[key] = (b.ip, self.clock())
+                self._await_flows(dp, b.ip)
             if not waits or old is not None:
                 self._changed()  # a renewal's lifetime, or the old owner gone, now
         elif isinstance(decision, Unbound):
@@ -356,14 +358,43 @@ class SaviApp(compat.App):
             for spec in pipeline.binding_flows(b):
                 ofp.delete_flow(dp, spec)
 
+    def _await_flows(self, dp, ip: str) -> None:
+        """Export ``ip`` once ``dp`` has applied the flow-mods sent so far."""
+        if dp.id in self.barrier_out:
+            self.next_barrier.setdefault(dp.id, []).append(ip)
+            self.unconfirmed[ip] = (dp.id, None)
+        else:
+            self._send_barrier(dp, [ip])
+
+    def _send_barrier(self, dp, ips: list[str]) -> None:
+        key = (dp.id, ofp.barrier(dp))
+        self.barrier_out[dp.id] = key[1]
+        self.awaiting_barrier[key] = (ips, self.clock())
+        for ip in ips:
+            self.unconfirmed[ip] = key
+
     def _confirm(self, keys: list[tuple[int, int]]) -> None:
-        """Export the bindings waiting on these barriers (dpid, xid), if still waiting."""
-        confirmed = False
+        """Export the bindings waiting on these barriers (dpid, xid), if still waiting,
+        and send the next barrier of each switch for those behind it."""
+        confirmed: list[str] = []
         for key in keys:
-            ip, _sent = self.awaiting_barrier.pop(key, (None, 0.0))
-            if ip is not None and self.unconfirmed.get(ip) == key:
-                del self.unconfirmed[ip]
-                confirmed = True
+            dpid = key[0]
+            ips, _sent = self.awaiting_barrier.pop(key, ([], 0.0))
+            confirmed += [ip for ip in ips if self.unconfirmed.get(ip) == key]
+            if self.barrier_out.get(dpid) != key[1]:
+                continue  # a late reply to a barrier given up on: the next one is out
+            del self.barrier_out[dpid]
+            behind = self.next_barrier.pop(dpid, [])
+            behind = [
+                ip for ip in dict.fromkeys(behind) if self.unconfirmed.get(ip) == (dpid, None)
+            ]
+            dp = self.datapaths.get(dpid)
+            if behind and dp is not None:
+                self._send_barrier(dp, behind)
+            else:
+                confirmed += behind  # the switch is gone: nothing more to wait for
+        for ip in confirmed:
+            self.unconfirmed.pop(ip, None)
         if confirmed:
             self._changed()
 

@@ -35,29 +35,24 @@ from experiments.records import percentile, spread
 FRAME_SENDER = r"""
 import sys, time
 from scapy.all import ARP, IP, UDP, Ether, conf
-iface, mac, dst_mac, dst_ip, mode = sys.argv[1:6]
-start_at, n = float(sys.argv[6]), int(sys.argv[7])
+iface, mac, dst_mac, dst_ip = sys.argv[1:5]
+start_at, n, prefix = float(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 sock = conf.L2socket(iface=iface)
 print("ready", flush=True)
 while time.time() < start_at:
     time.sleep(0.0002)
-if mode == "burst":  # n claims as fast as possible: ARP announcements, new address each
-    prefix = sys.argv[8]
-    for i in range(n):
-        ip = f"{prefix}.{i // 250}.{i % 250 + 1}"
-        sock.send(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip))
-else:  # "claims": one claim, then packets from the new address every 0.5 ms for 100 ms
-    prefix = sys.argv[8]
-    for i in range(n):
-        ip = f"{prefix}.{i // 250}.{i % 250 + 1}"
-        sock.send(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip))
-        sent = time.time()
-        udp = Ether(src=mac, dst=dst_mac) / IP(src=ip, dst=dst_ip) / UDP(sport=1000 + i, dport=9)
-        print(f"{i} {sent:.6f}", flush=True)
-        deadline = sent + 0.1
-        while time.time() < deadline:
-            sock.send(udp)
-            time.sleep(0.0005)
+# n times: one claim (an ARP announcement of a new address), then packets from the new
+# address every 0.5 ms for 100 ms.
+for i in range(n):
+    ip = f"{prefix}.{i // 250}.{i % 250 + 1}"
+    sock.send(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip))
+    sent = time.time()
+    udp = Ether(src=mac, dst=dst_mac) / IP(src=ip, dst=dst_ip) / UDP(sport=1000 + i, dport=9)
+    print(f"{i} {sent:.6f}", flush=True)
+    deadline = sent + 0.1
+    while time.time() < deadline:
+        sock.send(udp)
+        time.sleep(0.0005)
 print("done", flush=True)
 """
 
@@ -65,6 +60,11 @@ print("done", flush=True)
 # -- statistics (plain functions) -----------------------------------------------------------
 BINDING_P99_MS = 10  # binding set-up latency target at every level
 PAIRS = 15  # alternating (candidate, baseline) pairs behind each ratio
+# Offered identities per second: the sweep, and the load the ratio is taken at (one the
+# baseline keeps up with: above what either keeps up with, which identities get in is
+# decided by the switch's packet-in queue more than by the controller, run to run).
+CLAIM_LOADS = (250, 500, 1000, 1500, 2000, 3000, 4000)
+CLAIM_RATIO_LOAD = 3000
 CONFIDENCE = 0.95
 RESAMPLES = 9999
 
@@ -188,9 +188,10 @@ def _testbed(topo, name: str, out: Path):
     return Testbed(topo, log_dir=str(out / "work" / name))
 
 
-def _binding_flows(tb, switch: str = "s1") -> int:
+def _binding_flows(tb, switch: str = "s1", match: str = "") -> int:
     tag = f"{BINDING_TAG << 56:#x}/{0xFF << 56:#x}"  # binding flows carry the tag in the top byte
-    out = tb.net[switch].dpctl("dump-aggregate", "-O", "OpenFlow13", f"cookie={tag}")
+    spec = f"cookie={tag}" + (f",{match}" if match else "")
+    out = tb.net[switch].dpctl("dump-aggregate", "-O", "OpenFlow13", spec)
     m = re.search(r"flow_count=(\d+)", out)
     return int(m.group(1)) if m else 0
 
@@ -327,7 +328,7 @@ def savi_dataplane(out: Path, repeat: int, seconds: float) -> list[dict]:
     ]  # fmt: skip
 
 
-def _senders(net, hosts: list[str], mode: str, n: int, prefixes: list[str], dst="h2"):
+def _senders(net, hosts: list[str], n: int, prefixes: list[str], dst="h2"):
     """Start FRAME_SENDER in each host of the Mininet ``net``, synchronised to one start
     time; return (start time, processes)."""
     dst_node = net[dst]
@@ -336,7 +337,7 @@ def _senders(net, hosts: list[str], mode: str, n: int, prefixes: list[str], dst=
     for host, prefix in zip(hosts, prefixes, strict=True):
         node = net[host]
         procs.append(node.popen([sys.executable, "-c", FRAME_SENDER, f"{host}-eth0", node.MAC(),
-                                 dst_node.MAC(), dst_node.IP(), mode, str(start_at), str(n),
+                                 dst_node.MAC(), dst_node.IP(), str(start_at), str(n),
                                  prefix], cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True))  # fmt: skip
     for p in procs:
@@ -359,7 +360,7 @@ def binding_latency(out: Path, claims: int, levels: tuple[int, ...]) -> list[dic
                            f"{existing} binding flows")  # fmt: skip
             tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
             cap = Capture(tb.net["h2"], "h2-eth0", "udp dst port 9", out / "latency.pcap")
-            _, (sender,) = _senders(tb.net, ["h1"], "claims", claims, ["10.50"])
+            _, (sender,) = _senders(tb.net, ["h1"], claims, ["10.50"])
             sent = {}
             for line in sender.stdout:
                 if line.strip() == "done":
@@ -399,105 +400,232 @@ def _ryu_simple_switch(port: int, log: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
-def claim_rate(out: Path, hosts: int, per_host: int, repeat: int) -> list[dict]:
-    """Binding claims per second during a burst from ``hosts`` hosts (each announcing
-    ``per_host`` new addresses), against packet-ins per second that Ryu's
-    simple_switch_13 handles for the same burst on the same kind of switch."""
-    total = hosts * per_host
-    names = [f"h{i}" for i in range(1, hosts + 1)]
-    prefixes = [f"10.{100 + i}" for i in range(hosts)]
-    savi, ryu = [], []
-    for r in range(repeat):
-        for variant in ("savi", "simple_switch") if r % 2 == 0 else ("simple_switch", "savi"):
-            if variant == "savi":
-                with _testbed(bench_topo(hosts=hosts), f"claims-{r}", out) as tb:
-                    base = _binding_flows(tb)
-                    start_at, procs = _senders(tb.net, names, "burst", per_host, prefixes)
-                    samples = _poll(lambda t=tb: _binding_flows(t), start_at, procs)
-                    bound = sum(b["ip"].startswith(tuple(f"{p}." for p in prefixes))
-                                for b in tb.get("/savi/bindings"))  # fmt: skip
-                    done_at = _reached(samples, samples[-1][1])
-                    flows_each = (samples[-1][1] - base) / max(bound, 1)
-                    savi.append(bound / (done_at - start_at))
-                    print(f"  savi: {bound} of {total} claims bound in {done_at - start_at:.2f} s "
-                          f"({flows_each:.0f} flows each)", file=sys.stderr)  # fmt: skip
-            else:
-                rate, handled, took = _simple_switch_rate(out, r, hosts, names, per_host, prefixes)
-                ryu.append(rate)
-                print(f"  simple_switch_13: {handled} of {total} packet-ins in {took:.2f} s",
-                      file=sys.stderr)  # fmt: skip
-    return [compare("controller claim rate",
-                    f"binding claims/s in a burst of {total} from {hosts} hosts / packet-ins/s "
-                    "of Ryu's simple_switch_13", savi, ryu, "per second",
-                    Target(">=", 1.0))]  # fmt: skip
+# A paced sender of new identities, one per host, kept running across bursts: each line
+# on stdin, "KIND TAG RATE N START_AT", sends N frames at RATE per second from START_AT,
+# each a new identity: "claims" an ARP announcement of a new address from the host's
+# MAC (a SAVI binding), "macs" a frame to the sink from a new source MAC (an L2 learning
+# entry). Answers "done LAG" (how late the last frame left).
+IDENTITY_SENDER = r"""
+import socket, sys, time
+from scapy.all import ARP, IP, UDP, Ether
+iface, mac, host_no, sink_mac = sys.argv[1:5]
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+sock.bind((iface, 0))
+print("ready", flush=True)
+for line in sys.stdin:
+    kind, tag, rate, n, start_at = line.split()
+    tag, rate, n, start_at = int(tag), float(rate), int(n), float(start_at)
+    frames = []
+    for i in range(n):
+        if kind == "claims":
+            ip = f"10.{100 + int(host_no)}.{i // 250}.{i % 250 + 1}"
+            frames.append(bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                                / ARP(op=1, hwsrc=mac, psrc=ip, pdst=ip)))
+        else:
+            src = f"02:{int(host_no):02x}:{tag >> 8 & 255:02x}:{tag & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+            frames.append(bytes(Ether(src=src, dst=sink_mac) / IP(src="10.99.0.1", dst="10.99.0.2")
+                                / UDP(sport=1000, dport=9)))
+    for i, frame in enumerate(frames):
+        due = start_at + i / rate
+        while (wait := due - time.time()) > 0:
+            time.sleep(min(wait, 0.0005))
+        sock.send(frame)
+    print(f"done {time.time() - (start_at + (n - 1) / rate):.4f}", flush=True)
+"""
 
 
-def _simple_switch_rate(out: Path, r: int, hosts: int, names, per_host: int, prefixes):
-    """(packet-ins per second, packet-ins, seconds) of Ryu's simple_switch_13 for the
-    same burst on the same kind of switch (OpenFlow 1.3, fail-secure, userspace OVS)."""
-    from mininet.net import Mininet
+class _Endpoint:
+    """Where a switch's OpenFlow connection goes (what Mininet's OVSSwitch reads)."""
 
+    protocol = "tcp"
+    name = "baseline"
+
+    def __init__(self, port: int):
+        self.port = port
+
+    def IP(self) -> str:  # noqa: N802 (Mininet's name)
+        return "127.0.0.1"
+
+
+def claim_topo(hosts: int, baseline_port: int):
+    """The SAVI switch s1 with hosts h1..hN (bench_topo) and, beside it in the same
+    testbed, s2: the same kind of switch (userspace OVS, OpenFlow 1.3, fail-secure)
+    attached to Ryu's simple_switch_13 on ``baseline_port``, with hosts g1..gN and the
+    sink g0. One testbed, so SAVI and the baseline alternate burst by burst."""
+    from mininet.node import OVSSwitch
+
+    from topologies.nodes import ovs_datapath
+
+    class BaselineSwitch(OVSSwitch):
+        def __init__(self, name, **params):
+            params.setdefault("datapath", ovs_datapath())
+            params.setdefault("failMode", "secure")
+            params.setdefault("protocols", "OpenFlow13")
+            super().__init__(name, **params)
+
+        def start(self, controllers):
+            super().start([_Endpoint(baseline_port)])
+
+    class ClaimTopo(type(bench_topo(hosts=hosts))):
+        def build(self):
+            super().build()
+            s2 = self.addSwitch("s2", cls=BaselineSwitch, dpid="00000000000000b2")
+            for i in range(hosts + 1):
+                g = self.addHost(f"g{i}", ip=f"10.98.0.{i + 1}/24", mac=f"00:00:00:00:0b:{i:02x}")
+                self.addLink(g, s2, port2=i + 1)
+
+    return ClaimTopo()
+
+
+def claim_rate(
+    out: Path, hosts: int, pairs: int, levels: tuple[int, ...], seconds: float, ratio_load: int
+) -> list[dict]:
+    """Identities a controller makes effective per second, the same way for both: hosts
+    send new identities at a fixed offered load for ``seconds`` — to the SAVI switch,
+    ARP claims of new addresses (each needs a binding's allow flows); to the baseline
+    switch, frames from new source MACs to a known sink (each needs simple_switch_13's
+    learned flow) — and the switch's own flow table is read ``GRACE`` after the last
+    frame: identities whose flows are in, per second of the burst (so a controller
+    that keeps up scores the offered load; one that does not, what it installed by
+    then, a little over its rate by the grace). Each burst starts from a table without
+    them (the SAVI ports go down and up, the baseline's learned flows are deleted). A sweep of the offered load gives each
+    controller's knee (the highest load it keeps up with, within 10 %); the ratio is
+    taken at ``ratio_load``, in ``pairs`` alternating pairs."""
     from topologies.builder import free_port
-    from topologies.nodes import OpenFlowController, SaviSwitch
-    from topologies.single import SingleSwitchTopo
 
     port = free_port()
-    log = out / "work" / f"simple_switch-{r}.log"
+    log = out / "work" / "simple_switch.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ctl = _ryu_simple_switch(port, log)
-    net = None
-    try:  # whatever fails from here, the controller and the network stop
+    senders = []
+    try:
         wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
-        net = Mininet(topo=SingleSwitchTopo(hosts=hosts), controller=None, build=False,
-                      autoSetMacs=False, waitConnected=True, switch=SaviSwitch)  # fmt: skip
-        net.addController("c0", controller=OpenFlowController, ip="127.0.0.1", port=port)
-        net.build()
-        net.start()
-        s1 = net["s1"]
-        wait_until(lambda: "actions=CONTROLLER" in s1.dpctl("dump-flows", "-O", "OpenFlow13"),
-                   30, "simple_switch_13's table-miss flow")  # fmt: skip
-        before = _count_packet_ins(log)
-        start_at, procs = _senders(net, names, "burst", per_host, prefixes)
-        samples = _poll(lambda: _count_packet_ins(log) - before, start_at, procs)
-        handled = samples[-1][1]
-        took = _reached(samples, handled) - start_at
-        return handled / took, handled, took
+        with _testbed(claim_topo(hosts, port), "claims", out) as tb:
+            net = tb.net
+            s2 = net["s2"]
+            wait_until(lambda: "actions=CONTROLLER" in s2.dpctl("dump-flows", "-O", "OpenFlow13"),
+                       30, "simple_switch_13's table-miss flow")  # fmt: skip
+            sink = net["g0"]
+            sink.cmd("arping -q -c 1 -w 1 -I g0-eth0 10.98.0.200")  # simple_switch_13 learns it
+            sink_mac = sink.MAC()
+            for kind, prefix in (("claims", "h"), ("macs", "g")):
+                for i in range(1, hosts + 1):
+                    node = net[f"{prefix}{i}"]
+                    p = node.popen([sys.executable, "-c", IDENTITY_SENDER, f"{prefix}{i}-eth0",
+                                    node.MAC(), str(i), sink_mac], cwd=REPO, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                    senders.append((kind, node, p))
+            for _, _, p in senders:
+                if p.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"identity sender did not start: {p.stderr.read()[-500:]}")
+            bursts, lags = 0, []
+
+            def burst(kind: str, load: int) -> float:
+                nonlocal bursts
+                bursts += 1
+                _reset(tb, kind, sink_mac, hosts)
+                before = _identities(tb, kind, sink_mac)  # the hosts' own, if any came back
+                n = max(1, round(load * seconds / hosts))
+                start_at = time.time() + 0.2
+                group = [p for k, _, p in senders if k == kind]
+                for p in group:
+                    p.stdin.write(f"{kind} {bursts} {load / hosts} {n} {start_at}\n")
+                    p.stdin.flush()
+                # How late the last frames left: the load offered was lower by that much.
+                lag = max(float(p.stdout.readline().split()[1]) for p in group)
+                lags.append(lag)
+                time.sleep(max(0.0, start_at + seconds + lag + GRACE - time.time()))
+                made = _identities(tb, kind, sink_mac) - before
+                # What the controller still had queued lands now: let it, before the reset.
+                _settle(lambda: _identities(tb, kind, sink_mac))
+                return made / (seconds + lag)
+
+            sweep = {"savi": {}, "simple_switch": {}}
+            for load in levels:
+                for variant, kind in (("savi", "claims"), ("simple_switch", "macs")):
+                    sweep[variant][load] = burst(kind, load)
+                print(f"  offered {load}/s: savi {sweep['savi'][load]:.0f}/s, simple_switch_13 "
+                      f"{sweep['simple_switch'][load]:.0f}/s", file=sys.stderr)  # fmt: skip
+            top = min(ratio_load, levels[-1])
+            savi, ryu = [], []
+            for r in range(pairs):
+                order = (("savi", "claims"), ("simple_switch", "macs"))
+                for variant, kind in order if r % 2 == 0 else order[::-1]:
+                    (savi if variant == "savi" else ryu).append(burst(kind, top))
     finally:
-        if net is not None:
-            net.stop()
+        for _, _, p in senders:
+            p.kill()
+            p.wait(10)
         ctl.terminate()
         ctl.wait(10)
+    row = compare("controller claim rate",
+                  f"identities made effective per second at {top}/s offered ({hosts} hosts, "
+                  f"{seconds} s bursts, flows read {GRACE} s after): SAVI claims (allow flows) / "
+                  "simple_switch_13 new MACs (learned flow)", savi, ryu, "per second",
+                  Target(">=", 1.0))  # fmt: skip
+    row["sweep"] = {v: {str(k): x for k, x in rates.items()} for v, rates in sweep.items()}
+    row["knee"] = {v: _knee(rates) for v, rates in sweep.items()}
+    row["senders_worst_lag_s"] = max(lags)
+    return [row]
+
+
+GRACE = 0.1  # seconds after a burst's last frame before its flows are counted
+
+
+def _knee(rates: dict[int, float]) -> int | None:
+    """The highest offered load that was kept up with (within 10 %), below any that was
+    not; None if even the lowest was not."""
+    knee = None
+    for load in sorted(rates):
+        if rates[load] < 0.9 * load:
+            break
+        knee = load
+    return knee
+
+
+def _settle(count, quiet: float = 0.3, timeout: float = 60.0) -> None:
+    """Until ``count()`` has not changed for ``quiet`` seconds."""
+    last, since, deadline = count(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the flow count did not settle in {timeout:.0f} s")
+        time.sleep(0.05)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def _reset(tb, kind: str, sink_mac: str, hosts: int) -> None:
+    """No identity of an earlier burst left in the switch about to be measured."""
+    if kind == "macs":
+        tb.net["s2"].dpctl("del-flows", "-O", "OpenFlow13", f"dl_dst={sink_mac}")
+        wait_until(lambda: _identities(tb, kind, sink_mac) == 0, 30, "learned flows to go")
+        return
+    for i in range(1, hosts + 1):  # port down: the controller removes the port's bindings
+        tb.net[f"h{i}"].cmd(f"ip link set h{i}-eth0 down")
+    wait_until(lambda: _binding_flows(tb) == 0, 60, "the bindings of the last burst to go")
+    for i in range(1, hosts + 1):
+        tb.net[f"h{i}"].cmd(f"ip link set h{i}-eth0 up")
+    wait_until(lambda: _ports_up(tb, hosts), 30, "the SAVI ports to come back up")
+
+
+def _ports_up(tb, hosts: int) -> bool:
+    out = tb.net["s1"].dpctl("dump-ports-desc", "-O", "OpenFlow13")
+    down = re.findall(r"\((s1-eth\d+)\).*?state:\s+(\S+)", out, re.S)
+    return sum(1 for _, state in down if state == "LIVE") >= hosts
+
+
+def _identities(tb, kind: str, sink_mac: str) -> int:
+    if kind == "claims":  # each claimed address's IPv4 allow flow (10.101.x.y, ...)
+        return _binding_flows(tb, match="ip,nw_src=10.96.0.0/12")
+    out = tb.net["s2"].dpctl("dump-aggregate", "-O", "OpenFlow13", f"dl_dst={sink_mac}")
+    m = re.search(r"flow_count=(\d+)", out)
+    return int(m.group(1)) if m else 0
 
 
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _count_packet_ins(log: Path) -> int:
-    return log.read_text(errors="replace").count("packet in ")
-
-
-def _poll(count, start_at: float, procs, quiet: float = 2.0, step: float = 0.02):
-    """(time, count) samples from the start until the senders are done and the count
-    has not moved for ``quiet`` seconds."""
-    samples = []
-    while time.time() < start_at:
-        time.sleep(0.005)
-    last_change = time.time()
-    while True:
-        value = count()
-        now = time.time()  # after the count: a sample never claims more than it saw
-        if not samples or value != samples[-1][1]:
-            last_change = now
-        samples.append((now, value))
-        if all(p.poll() is not None for p in procs) and now - last_change > quiet:
-            return samples
-        time.sleep(step)
-
-
-def _reached(samples, value) -> float:
-    return next(t for t, v in samples if v >= value)
 
 
 def trust_propagation(out: Path, rounds: int) -> list[dict]:
@@ -633,7 +761,14 @@ def run(out: Path, only: list[str], quick: bool) -> list[dict]:
         "binding_latency": lambda: binding_latency(
             out, 5 if quick else 100, (1, 100) if quick else (1, 100, 1000, 10_000)
         ),
-        "claim_rate": lambda: claim_rate(out, 4 if quick else 10, 10 if quick else 50, pairs),
+        "claim_rate": lambda: claim_rate(
+            out,
+            4 if quick else 10,
+            pairs,
+            (200, 800) if quick else CLAIM_LOADS,
+            1.0,
+            CLAIM_RATIO_LOAD,
+        ),
         "trust_propagation": lambda: trust_propagation(out, 1 if quick else 20),
         "scale": lambda: scale(out, (2, 4) if quick else (10, 50, 100, 200)),
     }

@@ -30,6 +30,8 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)
     claims = rows["controller claim rate"]
     assert claims["candidate"]["median"] > 0 and claims["baseline"]["median"] > 0
+    assert set(claims["sweep"]) == set(claims["knee"]) == {"savi", "simple_switch"}
+    assert [int(load) for load in claims["sweep"]["savi"]] == [200, 800]
     assert result["provenance"]["kernel"]
     for name in ("ratios", "binding_latency"):
         assert (out / f"{name}.png").stat().st_size > 0

@@ -270,3 +270,53 @@ def test_unanswered_barriers_are_exported_after_a_timeout_or_a_disconnect(app, d
     app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
     app.switch_gone(SimpleNamespace(datapath=dp))
     assert exported(app) == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_one_barrier_at_a_time_covers_the_claims_behind_it(app, dp):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    app.packet_in(packet_in(dp, 3, frames.arp(H3, "10.0.0.3")))
+    (first,) = dp.barrier_replies()  # one out; the two behind wait for the next
+    app.barrier_reply(first)
+    assert exported(app) == {"10.0.0.1"}
+    (second,) = dp.barrier_replies()  # sent when the first was answered
+    app.barrier_reply(second)
+    assert exported(app) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+    assert dp.barrier_replies() == []
+
+
+def test_a_late_reply_does_not_export_what_waits_for_the_next_barrier(app, dp):
+    from controller.savi_app import BARRIER_TIMEOUT
+
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    app._export_unanswered(1000.0 + BARRIER_TIMEOUT + 0.01)  # gave up on the first
+    assert exported(app) == {"10.0.0.1"}
+    first, second = dp.barrier_replies()
+    app.packet_in(packet_in(dp, 3, frames.arp(H3, "10.0.0.3")))  # behind the second
+    app.barrier_reply(first)  # late: covers nothing sent after it
+    assert exported(app) == {"10.0.0.1"}
+    app.barrier_reply(second)
+    assert exported(app) == {"10.0.0.1", "10.0.0.2"}
+    answer_barriers(app, dp)
+    assert exported(app) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+
+
+def test_matches_in_oxm_order_are_the_bytes_ryu_would_send():
+    """ofp.match_of hands Ryu the fields already sorted (the fast way): every flow of the
+    pipeline serialises exactly as OFPMatch(**fields) does."""
+    from controller import ofp
+
+    dp = FakeDatapath(1)
+    specs = [
+        *pipeline.switch_flows(),
+        *pipeline.port_flows(1, False, False),
+        *pipeline.port_flows(2, True, True, True),
+        *pipeline.binding_flows(Binding(1, 3, H3, "10.0.0.3", "fcfs")),
+        *pipeline.binding_flows(Binding(1, 3, H3, "2001:db8::3", "dhcp", 2000.0)),
+    ]
+    for spec in specs:
+        fast, usual = bytearray(), bytearray()
+        ofp.match_of(dp, spec).serialize(fast, 0)
+        dp.ofproto_parser.OFPMatch(**spec.match_dict).serialize(usual, 0)
+        assert fast == usual, spec
