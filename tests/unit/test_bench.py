@@ -100,3 +100,20 @@ def test_figures(tmp_path):
     names = sorted(p.name for p in bench.draw(tmp_path, ROWS))
     assert names == sorted(f"{n}.{e}" for n in ("ratios", "binding_latency", "scale")
                            for e in ("pdf", "png"))  # fmt: skip
+
+
+def test_the_knee_is_the_highest_load_kept_up_with_below_any_that_was_not():
+    _knee = bench._knee
+
+    assert _knee({250: 250.0, 500: 460.0, 1000: 700.0, 2000: 1990.0}) == 500
+    assert _knee({250: 100.0, 500: 500.0}) is None
+    assert _knee({250: 250.0, 500: 499.0}) == 500
+
+
+def test_pss_of_processes_counts_this_one_and_not_gone_ones():
+    import os
+
+    pss_bytes = bench.pss_bytes
+
+    assert pss_bytes([os.getpid()]) > 1_000_000
+    assert pss_bytes([2**22 + 12345]) == 0  # above pid_max's default: no such process
