@@ -181,7 +181,7 @@ class Counters:
     forged_claims_seen: int = 0  # the peer answered a claim we never made (in our name)
     claims_deferred: int = 0  # about the client's first address, held for the opening
     claims_superseded: int = 0  # ... and dropped: another client address is trusted
-    claims_corroborated: int = 0  # ... or taken at once: the export lists the address
+    claims_corroborated: int = 0  # ... or taken in the opening: the export lists it
     add_addr_trust_sent: int = 0
     add_addr_trust_accepted: int = 0
     add_addr_trust_bad_hmac: int = 0
@@ -284,14 +284,6 @@ class Extension:
                     actions += self._withdraw(conn, addr, now)
             actions += self._release(conn, now)
         return actions
-
-    def _corroborated(self, address: str, now: float) -> bool:
-        """Whether the controller's export lists ``address`` as bound now: a claim that
-        it is protected is then true whoever made it (counted when it spares a hold)."""
-        if self.tpbt.bound_in_domain(address, now):
-            self.counters.claims_corroborated += 1
-            return True
-        return False
 
     def _withdraw(self, conn: Conn, addr: str, now: float) -> list:
         """Tell the peer at once that ``addr`` lost its protection. Only a trusted subflow
@@ -632,18 +624,17 @@ class Extension:
         if verified is None:
             self.counters.addr_trust_bad_hmac += 1
             return []
-        if (
-            conn.server_side
-            and not opt.withdraw
-            and src == conn.first_peer
-            and not self._corroborated(src, now)
-        ):
-            if now < conn.created_at + self.opening_guard:
+        if conn.server_side and not opt.withdraw and src == conn.first_peer:
+            opening = now < conn.created_at + self.opening_guard
+            if self.tpbt.bound_in_domain(src, now):
+                # The export lists the address: the claim is true whoever signed it.
+                self.counters.claims_corroborated += opening
+            elif opening:
                 if len(conn.deferred) < MAX_DEFERRED:
                     self.counters.claims_deferred += 1
                     conn.deferred.append((incoming, opt, now))
                 return []
-            if any(self.tpbt.remote_trusted(conn.token, p, now) for p in conn.peer_addrs - {src}):
+            elif any(self.tpbt.remote_trusted(conn.token, p, now) for p in conn.peer_addrs - {src}):
                 self.counters.claims_superseded += 1
                 return []
         pair = (src, dst)

@@ -18,6 +18,10 @@ import json
 from dataclasses import asdict, dataclass, field
 
 FOREVER = 65535  # the draft's "no expiry" lifetime
+# Addresses the export once listed and no longer does are remembered (their removal
+# voids peers' claims) up to this many; beyond it, those no claim speaks of are
+# forgotten first (a port's owner can make the controller list any number in turn).
+MAX_OWNERS = 65536
 
 # Who holds a binding, as the controller's export names it: (MAC, switch, port).
 Owner = tuple[str | None, int | None, int | None]
@@ -65,6 +69,10 @@ class Tpbt:
                     del self.remote[key]
             self.owners[ip] = owner
         self.domain = {ip: now + life for ip, (life, _owner) in bound.items() if life > 0}
+        if len(self.owners) > MAX_OWNERS:
+            claimed = {ip for _, ip in self.remote}
+            for ip in [ip for ip in self.owners if ip not in bound and ip not in claimed]:
+                del self.owners[ip]
         return {ip for ip in before if not self.remote_trusted_anywhere(ip, now)}
 
     def set_remote(self, token: int, address: str, lifetime: float, now: float) -> None:

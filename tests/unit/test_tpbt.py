@@ -141,3 +141,18 @@ def test_addresses_outside_the_domain_keep_the_peers_word():
     t.set_domain({B1: (30, OWNER_B)}, 1)
     assert t.set_domain({}, 2) == {B1}  # once listed, its removal counts
     assert not t.trusted(T1, A1, B1, 2)
+
+
+def test_addresses_once_listed_are_remembered_up_to_a_bound(monkeypatch):
+    """A port's owner can make the export list any number of addresses in turn; beyond
+    MAX_OWNERS, those no peer's claim speaks of are forgotten, never a claimed one."""
+    from hosts import tpbt
+
+    monkeypatch.setattr(tpbt, "MAX_OWNERS", 10)
+    t = table()
+    t.set_domain({B1: (30, OWNER_B)}, 0)
+    for i in range(20):  # one binding after another on the attacker's port
+        t.set_domain({f"10.9.0.{i}": (30, ("00:00:00:00:0e:01", 3, 7))}, i * 0.01)
+    assert len(t.owners) <= 11 and B1 in t.owners
+    t.set_domain({}, 1)  # B1's binding goes: still untrusted at once
+    assert not t.trusted(T1, A1, B1, 1)
