@@ -33,7 +33,7 @@ cli: install
 experiment: install
 	$(PY) -m experiments.run --config default
 
-# What SAVI and Trusted MPTCP cost, against baselines (about 12 min); not tests.
+# What SAVI and Trusted MPTCP cost, against baselines (about 9 min); not tests.
 bench: install
 	$(PY) -m experiments.bench
 
