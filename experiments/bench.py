@@ -503,17 +503,33 @@ def claim_rate(
         with _testbed(claim_topo(hosts, port), "claims", out) as tb:
             net = tb.net
             s2 = net["s2"]
-            wait_until(lambda: "actions=CONTROLLER" in s2.dpctl("dump-flows", "-O", "OpenFlow13"),
-                       30, "simple_switch_13's table-miss flow")  # fmt: skip
+            wait_until(
+                lambda: "actions=CONTROLLER" in s2.dpctl("dump-flows", "-O", "OpenFlow13"),
+                30,
+                "simple_switch_13's table-miss flow",
+            )
             sink = net["g0"]
             sink.cmd("arping -q -c 1 -w 1 -I g0-eth0 10.98.0.200")  # simple_switch_13 learns it
             sink_mac = sink.MAC()
             for kind, prefix in (("claims", "h"), ("macs", "g")):
                 for i in range(1, hosts + 1):
                     node = net[f"{prefix}{i}"]
-                    p = node.popen([sys.executable, "-c", IDENTITY_SENDER, f"{prefix}{i}-eth0",
-                                    node.MAC(), str(i), sink_mac], cwd=REPO, stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                    p = node.popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            IDENTITY_SENDER,
+                            f"{prefix}{i}-eth0",
+                            node.MAC(),
+                            str(i),
+                            sink_mac,
+                        ],
+                        cwd=REPO,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
                     senders.append((kind, node, p))
             for _, _, p in senders:
                 if p.stdout.readline().strip() != "ready":
@@ -544,8 +560,11 @@ def claim_rate(
             for load in levels:
                 for variant, kind in (("savi", "claims"), ("simple_switch", "macs")):
                     sweep[variant][load] = burst(kind, load)
-                print(f"  offered {load}/s: savi {sweep['savi'][load]:.0f}/s, simple_switch_13 "
-                      f"{sweep['simple_switch'][load]:.0f}/s", file=sys.stderr)  # fmt: skip
+                print(
+                    f"  offered {load}/s: savi {sweep['savi'][load]:.0f}/s, simple_switch_13 "
+                    f"{sweep['simple_switch'][load]:.0f}/s",
+                    file=sys.stderr,
+                )
             top = min(ratio_load, levels[-1])
             savi, ryu = [], []
             for r in range(pairs):
@@ -558,11 +577,16 @@ def claim_rate(
             p.wait(10)
         ctl.terminate()
         ctl.wait(10)
-    row = compare("controller claim rate",
-                  f"identities made effective per second at {top}/s offered ({hosts} hosts, "
-                  f"{seconds} s bursts, flows read {GRACE} s after): SAVI claims (allow flows) / "
-                  "simple_switch_13 new MACs (learned flow)", savi, ryu, "per second",
-                  Target(">=", 1.0))  # fmt: skip
+    row = compare(
+        "controller claim rate",
+        f"identities made effective per second at {top}/s offered ({hosts} hosts, "
+        f"{seconds} s bursts, flows read {GRACE} s after): SAVI claims (allow flows) / "
+        "simple_switch_13 new MACs (learned flow)",
+        savi,
+        ryu,
+        "per second",
+        Target(">=", 1.0),
+    )
     row["sweep"] = {v: {str(k): x for k, x in rates.items()} for v, rates in sweep.items()}
     row["knee"] = {v: _knee(rates) for v, rates in sweep.items()}
     row["senders_worst_lag_s"] = max(lags)
@@ -669,12 +693,18 @@ class MemoryGroup:
                 base, usage = Path("/sys/fs/cgroup") / rel.lstrip("/"), "memory.current"
             else:
                 continue
+            child = base / name
             try:
-                child = base / name
                 child.mkdir(exist_ok=True)
+                if not (child / usage).exists():  # v2 without memory in the parent's subtree
+                    raise OSError(f"{child} has no {usage}")
                 (child / "cgroup.procs").write_text(str(os.getpid()))
             except OSError as e:
                 print(f"  no memory cgroup of our own ({e}): PSS only", file=sys.stderr)
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
                 return
             self.path, self.parent, self.usage_file = child, base, usage
             return
@@ -740,17 +770,25 @@ def _ovs_pids() -> list[int]:
 def _unattached_ports(tb) -> list[str]:
     """Interfaces of the testbed's switches that OVS does not have as an up port with
     an OpenFlow port number."""
+    columns = "--columns=name,ofport,link_state"
+    rows = subprocess.run(
+        ["ovs-vsctl", "--format=csv", "--no-headings", columns, "list", "Interface"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    state = {r.split(",")[0].strip('"'): r.split(",")[1:] for r in rows.splitlines() if r}
     bad = []
     for switch in tb.net.switches:
         wanted = {i.name for i in switch.intfList() if i.name != "lo"}
-        listed = subprocess.run(["ovs-vsctl", "list-ports", switch.name], capture_output=True,
-                                text=True).stdout.split()  # fmt: skip
+        listed = subprocess.run(
+            ["ovs-vsctl", "list-ports", switch.name], capture_output=True, text=True
+        ).stdout.split()
         bad += sorted(wanted - set(listed))
-        rows = subprocess.run(["ovs-vsctl", "--format=csv", "--no-headings", "--columns=name,ofport,link_state",
-                               "list", "Interface"], capture_output=True, text=True).stdout  # fmt: skip
-        state = {r.split(",")[0].strip('"'): r.split(",")[1:] for r in rows.splitlines() if r}
-        bad += [p for p in sorted(wanted & set(listed))
-                if p not in state or int(state[p][0]) <= 0 or "up" not in state[p][1]]  # fmt: skip
+        bad += [
+            p
+            for p in sorted(wanted & set(listed))
+            if p not in state or int(state[p][0]) <= 0 or "up" not in state[p][1]
+        ]
     return bad
 
 
@@ -777,21 +815,36 @@ def scale(out: Path, sizes: tuple[int, ...]) -> list[dict]:
                 t0 = time.monotonic()  # the with statement's exit stops the testbed
             stop = time.monotonic() - t0
             mib = 1024 * 1024
-            row = {"hosts": n + 6, "extra_hosts": n, "start_s": start, "stop_s": stop,
-                   "cgroup_mb": None if used0 is None else (used1 - used0) / mib,
-                   "processes_pss_mb": processes / mib, "ovs_pss_growth_mb": (ovs1 - ovs0) / mib,
-                   "unattached_ports": unattached}  # fmt: skip
-            row["memory_mb"] = (row["cgroup_mb"] if row["cgroup_mb"] is not None
-                                else row["processes_pss_mb"]) + row["ovs_pss_growth_mb"]  # fmt: skip
+            row = {
+                "hosts": n + 6,
+                "extra_hosts": n,
+                "start_s": start,
+                "stop_s": stop,
+                "cgroup_mb": None if used0 is None else (used1 - used0) / mib,
+                "processes_pss_mb": processes / mib,
+                "ovs_pss_growth_mb": (ovs1 - ovs0) / mib,
+                "unattached_ports": unattached,
+            }
+            row["memory_mb"] = (
+                row["cgroup_mb"] if row["cgroup_mb"] is not None else row["processes_pss_mb"]
+            ) + row["ovs_pss_growth_mb"]
             rows.append(row)
-            print(f"  {n} extra hosts: start {start:.1f} s, stop {stop:.1f} s, memory "
-                  f"{row['memory_mb']:.0f} MB (cgroup {row['cgroup_mb'] or 0:.0f}, PSS of processes "
-                  f"{row['processes_pss_mb']:.0f}, OVS +{row['ovs_pss_growth_mb']:.0f}), "
-                  f"{len(unattached)} ports unattached", file=sys.stderr)  # fmt: skip
+            print(
+                f"  {n} extra hosts: start {start:.1f} s, stop {stop:.1f} s, memory "
+                f"{row['memory_mb']:.0f} MB (cgroup {row['cgroup_mb'] or 0:.0f}, PSS of processes "
+                f"{row['processes_pss_mb']:.0f}, OVS +{row['ovs_pss_growth_mb']:.0f}), "
+                f"{len(unattached)} ports unattached",
+                file=sys.stderr,
+            )
     finally:
         group.close()
-    result = {"what": "testbed scale", "measured_as": "default scenario widened to N more hosts",
-              "unit": "s, MB", "sizes": rows, "target": "linear, <= 30 ms per host, every port attached"}  # fmt: skip
+    result = {
+        "what": "testbed scale",
+        "measured_as": "default scenario widened to N more hosts",
+        "unit": "s, MB",
+        "sizes": rows,
+        "target": "linear, <= 30 ms per host, every port attached",
+    }
     if len(rows) >= 3:
         xs = [r["hosts"] for r in rows]
         result["fits"] = {

@@ -130,7 +130,8 @@ class MachineLock:
             self.fd = None
 
 
-# The device group a testbed's switch-side veths are put in to be deleted together.
+# The device group a testbed's switch-side veths are put in to be deleted together (one
+# testbed at a time holds the machine's lock, so no other testbed's are in it).
 STOP_GROUP = 4242
 
 

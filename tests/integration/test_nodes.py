@@ -12,8 +12,13 @@ from topologies.nodes import LegacySwitch, RoutedHost
 class OneHost(Topo):
     def build(self, routing=()):
         s = self.addSwitch("s91", cls=LegacySwitch, dpid="0000000000000091")
-        h = self.addHost("rh91", cls=RoutedHost, ip="10.91.0.10/24", mac="02:00:00:00:91:0a",
-                         routing=list(routing))  # fmt: skip
+        h = self.addHost(
+            "rh91",
+            cls=RoutedHost,
+            ip="10.91.0.10/24",
+            mac="02:00:00:00:91:0a",
+            routing=list(routing),
+        )
         self.addLink(h, s)
 
 

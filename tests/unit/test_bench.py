@@ -117,3 +117,31 @@ def test_pss_of_processes_counts_this_one_and_not_gone_ones():
 
     assert pss_bytes([os.getpid()]) > 1_000_000
     assert pss_bytes([2**22 + 12345]) == 0  # above pid_max's default: no such process
+
+
+def test_the_memory_group_charges_what_starts_in_it_and_is_left_as_found():
+    import os
+    import subprocess
+    from pathlib import Path
+
+    before = Path("/proc/self/cgroup").read_text()
+    group = bench.MemoryGroup(f"tmptcp-test-{os.getpid()}")
+    try:
+        if group.path is not None:  # a machine without a usable memory cgroup: PSS only
+            used = group.usage()
+            code = (
+                "import sys; b = bytearray(64 << 20); print('ready', flush=True); sys.stdin.read()"
+            )
+            child = subprocess.Popen(
+                ["python3", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            try:
+                assert child.stdout.readline().strip() == "ready"
+                assert group.usage() - used > 48 << 20  # a process started here is charged here
+            finally:
+                child.kill()
+                child.wait(10)
+    finally:
+        group.close()
+    assert group.path is None or not group.path.exists()
+    assert Path("/proc/self/cgroup").read_text() == before
