@@ -320,3 +320,14 @@ def test_matches_in_oxm_order_are_the_bytes_ryu_would_send():
         ofp.match_of(dp, spec).serialize(fast, 0)
         dp.ofproto_parser.OFPMatch(**spec.match_dict).serialize(usual, 0)
         assert fast == usual, spec
+
+
+def test_full_collections_wait_for_a_quiet_moment_but_not_forever():
+    from controller.savi_app import GC_EVERY, GC_FORCE, GC_IDLE, gc_due
+
+    last = 1000.0
+    assert not gc_due(last + GC_EVERY / 2, last + GC_EVERY / 2 - 5, last)  # too soon
+    busy = last + GC_EVERY + 1
+    assert not gc_due(busy, busy - GC_IDLE / 2, last)  # claims are coming in
+    assert gc_due(busy, busy - GC_IDLE, last)  # quiet for long enough
+    assert gc_due(last + GC_FORCE, last + GC_FORCE, last)  # a storm: still, now and then
