@@ -87,7 +87,7 @@ class RoutedHost(Host):
         if ip:
             addr, _, plen = ip.partition("/")
             plen = plen or "8"  # Mininet's default prefix length
-            steps.append(f"addr add {addr}/{plen} dev {intf}")
+            steps.append(f"addr replace {addr}/{plen} dev {intf}")  # no error if already there
         steps.append(f"link set dev lo {lo}")
         steps += list(routing)
         lines = " ".join(shlex.quote(step) for step in steps)
