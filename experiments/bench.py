@@ -452,17 +452,9 @@ def claim_topo(hosts: int, baseline_port: int):
     testbed, s2: the same kind of switch (userspace OVS, OpenFlow 1.3, fail-secure)
     attached to Ryu's simple_switch_13 on ``baseline_port``, with hosts g1..gN and the
     sink g0. One testbed, so SAVI and the baseline alternate burst by burst."""
-    from mininet.node import OVSSwitch
+    from topologies.nodes import OpenFlow13Switch
 
-    from topologies.nodes import ovs_datapath
-
-    class BaselineSwitch(OVSSwitch):
-        def __init__(self, name, **params):
-            params.setdefault("datapath", ovs_datapath())
-            params.setdefault("failMode", "secure")
-            params.setdefault("protocols", "OpenFlow13")
-            super().__init__(name, **params)
-
+    class BaselineSwitch(OpenFlow13Switch):  # not a SaviSwitch: the builder waits for those
         def start(self, controllers):
             super().start([_Endpoint(baseline_port)])
 

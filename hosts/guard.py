@@ -109,6 +109,15 @@ def remove_stale(root: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def _sync(m: Map, held: dict[Tuple4, int], wanted: dict[Tuple4, int]) -> None:
+    """Make the 4-tuple map ``m``, which holds ``held``, hold exactly ``wanted``."""
+    for t, value in wanted.items():
+        if held.get(t) != value:
+            m.update(flow_key(*t), struct.pack("=I", value))
+    for t in held.keys() - wanted.keys():
+        m.delete(flow_key(*t))
+
+
 class Guard:
     """The loaded classifier of one agent. ``name`` makes its pin directory unique."""
 
@@ -148,7 +157,7 @@ class Guard:
         self.map_bound = Map(bpf_syscall.obj_get(self.dir / "maps/bound"), ADDR_KEY.size, 4)
         self.map_carriers = Map(bpf_syscall.obj_get(self.dir / "maps/carriers"), KEY.size, 4)
         self.map_held = Map(bpf_syscall.obj_get(self.dir / "maps/held"), KEY.size, 4)
-        self.carriers: set[Tuple4] = set()
+        self.carriers: dict[Tuple4, int] = {}
         self.cpus = bpf_syscall.possible_cpus()
         self.map_counters = Map(bpf_syscall.obj_get(self.dir / "maps/counters"), 4, 8 * self.cpus)
         self.n_counters = len(COUNTERS) + SUBTYPE_SLOTS
@@ -199,21 +208,15 @@ class Guard:
     def set_guarded(self, incoming: dict[Tuple4, int]) -> None:
         """Make the map hold exactly ``incoming`` (4-tuples as segments arrive -> the
         subtypes allowed there, see ``allowed_subtypes``)."""
-        for t, allowed in incoming.items():
-            if self.guarded.get(t) != allowed:
-                self.map_guarded.update(flow_key(*t), struct.pack("=I", allowed))
-        for t in self.guarded.keys() - incoming.keys():
-            self.map_guarded.delete(flow_key(*t))
+        _sync(self.map_guarded, self.guarded, incoming)
         self.guarded = dict(incoming)
 
     def set_carriers(self, outgoing: set[Tuple4]) -> None:
         """Make the ``carriers`` map hold exactly ``outgoing`` (our subflows' 4-tuples as
         our segments leave): ``control_out`` sends their segments to the agent."""
-        for t in outgoing - self.carriers:
-            self.map_carriers.update(flow_key(*t), struct.pack("=I", 1))
-        for t in self.carriers - outgoing:
-            self.map_carriers.delete(flow_key(*t))
-        self.carriers = set(outgoing)
+        wanted = dict.fromkeys(outgoing, 1)
+        _sync(self.map_carriers, self.carriers, wanted)
+        self.carriers = wanted
 
     def release(self, incoming: Tuple4) -> bool:
         """Segments of ``incoming`` pass in the kernel again (no ADD_ADDR of it is held);

@@ -36,14 +36,19 @@ class OpenFlowController(RemoteController):
             raise RuntimeError(f"no controller listens at {self.ip}:{self.port}: {e}") from None
 
 
-class SaviSwitch(OVSSwitch):
-    """An access switch controlled by the SAVI app over OpenFlow 1.3."""
+class OpenFlow13Switch(OVSSwitch):
+    """An OVS bridge on this machine's datapath, OpenFlow 1.3, fail-secure: what only
+    its controller's flows let through passes."""
 
     def __init__(self, name, **params):
         params.setdefault("datapath", ovs_datapath())
         params.setdefault("failMode", "secure")
         params.setdefault("protocols", "OpenFlow13")
         super().__init__(name, **params)
+
+
+class SaviSwitch(OpenFlow13Switch):
+    """An access switch controlled by the SAVI app over OpenFlow 1.3."""
 
 
 class LegacySwitch(OVSSwitch):
