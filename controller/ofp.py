@@ -6,6 +6,7 @@ messages against a fake datapath that only records what it is sent.
 
 from __future__ import annotations
 
+from controller.packets import finish_checksum
 from controller.pipeline import CONTROLLER, DROP, NORMAL, TAG_MASK, FlowSpec
 
 
@@ -71,7 +72,8 @@ def delete_flow(dp, spec: FlowSpec) -> None:
 
 
 def packet_out(dp, in_port: int | None, data: bytes, out_port: int | None = None) -> None:
-    """Send ``data`` to NORMAL forwarding as if it came in on ``in_port``, or to a port."""
+    """Send ``data`` to NORMAL forwarding as if it came in on ``in_port``, or to a port,
+    with the checksum its sender left to the NIC finished (``packets.finish_checksum``)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     port = ofp.OFPP_NORMAL if out_port is None else out_port
     dp.send_msg(
@@ -80,7 +82,7 @@ def packet_out(dp, in_port: int | None, data: bytes, out_port: int | None = None
             buffer_id=ofp.OFP_NO_BUFFER,
             in_port=ofp.OFPP_CONTROLLER if in_port is None else in_port,
             actions=[parser.OFPActionOutput(port)],
-            data=data,
+            data=finish_checksum(data),
         )
     )
 

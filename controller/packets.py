@@ -317,3 +317,63 @@ def parse_dhcp(data: bytes, from_server: bool) -> Dhcp:
         server_id=ip_option(54),
         from_server=from_server,
     )
+
+
+TCP = 6
+_CHECKSUM_AT = {UDP: 6, TCP: 16}  # where each transport keeps its checksum
+
+
+def finish_checksum(frame: bytes) -> bytes:
+    """``frame`` with its UDP or TCP checksum finished if its sender left that to the NIC.
+
+    A host with checksum offload hands its NIC a segment whose checksum field holds only
+    the pseudo-header's sum. OVS's userspace datapath with TSO carries that mark along its
+    flows, but a packet-in loses it: a packet the controller sends back out (a DHCP
+    reply, a DHCPv6 request) would arrive with a wrong checksum and be dropped. A real
+    NIC finishes the checksum on the wire; so does this, for the packets we re-send. A
+    checksum that is neither that partial sum nor right stays as it came (a corrupt or
+    forged packet stays what it is); anything else (fragments, extension headers, short
+    or unparsable frames) is returned unchanged."""
+    if len(frame) < 14:
+        return frame
+    start, ethertype = 14, struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == ETH_VLAN and len(frame) >= 18:
+        start, ethertype = 18, struct.unpack_from("!H", frame, 16)[0]
+    if ethertype == ETH_IPV4 and len(frame) >= start + 20:
+        ihl = (frame[start] & 0x0F) * 4
+        total, frag, proto = struct.unpack_from("!H2xHxB", frame, start + 2)
+        if ihl < 20 or frag & 0x3FFF or proto not in _CHECKSUM_AT:
+            return frame
+        l4, end = start + ihl, start + total
+        pseudo = frame[start + 12 : start + 20] + struct.pack("!BBH", 0, proto, end - l4)
+    elif ethertype == ETH_IPV6 and len(frame) >= start + 40:
+        length, proto = struct.unpack_from("!HB", frame, start + 4)
+        if proto not in _CHECKSUM_AT:
+            return frame
+        l4, end = start + 40, start + 40 + length
+        pseudo = frame[start + 8 : start + 40] + struct.pack("!IxxxB", length, proto)
+    else:
+        return frame
+    at = l4 + _CHECKSUM_AT[proto]
+    if end > len(frame) or at + 2 > end:
+        return frame
+    (field,) = struct.unpack_from("!H", frame, at)
+    if field != _fold(_sum16(pseudo)):
+        return frame
+    segment = frame[l4:at] + b"\0\0" + frame[at + 2 : end]
+    checksum = ~_fold(_sum16(pseudo) + _sum16(segment)) & 0xFFFF
+    if proto == UDP and checksum == 0:
+        checksum = 0xFFFF  # zero means "no checksum" in UDP over IPv4
+    return frame[:at] + struct.pack("!H", checksum) + frame[at + 2 :]
+
+
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    return sum(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def _fold(total: int) -> int:
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total

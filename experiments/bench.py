@@ -65,6 +65,8 @@ PAIRS = 15  # alternating (candidate, baseline) pairs behind each ratio
 # decided by the switch's packet-in queue more than by the controller, run to run).
 CLAIM_LOADS = (250, 500, 1000, 1500, 2000, 3000, 4000)
 CLAIM_RATIO_LOAD = 3000
+LINE_RATE_TCP_MBPS = 3000  # issue 13's line-rate targets on the dual-homed topology
+LINE_RATE_MPTCP_MBPS = 1500
 CONFIDENCE = 0.95
 RESAMPLES = 9999
 
@@ -121,6 +123,41 @@ def ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float
         rng=np.random.default_rng(0),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """A bootstrap interval (percentile, CONFIDENCE) of the median of ``values``; seeded."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    if len(values) < 2:
+        raise ValueError("a median's interval needs two or more values")
+    result = bootstrap(
+        (np.asarray(values, float),),
+        np.median,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def absolute(what: str, measured_as: str, values: list[float], unit: str, target: Target) -> dict:
+    """A row for a quantity with a target of its own (not a ratio): its median, the
+    median's interval and the verdict against ``target``."""
+    low, high = median_interval(values)
+    verdict = target.verdict(low, high)
+    return {
+        "what": what,
+        "measured_as": measured_as,
+        "unit": unit,
+        "candidate": spread(values),
+        "median_interval": [low, high],
+        "target": f"{target} {unit}",
+        "verdict": str(verdict),
+        "met": verdict is Verdict.MET,
+    }
 
 
 def compare(
@@ -227,10 +264,82 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
     data["packets_through_userspace_per_transfer"] = queued
     return [
         data,
+        absolute("line rate: MPTCP, kernel path manager",
+                 "bulk MPTCP goodput a → b, 4 subflows, dual-homed topology",
+                 goodput["vanilla"], "Mbit/s", Target(">=", LINE_RATE_MPTCP_MBPS)),
         compare("path manager overhead on set-up",
                 "connect to 4 subflows established, agents / kernel PM",
                 setup["trusted"], setup["vanilla"], "ms", Target("<=", 1.5)),
     ]  # fmt: skip
+
+
+PLAIN_NORMAL_COOKIE = 0xFE << 56  # neither the binding tag nor the base pipeline's
+
+
+def _plain_normal(tb, on: bool) -> None:
+    """Make every SAVI switch of ``tb`` a plain NORMAL switch (one flow above all of the
+    pipeline's) or take that flow away again: the baseline on the same testbed, the
+    same links and the same hosts."""
+    from topologies.nodes import SaviSwitch
+
+    for sw in tb.net.switches:
+        if not isinstance(sw, SaviSwitch):
+            continue
+        if on:
+            sw.dpctl(
+                "add-flow",
+                "-O",
+                "OpenFlow13",
+                f"cookie={PLAIN_NORMAL_COOKIE:#x},priority=65535,actions=NORMAL",
+            )
+        else:
+            sw.dpctl("del-flows", "-O", "OpenFlow13", f"cookie={PLAIN_NORMAL_COOKIE:#x}/-1")
+
+
+def line_rate(out: Path, repeat: int, seconds: float) -> list[dict]:
+    """TCP a → b on the dual-homed topology (trusted addresses: through SAVI switch s1,
+    router r1, SAVI switch s3) with the offloads the testbed sets (docs/line-rate.md),
+    and the same flow with the SAVI switches made plain NORMAL switches, in alternating
+    pairs. (MPTCP's line rate comes from path_manager's kernel-PM transfers.)"""
+    from topologies.dualhomed import PLANS, DualHomedTopo
+
+    a_trusted, b_trusted = PLANS["v4"].a[0], PLANS["v4"].b[0]
+    goodput = {"savi": [], "normal": []}
+    with _testbed(DualHomedTopo(), "line_rate", out) as tb:
+        warm_up(tb)
+        set_mode(tb, "vanilla")
+        for r in range(repeat):
+            for variant in ("savi", "normal") if r % 2 == 0 else ("normal", "savi"):
+                _plain_normal(tb, variant == "normal")
+                result, _ = Transfer(
+                    tb,
+                    to=b_trusted,
+                    bind=a_trusted,
+                    tcp=True,
+                    pause=0.2,
+                    seconds=seconds,
+                    timeout=30,
+                ).results(timeout=seconds + 60)
+                goodput[variant].append(result["goodput_mbps"])
+                print(f"  TCP {variant}: {result['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
+        _plain_normal(tb, False)
+    return [
+        absolute(
+            "line rate: TCP through SAVI switches",
+            "TCP goodput a → b, one address pair",
+            goodput["savi"],
+            "Mbit/s",
+            Target(">=", LINE_RATE_TCP_MBPS),
+        ),
+        compare(
+            "line rate: SAVI switches vs plain NORMAL",
+            "TCP goodput a → b, SAVI pipeline / one NORMAL flow in the same switches",
+            goodput["savi"],
+            goodput["normal"],
+            "Mbit/s",
+            Target(">=", 0.8),
+        ),
+    ]
 
 
 def _queued(tb) -> dict[str, int]:
@@ -920,13 +1029,14 @@ def draw(out: Path, rows: list[dict]) -> list[Path]:
     return paths
 
 
-BENCHES = ("path_manager", "savi_dataplane", "binding_latency", "claim_rate",
+BENCHES = ("line_rate", "path_manager", "savi_dataplane", "binding_latency", "claim_rate",
            "trust_propagation", "scale")  # fmt: skip
 
 
 def run(out: Path, only: list[str], quick: bool) -> list[dict]:
     pairs = 2 if quick else PAIRS
     plan = {
+        "line_rate": lambda: line_rate(out, pairs, 1.0 if quick else 2.0),
         "path_manager": lambda: path_manager(out, pairs, 1.0 if quick else 3.0),
         "savi_dataplane": lambda: savi_dataplane(out, pairs, 1.0 if quick else 2.0),
         "binding_latency": lambda: binding_latency(
@@ -976,6 +1086,13 @@ def table(rows: list[dict]) -> str:
                 f"{r['unit']} ({c['min']:.1f}–{c['max']:.1f}) | {b['median']:.1f} "
                 f"({b['min']:.1f}–{b['max']:.1f}) | {r['ratio']:.2f} [{low:.2f}–{high:.2f}] | "
                 f"{r['target']} | {verdict} |"
+            )
+        elif "median_interval" in r:
+            c, (low, high) = r["candidate"], r["median_interval"]
+            lines.append(
+                f"| {r['what']} | {r['measured_as']}, n={c['n']} | {c['median']:.0f} "
+                f"{r['unit']} ({c['min']:.0f}–{c['max']:.0f}), median's interval "
+                f"[{low:.0f}–{high:.0f}] | — | — | {r['target']} | {verdict} |"
             )
         elif "levels" in r:
             levels = "; ".join(

@@ -34,7 +34,7 @@ from pathlib import Path
 from experiments import adaptive, attacks, records
 from experiments.harness import MODES, REPO, HarnessError, set_mode, warm_up
 from experiments.records import Cell
-from topologies.builder import HOST_OFFLOADS
+from topologies.builder import offload_mode
 from topologies.dualhomed import COVERAGES
 
 LOCATIONS = ("protected", "unprotected")
@@ -232,7 +232,7 @@ def provenance(argv: list[str], out: Path | None = None) -> dict:
         "git_dirty": bool(run(["git", "status", "--porcelain", "--", ".", *own_folder])),
         "cpu_model": _cpu_model(),
         "ovs_datapath": "system" if Path("/sys/module/openvswitch").exists() else "userspace",
-        "host_offloads": f"ethtool -K <every host interface> {HOST_OFFLOADS}",
+        "offloads": offload_mode(),
         "kernel": platform.release(),
         "host": platform.node(),
         "cpus": os.cpu_count(),

@@ -2,9 +2,9 @@
 
 ``Testbed(topo)`` is a context manager. On entry it starts the controller (a child
 process, in the root namespace), the Mininet network with the topology's switches, turns
-off TX checksum offload in every node (the userspace datapath does not fill checksums
-in), connects every host to a management bridge from which it reaches the controller's
-REST API (apart from the data network, so no data-plane host can reach or forge it),
+off TX checksum offload in every node where the datapath would not finish checksums
+(userspace without TSO: ``host_offloads``), connects every host to a management bridge
+from which it reaches the controller's REST API (apart from the data network, so no data-plane host can reach or forge it),
 waits until every SAVI switch has its flows (no fixed sleeps), starts DHCP servers and
 clients, and configures routes. On exit it stops everything it started, by PID.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from mininet.net import Mininet
 
 from controller.trust import generate_keypair
-from topologies.nodes import OpenFlowController, SaviSwitch
+from topologies.nodes import OpenFlowController, SaviSwitch, ovs_datapath, userspace_tso
 
 REPO = Path(__file__).resolve().parent.parent
 MGMT_BRIDGE = "savimgmt0"
@@ -41,8 +41,21 @@ DHCLIENT6_SCRIPT = Path(__file__).with_name("dhclient6.script")
 # ACK stops and the sender retransmits forever (seen in 1 of ~10 bulk transfers with the
 # default 128 KiB start, with and without our agents). A 1 MiB start made 50 of 50 clean.
 HOST_TCP_RMEM = "4096 1048576 16777216"
-# The userspace datapath does not fill in checksums the hosts leave to the NIC.
-HOST_OFFLOADS = "tx off rx off"
+
+
+def host_offloads() -> str | None:
+    """What ``ethtool -K`` sets on every host interface, or None for the kernel's
+    defaults: a userspace datapath without TSO does not finish the checksums hosts leave
+    to the NIC, so they must compute them; with userspace TSO (scripts/start-ovs.sh) or
+    the kernel datapath, the defaults are right and fast."""
+    return None if userspace_tso() or ovs_datapath() == "kernel" else "tx off rx off"
+
+
+def offload_mode() -> str:
+    """One line for provenance: datapath, userspace TSO, the hosts' offloads."""
+    offloads = host_offloads()
+    hosts = f"ethtool -K <every host interface> {offloads}" if offloads else "kernel defaults"
+    return f"datapath {ovs_datapath()}, userspace TSO {'on' if userspace_tso() else 'off'}, host offloads: {hosts}"
 
 
 class TestbedError(RuntimeError):
@@ -220,11 +233,12 @@ class Testbed:
         )
         self.net.build()
         self.net.start()
+        offload_args = host_offloads()
         for node in self.net.hosts:  # one round trip to each node's shell
             offloads = [
-                f"ethtool -K {intf.name} {HOST_OFFLOADS} >/dev/null 2>&1"
+                f"ethtool -K {intf.name} {offload_args} >/dev/null 2>&1"
                 for intf in node.intfList()
-                if intf.name != "lo"
+                if intf.name != "lo" and offload_args
             ]
             node.cmd("; ".join([f"sysctl -qw net.ipv4.tcp_rmem='{HOST_TCP_RMEM}'", *offloads]))
         self._start_mgmt()
@@ -394,7 +408,6 @@ class Testbed:
             ip("link", "set", inner, "netns", str(host.pid))
             ip("link", "set", outer, "master", MGMT_BRIDGE, "up")
             host.cmd(f"ip addr add {MGMT_NET}.{i}/24 dev {inner} && ip link set {inner} up")
-            host.cmd(f"ethtool -K {inner} tx off >/dev/null 2>&1")
 
     # -- DHCP ------------------------------------------------------------------------------
     def start_dhcp_server(

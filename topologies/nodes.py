@@ -8,9 +8,11 @@ unknown anywhere, so spoofed traffic stays dropped (fail-secure).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import socket
+import subprocess
 
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
@@ -18,6 +20,32 @@ from mininet.node import Host, Node, OVSSwitch, RemoteController
 def ovs_datapath() -> str:
     """'user' without the openvswitch kernel module, else 'kernel' (Mininet's names)."""
     return "kernel" if os.path.isdir("/sys/module/openvswitch") else "user"
+
+
+@functools.cache
+def userspace_tso() -> bool:
+    """Whether OVS runs its userspace datapath with TSO (``OVS_USERSPACE_TSO=on
+    scripts/start-ovs.sh`` sets it before ovs-vswitchd starts, the only time it reads it). Then the hosts keep their
+    checksum and segmentation offloads; without it the userspace datapath would forward
+    the hosts' unfinished checksums, so the builder turns their TX offload off."""
+    if ovs_datapath() != "user":
+        return False
+    out = subprocess.run(
+        ["ovs-vsctl", "--timeout=5", "get", "Open_vSwitch", ".", "other_config"],
+        capture_output=True,
+        text=True,
+    )
+    return 'userspace-tso-enable="true"' in out.stdout or "userspace-tso-enable=true" in out.stdout
+
+
+# OVS before 3.3 (Debian 12 has 3.1) cuts the TSO packets it sends into segments of
+# MTU - 54 bytes of payload, as if every TCP header were 20 bytes (fixed upstream by
+# e0056018c, "userspace: Respect tso/gso segment size"). With TCP options (MPTCP's DSS,
+# SACK) such a segment is up to 40 bytes over the MTU; a host takes it, but a Linux
+# router refuses to forward it (IpFragFails, ICMP "fragmentation needed") and MPTCP
+# through a router falls to kbit/s. Routers get this much headroom on their links
+# (docs/line-rate.md, tools/ovs-tso-mtu-repro.sh).
+ROUTER_TSO_MTU_HEADROOM = 40
 
 
 class OpenFlowController(RemoteController):
@@ -115,6 +143,13 @@ class Router(Node):
         self.cmd("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
         self.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0")
         apply_routing(self, routing)
+        if userspace_tso():
+            names = " ".join(intf.name for intf in self.intfList() if intf.name != "lo")
+            headroom = ROUTER_TSO_MTU_HEADROOM
+            self.cmd(
+                f"for i in {names}; do"
+                f" ip link set dev $i mtu $(($(cat /sys/class/net/$i/mtu) + {headroom})); done"
+            )
         return result
 
     def terminate(self):

@@ -41,7 +41,7 @@ def test_outputs_have_their_shape(short_run):
     assert "min left" in r.stderr  # progress with the time left
     assert "min left" in (out / "run.log").read_text()  # and kept in the run folder
     assert len(list(out.glob("pcaps/*/a-eth1.pcap"))) == len(rows)  # --keep-pcaps
-    assert prov["cpu_model"] and prov["ovs_datapath"] and "ethtool" in prov["host_offloads"]
+    assert prov["cpu_model"] and prov["ovs_datapath"] and "userspace TSO" in prov["offloads"]
     headline = json.loads(r.stdout)
     assert set(headline) == {"none/vanilla", "savi/trusted", "savi/enforce"}
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from experiments.harness import Transfer
 from tests.integration.tools import Capture, send_frames, wait_until
 from topologies.builder import Testbed, TestbedError
 from topologies.dualhomed import (
@@ -12,6 +13,7 @@ from topologies.dualhomed import (
     HETERO_PATHS,
     DualHomedTopo,
 )
+from topologies.nodes import ROUTER_TSO_MTU_HEADROOM, ovs_datapath, userspace_tso
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,31 @@ def test_heterogeneous_paths_are_refused_without_netem_or_really_delayed():
 def test_unknown_path_parameters_are_refused():
     with pytest.raises(ValueError, match="rtt_ms, loss_pct"):
         DualHomedTopo(paths={"trusted": {"delay": "10ms"}})
+
+
+def _frag_fails(router) -> int:
+    out = router.cmd("nstat -az IpFragFails")
+    return int(out.split("IpFragFails")[1].split()[0])
+
+
+def test_offloads_follow_the_datapath_and_mptcp_crosses_the_routers_whole(tb):
+    """With OVS's userspace TSO (scripts/start-ovs.sh) the hosts keep their checksum and
+    segmentation offloads and routers get the MTU headroom that OVS 3.1's re-cut TSO
+    segments need (docs/line-rate.md): an MPTCP transfer through a router arrives whole
+    and no router refuses a segment as too big. Without userspace TSO the hosts compute
+    their own checksums instead."""
+    a, routers = tb.net["a"], (tb.net["r1"], tb.net["r2"])
+    features = a.cmd("ethtool -k a-eth0")
+    if userspace_tso():
+        assert "tx-checksumming: on" in features and "tcp-segmentation-offload: on" in features
+        for r in routers:
+            for intf in (name for name in r.intfNames() if name != "lo"):
+                mtu = int(r.cmd(f"cat /sys/class/net/{intf}/mtu"))
+                assert mtu == 1500 + ROUTER_TSO_MTU_HEADROOM, (r.name, intf, mtu)
+    elif ovs_datapath() == "user":
+        assert "tx-checksumming: off" in features
+    before = [_frag_fails(r) for r in routers]
+    client, server = Transfer(tb, nbytes=30_000_000, to=B_TRUSTED, pause=0.1, timeout=60).results()
+    assert client["bytes"] == server["bytes"] == 30_000_000
+    assert client["sha256"] == server["sha256"]
+    assert [_frag_fails(r) for r in routers] == before

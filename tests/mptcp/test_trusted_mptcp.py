@@ -190,7 +190,10 @@ def test_the_agent_gets_a_copy_of_every_handshake_and_addr_trust_and_of_no_data(
     wanted, total = copy_worthy(cap.path)
     copies = after["sniffed"] - before["sniffed"]
     print(f"segments on a's links: {total}; copy-worthy {wanted}; a's agent read {copies}")
-    assert total > 5000 and wanted >= 8  # a real transfer: handshakes of 4 subflows, ADDR_TRUSTs
+    # A real transfer: handshakes of 4 subflows, ADDR_TRUSTs, and over a thousand data
+    # segments (with userspace TSO the capture sees the hosts' 64-KB TSO packets, so
+    # fewer and larger ones than the ~8,000 wire segments without it).
+    assert total > 1000 and wanted >= 8
     assert copies == wanted
     assert after["copies_lost"] == 0 and after["unreadable_copies"] == 0
 

@@ -145,3 +145,24 @@ def test_the_memory_group_charges_what_starts_in_it_and_is_left_as_found():
         group.close()
     assert group.path is None or not group.path.exists()
     assert Path("/proc/self/cgroup").read_text() == before
+
+
+def test_an_absolute_target_is_judged_by_the_interval_of_the_median():
+    """Line rate has targets of its own (Mbit/s), not ratios: met only when the whole
+    interval of the median is past the target, missed only when it is all short of it."""
+    fast = bench.absolute(
+        "tcp", "t", [3400, 3500, 3600, 3550, 3450], "Mbit/s", bench.Target(">=", 3000)
+    )
+    assert fast["verdict"] == "met" and fast["target"] == ">= 3000 Mbit/s"
+    low, high = fast["median_interval"]
+    assert 3400 <= low <= 3500 <= high <= 3600
+    assert (
+        bench.absolute("tcp", "t", [700, 800, 900], "Mbit/s", bench.Target(">=", 3000))["verdict"]
+        == "missed"
+    )
+    mixed = bench.absolute("tcp", "t", [2000, 2900, 3100, 4000], "Mbit/s", bench.Target(">=", 3000))
+    assert mixed["verdict"] == "not resolved"
+    line = bench.table([fast]).splitlines()[-1]
+    assert "3500 Mbit/s (3400–3600)" in line and "| met |" in line
+    with pytest.raises(ValueError):
+        bench.median_interval([1.0])
