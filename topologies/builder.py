@@ -4,9 +4,10 @@
 process, in the root namespace), the Mininet network with the topology's switches, turns
 off TX checksum offload in every node where the datapath would not finish checksums
 (userspace without TSO: ``host_offloads``), connects every host to a management bridge
-from which it reaches the controller's REST API (apart from the data network, so no data-plane host can reach or forge it),
-waits until every SAVI switch has its flows (no fixed sleeps), starts DHCP servers and
-clients, and configures routes. On exit it stops everything it started, by PID.
+from which it reaches the controller's REST API (apart from the data network, so no
+data-plane host can reach or forge it), waits until every SAVI switch has its flows (no
+fixed sleeps), starts DHCP servers and clients, and configures routes. On exit it stops
+everything it started, by PID.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ HOST_TCP_RMEM = "4096 1048576 16777216"
 def host_offloads() -> str | None:
     """What ``ethtool -K`` sets on every host interface, or None for the kernel's
     defaults: a userspace datapath without TSO does not finish the checksums hosts leave
-    to the NIC, so they must compute them; with userspace TSO (scripts/start-ovs.sh) or
+    to the NIC, so they must compute them; with userspace TSO (docs/line-rate.md) or
     the kernel datapath, the defaults are right and fast."""
     return None if userspace_tso() or ovs_datapath() == "kernel" else "tx off rx off"
 
@@ -55,7 +56,8 @@ def offload_mode() -> str:
     """One line for provenance: datapath, userspace TSO, the hosts' offloads."""
     offloads = host_offloads()
     hosts = f"ethtool -K <every host interface> {offloads}" if offloads else "kernel defaults"
-    return f"datapath {ovs_datapath()}, userspace TSO {'on' if userspace_tso() else 'off'}, host offloads: {hosts}"
+    tso = "on" if userspace_tso() else "off"
+    return f"datapath {ovs_datapath()}, userspace TSO {tso}, host offloads: {hosts}"
 
 
 class TestbedError(RuntimeError):
