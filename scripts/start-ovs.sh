@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Start Open vSwitch without systemd if it is not running. With no kernel module the
-# bridges use the userspace datapath. OVS_USERSPACE_TSO=on switches userspace TSO on
-# before ovs-vswitchd starts (it reads the setting only then; a running OVS with no
-# bridges is restarted to change it): the hosts keep their checksum and segmentation
-# offloads and TCP runs at several Gbit/s instead of under one. Off by default for now
-# (docs/line-rate.md: attack trials under TSO lose a transfer now and then, not yet
-# understood); off, the testbed turns the hosts' TX checksum offload off instead
-# (topologies.nodes.userspace_tso() tells which mode OVS is in).
+# bridges use the userspace datapath, and there userspace TSO is switched on before
+# ovs-vswitchd starts (it reads the setting only then; a running OVS with no bridges is
+# restarted to change it): the hosts keep their checksum and segmentation offloads and
+# TCP runs at several Gbit/s instead of under one (docs/line-rate.md).
+# OVS_USERSPACE_TSO=off keeps it off; the testbed then turns the hosts' TX checksum
+# offload off instead (topologies.nodes.userspace_tso() tells which mode OVS is in).
 set -euo pipefail
 ctl=/usr/share/openvswitch/scripts/ovs-ctl
 [ -x "$ctl" ] || { echo "start-ovs.sh: $ctl not found; is openvswitch-switch installed?" >&2; exit 1; }
 opts=(--system-id=random --no-mlockall)
 want=false
-if [ ! -d /sys/module/openvswitch ] && [ "${OVS_USERSPACE_TSO:-off}" = on ]; then
+if [ ! -d /sys/module/openvswitch ] && [ "${OVS_USERSPACE_TSO:-on}" != off ]; then
     want=true
 fi
+# With TSO, OVS's per-port AF_PACKET sockets receive 64-KB packets; the default 208-KB
+# receive buffer holds three, and a 4-subflow MPTCP transfer lost ~170 of them (thousands
+# of segments) per 30 MB (`ss -0 -m`: d<drops>). Sockets take the default when OVS opens
+# them (when a port is added), so raise it now.
+PACKET_RCVBUF=$((4 << 20))
+raise_rcvbuf() {
+    if [ "$want" = true ] && [ "$(sysctl -n net.core.rmem_default)" -lt "$PACKET_RCVBUF" ]; then
+        sysctl -qw net.core.rmem_default="$PACKET_RCVBUF"
+    fi
+}
+raise_rcvbuf
 tso_setting() { ovs-vsctl --timeout=5 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null | tr -d '"' || true; }
 
 running() { ovs-vsctl --timeout=2 show >/dev/null 2>&1 && ovs-appctl -t ovs-vswitchd version >/dev/null 2>&1; }
