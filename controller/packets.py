@@ -344,19 +344,21 @@ def finish_checksum(frame: bytes) -> bytes:
         total, frag, proto = struct.unpack_from("!H2xHxB", frame, start + 2)
         if ihl < 20 or frag & 0x3FFF or proto not in _CHECKSUM_AT:
             return frame
-        l4, end = start + ihl, start + total
-        pseudo = frame[start + 12 : start + 20] + struct.pack("!BBH", 0, proto, end - l4)
+        l4, end, addresses = start + ihl, start + total, frame[start + 12 : start + 20]
     elif ethertype == ETH_IPV6 and len(frame) >= start + 40:
         length, proto = struct.unpack_from("!HB", frame, start + 4)
         if proto not in _CHECKSUM_AT:
             return frame
-        l4, end = start + 40, start + 40 + length
-        pseudo = frame[start + 8 : start + 40] + struct.pack("!IxxxB", length, proto)
+        l4, end, addresses = start + 40, start + 40 + length, frame[start + 8 : start + 40]
     else:
         return frame
     at = l4 + _CHECKSUM_AT[proto]
-    if end > len(frame) or at + 2 > end:
+    if end > len(frame) or at + 2 > end:  # a length that lies: not ours to mend
         return frame
+    if len(addresses) == 8:  # IPv4's pseudo-header, then IPv6's
+        pseudo = addresses + struct.pack("!BBH", 0, proto, end - l4)
+    else:
+        pseudo = addresses + struct.pack("!IxxxB", end - l4, proto)
     (field,) = struct.unpack_from("!H", frame, at)
     if field != _fold(_sum16(pseudo)):
         return frame

@@ -99,12 +99,30 @@ class Target:
         return Verdict.MET if above else Verdict.MISSED if below else Verdict.NOT_RESOLVED
 
 
-def ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float, float]:
-    """A paired bootstrap interval (percentile, CONFIDENCE) of median(candidate) /
-    median(baseline): pairs are resampled together, as they were measured together.
-    Seeded, so the same numbers give the same interval."""
+def _bootstrap_interval(
+    samples: tuple[list[float], ...], statistic, **options
+) -> tuple[float, float]:
+    """A bootstrap interval (percentile, CONFIDENCE) of ``statistic`` over ``samples``;
+    seeded, so the same numbers give the same interval."""
     import numpy as np
     from scipy.stats import bootstrap
+
+    result = bootstrap(
+        tuple(np.asarray(s, float) for s in samples),
+        statistic,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(0),
+        **options,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float, float]:
+    """A paired bootstrap interval of median(candidate) / median(baseline): pairs are
+    resampled together, as they were measured together."""
+    import numpy as np
 
     if len(candidate) != len(baseline) or len(candidate) < 2:
         raise ValueError("a ratio's interval needs two or more (candidate, baseline) pairs")
@@ -112,35 +130,16 @@ def ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float
     def ratio(c, b, axis=-1):
         return np.median(c, axis=axis) / np.median(b, axis=axis)
 
-    result = bootstrap(
-        (np.asarray(candidate, float), np.asarray(baseline, float)),
-        ratio,
-        paired=True,
-        vectorized=True,
-        confidence_level=CONFIDENCE,
-        n_resamples=RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return _bootstrap_interval((candidate, baseline), ratio, paired=True, vectorized=True)
 
 
 def median_interval(values: list[float]) -> tuple[float, float]:
-    """A bootstrap interval (percentile, CONFIDENCE) of the median of ``values``; seeded."""
+    """A bootstrap interval of the median of ``values``."""
     import numpy as np
-    from scipy.stats import bootstrap
 
     if len(values) < 2:
         raise ValueError("a median's interval needs two or more values")
-    result = bootstrap(
-        (np.asarray(values, float),),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return _bootstrap_interval((values,), np.median)
 
 
 def absolute(what: str, measured_as: str, values: list[float], unit: str, target: Target) -> dict:

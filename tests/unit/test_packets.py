@@ -175,6 +175,11 @@ def test_what_is_not_a_partial_checksum_stays_as_it_came():
     assert finish_checksum(partial) == partial  # a first fragment: its checksum covers more
     too_long = _partial(eth / IP(src="10.0.0.254", dst="10.0.0.7", len=400) / UDP() / b"x", UDP)
     assert finish_checksum(too_long) == too_long
+    for total in (0, 19, 20, 27):  # shorter than its own headers: no crash in the app
+        short = bytearray(partial)
+        short[16:18] = total.to_bytes(2, "big")
+        short[20:22] = b"\0\0"  # not a fragment
+        assert finish_checksum(bytes(short)) == bytes(short)
     arp = bytes(eth / ARP())
     for frame in (arp, arp[:10], b"", partial[:30]):
         assert finish_checksum(frame) == frame
