@@ -468,12 +468,16 @@ def parse_tuple(text: str) -> tuple[str, int, str, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not SRC:SPORT-DST:DPORT") from None
 
 
-def build(args, now: float) -> tuple[list, Knowledge]:
+def build(args, clock=time.time, sleep=time.sleep) -> tuple[list, Knowledge]:
+    """The forgeries of ``args``. The clock is read once the tap has been read (the
+    eavesdropper may wait up to PATIENCE for a lull): a ``now`` taken before would
+    extrapolate the peer's timestamps backwards, and PAWS would drop every forgery."""
     rng = random.Random(args.seed)
     victim, peer = set(args.victim), set(args.peer)
     k = Knowledge()
     if args.strength == "eavesdrop":
-        k = eavesdrop(lambda: read_tap(args.tap), victim, peer)
+        k = eavesdrop(lambda: read_tap(args.tap), victim, peer, clock=clock, sleep=sleep)
+    now = clock()
     if args.attack == "join_flood":
         port = k.server_port or args.port
         seen_victim = sorted({t[2] for t in k.last_from_peer}) or args.victim
@@ -523,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)  # fmt: skip
         return 1
     try:
-        packets, k = build(args, time.time())
+        packets, k = build(args)
     except (OSError, ValueError) as e:  # an unreadable tap, a bad address
         print(json.dumps({"error": str(e)}), flush=True)
         return 1

@@ -91,6 +91,24 @@ def test_a_forged_option_follows_the_seen_segment_and_passes_paws():
     assert only_mptcp(pkt) == RemoveAddr((1,))
 
 
+def test_the_clock_is_read_after_the_wait_for_a_lull(tmp_path):
+    """The eavesdropper waits for the connection to go quiet; the forged timestamp is
+    extrapolated to when it strikes, not to when it started waiting (PAWS would drop a
+    timestamp older than the peer's latest)."""
+    from scapy.utils import wrpcap
+
+    seen = Ether(frame(B, A, 5201, 40000, ts=5000))
+    seen.time = 100.0
+    wrpcap(str(tmp_path / "tap.pcap"), [seen])
+    clock = iter([99.95, 100.0, 100.05, 100.1, 100.15, 100.2, 100.25]).__next__
+    args = argparse.Namespace(seed=1, victim=[A], peer=[B], strength="eavesdrop",
+                              tap=str(tmp_path / "tap.pcap"), attack="mp_prio",
+                              attacker=M, tuple=[])  # fmt: skip
+    (pkt,), _ = attacks.build(args, clock=clock, sleep=lambda s: None)
+    ts = dict(pkt[TCP].options)["Timestamp"]
+    assert ts == (5000 + 250 + attacks.TS_AHEAD, 7)  # quiet at 100.2, struck at 100.25
+
+
 def test_the_seq_comes_from_the_ip_length_when_the_tap_cut_the_payload():
     full = frame(B, A, 5201, 40000, seq=10, payload=b"z" * 300)
     seen = Ether(full[:128])  # snaplen 128
