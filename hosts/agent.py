@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from hosts import firewall
-from hosts.events import EventKind, unmapped
+from hosts.events import EventKind
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Scope, Tuple4, Verdict
 from hosts.guard import BpfError, Guard, GuardError, allowed_subtypes
 from hosts.options import (
@@ -46,6 +46,7 @@ from hosts.pm_netlink import EventListener, PathManager, PathManagerError
 from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
 from hosts.sniffer import Sniffer
+from hosts.sock_diag import SockDiag
 from hosts.tpbt import TrustHistory
 from hosts.trust_client import (
     TrustError,
@@ -64,7 +65,6 @@ RETRIES, RETRY_DELAY = 100, 0.05
 MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
 MAX_RETRIES_QUEUED = 256
 MAX_ANNOUNCED_SHOWN = 64  # distinct announced addresses kept by name in the state file
-INET_DIAG_INFO = 2
 
 
 class Agent:
@@ -146,6 +146,7 @@ class Agent:
         for addr in set(self.args.addr) - set(self.bound):
             LOG.warning("%s is on no interface of this host: not bound", addr)
         self.pm = PathManager()
+        self.diag = SockDiag()
         self.events = EventListener()
         self.sniffer = Sniffer()
         # One raw socket per address, bound to it: the kernel routes a raw packet by the
@@ -175,7 +176,7 @@ class Agent:
                 closers.append(getattr(self, name).unbind)
         sockets = {**getattr(self, "raw_sockets", {}), **getattr(self, "kick_sockets", {})}
         closers += [sock.close for sock in sockets.values()]
-        for name in ("events", "pm", "sniffer", "guard"):
+        for name in ("events", "pm", "diag", "sniffer", "guard"):
             if getattr(self, name, None) is not None:
                 closers.append(getattr(self, name).close)
         for closer in closers:
@@ -425,7 +426,7 @@ class Agent:
                     self.note("unknown_subtypes", f"MPTCP subtype {opt.subtype:#x} from {seg.src}")
             if not copy.outgoing and any(isinstance(o, AddrTrust) for o in opts):
                 # The kernel checks sequence numbers after our copy was taken: do it here.
-                received = tcp_bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
+                received = self.diag.bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
                 if not self.ext.in_window(seg.four_tuple, seg.seq, received, now):
                     local = (seg.dst, seg.dport, seg.src, seg.sport)
                     self.note(
@@ -540,26 +541,6 @@ def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
             if addr in wanted:
                 out[addr] = (msg["index"], socket.if_indextoname(msg["index"]))
     return out
-
-
-def tcp_bytes_received(local: str, lport: int, remote: str, rport: int) -> int | None:
-    """What the kernel has received on a TCP socket (``tcpi_bytes_received``, sock_diag),
-    or None when there is no such socket. An IPv4 subflow of an IPv6 socket is an IPv6
-    socket with IPv4-mapped addresses: IPv4 four-tuples are looked for in both."""
-    from pyroute2 import DiagSocket
-
-    families = [socket.AF_INET6] if ":" in local else [socket.AF_INET, socket.AF_INET6]
-    wanted = (local, lport, remote, rport)
-    with DiagSocket() as ds:
-        ds.bind()
-        for family in families:
-            for msg in ds.get_sock_stats(family=family, extensions=1 << (INET_DIAG_INFO - 1)):
-                src, dst = unmapped(msg["idiag_src"]), unmapped(msg["idiag_dst"])
-                found = (src, msg["idiag_sport"], dst, msg["idiag_dport"])
-                if found == wanted:
-                    info = msg.get_attr("INET_DIAG_INFO")
-                    return None if info is None else info["tcpi_bytes_received"]
-    return None
 
 
 def injecting_socket(address: str) -> socket.socket:

@@ -44,6 +44,10 @@ MOVABLE_SUBTYPES = frozenset({ADD_ADDR, REMOVE_ADDR})
 MAX_CONNS = 4096
 PENDING_KEYS, OFFERED_KEYS, PENDING_JOINS, JOIN_SOURCES, OPENINGS = 1024, 4096, 1024, 1024, 1024
 MAX_DEFERRED = 4  # claims held per connection during its opening
+# ADDR_TRUSTs that came before the kernel's event made their connection known (the copy
+# of the peer's first segments can be read before the event): subflows, messages each,
+# and how long they wait (the peer's own retry comes after a second).
+EARLY_SUBFLOWS, EARLY_PER_SUBFLOW, EARLY_LIFETIME = 256, 4, 1.0
 KEY_LIFETIME = 10.0  # s: a handshake's keys wait this long for the kernel's event
 JOIN_PER_CONN = (0.5, 8)  # rate per s, burst: a full mesh needs a few joins at once
 JOIN_PER_SOURCE = (0.5, 4)
@@ -194,6 +198,7 @@ class Counters:
     join_refused_pair: int = 0
     join_refused_rate: int = 0
     conns_evicted: int = 0
+    addr_trust_early: int = 0  # came before its connection was known: held, then judged
     peer_trust_unbound: int = 0  # a peer's address the export stopped listing: untrusted
 
 
@@ -229,6 +234,10 @@ class Extension:
         )  # local token -> (local key, remote key)
         self.offered_keys: ExpiringTable[int, Tuple4] = ExpiringTable(OFFERED_KEYS, KEY_LIFETIME)
         self.pending_joins: ExpiringTable[Tuple4, int] = ExpiringTable(PENDING_JOINS, KEY_LIFETIME)
+        # incoming 4-tuple -> ADDR_TRUSTs that came before their connection was known
+        self.early_trust: ExpiringTable[Tuple4, list[AddrTrust]] = ExpiringTable(
+            EARLY_SUBFLOWS, EARLY_LIFETIME
+        )
         self.join_sources: ExpiringTable[str, TokenBucket] = ExpiringTable(JOIN_SOURCES, 60.0)
         # The peer's initial sequence number per subflow (local 4-tuple), from its SYN or
         # SYN/ACK: with the kernel's byte count it tells where the subflow's window is.
@@ -526,9 +535,22 @@ class Extension:
         self._register(conn, four)
         return self._start_signals(conn, now)
 
-    def _start_signals(self, conn: Conn, now: float) -> list:
-        """Notify every trusted local address that has a subflow and no notification yet."""
+    def _judge_early(self, conn: Conn, now: float) -> list:
+        """The ADDR_TRUSTs held for ``conn``'s subflows before it was known, judged now
+        like any other (HMAC, counter, scope)."""
         actions = []
+        if not conn.keys:
+            return actions
+        for local in list(conn.subflows):
+            incoming = (local[2], local[3], local[0], local[1])
+            for opt in self.early_trust.pop(incoming, now) or []:
+                actions += self.on_addr_trust(incoming, opt, now)
+        return actions
+
+    def _start_signals(self, conn: Conn, now: float) -> list:
+        """Notify every trusted local address that has a subflow and no notification
+        yet, after judging what the peer said before the connection was known."""
+        actions = self._judge_early(conn, now)
         for addr in self.tpbt.trusted_local(now):
             if addr not in conn.trust_refreshed and any(f[0] == addr for f in conn.subflows):
                 actions += self._send_trust(conn, addr, now)
@@ -613,6 +635,12 @@ class Extension:
         four = (dst, dport, src, sport)
         conn = self.conn_of(four)
         if conn is None or not conn.keys:
+            # Judged as if it came now once the connection and its keys are known
+            # (_judge_early): the kernel's event can be read after the copy.
+            held = self.early_trust.get(incoming, now) or []
+            if len(held) < EARLY_PER_SUBFLOW:
+                self.counters.addr_trust_early += 1
+                self.early_trust.put(incoming, [*held, opt], now)
             return []
         verified = self._verify(conn, opt, incoming)
         if verified is not None and opt.echo and not self.tpbt.local_trusted(dst, now):
@@ -711,6 +739,7 @@ class Extension:
             self.pending_joins,
             self.join_sources,
             self.openings,
+            self.early_trust,
         ):
             table.expire(now)
         return actions

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from hosts.events import KIND_OF_CMD, Event, unmapped
+from hosts.plain_netlink import PlainNetlink
 
 FAMILY = "mptcp_pm"
 NETLINK_GENERIC, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 16, 270, 1
@@ -96,15 +98,20 @@ def _addr_attrs(address: str, addr_id: int | None = None, port: int | None = Non
 
 
 class PathManager:
-    """Commands to the userspace path manager of this network namespace."""
+    """Commands to the userspace path manager of this network namespace. pyroute2 finds
+    the family once; the commands go on a plain socket (hosts.plain_netlink: they are on
+    the critical path of every subflow the agent opens)."""
 
     def __init__(self):
-        self.sock = GenericNetlinkSocket()
+        probe = GenericNetlinkSocket()
         try:
-            self.sock.bind(FAMILY, pm_cmd)
+            probe.bind(FAMILY, pm_cmd)
+            self.family_id = probe.prid
         except Exception as e:
-            self.sock.close()
             raise PathManagerError(f"generic netlink family {FAMILY} unavailable: {e}") from e
+        finally:
+            probe.close()
+        self.sock = PlainNetlink(NETLINK_GENERIC)
 
     def close(self) -> None:
         self.sock.close()
@@ -115,8 +122,8 @@ class PathManager:
         msg["version"] = 1
         msg["attrs"] = attrs
         try:
-            self.sock.nlm_request(msg, msg_type=self.sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
-        except Exception as e:  # NetlinkError carries the errno
+            self.sock.request(msg, self.family_id, NLM_F_REQUEST | NLM_F_ACK)
+        except (OSError, ValueError, struct.error) as e:  # the kernel's errno, or a bad value
             raise PathManagerError(f"mptcp_pm command {cmd} failed: {e}") from e
 
     def announce(self, token: int, addr_id: int, address: str) -> None:

@@ -4,6 +4,8 @@ import pytest
 
 from hosts.events import Event, EventKind
 from hosts.extension import (
+    EARLY_LIFETIME,
+    EARLY_PER_SUBFLOW,
     JOIN_PER_SOURCE,
     MAX_CONNS,
     PENDING_JOINS,
@@ -575,3 +577,42 @@ def test_a_claim_the_export_corroborates_is_taken_at_once():
     forged.on_trust({A1: 30, B1: 30}, 0, owners)
     assert forged.on_addr_trust((A2, 40000, B1, 5201), msg(KA, KB, 42, 2**31, A2, B1), 0.01) == []
     assert forged.counters.claims_deferred == 1 and forged.counters.claims_corroborated == 0
+
+
+def test_an_addr_trust_read_before_its_connection_is_known_is_judged_when_it_is():
+    """The agent can read the copy of a's first segments (keys, then a's notification)
+    before the kernel's `created` event: b held the notification and judges it when the
+    connection comes, answering within the round trip instead of after a's retry (a
+    second: the 1-s set-ups of the path-manager benchmark)."""
+    owners = {A1: ("00:00:00:00:0a:01", 1, 1), B1: ("00:00:00:00:0b:01", 3, 1)}
+    b = server()
+    b.on_trust({A1: 30, B1: 30}, 0, owners)
+    server_keys(b, (B1, 5201, A1, 40000))
+    incoming = (A1, 40000, B1, 5201)
+    assert b.on_addr_trust(incoming, msg(KA, KB, 1, 1, A1, B1), 0.001) == []
+    assert b.counters.addr_trust_early == 1 and b.counters.addr_trust_received == 0
+    actions = establish(b, TB, B1, A1, sport=5201, dport=40000, server=True, now=0.002)
+    (answer,) = carried(actions)
+    assert answer.subflow == (B1, 5201, A1, 40000) and answer.option.echo
+    assert b.tpbt.trusted(TB, B1, A1, 0.002) and b.counters.addr_trust_received == 1
+    assert Announce(TB, 2, B2) in actions  # the hold ends with the trusted subflow
+
+
+def test_held_addr_trusts_are_judged_like_any_other_and_bounded():
+    """Held is not trusted: a forged message is refused at judgement (bad HMAC), one
+    past its lifetime is never judged, and a subflow holds only a few."""
+    a = client()
+    first = (B1, 5201, A1, 40000)
+    forged = AddrTrust(1, 1, 6, b"\0" * 8)
+    for _ in range(EARLY_PER_SUBFLOW + 3):
+        a.on_addr_trust(first, forged, 0.001)
+    assert a.counters.addr_trust_early == EARLY_PER_SUBFLOW
+    client_keys(a)
+    establish(a, TA, A1, B1, now=0.002)
+    assert a.counters.addr_trust_bad_hmac == EARLY_PER_SUBFLOW
+    assert not a.tpbt.remote_trusted(TA, B1, 0.002)
+    late = client()
+    late.on_addr_trust(first, msg(KB, KA, 1, 1, B1, A1), 0.001)
+    client_keys(late)
+    establish(late, TA, A1, B1, now=0.001 + EARLY_LIFETIME)
+    assert late.counters.addr_trust_received == 0 and not late.tpbt.remote_trusted(TA, B1, 1.5)
