@@ -28,6 +28,7 @@ from pathlib import Path
 from mininet.net import Mininet
 
 from controller.trust import generate_keypair
+from topologies.links import BatchedMininet
 from topologies.nodes import OpenFlowController, SaviSwitch, ovs_datapath, userspace_tso
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,7 +224,7 @@ class Testbed:
         self.token_file.chmod(0o600)
         self.config_file.write_text(json.dumps(self.topo.savi_config(), indent=2))
         self.start_controller()
-        self.net = Mininet(
+        self.net = BatchedMininet(
             topo=self.topo,
             controller=None,
             build=False,

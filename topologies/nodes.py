@@ -13,6 +13,8 @@ import os
 import shlex
 import socket
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from mininet.node import Host, Node, OVSSwitch, RemoteController
 
@@ -110,14 +112,27 @@ class RoutedHost(Host):
         """MAC, address, loopback and routes in one command in the node's shell: Mininet's
         own config takes six round trips (three for the MAC alone), most of a large
         testbed's start. Anything else it takes (a default route, ...) goes its way."""
-        intf = self.defaultIntf()
-        if params or intf is None:
+        plan = self.config_plan(routing, mac=mac, ip=ip, lo=lo, **params)
+        if plan is None:
             result = super().config(mac=mac, ip=ip, lo=lo, **params)
             apply_routing(self, routing)
             return result
+        plan.finish(self.cmd(plan.command))
+        return {}
+
+    def config_plan(
+        self, routing: list[str] = (), mac=None, ip=None, lo="up", **params
+    ) -> HostConfigPlan | None:
+        """The one shell command of ``config`` and what to record once it has run (so
+        BatchedMininet can send every host's at once and then read the answers); None
+        when the host needs Mininet's own config."""
+        intf = self.defaultIntf()
+        if params or intf is None:
+            return None
         steps = []  # `ip` commands, run by one `ip -batch`: a process per command is the cost
         if mac:
             steps += [f"link set dev {intf} {step}" for step in ("down", f"address {mac}", "up")]
+        addr, plen = None, None
         if ip:
             addr, _, plen = ip.partition("/")
             plen = plen or "8"  # Mininet's default prefix length
@@ -125,14 +140,24 @@ class RoutedHost(Host):
         steps.append(f"link set dev lo {lo}")
         steps += list(routing)
         lines = " ".join(shlex.quote(step) for step in steps)
-        out = self.cmd(f"printf '%s\\n' {lines} | ip -batch - 2>&1 && echo configured")
-        if not out.strip().endswith("configured"):
-            raise RuntimeError(f"{self.name}: configuring {intf}: {out.strip()}")
-        if mac:
-            intf.mac = mac
-        if ip:
-            intf.ip, intf.prefixLen = addr, int(plen)
-        return {}
+
+        def finish(out: str) -> None:
+            if not out.strip().endswith("configured"):
+                raise RuntimeError(f"{self.name}: configuring {intf}: {out.strip()}")
+            if mac:
+                intf.mac = mac
+            if ip:
+                intf.ip, intf.prefixLen = addr, int(plen)
+
+        return HostConfigPlan(
+            f"printf '%s\\n' {lines} | ip -batch - 2>&1 && echo configured", finish
+        )
+
+
+@dataclass(frozen=True)
+class HostConfigPlan:
+    command: str
+    finish: Callable[[str], None]
 
 
 class Router(Node):
