@@ -426,7 +426,11 @@ class Agent:
                     self.note("unknown_subtypes", f"MPTCP subtype {opt.subtype:#x} from {seg.src}")
             if not copy.outgoing and any(isinstance(o, AddrTrust) for o in opts):
                 # The kernel checks sequence numbers after our copy was taken: do it here.
-                received = self.diag.bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
+                try:
+                    received = self.diag.bytes_received(seg.dst, seg.dport, seg.src, seg.sport)
+                except OSError as e:  # fail closed: a window we cannot see is not ours
+                    self.note("sock_diag_errors", f"{seg.four_tuple}: {e}")
+                    received = None
                 if not self.ext.in_window(seg.four_tuple, seg.seq, received, now):
                     local = (seg.dst, seg.dport, seg.src, seg.sport)
                     self.note(
