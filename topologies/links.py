@@ -46,8 +46,9 @@ class BatchedLink(Link):
             params["intf"] = BatchedIntf
         super().__init__(node1, node2, params1=params1, params2=params2, **params)
 
-    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None, node1=None,
-                     node2=None, deleteIntfs=True):  # fmt: skip
+    def makeIntfPair(
+        self, intfname1, intfname2, addr1=None, addr2=None, node1=None, node2=None, deleteIntfs=True
+    ):
         if not self.batched:
             return super().makeIntfPair(
                 intfname1, intfname2, addr1, addr2, node1, node2, deleteIntfs

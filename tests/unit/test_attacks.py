@@ -101,9 +101,16 @@ def test_the_clock_is_read_after_the_wait_for_a_lull(tmp_path):
     seen.time = 100.0
     wrpcap(str(tmp_path / "tap.pcap"), [seen])
     clock = iter([99.95, 100.0, 100.05, 100.1, 100.15, 100.2, 100.25]).__next__
-    args = argparse.Namespace(seed=1, victim=[A], peer=[B], strength="eavesdrop",
-                              tap=str(tmp_path / "tap.pcap"), attack="mp_prio",
-                              attacker=M, tuple=[])  # fmt: skip
+    args = argparse.Namespace(
+        seed=1,
+        victim=[A],
+        peer=[B],
+        strength="eavesdrop",
+        tap=str(tmp_path / "tap.pcap"),
+        attack="mp_prio",
+        attacker=M,
+        tuple=[],
+    )
     (pkt,), _ = attacks.build(args, clock=clock, sleep=lambda s: None)
     ts = dict(pkt[TCP].options)["Timestamp"]
     assert ts == (5000 + 250 + attacks.TS_AHEAD, 7)  # quiet at 100.2, struck at 100.25
