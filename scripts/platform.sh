@@ -5,7 +5,7 @@
 COMMON_PACKAGES="openvswitch-switch mininet dnsmasq-base udhcpc tshark tcpdump ethtool
 iproute2 iputils-ping iputils-arping ndisc6 nftables iptables procps psmisc
 python3-venv python3-dev gcc make libnetfilter-queue-dev ruby curl clang libbpf-dev
-isc-dhcp-client"
+isc-dhcp-client openssh-server sudo"
 
 # detect_platform: print "<id> <version>" of the running OS, from os-release.
 detect_platform() {

@@ -28,6 +28,15 @@ from pathlib import Path
 from mininet.net import Mininet
 
 from controller.trust import generate_keypair
+from topologies.cluster import (
+    CLUSTER_MTU,
+    VXLAN_PORT,
+    Cluster,
+    ClusterNet,
+    VxlanLink,
+    on_server,
+    source_address_toward,
+)
 from topologies.links import BatchedMininet
 from topologies.nodes import OpenFlowController, SaviSwitch, ovs_datapath, userspace_tso
 
@@ -154,8 +163,15 @@ STOP_GROUP = 4242
 class Testbed:
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self, topo, controller_args: list[str] | None = None, log_dir: str | None = None):
+    def __init__(
+        self,
+        topo,
+        controller_args: list[str] | None = None,
+        log_dir: str | None = None,
+        cluster: Cluster | None = None,
+    ):
         self.topo = topo
+        self.cluster = cluster  # None: every node on this machine
         self.controller_args = controller_args or []
         self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-"))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -224,15 +240,21 @@ class Testbed:
         self.token_file.chmod(0o600)
         self.config_file.write_text(json.dumps(self.topo.savi_config(), indent=2))
         self.start_controller()
-        self.net = BatchedMininet(
-            topo=self.topo,
-            controller=None,
-            build=False,
-            autoSetMacs=False,
-            waitConnected=False,
-        )
+        params = {
+            "topo": self.topo,
+            "controller": None,
+            "build": False,
+            "autoSetMacs": False,
+            "waitConnected": False,
+        }
+        if self.cluster is None:
+            self.net = BatchedMininet(**params)
+            controller_ip = "127.0.0.1"
+        else:
+            self.net = ClusterNet(self.cluster, **params)
+            controller_ip = self.cluster_address()
         self.net.addController(
-            "c0", controller=OpenFlowController, ip="127.0.0.1", port=self.ofp_port
+            "c0", controller=OpenFlowController, ip=controller_ip, port=self.ofp_port
         )
         self.net.build()
         self.net.start()
@@ -265,10 +287,15 @@ class Testbed:
         for proc in reversed(self.daemons):
             _stop(proc)
         self.daemons = []
-        if self.net is not None:
-            self._delete_switch_links()
-            self.net.stop()
+        try:
+            if self.net is not None:
+                self._delete_switch_links()
+                self.net.stop()
+        finally:
             self.net = None
+            self._stop_rest()
+
+    def _stop_rest(self) -> None:
         for link in self.mgmt_links:
             subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
         self.mgmt_links = []
@@ -286,6 +313,8 @@ class Testbed:
         switches = set(self.net.switches)
         ends = {}
         for link in self.net.links:
+            if any(getattr(n, "isRemote", False) for n in (link.intf1.node, link.intf2.node)):
+                continue  # on another server: Mininet's stop deletes it there
             for intf in (link.intf1, link.intf2):
                 if intf is not None and intf.node in switches:
                     ends[link] = intf.name
@@ -406,11 +435,46 @@ class Testbed:
             if host.name not in self.management_hosts():
                 continue
             outer, inner = f"mg{i}-{host.name}"[:15], f"{host.name}-mgmt"[:15]
-            ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+            if getattr(host, "isRemote", False):
+                self._remote_mgmt_link(host, outer, inner)
+            else:
+                ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+                ip("link", "set", inner, "netns", str(host.pid))
             self.mgmt_links.append(outer)
-            ip("link", "set", inner, "netns", str(host.pid))
             ip("link", "set", outer, "master", MGMT_BRIDGE, "up")
             host.cmd(f"ip addr add {MGMT_NET}.{i}/24 dev {inner} && ip link set {inner} up")
+
+    def _remote_mgmt_link(self, host, outer: str, inner: str) -> None:
+        """A host on another server reaches the management bridge through a VXLAN
+        tunnel of its own: ``outer`` here on the bridge, ``inner`` in the host."""
+        vni = next(VxlanLink._vnis)
+        here = self.cluster_address()
+        vxlan = (
+            f"mtu {CLUSTER_MTU} type vxlan id {vni} local {here} remote {host.serverIP} "
+            f"dstport {VXLAN_PORT}"
+        )
+        subprocess.run(
+            ["ip", "link", "add", outer, *vxlan.split()], check=True, capture_output=True
+        )
+        out = on_server(
+            host,
+            f"ip link add {inner} mtu {CLUSTER_MTU} type vxlan id {vni} local {host.serverIP} "
+            f"remote {here} dstport {VXLAN_PORT} && ip link set {inner} netns {host.pid} "
+            "&& echo made",
+        )
+        if not out.strip().endswith("made"):
+            raise TestbedError(f"management tunnel for {host.name}: {out.strip()}")
+
+    def cluster_address(self) -> str:
+        """This machine's address as the other servers reach it (controller, management
+        network, tunnels): the cluster's ``controller_ip`` or the route's source."""
+        if self.cluster.controller_ip:
+            return self.cluster.controller_ip
+        second = (
+            self.cluster.server_ips.get(self.cluster.servers[1])
+            or self.net.serverIP[self.cluster.servers[1]]
+        )
+        return source_address_toward(second)
 
     # -- DHCP ------------------------------------------------------------------------------
     def start_dhcp_server(
