@@ -7,13 +7,19 @@ machine is named and left alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import tempfile
+from pathlib import Path
 
 from experiments.harness import MODES
 from topologies import cli
 from topologies.builder import Testbed, TestbedBusy, TestbedError
 from topologies.campus import PLACEMENTS, CampusTopo
+from topologies.cluster import PLACEMENTS as SERVER_PLACEMENTS
+from topologies.cluster import Cluster, ClusterError
 from topologies.dualhomed import COVERAGES, DualHomedTopo
+from topologies.localserver import LocalServer, LocalServerError
 from topologies.single import SingleSwitchTopo
 
 TOPOLOGIES = ("dualhomed", "savi_single", "campus")
@@ -81,6 +87,32 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--placement", choices=PLACEMENTS, default=d["placement"], help="where the attackers go"
     )
     campus.add_argument("--seed", type=int, default=d["seed"], help="the campus's seed")
+    cluster = ap.add_argument_group("cluster mode (topologies/cluster.py, docs/cluster.md)")
+    cluster.add_argument(
+        "--servers",
+        help="spread the topology over these servers with Mininet Cluster Edition: "
+        "comma-separated, this machine first as localhost (localhost,10.0.0.2)",
+    )
+    cluster.add_argument(
+        "--server-placement",
+        choices=SERVER_PLACEMENTS,
+        default="switch-bin",
+        help="which node goes to which server",
+    )
+    cluster.add_argument(
+        "--ssh-config", type=Path, help="ssh configuration file for the root logins (ssh -F)"
+    )
+    cluster.add_argument(
+        "--controller-ip",
+        help="this machine's address as the other servers reach it (default: the route's "
+        "source address toward the second server)",
+    )
+    cluster.add_argument(
+        "--local-server",
+        action="store_true",
+        help="make a second server on this machine (its own namespace, Open vSwitch and "
+        "sshd) and use it: cluster mode without a second machine",
+    )
     ap.add_argument(
         "--script",
         default=argparse.SUPPRESS,
@@ -109,6 +141,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             args.campus = campus_topo(args)
         except ValueError as e:
             ap.error(f"campus: {e}")
+    if args.servers and args.local_server:
+        ap.error("--servers and --local-server: choose one")
+    cluster_only = [args.ssh_config, args.controller_ip, args.server_placement != "switch-bin"]
+    if any(cluster_only) and not (args.servers or args.local_server):
+        ap.error("--server-placement, --ssh-config and --controller-ip need --servers")
+    if args.servers:
+        try:
+            args.cluster = Cluster.parse(
+                args.servers,
+                placement=args.server_placement,
+                ssh_config=args.ssh_config,
+                controller_ip=args.controller_ip,
+            )
+        except ClusterError as e:
+            ap.error(f"--servers: {e}")
     args.script = getattr(args, "script", None)
     if args.script is not None:
         try:
@@ -138,10 +185,22 @@ def main(argv: list[str] | None = None) -> int:
         topo = args.campus
     else:
         topo = SingleSwitchTopo(hosts=args.hosts, dhcp=args.dhcp)
+    log_dir = getattr(args, "log_dir", None)
     try:
-        with Testbed(topo, log_dir=getattr(args, "log_dir", None)) as tb:
+        with contextlib.ExitStack() as stack:
+            cluster = getattr(args, "cluster", None)
+            if args.local_server:
+                folder = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-")) / "server2"
+                server = stack.enter_context(LocalServer(folder))
+                cluster = Cluster(
+                    servers=("localhost", server.address),
+                    placement=args.server_placement,
+                    ssh_config=server.ssh_config,
+                )
+                log_dir = str(folder.parent)
+            tb = stack.enter_context(Testbed(topo, log_dir=log_dir, cluster=cluster))
             cli.run(tb, args.mode, args.script)
-    except (TestbedBusy, TestbedError) as e:
+    except (TestbedBusy, TestbedError, ClusterError, LocalServerError) as e:
         print(f"python -m topologies: {e}", file=sys.stderr)
         return 1
     return 0
