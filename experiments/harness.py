@@ -175,6 +175,9 @@ def set_mode(tb, mode: str) -> None:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     for name in list(tb.agents):
         tb.stop_agent(name)
+    # The connections' initiators (the dual-homed topology's a; a campus's multi-homed
+    # hosts): in vanilla mode they open the subflows, the others announce.
+    clients = set(getattr(tb.topo, "mptcp_clients", ("a",)))
     for host, addrs in tb.topo.agent_hosts().items():
         node = tb.net[host]
         node.cmd("ip mptcp endpoint flush")
@@ -184,7 +187,7 @@ def set_mode(tb, mode: str) -> None:
             # A full mesh like the agents': the client opens subflows from each of its
             # addresses (to the server's first address and to each one announced); the
             # server announces its other address.
-            if host == "a":
+            if host in clients:
                 for addr_id, addr in enumerate(addrs, start=1):
                     node.cmd(f"ip mptcp endpoint add {addr} id {addr_id} subflow fullmesh")
             else:

@@ -111,6 +111,7 @@ class CampusTopo(Topo):
                 self.addLink(name, switch_of[net], port2=j)
         single = [h for h in self.addresses]
         self.multihomed = sorted(rng.sample(single, multihomed), key=single.index)
+        self.mptcp_clients = tuple(self.multihomed)  # they connect to the server
         for n, name in enumerate(self.multihomed, start=1):
             home = int(self.addresses[name][0].split(".")[1])
             others = [x for x in nets if x != home]
