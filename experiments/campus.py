@@ -29,10 +29,14 @@ intervals, confinement with bootstrap intervals), provenance.json, and the figur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -116,7 +120,9 @@ class Config:
         ]
 
 
-QUICK = Config(switches=4, multihomed=3, attackers=2, coverages=(0.0, 1.0), seeds=1)
+QUICK = Config(
+    switches=4, multihomed=3, attackers=2, coverages=(0.0, 1.0), placements=("spread",), seeds=1
+)
 
 
 @dataclass(frozen=True)
@@ -137,23 +143,28 @@ def network_of(addr: str) -> int:
     return int(addr.split(".")[1])
 
 
-def attack_pairs(topo: CampusTopo) -> list[Pair]:
-    """Each attacker against the multi-homed hosts with an address on its network, in
-    order; a victim already taken by an earlier attacker is left to it (one victim's
-    counters cannot tell two attackers apart)."""
-    pairs, taken = [], set()
-    for attacker in topo.attackers:
-        (own,) = topo.addresses[attacker]
-        for victim in topo.multihomed:
-            if victim in taken:
-                continue
-            shared = [a for a in topo.addresses[victim] if network_of(a) == network_of(own)]
-            if shared:
-                addr = shared[0]
-                pairs.append(
-                    Pair(attacker, own, victim, addr, topo.interface[addr], topo.on_savi[addr])
-                )
-                taken.add(victim)
+def attack_pairs(topo: CampusTopo, seed: int = 1) -> list[Pair]:
+    """One attacker per multi-homed host, among those on one of its access networks, as
+    an attacker who may choose where to sit would: one on a legacy network if there is
+    one (the subflow there is the untrusted one: the extension, not SAVI, must stop it),
+    else one on a SAVI network; the choice among equals is seeded. One attacker per
+    victim and round: the victim's counters cannot tell two apart. A host with no
+    attacker on its networks is not attacked."""
+    rng = random.Random(seed)
+    pairs = []
+    for victim in topo.multihomed:
+        candidates = []
+        for attacker in topo.attackers:
+            (own,) = topo.addresses[attacker]
+            for addr in topo.addresses[victim]:
+                if network_of(addr) == network_of(own):
+                    pair = Pair(
+                        attacker, own, victim, addr, topo.interface[addr], topo.on_savi[addr]
+                    )
+                    candidates.append(pair)
+        legacy = [p for p in candidates if not p.savi]
+        if legacy or candidates:
+            pairs.append(rng.choice(legacy or candidates))
     return pairs
 
 
@@ -161,12 +172,14 @@ def seed_of(*parts) -> int:
     return zlib.crc32("#".join(map(str, parts)).encode()) % 2**31
 
 
-def run_round(tb, mode: str, workdir: Path, key: dict) -> tuple[list[dict], list[dict]]:
+def run_round(
+    tb, mode: str, workdir: Path, key: dict, keep_captures: bool = False
+) -> tuple[list[dict], list[dict]]:
     """One host mode on a built campus: every multi-homed host's connection, every
     pair's attack. Returns (attack rows, connection rows)."""
     topo = tb.topo
     set_mode(tb, mode)
-    pairs = attack_pairs(topo)
+    pairs = attack_pairs(topo, seed_of(*key.values(), mode))
     port_of = {h: BASE_PORT + i for i, h in enumerate(topo.multihomed)}
     workdir.mkdir(parents=True, exist_ok=True)
     caps, programs, xfers = {}, {}, {}
@@ -302,8 +315,9 @@ def run_round(tb, mode: str, workdir: Path, key: dict) -> tuple[list[dict], list
                 "handshake_total": conf.handshake[1],
             }
         )
-    for c in caps.values():
-        c.path.unlink(missing_ok=True)
+    if not keep_captures:
+        for c in caps.values():
+            c.path.unlink(missing_ok=True)
     return attack_rows, connection_rows
 
 
@@ -334,6 +348,9 @@ def summarize(attack_rows: list[dict], connection_rows: list[dict]) -> dict:
     groups: dict[tuple, dict] = {}
     for row in attack_rows:
         g = groups.setdefault((row["mode"], row["placement"], row["coverage"]), _empty())
+        if row["subflows_seen"] < 1:  # no forgery made: neither a success nor a failure
+            g["not_made"] += 1
+            continue
         g["pairs"] += 1
         g["successes"] += row["success"]
         kind = "savi" if row["savi"] else "legacy"
@@ -388,7 +405,8 @@ def describe(g: dict) -> str:
         f"{g['mode']:8} {g['placement']:7} coverage {g['coverage']:.2f}: attacks worked "
         f"{g['successes']}/{g['pairs']} = {share(g['success_rate'], g['success_ci95'])} "
         f"(legacy {g['legacy_successes']}/{g['legacy_pairs']}, SAVI "
-        f"{g['savi_successes']}/{g['savi_pairs']}); confinement once trusted "
+        f"{g['savi_successes']}/{g['savi_pairs']}; not made {g['not_made']}); confinement "
+        "once trusted "
         f"{share(g['confinement_after'], g['confinement_after_ci95'])}; transfers failed "
         f"{g['transfers_failed']}/{g['connections']}"
     )
@@ -396,7 +414,7 @@ def describe(g: dict) -> str:
 
 def _empty() -> dict:
     return dict.fromkeys(
-        ("pairs", "successes", "savi_pairs", "savi_successes", "legacy_pairs",
+        ("pairs", "not_made", "successes", "savi_pairs", "savi_successes", "legacy_pairs",
          "legacy_successes", "connections", "transfers_failed"), 0,
     )  # fmt: skip
 
@@ -446,6 +464,98 @@ def draw(run_dir: Path) -> list[Path]:
         _caption(fig, prov, extra)
         paths += _save(fig, run_dir, name)
     return paths
+
+
+# -- how much one machine carries --------------------------------------------------------
+# Campus sizes of the sweep: (access switches, single-homed hosts per switch, multi-homed
+# hosts = concurrent connections, attackers). Coverage 0.5, attackers spread (every other
+# one on a SAVI switch), vanilla hosts: the controls are known in advance.
+SCALE_SIZES = ((4, 4, 4, 4), (8, 4, 8, 8), (16, 4, 16, 16), (24, 6, 24, 24), (32, 8, 40, 32))
+
+
+def carried(attack_rows: list[dict], connection_rows: list[dict]) -> tuple[bool, str]:
+    """Whether results at a size can be trusted, and if not why. The criterion: every
+    attacker saw its victim's subflow on its tap (the attack was made as designed); every
+    attack from a legacy network worked and none from a SAVI network did (the positive
+    and negative controls of vanilla hosts); every connection whose attack did not work
+    delivered its bytes intact."""
+    problems = []
+    blind = [r for r in attack_rows if r["subflows_seen"] < 1]
+    if blind:
+        problems.append(f"{len(blind)} attackers saw no subflow on their tap")
+    missed = [r for r in attack_rows if not r["savi"] and not r["success"]]
+    if missed:
+        problems.append(f"{len(missed)} attacks from legacy networks did not work")
+    leaked = [r for r in attack_rows if r["savi"] and r["success"]]
+    if leaked:
+        problems.append(f"{len(leaked)} attacks from SAVI networks worked")
+    worked = {r["victim"] for r in attack_rows if r["success"]}
+    broken = [c for c in connection_rows if c["host"] not in worked and not c["bytes_match"]]
+    if broken:
+        problems.append(f"{len(broken)} unattacked or unharmed transfers failed")
+    return not problems, "; ".join(problems) or "all controls as expected"
+
+
+def scale(out: Path, argv: list[str], sizes=SCALE_SIZES, cluster_sizes=(), local_server=None):
+    """The sweep: one vanilla round per size on this machine (and on two servers for
+    ``cluster_sizes``, through ``local_server``); writes scale.json."""
+    from experiments.run import provenance
+    from topologies.builder import Testbed
+    from topologies.cluster import Cluster
+
+    out.mkdir(parents=True, exist_ok=True)
+    prov = provenance(argv, out)
+    prov["command"] = " ".join(["python -m experiments.campus", *argv])
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    results = []
+    runs = [(size, None) for size in sizes]
+    if local_server is not None:
+        runs += [(size, local_server) for size in cluster_sizes]
+    for size, server in runs:
+        switches, per_switch, multihomed, attackers = size
+        topo = CampusTopo(switches=switches, hosts=per_switch, coverage=0.5,
+                          multihomed=multihomed, attackers=attackers, seed=1)  # fmt: skip
+        cluster = None
+        if server is not None:
+            cluster = Cluster(servers=("localhost", server.address), ssh_config=server.ssh_config)
+        key = {"coverage": 0.5, "placement": "spread", "seed": 1}
+        where = "two servers" if cluster else "one machine"
+        name = f"{switches}x{per_switch}-{multihomed}-{'cluster' if cluster else 'local'}"
+        t0 = time.monotonic()
+        with Testbed(topo, log_dir=str(out / "work" / name), cluster=cluster) as tb:
+            started = tb.start_seconds
+            _warm_up(tb)
+            t1 = time.monotonic()
+            a_rows, c_rows = run_round(tb, "vanilla", out / "work", key)
+            round_seconds = time.monotonic() - t1
+            t2 = time.monotonic()
+        stop_seconds = time.monotonic() - t2
+        ok, why = carried(a_rows, c_rows)
+        goodputs = sorted(c["goodput_mbps"] for c in c_rows if c["goodput_mbps"] is not None)
+        hosts = len(topo.hosts())
+        row = {
+            "where": where,
+            "switches": switches,
+            "hosts": hosts,
+            "connections": multihomed,
+            "pairs": len(a_rows),
+            "start_seconds": round(started, 2),
+            "start_ms_per_host": round(1000 * started / hosts, 1),
+            "round_seconds": round(round_seconds, 1),
+            "stop_seconds": round(stop_seconds, 2),
+            "legacy_worked": f"{sum(r['success'] for r in a_rows if not r['savi'])}/"
+            f"{sum(not r['savi'] for r in a_rows)}",
+            "savi_worked": f"{sum(r['success'] for r in a_rows if r['savi'])}/"
+            f"{sum(r['savi'] for r in a_rows)}",
+            "median_goodput_mbps": round(goodputs[len(goodputs) // 2], 1) if goodputs else None,
+            "total_seconds": round(time.monotonic() - t0, 1),
+            "carried": ok,
+            "verdict": why,
+        }
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        (out / "scale.json").write_text(json.dumps({"sizes": results}, indent=2) + "\n")
+    return results
 
 
 # -- running ------------------------------------------------------------------------------
@@ -501,7 +611,7 @@ def run(config: Config, out: Path, argv: list[str], cluster=None) -> dict:
     for i, (coverage, placement, seed) in enumerate(builds, start=1):
         topo = CampusTopo(**config.topo_args(coverage, placement, seed))
         key = {"coverage": coverage, "placement": placement, "seed": seed}
-        with Testbed(topo, log_dir=str(out / "logs" / f"c{coverage}-{placement}-{seed}"),
+        with Testbed(topo, log_dir=str(out / "work" / f"c{coverage}-{placement}-{seed}"),
                      cluster=cluster) as tb:  # fmt: skip
             _warm_up(tb)
             for mode in config.modes:
@@ -550,6 +660,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default=",".join(d.modes))
     ap.add_argument("--out", type=Path, help="run folder (default results/campus-<time>)")
     ap.add_argument("--figures", type=Path, metavar="DIR", help="redraw DIR's figures only")
+    ap.add_argument("--scale", action="store_true", help="the sweep of campus sizes instead")
+    ap.add_argument(
+        "--local-server",
+        action="store_true",
+        help="on two servers: this machine and a second one made here (topologies/localserver.py)"
+        "; with --scale, the middle sizes once more on two servers",
+    )
     args = ap.parse_args(argv)
     if args.figures:
         for p in draw(args.figures):
@@ -569,8 +686,28 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or REPO / "results" / f"campus-{stamp}"
-    summary = run(config, out, argv)
+    out = args.out or REPO / "results" / f"campus-{'scale-' if args.scale else ''}{stamp}"
+    with contextlib.ExitStack() as stack:
+        server = None
+        if args.local_server:
+            from topologies.localserver import LocalServer
+
+            # Its keys are the run's only: a temporary folder, never the results.
+            folder = Path(tempfile.mkdtemp(prefix="tmptcp-server2-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            server = stack.enter_context(LocalServer(folder))
+        # The testbeds' folders (logs, the controller's key, captures) go with the run.
+        stack.callback(shutil.rmtree, out / "work", ignore_errors=True)
+        if args.scale:
+            scale(out, argv, cluster_sizes=SCALE_SIZES[1:3], local_server=server)
+            print(out)
+            return 0
+        cluster = None
+        if server is not None:
+            from topologies.cluster import Cluster
+
+            cluster = Cluster(servers=("localhost", server.address), ssh_config=server.ssh_config)
+        summary = run(config, out, argv, cluster=cluster)
     for g in summary["groups"]:
         print(describe(g))
     print(out)

@@ -317,6 +317,8 @@ class ClusterNet(MininetCluster):
             default = self.switch if self.topo.isSwitch(node) else self.host
             info["cls"] = cluster_class(info.get("cls", default))
             info["ssh_options"] = options
+            # Root on every server, also under sudo (Mininet would take SUDO_USER's name).
+            info["user"] = self.user
 
     def placement_of(self) -> dict[str, str]:
         """Node name -> server."""
