@@ -2,7 +2,7 @@
 # Both install what is missing first (scripts/install.sh, idempotent).
 PY := .venv/bin/python
 
-.PHONY: install test unit integration test-mptcp test-experiments experiment cli demo bench lint format clean
+.PHONY: install test unit integration test-mptcp test-experiments experiment campus campus-scale cli demo bench lint format clean
 
 install:
 	@scripts/install.sh
@@ -32,6 +32,15 @@ cli: install
 # `python -m experiments.run --help` for the others, single cells and --resume.
 experiment: install
 	$(PY) -m experiments.run --config default
+
+# The campus experiment: attack success and confinement against SAVI coverage (about 16
+# min), and the sweep of campus sizes one machine carries (`python -m experiments.campus
+# --help`).
+campus: install
+	$(PY) -m experiments.campus
+
+campus-scale: install
+	$(PY) -m experiments.campus --scale --local-server
 
 # What SAVI and Trusted MPTCP cost, against baselines (about 9 min); not tests.
 bench: install

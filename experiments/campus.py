@@ -63,16 +63,19 @@ ATTACK = "rm_addr"  # key-less: an eavesdropper on one subflow can make it
 BULK_SECONDS = 1.0
 REACT = 1.0  # s after the forgeries: the victims' kernels have acted
 BASE_PORT = 5300
-COLUMNS_ATTACKS = (
-    "coverage", "placement", "seed", "mode", "attacker", "victim", "victim_addr", "savi",
-    "success", "evidence", "forged_sent", "subflows_seen", "transfer_ok", "bytes_match",
-    "transfer_error",
-)  # fmt: skip
-COLUMNS_CONNECTIONS = (
-    "coverage", "placement", "seed", "mode", "host", "attacked", "transfer_ok", "bytes_match",
-    "goodput_mbps", "control_trusted", "control_total", "after_trusted", "after_total",
-    "handshake_trusted", "handshake_total", "transfer_error",
-)  # fmt: skip
+COLUMNS_ATTACKS = tuple(
+    """
+    coverage placement seed mode attacker victim victim_addr savi success evidence
+    forged_sent subflows_seen transfer_ok bytes_match transfer_error
+    """.split()
+)
+COLUMNS_CONNECTIONS = tuple(
+    """
+    coverage placement seed mode host attacked transfer_ok bytes_match goodput_mbps
+    control_trusted control_total after_trusted after_total handshake_trusted
+    handshake_total transfer_error
+    """.split()
+)
 
 
 @dataclass(frozen=True)
@@ -197,11 +200,24 @@ def run_round(
                 )
         for pair in pairs:
             cmd = [
-                sys.executable, "-m", "experiments.attacks", ATTACK, "--strength", "eavesdrop",
-                "--attacker", pair.attacker_addr, "--peer", SERVER, "--wait",
-                "--port", str(port_of[pair.victim]), "--seed", str(seed_of(*key.values(), pair)),
-                "--tap", str(caps[(pair.victim, pair.victim_intf)].path),
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "experiments.attacks",
+                ATTACK,
+                "--strength",
+                "eavesdrop",
+                "--attacker",
+                pair.attacker_addr,
+                "--peer",
+                SERVER,
+                "--wait",
+                "--port",
+                str(port_of[pair.victim]),
+                "--seed",
+                str(seed_of(*key.values(), pair)),
+                "--tap",
+                str(caps[(pair.victim, pair.victim_intf)].path),
+            ]
             for addr in topo.addresses[pair.victim]:
                 cmd += ["--victim", addr]
             programs[pair] = tb.net[pair.attacker].popen(
@@ -413,10 +429,16 @@ def describe(g: dict) -> str:
 
 
 def _empty() -> dict:
-    return dict.fromkeys(
-        ("pairs", "not_made", "successes", "savi_pairs", "savi_successes", "legacy_pairs",
-         "legacy_successes", "connections", "transfers_failed"), 0,
-    )  # fmt: skip
+    counts = "pairs not_made successes savi_pairs savi_successes legacy_pairs legacy_successes"
+    return dict.fromkeys([*counts.split(), "connections", "transfers_failed"], 0)
+
+
+DODGE = {"vanilla": -0.015, "trusted": 0.0, "enforce": 0.015}
+STYLE = {
+    "vanilla": {"marker": "o", "linestyle": "-"},
+    "trusted": {"marker": "s", "linestyle": ":"},
+    "enforce": {"marker": "^", "linestyle": "--"},
+}
 
 
 def draw(run_dir: Path) -> list[Path]:
@@ -435,22 +457,28 @@ def draw(run_dir: Path) -> list[Path]:
     paths = []
     for name, value, ci, ylabel in (
         ("campus-success", "success_rate", "success_ci95", "attack success (RM_ADDR taken)"),
-        ("campus-confinement", "confinement_after", "confinement_after_ci95",
-         "control options on trusted subflows\n(once one is up)"),
-    ):  # fmt: skip
-        fig, axes = plt.subplots(1, len(placements), figsize=(4.2 * len(placements), 3.4),
-                                 squeeze=False, sharey=True)  # fmt: skip
+        (
+            "campus-confinement",
+            "confinement_after",
+            "confinement_after_ci95",
+            "control options on trusted subflows\n(once one is up)",
+        ),
+    ):
+        fig, axes = plt.subplots(
+            1, len(placements), figsize=(4.2 * len(placements), 3.4), squeeze=False, sharey=True
+        )
         for ax, placement in zip(axes[0], placements, strict=True):
             for mode in MODES:
                 rows = [g for g in groups if g["mode"] == mode and g["placement"] == placement]
                 rows = [g for g in rows if g[value] is not None]
                 if not rows:
                     continue
-                xs = [g["coverage"] for g in rows]
+                # Modes side by side at each coverage, so equal values do not hide a line.
+                xs = [g["coverage"] + DODGE[mode] for g in rows]
                 ys = [g[value] for g in rows]
                 lo = [g[value] - (g[ci] or [g[value]] * 2)[0] for g in rows]
                 hi = [(g[ci] or [g[value]] * 2)[1] - g[value] for g in rows]
-                ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=mode)
+                ax.errorbar(xs, ys, yerr=[lo, hi], capsize=3, label=mode, **STYLE[mode])
             ax.set_title(f"attackers: {placement}", fontsize=9)
             ax.set_xlabel("SAVI coverage (fraction of access switches)")
             ax.set_ylim(-0.05, 1.05)
@@ -458,9 +486,11 @@ def draw(run_dir: Path) -> list[Path]:
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=8)
         n = {g["pairs"] for g in groups} if value == "success_rate" else set()
-        extra = f"95 % intervals (Wilson; pairs per point: {sorted(n)})" if n else (
-            "95 % bootstrap intervals over connections"
-        )  # fmt: skip
+        extra = (
+            f"95 % intervals (Wilson; pairs per point: {sorted(n)})"
+            if n
+            else ("95 % bootstrap intervals over connections")
+        )
         _caption(fig, prov, extra)
         paths += _save(fig, run_dir, name)
     return paths
@@ -513,8 +543,14 @@ def scale(out: Path, argv: list[str], sizes=SCALE_SIZES, cluster_sizes=(), local
         runs += [(size, local_server) for size in cluster_sizes]
     for size, server in runs:
         switches, per_switch, multihomed, attackers = size
-        topo = CampusTopo(switches=switches, hosts=per_switch, coverage=0.5,
-                          multihomed=multihomed, attackers=attackers, seed=1)  # fmt: skip
+        topo = CampusTopo(
+            switches=switches,
+            hosts=per_switch,
+            coverage=0.5,
+            multihomed=multihomed,
+            attackers=attackers,
+            seed=1,
+        )
         cluster = None
         if server is not None:
             cluster = Cluster(servers=("localhost", server.address), ssh_config=server.ssh_config)
@@ -611,18 +647,22 @@ def run(config: Config, out: Path, argv: list[str], cluster=None) -> dict:
     for i, (coverage, placement, seed) in enumerate(builds, start=1):
         topo = CampusTopo(**config.topo_args(coverage, placement, seed))
         key = {"coverage": coverage, "placement": placement, "seed": seed}
-        with Testbed(topo, log_dir=str(out / "work" / f"c{coverage}-{placement}-{seed}"),
-                     cluster=cluster) as tb:  # fmt: skip
+        with Testbed(
+            topo, log_dir=str(out / "work" / f"c{coverage}-{placement}-{seed}"), cluster=cluster
+        ) as tb:
             _warm_up(tb)
             for mode in config.modes:
                 a_rows, c_rows = run_round(tb, mode, out / "work", key)
                 _append(out / "attacks.csv", COLUMNS_ATTACKS, a_rows)
                 _append(out / "connections.csv", COLUMNS_CONNECTIONS, c_rows)
                 took = sum(r["success"] for r in a_rows)
-                print(f"[{i}/{len(builds)}] coverage {coverage} {placement} seed {seed} "
-                      f"{mode}: {took}/{len(a_rows)} attacks worked, "
-                      f"{sum(not r['bytes_match'] for r in c_rows)} transfers failed "
-                      f"({time.monotonic() - t0:.0f} s)", flush=True)  # fmt: skip
+                print(
+                    f"[{i}/{len(builds)}] coverage {coverage} {placement} seed {seed} "
+                    f"{mode}: {took}/{len(a_rows)} attacks worked, "
+                    f"{sum(not r['bytes_match'] for r in c_rows)} transfers failed "
+                    f"({time.monotonic() - t0:.0f} s)",
+                    flush=True,
+                )
     summary = summarize(_read(out / "attacks.csv"), _read(out / "connections.csv"))
     summary["seconds"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -646,8 +686,9 @@ def _warm_up(tb) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m experiments.campus",
-                                 description=__doc__.split("\n\n")[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.campus", description=__doc__.split("\n\n")[0]
+    )
     d = Config()
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--switches", type=int, default=d.switches)
@@ -673,16 +714,20 @@ def main(argv: list[str] | None = None) -> int:
             print(p)
         return 0
     try:
-        config = QUICK if args.quick else Config(
-            switches=args.switches,
-            per_switch=args.per_switch,
-            multihomed=args.multihomed,
-            attackers=args.attackers,
-            coverages=tuple(float(c) for c in args.coverages.split(",")),
-            placements=tuple(args.placements.split(",")),
-            seeds=args.seeds,
-            modes=tuple(args.modes.split(",")),
-        )  # fmt: skip
+        config = (
+            QUICK
+            if args.quick
+            else Config(
+                switches=args.switches,
+                per_switch=args.per_switch,
+                multihomed=args.multihomed,
+                attackers=args.attackers,
+                coverages=tuple(float(c) for c in args.coverages.split(",")),
+                placements=tuple(args.placements.split(",")),
+                seeds=args.seeds,
+                modes=tuple(args.modes.split(",")),
+            )
+        )
     except ValueError as e:
         ap.error(str(e))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -313,7 +313,8 @@ class Testbed:
         switches = set(self.net.switches)
         ends = {}
         for link in self.net.links:
-            if any(getattr(n, "isRemote", False) for n in (link.intf1.node, link.intf2.node)):
+            ends_of = [i.node for i in (link.intf1, link.intf2) if i is not None]
+            if any(getattr(node, "isRemote", False) for node in ends_of):
                 continue  # on another server: Mininet's stop deletes it there
             for intf in (link.intf1, link.intf2):
                 if intf is not None and intf.node in switches:

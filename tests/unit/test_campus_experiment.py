@@ -49,14 +49,27 @@ def test_an_attacker_with_no_victim_on_its_network_makes_no_pair():
 
 
 def row(mode, coverage, savi, success, seen=1):
-    return {"mode": mode, "placement": "spread", "coverage": coverage, "savi": savi,
-            "success": success, "subflows_seen": seen}  # fmt: skip
+    return {
+        "mode": mode,
+        "placement": "spread",
+        "coverage": coverage,
+        "savi": savi,
+        "success": success,
+        "subflows_seen": seen,
+    }
 
 
 def conn(mode, coverage, trusted, total, ok=True):
-    return {"mode": mode, "placement": "spread", "coverage": coverage, "bytes_match": ok,
-            "control_trusted": trusted, "control_total": total, "after_trusted": trusted,
-            "after_total": total}  # fmt: skip
+    return {
+        "mode": mode,
+        "placement": "spread",
+        "coverage": coverage,
+        "bytes_match": ok,
+        "control_trusted": trusted,
+        "control_total": total,
+        "after_trusted": trusted,
+        "after_total": total,
+    }
 
 
 def test_the_summary_counts_pairs_by_network_kind_with_intervals():
