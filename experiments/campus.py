@@ -513,7 +513,9 @@ def carried(attack_rows: list[dict], connection_rows: list[dict]) -> tuple[bool,
     blind = [r for r in attack_rows if r["subflows_seen"] < 1]
     if blind:
         problems.append(f"{len(blind)} attackers saw no subflow on their tap")
-    missed = [r for r in attack_rows if not r["savi"] and not r["success"]]
+    missed = [
+        r for r in attack_rows if not r["savi"] and not r["success"] and r["subflows_seen"] >= 1
+    ]
     if missed:
         problems.append(f"{len(missed)} attacks from legacy networks did not work")
     leaked = [r for r in attack_rows if r["savi"] and r["success"]]
@@ -566,6 +568,17 @@ def scale(out: Path, argv: list[str], sizes=SCALE_SIZES, cluster_sizes=(), local
             round_seconds = time.monotonic() - t1
             t2 = time.monotonic()
         stop_seconds = time.monotonic() - t2
+        size_key = {"where": where, "switches": switches, "connections": multihomed}
+        _append(
+            out / "attacks.csv",
+            ("where", "switches", "connections", *COLUMNS_ATTACKS),
+            [{**size_key, **r} for r in a_rows],
+        )
+        _append(
+            out / "connections.csv",
+            ("where", "switches", "connections", *COLUMNS_CONNECTIONS),
+            [{**size_key, **r} for r in c_rows],
+        )
         ok, why = carried(a_rows, c_rows)
         goodputs = sorted(c["goodput_mbps"] for c in c_rows if c["goodput_mbps"] is not None)
         hosts = len(topo.hosts())
@@ -579,8 +592,9 @@ def scale(out: Path, argv: list[str], sizes=SCALE_SIZES, cluster_sizes=(), local
             "start_ms_per_host": round(1000 * started / hosts, 1),
             "round_seconds": round(round_seconds, 1),
             "stop_seconds": round(stop_seconds, 2),
+            "not_made": sum(r["subflows_seen"] < 1 for r in a_rows),
             "legacy_worked": f"{sum(r['success'] for r in a_rows if not r['savi'])}/"
-            f"{sum(not r['savi'] for r in a_rows)}",
+            f"{sum(not r['savi'] and r['subflows_seen'] >= 1 for r in a_rows)}",
             "savi_worked": f"{sum(r['success'] for r in a_rows if r['savi'])}/"
             f"{sum(r['savi'] for r in a_rows)}",
             "median_goodput_mbps": round(goodputs[len(goodputs) // 2], 1) if goodputs else None,

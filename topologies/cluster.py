@@ -24,7 +24,9 @@ runs the SAVI controller; the others' switches reach it at ``controller_ip``.
 from __future__ import annotations
 
 import itertools
+import os
 import shlex
+import signal
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -185,6 +187,14 @@ class ClusterMixin(RemoteMixin):
         kwargs.setdefault("mncmd", ["mnexec", "-a", str(self.pid)])
         client = super().popen([shlex.quote(a) for a in wrapped], **kwargs)
         return RemoteProcess(client, self, pidfile)
+
+    @staticmethod
+    def _ignoreSignal():
+        """Mininet's (a process group of its own, away from Ctrl-C), and SIGHUP at its
+        default: started under nohup, ssh would keep ignoring it, and Mininet stops a
+        remote node's shell (an ssh client) with SIGHUP; the stop would wait forever."""
+        os.setpgrp()
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 class ClusterRoutedHost(ClusterMixin, RoutedHost):

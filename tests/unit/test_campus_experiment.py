@@ -130,7 +130,9 @@ def test_a_size_is_carried_only_when_every_control_holds():
     conns = [{"host": "h1", "bytes_match": False}, {"host": "h2", "bytes_match": True}]
     assert carried(good, conns) == (True, "all controls as expected")
     ok, why = carried([pair_row("h1", False, False), *good[1:]], conns[1:])
-    assert not ok and "1 attacks from legacy networks did not work" in why
+    assert not ok and why == "1 attacks from legacy networks did not work"
+    ok, why = carried([pair_row("h1", False, False, seen=0), *good[1:]], conns[1:])
+    assert not ok and why == "1 attackers saw no subflow on their tap"  # not also a miss
     ok, why = carried([good[0], pair_row("h2", True, True)], conns)
     assert not ok and "from SAVI networks worked" in why
     ok, why = carried([good[0], pair_row("h2", True, False, seen=0)], conns)
