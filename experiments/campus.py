@@ -503,26 +503,32 @@ def draw(run_dir: Path) -> list[Path]:
 SCALE_SIZES = ((4, 4, 4, 4), (8, 4, 8, 8), (16, 4, 16, 16), (24, 6, 24, 24), (32, 8, 40, 32))
 
 
+# What "carried" allows: at 8 connections (the default run) 98 % of attacks were made
+# (458 of 467) and 99 % of those from legacy networks by vanilla hosts' attackers worked
+# (168 of 170); 90 % leaves room for chance at 16-40 pairs, not for a machine that falls
+# behind.
+MADE_AT_LEAST, WORKED_AT_LEAST = 0.9, 0.9
+
+
 def carried(attack_rows: list[dict], connection_rows: list[dict]) -> tuple[bool, str]:
-    """Whether results at a size can be trusted, and if not why. The criterion: every
-    attacker saw its victim's subflow on its tap (the attack was made as designed); every
-    attack from a legacy network worked and none from a SAVI network did (the positive
-    and negative controls of vanilla hosts); every connection whose attack did not work
-    delivered its bytes intact."""
+    """Whether results at a size can be trusted, and if not why. The criterion: at least
+    MADE_AT_LEAST of the attacks were made (the attacker's tap showed it the victim's
+    subflow in time); at least WORKED_AT_LEAST of those from legacy networks worked and
+    none from a SAVI network did (the positive and negative controls of vanilla hosts);
+    every connection whose attack did not work delivered its bytes intact."""
     problems = []
-    blind = [r for r in attack_rows if r["subflows_seen"] < 1]
-    if blind:
-        problems.append(f"{len(blind)} attackers saw no subflow on their tap")
-    missed = [
-        r for r in attack_rows if not r["savi"] and not r["success"] and r["subflows_seen"] >= 1
-    ]
-    if missed:
-        problems.append(f"{len(missed)} attacks from legacy networks did not work")
-    leaked = [r for r in attack_rows if r["savi"] and r["success"]]
+    made = [r for r in attack_rows if r["subflows_seen"] >= 1]
+    if attack_rows and len(made) < MADE_AT_LEAST * len(attack_rows):
+        problems.append(f"only {len(made)} of {len(attack_rows)} attacks were made")
+    legacy = [r for r in made if not r["savi"]]
+    worked = sum(r["success"] for r in legacy)
+    if legacy and worked < WORKED_AT_LEAST * len(legacy):
+        problems.append(f"only {worked} of {len(legacy)} attacks from legacy networks worked")
+    leaked = [r for r in made if r["savi"] and r["success"]]
     if leaked:
         problems.append(f"{len(leaked)} attacks from SAVI networks worked")
-    worked = {r["victim"] for r in attack_rows if r["success"]}
-    broken = [c for c in connection_rows if c["host"] not in worked and not c["bytes_match"]]
+    harmed = {r["victim"] for r in attack_rows if r["success"]}
+    broken = [c for c in connection_rows if c["host"] not in harmed and not c["bytes_match"]]
     if broken:
         problems.append(f"{len(broken)} unattacked or unharmed transfers failed")
     return not problems, "; ".join(problems) or "all controls as expected"

@@ -125,17 +125,28 @@ def pair_row(victim, savi, success, seen=1):
     return {"victim": victim, "savi": savi, "success": success, "subflows_seen": seen}
 
 
+def intact_unless_harmed(rows):
+    """Connections as they end: broken where the attack worked, intact elsewhere."""
+    return [{"host": r["victim"], "bytes_match": not r["success"]} for r in rows]
+
+
 def test_a_size_is_carried_only_when_every_control_holds():
-    good = [pair_row("h1", False, True), pair_row("h2", True, False)]
-    conns = [{"host": "h1", "bytes_match": False}, {"host": "h2", "bytes_match": True}]
-    assert carried(good, conns) == (True, "all controls as expected")
-    ok, why = carried([pair_row("h1", False, False), *good[1:]], conns[1:])
-    assert not ok and why == "1 attacks from legacy networks did not work"
-    ok, why = carried([pair_row("h1", False, False, seen=0), *good[1:]], conns[1:])
-    assert not ok and why == "1 attackers saw no subflow on their tap"  # not also a miss
-    ok, why = carried([good[0], pair_row("h2", True, True)], conns)
-    assert not ok and "from SAVI networks worked" in why
-    ok, why = carried([good[0], pair_row("h2", True, False, seen=0)], conns)
-    assert not ok and "saw no subflow" in why
-    ok, why = carried(good, [conns[0], {"host": "h2", "bytes_match": False}])
-    assert not ok and "1 unattacked or unharmed transfers failed" in why
+    twenty = [pair_row(f"h{i}", False, True) for i in range(20)]
+    good = [*twenty, pair_row("s", True, False)]
+    assert carried(good, intact_unless_harmed(good)) == (True, "all controls as expected")
+    # One attack not made and one miss in 21: within what chance allows.
+    rows = [pair_row("h0", False, False, seen=0), pair_row("h1", False, False), *good[2:]]
+    assert carried(rows, intact_unless_harmed(rows))[0]
+    rows = [pair_row(f"h{i}", False, False) for i in range(3)] + good[3:]
+    ok, why = carried(rows, intact_unless_harmed(rows))
+    assert not ok and why == "only 17 of 20 attacks from legacy networks worked"
+    rows = [pair_row(f"h{i}", False, False, seen=0) for i in range(3)] + good[3:]
+    ok, why = carried(rows, intact_unless_harmed(rows))
+    assert not ok and why == "only 18 of 21 attacks were made"  # and not also misses
+    rows = [*twenty, pair_row("s", True, True)]
+    ok, why = carried(rows, intact_unless_harmed(rows))
+    assert not ok and why == "1 attacks from SAVI networks worked"
+    conns = intact_unless_harmed(good)
+    conns[-1]["bytes_match"] = False  # the SAVI network's victim, unharmed, lost its transfer
+    ok, why = carried(good, conns)
+    assert not ok and why == "1 unattacked or unharmed transfers failed"
