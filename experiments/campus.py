@@ -246,7 +246,10 @@ def run_round(
                 to=SERVER,
                 client=host,
                 server="srv",
+                defer_client=True,
             )
+        for x in xfers.values():  # together, however long the servers took to start
+            x.start_client()
         started = max(x.started for x in xfers.values())
         time.sleep(max(0.0, started + PAUSE + BULK_SECONDS + SETTLE - time.monotonic()))
         for pair in pairs:

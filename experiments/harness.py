@@ -87,7 +87,10 @@ class Transfer:
                  seconds: float | None = None, rate_mbps: float | None = None,
                  idle: float = 0.0, timeout: float = 60.0, seed: int = 1,
                  client: str = "a", server: str = "b", tcp: bool = False,
-                 wait_subflows: int = 0):  # fmt: skip
+                 wait_subflows: int = 0, defer_client: bool = False):  # fmt: skip
+        """``defer_client``: only the server starts now; ``start_client()`` starts the
+        client (many transfers' clients can then start together, wherever their
+        servers took long to start: cluster mode's remote ones)."""
         srv = tb.net[server]
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
@@ -112,8 +115,16 @@ class Transfer:
             cmd += ["--tcp"]
         if wait_subflows:
             cmd += ["--wait-subflows", str(wait_subflows)]
+        self._client_node, self._client_cmd = tb.net[client], cmd
+        self.client = None
+        if not defer_client:
+            self.start_client()
+
+    def start_client(self) -> None:
         self.started = time.monotonic()
-        self.client = tb.net[client].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        self.client = self._client_node.popen(
+            self._client_cmd, cwd=REPO, stdout=subprocess.PIPE, text=True
+        )
 
     def outcome(self, timeout: float = 120) -> tuple[dict, dict]:
         """(client, server) results; either may hold an ``error``."""
@@ -135,6 +146,8 @@ class Transfer:
 
     def kill(self) -> None:
         for p in (self.client, self.server):
+            if p is None:
+                continue
             if p.poll() is None:
                 p.kill()
             p.wait(10)
