@@ -508,24 +508,28 @@ SCALE_SIZES = ((4, 4, 4, 4), (8, 4, 8, 8), (16, 4, 16, 16), (24, 6, 24, 24), (32
 
 # What "carried" allows: at 8 connections (the default run) 98 % of attacks were made
 # (458 of 467) and 99 % of those from legacy networks by vanilla hosts' attackers worked
-# (168 of 170); 90 % leaves room for chance at 16-40 pairs, not for a machine that falls
-# behind.
-MADE_AT_LEAST, WORKED_AT_LEAST = 0.9, 0.9
+# (168 of 170). A size may fall short of that by 10 % of its pairs, and always by one
+# (at 8 pairs one event is within chance), not by more: then the machine fell behind.
+SHORTFALL = 0.1
+
+
+def _allowed(n: int) -> int:
+    return max(1, int(SHORTFALL * n))
 
 
 def carried(attack_rows: list[dict], connection_rows: list[dict]) -> tuple[bool, str]:
-    """Whether results at a size can be trusted, and if not why. The criterion: at least
-    MADE_AT_LEAST of the attacks were made (the attacker's tap showed it the victim's
-    subflow in time); at least WORKED_AT_LEAST of those from legacy networks worked and
-    none from a SAVI network did (the positive and negative controls of vanilla hosts);
-    every connection whose attack did not work delivered its bytes intact."""
+    """Whether results at a size can be trusted, and if not why. The criterion: all but
+    ``_allowed(n)`` of the n attacks were made (the attacker's tap showed it the
+    victim's subflow in time), and all but ``_allowed`` of those from legacy networks
+    worked, none from a SAVI network (the positive and negative controls of vanilla
+    hosts); every connection whose attack did not work delivered its bytes intact."""
     problems = []
     made = [r for r in attack_rows if r["subflows_seen"] >= 1]
-    if attack_rows and len(made) < MADE_AT_LEAST * len(attack_rows):
+    if len(made) < len(attack_rows) - _allowed(len(attack_rows)):
         problems.append(f"only {len(made)} of {len(attack_rows)} attacks were made")
     legacy = [r for r in made if not r["savi"]]
     worked = sum(r["success"] for r in legacy)
-    if legacy and worked < WORKED_AT_LEAST * len(legacy):
+    if worked < len(legacy) - _allowed(len(legacy)):
         problems.append(f"only {worked} of {len(legacy)} attacks from legacy networks worked")
     leaked = [r for r in made if r["savi"] and r["success"]]
     if leaked:

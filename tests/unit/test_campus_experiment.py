@@ -134,12 +134,18 @@ def test_a_size_is_carried_only_when_every_control_holds():
     twenty = [pair_row(f"h{i}", False, True) for i in range(20)]
     good = [*twenty, pair_row("s", True, False)]
     assert carried(good, intact_unless_harmed(good)) == (True, "all controls as expected")
-    # One attack not made and one miss in 21: within what chance allows.
+    # One attack not made and one miss in 21: within what chance allows (2 each).
     rows = [pair_row("h0", False, False, seen=0), pair_row("h1", False, False), *good[2:]]
     assert carried(rows, intact_unless_harmed(rows))[0]
     rows = [pair_row(f"h{i}", False, False) for i in range(3)] + good[3:]
     ok, why = carried(rows, intact_unless_harmed(rows))
     assert not ok and why == "only 17 of 20 attacks from legacy networks worked"
+    # At 8 pairs one event is allowed, two are not.
+    eight = [pair_row(f"h{i}", False, True) for i in range(8)]
+    rows = [pair_row("h0", False, False, seen=0), *eight[1:]]
+    assert carried(rows, intact_unless_harmed(rows))[0]
+    rows = [pair_row("h0", False, False, seen=0), pair_row("h1", False, False, seen=0), *eight[2:]]
+    assert carried(rows, intact_unless_harmed(rows)) == (False, "only 6 of 8 attacks were made")
     rows = [pair_row(f"h{i}", False, False, seen=0) for i in range(3)] + good[3:]
     ok, why = carried(rows, intact_unless_harmed(rows))
     assert not ok and why == "only 18 of 21 attacks were made"  # and not also misses
