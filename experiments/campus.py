@@ -437,10 +437,10 @@ def _empty() -> dict:
 
 
 DODGE = {"vanilla": -0.015, "trusted": 0.0, "enforce": 0.015}
-STYLE = {
-    "vanilla": {"marker": "o", "linestyle": "-"},
-    "trusted": {"marker": "s", "linestyle": ":"},
-    "enforce": {"marker": "^", "linestyle": "--"},
+STYLE = {  # the same look for a mode in every figure
+    "vanilla": {"marker": "o", "linestyle": "-", "color": "C0"},
+    "trusted": {"marker": "s", "linestyle": ":", "color": "C2"},
+    "enforce": {"marker": "^", "linestyle": "--", "color": "C1"},
 }
 
 
@@ -485,6 +485,7 @@ def draw(run_dir: Path) -> list[Path]:
             ax.set_title(f"attackers: {placement}", fontsize=9)
             ax.set_xlabel("SAVI coverage (fraction of access switches)")
             ax.set_ylim(-0.05, 1.05)
+            ax.set_xlim(-0.06, 1.06)  # the whole range, where a mode has no value too
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=8)
