@@ -57,7 +57,10 @@ from experiments.harness import (
     wait_until,
 )
 from experiments.trial import IDLE, PAUSE, SETTLE, SNAPLEN, TIMEOUT, decode, succeeded
+from topologies.builder import TestbedError, require_root
 from topologies.campus import PLACEMENTS, SERVER, CampusTopo
+from topologies.cluster import ClusterError
+from topologies.localserver import LocalServerError
 
 ATTACK = "rm_addr"  # key-less: an eavesdropper on one subflow can make it
 BULK_SECONDS = 1.0
@@ -719,14 +722,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     d = Config()
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
-    ap.add_argument("--switches", type=int, default=d.switches)
-    ap.add_argument("--per-switch", type=int, default=d.per_switch)
-    ap.add_argument("--multihomed", type=int, default=d.multihomed)
+    ap.add_argument("--switches", type=int, default=d.switches, help="access switches")
+    ap.add_argument("--per-switch", type=int, default=d.per_switch, help="hosts per switch")
+    ap.add_argument("--multihomed", type=int, default=d.multihomed, help="connections")
     ap.add_argument("--attackers", type=int, default=d.attackers)
-    ap.add_argument("--coverages", default=",".join(map(str, d.coverages)))
-    ap.add_argument("--placements", default=",".join(d.placements))
+    ap.add_argument(
+        "--coverages",
+        default=",".join(map(str, d.coverages)),
+        help="SAVI fractions, comma-separated",
+    )
+    ap.add_argument(
+        "--placements",
+        default=",".join(d.placements),
+        help=f"attacker placements ({', '.join(PLACEMENTS)})",
+    )
     ap.add_argument("--seeds", type=int, default=d.seeds, help="campuses per coverage")
-    ap.add_argument("--modes", default=",".join(d.modes))
+    ap.add_argument("--modes", default=",".join(d.modes), help=f"host modes ({', '.join(MODES)})")
     ap.add_argument("--out", type=Path, help="run folder (default results/campus-<time>)")
     ap.add_argument("--figures", type=Path, metavar="DIR", help="redraw DIR's figures only")
     ap.add_argument("--scale", action="store_true", help="the sweep of campus sizes instead")
@@ -760,6 +771,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "results" / f"campus-{'scale-' if args.scale else ''}{stamp}"
+    try:
+        return _run(args, argv, config, out)
+    except (TestbedError, ClusterError, LocalServerError, HarnessError) as e:
+        print(f"python -m experiments.campus: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args, argv: list[str], config: Config, out: Path) -> int:
+    require_root()  # before anything is written
     with contextlib.ExitStack() as stack:
         server = None
         if args.local_server:

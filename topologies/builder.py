@@ -7,7 +7,8 @@ off TX checksum offload in every node where the datapath would not finish checks
 from which it reaches the controller's REST API (apart from the data network, so no
 data-plane host can reach or forge it), waits until every SAVI switch has its flows (no
 fixed sleeps), starts DHCP servers and clients, and configures routes. On exit it stops
-everything it started, by PID.
+everything it started, by PID. With ``cluster=Cluster(...)`` the nodes are spread over
+several servers with Mininet Cluster Edition (topologies/cluster.py, docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -449,7 +450,9 @@ class Testbed:
         """A host on another server reaches the management bridge through a VXLAN
         tunnel of its own: ``outer`` here on the bridge, ``inner`` in the host."""
         vni = next(VxlanLink._vnis)
-        here = self.cluster_address()
+        # This machine's address toward that host's server (with three servers or more
+        # the routes may differ), unless the cluster names one.
+        here = self.cluster.controller_ip or source_address_toward(host.serverIP)
         vxlan = (
             f"mtu {CLUSTER_MTU} type vxlan id {vni} local {here} remote {host.serverIP} "
             f"dstport {VXLAN_PORT}"
