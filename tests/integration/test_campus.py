@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from experiments.harness import Transfer, set_mode
-from tests.integration.tools import Capture, send_frames, wait_until
+from tests.integration.tools import campus_spoofing, wait_until
 from topologies.builder import Testbed
 from topologies.campus import SERVER, CampusTopo
 
@@ -47,31 +47,7 @@ def test_every_host_reaches_the_server_from_each_address(tb):
 
 
 def test_spoofing_is_blocked_at_savi_switches_only(tb, tmp_path):
-    topo = tb.topo
-    victim = next(h for h in topo.addresses if h.startswith("h"))  # whose address is forged
-    forged = topo.addresses[victim][0]
-    arrived = {}
-    for attacker in topo.attackers:
-        cap = Capture(
-            tb.net["srv"],
-            "srv-eth0",
-            f"udp port 9999 and src {forged}",
-            tmp_path / f"{attacker}.pcap",
-        )
-        gateway = topo.gateways[topo.addresses[attacker][0]]
-        router_mac = (
-            tb.net["r0"].intf(next(i for i in tb.net["r0"].intfList() if i.IP() == gateway)).MAC()
-        )
-        send_frames(
-            tb.net[attacker],
-            f"{attacker}-eth0",
-            f"Ether(dst='{router_mac}')/IP(src='{forged}',dst='{SERVER}')"
-            "/UDP(sport=9999,dport=9999)",
-            count=5,
-        )
-        cap.stop()
-        arrived[attacker] = cap.count()
-    expected = {m: 0 if topo.on_savi[topo.addresses[m][0]] else 5 for m in topo.attackers}
+    arrived, expected = campus_spoofing(tb, tmp_path)
     assert arrived == expected
     assert set(expected.values()) == {0, 5}  # both kinds of switch were tried
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from experiments.harness import Capture, wait_until  # noqa: F401  (re-exported for tests)
+from topologies.campus import SERVER
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,3 +34,34 @@ def stat(tb, port: int, field: str, dpid: int = 1) -> int:
 
 def bindings(tb, **where) -> list[dict]:
     return [b for b in tb.get("/savi/bindings") or [] if all(b[k] == v for k, v in where.items())]
+
+
+def campus_spoofing(tb, tmp_path, count: int = 5) -> tuple[dict[str, int], dict[str, int]]:
+    """On a campus, each attacker sends ``count`` UDP frames with a host's address as
+    source toward the server, through the router's port on its own access network;
+    returns (how many reached the server, per attacker; how many should: none from a
+    SAVI network, all from a legacy one)."""
+    topo, router = tb.topo, tb.net["r0"]
+    victim = next(h for h in topo.addresses if h.startswith("h"))  # whose address is forged
+    forged = topo.addresses[victim][0]
+    arrived = {}
+    for attacker in topo.attackers:
+        cap = Capture(
+            tb.net["srv"],
+            "srv-eth0",
+            f"udp port 9999 and src {forged}",
+            tmp_path / f"{attacker}.pcap",
+        )
+        gateway = topo.gateways[topo.addresses[attacker][0]]
+        router_mac = next(i for i in router.intfList() if i.IP() == gateway).MAC()
+        send_frames(
+            tb.net[attacker],
+            f"{attacker}-eth0",
+            f"Ether(dst='{router_mac}')/IP(src='{forged}',dst='{SERVER}')"
+            "/UDP(sport=9999,dport=9999)",
+            count=count,
+        )
+        cap.stop()
+        arrived[attacker] = cap.count()
+    expected = {m: 0 if topo.on_savi[topo.addresses[m][0]] else count for m in topo.attackers}
+    return arrived, expected
