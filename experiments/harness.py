@@ -92,6 +92,7 @@ class Transfer:
         client (many transfers' clients can then start together, wherever their
         servers took long to start: cluster mode's remote ones)."""
         srv = tb.net[server]
+        self.port = port
         self.server = srv.popen(
             [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
              "--timeout", str(timeout), *(["--tcp"] if tcp else []),

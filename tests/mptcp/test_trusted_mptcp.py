@@ -120,13 +120,16 @@ def path_manager(tb, host, call: str, check: bool = True) -> bool:
     return ok
 
 
-def confinement_run(tb, tmp_path, bind, during=None):
-    caps = [Capture(tb.net[h], f"{h}-eth{i}", "tcp port 5201", tmp_path / f"{h}{i}.pcap",
-                    snaplen=128) for h in ("a", "b") for i in (0, 1)]  # fmt: skip
+def confinement_run(tb, tmp_path, bind, during=None, seconds: float = 4):
+    """A managed transfer of ``seconds`` with both hosts' links captured; ``during(xfer)``
+    runs while it lasts."""
+    ports = "tcp portrange 5201-5231"  # managed_transfer's retries move 10 ports up
+    caps = [Capture(tb.net[h], f"{h}-eth{i}", ports, tmp_path / f"{h}{i}.pcap", snaplen=128)
+            for h in ("a", "b") for i in (0, 1)]  # fmt: skip
     tb.start_agents()
-    xfer = managed_transfer(tb, seconds=4, bind=bind)
+    xfer = managed_transfer(tb, seconds=seconds, bind=bind)
     if during:
-        during()
+        during(xfer)
     client, server = xfer.results()
     for c in caps:
         c.stop()
@@ -224,16 +227,22 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
     until it is up and move every signal of both sides onto it at once."""
     a, b = tb.net["a"], tb.net["b"]
 
-    def announce_and_remove():
+    def announce_and_remove(xfer):
         """An application's announcement and removal through the path manager (a second
         netlink client): ADD_ADDR and RM_ADDR from a's kernel, on the oldest subflow.
         Linux sends an RM_ADDR once, on a pure ACK, and the bulk transfer can make the
         emulated network drop it (seen in CI: the carrier left a-eth0, never reached
-        b-eth0): then a new address is announced and removed, at most three times."""
-        out = a.cmd("ss -Htni state established '( dport = :5201 )'")
-        token = int(re.search(r"token:\w+\(id:\d+\)/(\w+)\(id:\d+\)", out).group(1), 16)
+        b-eth0): then a new address is announced and removed, at most three times, while
+        the transfer lasts (it is long enough for three; seen in CI: a 4-s transfer ended
+        during the second, and the kernel refused to announce on a closed connection)."""
+
+        def established() -> str:
+            return a.cmd(f"ss -Htni state established '( dport = :{xfer.port} )'")
+
+        token = int(re.search(r"token:\w+\(id:\d+\)/(\w+)\(id:\d+\)", established()).group(1), 16)
         removed = lambda: tb.tpbt("b")["kernel_events"].get("removed", 0)  # noqa: E731
         for addr_id in (7, 8, 9):
+            assert established(), "the transfer ended before b's kernel took an RM_ADDR"
             before = mib(b, "MPTcpExtAddAddr"), removed()
             # The kernel refuses an announcement (EINVAL) while its last signal waits to
             # be sent; after a lost RM_ADDR that can take a moment.
@@ -248,7 +257,9 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
                 print(f"RM_ADDR of ID {addr_id} not taken by b: announcing another address")
         raise AssertionError("b's kernel took none of three RM_ADDRs")
 
-    seen, off = confinement_run(tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove)
+    seen, off = confinement_run(
+        tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove, seconds=12
+    )
     assert {3, 4, 9} <= {st for _, _, st, _ in seen}, seen
     assert off == [], f"control options on untrusted subflows: {off}"
     for h in ("a", "b"):
