@@ -120,14 +120,14 @@ def path_manager(tb, host, call: str, check: bool = True) -> bool:
     return ok
 
 
-def confinement_run(tb, tmp_path, bind, during=None, seconds: float = 4):
-    """A managed transfer of ``seconds`` with both hosts' links captured; ``during(xfer)``
-    runs while it lasts."""
+def confinement_run(tb, tmp_path, bind, during=None, **transfer):
+    """A managed transfer (4 s of bulk unless ``transfer`` says otherwise) with both hosts'
+    links captured; ``during(xfer)`` runs while it lasts."""
     ports = "tcp portrange 5201-5231"  # managed_transfer's retries move 10 ports up
     caps = [Capture(tb.net[h], f"{h}-eth{i}", ports, tmp_path / f"{h}{i}.pcap", snaplen=128)
             for h in ("a", "b") for i in (0, 1)]  # fmt: skip
     tb.start_agents()
-    xfer = managed_transfer(tb, seconds=seconds, bind=bind)
+    xfer = managed_transfer(tb, bind=bind, **({"seconds": 4} | transfer))
     if during:
         during(xfer)
     client, server = xfer.results()
@@ -233,8 +233,9 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
         Linux sends an RM_ADDR once, on a pure ACK, and the bulk transfer can make the
         emulated network drop it (seen in CI: the carrier left a-eth0, never reached
         b-eth0): then a new address is announced and removed, at most three times, while
-        the transfer lasts (it is long enough for three; seen in CI: a 4-s transfer ended
-        during the second, and the kernel refused to announce on a closed connection)."""
+        the transfer lasts (it is long enough for three, and paced so that its captures
+        stay small; seen in CI: a 4-s transfer ended during the second, and the kernel
+        refused to announce on a closed connection)."""
 
         def established() -> str:
             return a.cmd(f"ss -Htni state established '( dport = :{xfer.port} )'")
@@ -258,7 +259,7 @@ def test_confinement_holds_when_the_first_subflow_is_untrusted(tb, tmp_path):
         raise AssertionError("b's kernel took none of three RM_ADDRs")
 
     seen, off = confinement_run(
-        tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove, seconds=12
+        tb, tmp_path, bind=A_UNTRUSTED, during=announce_and_remove, seconds=12, rate_mbps=100
     )
     assert {3, 4, 9} <= {st for _, _, st, _ in seen}, seen
     assert off == [], f"control options on untrusted subflows: {off}"
