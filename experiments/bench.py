@@ -272,6 +272,69 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
     ]  # fmt: skip
 
 
+class HooksOnly:
+    """experiments.hooks_only in each multi-homed host: the agents' kernel hooks, the
+    kernel's path manager (set_mode vanilla first)."""
+
+    def __init__(self, tb):
+        self.procs = []
+        try:
+            for host, addrs in tb.topo.agent_hosts().items():
+                cmd = [sys.executable, "-m", "experiments.hooks_only"]
+                cmd += [arg for addr in addrs for arg in ("--addr", addr)]
+                proc = tb.net[host].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+                self.procs.append(proc)
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"experiments.hooks_only in {host} did not start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.procs = []
+
+
+def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
+    """Where the agents' cost on data goes (a diagnostic, not in the default run): bulk
+    MPTCP goodput with the kernel's path manager, with the kernel's path manager and the
+    agents' kernel hooks (experiments.hooks_only), and with the agents, rotated."""
+    from topologies.dualhomed import DualHomedTopo
+
+    goodput = {"vanilla": [], "hooks": [], "trusted": []}
+    modes = tuple(goodput)
+    with _testbed(DualHomedTopo(), "hook_cost", out) as tb:
+        warm_up(tb)
+        for r in range(repeat):
+            for mode in modes[r % 3 :] + modes[: r % 3]:
+                set_mode(tb, "trusted" if mode == "trusted" else "vanilla")
+                hooks = HooksOnly(tb) if mode == "hooks" else None
+                try:
+                    client, _ = Transfer(tb, seconds=seconds, pause=0.2, timeout=30,
+                                         wait_subflows=4).results(timeout=seconds + 60)  # fmt: skip
+                finally:
+                    if hooks:
+                        hooks.stop()
+                goodput[mode].append(client["goodput_mbps"])
+                print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
+    return [
+        compare("path manager overhead on data: the agents' kernel hooks",
+                "bulk MPTCP goodput, kernel PM with the agents' hooks / kernel PM",
+                goodput["hooks"], goodput["vanilla"], "Mbit/s", Target(">=", 0.99)),
+        compare("path manager overhead on data: the agents beyond their hooks",
+                "bulk MPTCP goodput, agents / kernel PM with the agents' hooks",
+                goodput["trusted"], goodput["hooks"], "Mbit/s", Target(">=", 0.99)),
+    ]  # fmt: skip
+
+
 PLAIN_NORMAL_COOKIE = 0xFE << 56  # neither the binding tag nor the base pipeline's
 
 
@@ -1030,6 +1093,7 @@ def draw(out: Path, rows: list[dict]) -> list[Path]:
 
 BENCHES = ("line_rate", "path_manager", "savi_dataplane", "binding_latency", "claim_rate",
            "trust_propagation", "scale")  # fmt: skip
+DIAGNOSTICS = ("hook_cost",)  # run only when asked for (--only)
 
 
 def run(out: Path, only: list[str], quick: bool) -> list[dict]:
@@ -1037,6 +1101,7 @@ def run(out: Path, only: list[str], quick: bool) -> list[dict]:
     plan = {
         "line_rate": lambda: line_rate(out, pairs, 1.0 if quick else 2.0),
         "path_manager": lambda: path_manager(out, pairs, 1.0 if quick else 3.0),
+        "hook_cost": lambda: hook_cost(out, pairs, 1.0 if quick else 3.0),
         "savi_dataplane": lambda: savi_dataplane(out, pairs, 1.0 if quick else 2.0),
         "binding_latency": lambda: binding_latency(
             out, 5 if quick else 100, (1, 100) if quick else (1, 100, 1000, 10_000)
@@ -1124,7 +1189,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m experiments.bench",
                                  description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
-    ap.add_argument("--only", action="append", choices=BENCHES, help="run only this benchmark")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHES + DIAGNOSTICS,
+        help="run only this benchmark (diagnostics: only when asked for)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the harness")
     ap.add_argument("--out", help="output folder (default results/bench/<UTC>)")
     args = ap.parse_args(argv)

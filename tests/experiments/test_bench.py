@@ -12,7 +12,7 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     out = tmp_path / "bench"
     r = subprocess.run([sys.executable, "-m", "experiments.bench", "--quick", "--out", str(out),
                         "--only", "path_manager", "--only", "binding_latency",
-                        "--only", "claim_rate"],
+                        "--only", "claim_rate", "--only", "hook_cost"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((out / "bench.json").read_text())
@@ -25,6 +25,11 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     low, high = setup["interval"]
     assert low <= setup["ratio"] <= high
     assert setup["verdict"] in ("met", "missed", "not resolved")
+    # The diagnostic splits the agents' cost: hooks / kernel PM and agents / hooks.
+    hooks = rows["path manager overhead on data: the agents' kernel hooks"]
+    beyond = rows["path manager overhead on data: the agents beyond their hooks"]
+    assert hooks["pairs"] == beyond["pairs"] == 2
+    assert hooks["candidate"] == beyond["baseline"]  # the same hooks-only transfers
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from experiments.harness import Transfer
+from experiments.bench import HooksOnly
+from experiments.harness import Transfer, set_mode
 from tests.integration.tools import Capture, send_frames, wait_until
 from topologies.builder import Testbed, TestbedError
 from topologies.dualhomed import (
@@ -102,3 +103,38 @@ def test_offloads_follow_the_datapath_and_mptcp_crosses_the_routers_whole(tb):
     assert client["bytes"] == server["bytes"] == 30_000_000
     assert client["sha256"] == server["sha256"]
     assert [_frag_fails(r) for r in routers] == before
+
+
+def _hooks(host) -> dict[str, bool]:
+    """Which of the agents' kernel hooks are in ``host``."""
+    intfs = [name for name in host.intfNames() if name != "lo"]
+    return {
+        "classifier": all(
+            "guard_ingress" in host.cmd(f"tc filter show dev {i} ingress") for i in intfs
+        ),
+        "copies": "table inet tmptcp" in host.cmd("nft list tables"),
+        "queues": "-j TMPTCP_OUT" in host.cmd("iptables-nft -t mangle -S OUTPUT"),
+    }
+
+
+def test_the_agents_hooks_alone_leave_the_kernel_path_manager_in_charge(tb):
+    """The benchmark's middle mode (experiments.hooks_only, bench --only hook_cost): the
+    agents' classifier on every interface, copy rules and queue rules, and no agent. A
+    kernel-PM transfer over four subflows goes through them whole (the queues let
+    packets pass with nobody listening), and stopping takes every hook away again."""
+    set_mode(tb, "vanilla")
+    hosts = [tb.net[h] for h in tb.topo.agent_hosts()]
+    hooks = HooksOnly(tb)
+    try:
+        for host in hosts:
+            assert _hooks(host) == {"classifier": True, "copies": True, "queues": True}, host
+        client, server = Transfer(tb, seconds=1, wait_subflows=4, timeout=30).results()
+        assert client["sha256"] == server["sha256"] and client["bytes"] == server["bytes"] > 0
+        # Every segment a sent went through the queue rules' chain.
+        jumps = tb.net["a"].cmd("iptables-nft -t mangle -L OUTPUT -v -x -n")
+        sent = next(int(line.split()[0]) for line in jumps.splitlines() if "TMPTCP_OUT" in line)
+        assert sent > 1000, jumps
+    finally:
+        hooks.stop()
+    for host in hosts:
+        assert _hooks(host) == {"classifier": False, "copies": False, "queues": False}, host

@@ -1,0 +1,67 @@
+"""The agents' kernel hooks without an agent, for the benchmark that splits their cost.
+
+A host running our agent pays on every packet for the hooks the agent installs: the
+tc ingress classifier on each interface (hosts/guard.py), the nftables copy rules and
+the iptables rules that queue control packets (hosts/firewall.py). On this testbed
+those costs fall on OVS's userspace thread, which also runs the receiving host's stack,
+so they cost goodput. ``python -m experiments.hooks_only --addr A ...``, run in a
+host's namespace, installs exactly those hooks (classifier configured as the agent
+configures it, addresses bound to their interfaces) and leaves the kernel's own path
+manager in charge: with nothing listening, the queues let packets pass
+(``--queue-bypass``) and the copies go nowhere. The benchmark (``experiments.bench
+--only hook_cost``) then measures kernel PM, kernel PM with the hooks, and the agents.
+
+It prints ``ready`` once everything is in place and removes it all on SIGTERM or
+SIGINT; a failure to install is reported and whatever was installed is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+
+from hosts import firewall
+from hosts.agent import interfaces_of
+from hosts.guard import Guard, GuardError
+from hosts.options import ADDR_TRUST_DEFAULT
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.hooks_only", description=__doc__)
+    ap.add_argument("--addr", action="append", default=[], help="an address of this host")
+    ap.add_argument("--enforce", action="store_true", help="configure the classifier to enforce")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("experiments.hooks_only: needs root (tc, bpf, netfilter)", file=sys.stderr)
+        return 2
+    # Held until the hooks are in place, then awaited: a stop asked for during the
+    # installation is not lost, and what was installed is removed.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    guard = None
+    try:
+        guard = Guard(f"hooks-{os.getpid()}")
+        guard.configure(args.enforce, firewall.MARK_IN)
+        for _, name in socket.if_nameindex():
+            if name != "lo":
+                guard.attach(name)
+        for addr, (ifindex, _) in interfaces_of(args.addr).items():
+            guard.bind(addr, ifindex)
+        firewall.install(str(guard.control_out_prog), ADDR_TRUST_DEFAULT)
+        print("ready", flush=True)
+        signal.sigwait(stop_signals)
+        return 0
+    except (GuardError, firewall.FirewallError, OSError) as e:
+        print(f"experiments.hooks_only: {e}", file=sys.stderr)
+        return 1
+    finally:
+        firewall.remove()
+        if guard is not None:
+            guard.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
