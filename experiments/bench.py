@@ -211,8 +211,15 @@ def bench_topo(hosts: int = 2, static: int = 0):
         def savi_config(self) -> dict:
             config = super().savi_config()
             config["max_bindings_per_port"] = 20_000
-            config["static"] = [{"dpid": 1, "port": 50, "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
-                                 "ip": f"10.200.{i // 256}.{i % 256}"} for i in range(static)]  # fmt: skip
+            config["static"] = [
+                {
+                    "dpid": 1,
+                    "port": 50,
+                    "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                    "ip": f"10.200.{i // 256}.{i % 256}",
+                }
+                for i in range(static)
+            ]
             return config
 
     return BenchTopo()
@@ -247,8 +254,9 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
             for mode in ("vanilla", "trusted") if r % 2 == 0 else ("trusted", "vanilla"):
                 set_mode(tb, mode)
                 before = _queued(tb)
-                client, _ = Transfer(tb, seconds=seconds, pause=0.2, timeout=30,
-                                     wait_subflows=4).results(timeout=seconds + 60)  # fmt: skip
+                client, _ = Transfer(
+                    tb, seconds=seconds, pause=0.2, timeout=30, wait_subflows=4
+                ).results(timeout=seconds + 60)
                 if mode == "trusted":
                     time.sleep(0.5)  # the agents write their counters every 0.2 s
                     after = _queued(tb)
@@ -256,20 +264,38 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
                         queued[host].append(after[host] - before[host])
                 goodput[mode].append(client["goodput_mbps"])
                 setup[mode].append(client["subflows_seconds"] * 1000)
-                print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s, 4 subflows after "
-                      f"{setup[mode][-1]:.1f} ms", file=sys.stderr)  # fmt: skip
-    data = compare("path manager overhead on data", "bulk MPTCP goodput, agents / kernel PM",
-                   goodput["trusted"], goodput["vanilla"], "Mbit/s", Target(">=", 0.99))  # fmt: skip
+                print(
+                    f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s, 4 subflows after "
+                    f"{setup[mode][-1]:.1f} ms",
+                    file=sys.stderr,
+                )
+    data = compare(
+        "path manager overhead on data",
+        "bulk MPTCP goodput, agents / kernel PM",
+        goodput["trusted"],
+        goodput["vanilla"],
+        "Mbit/s",
+        Target(">=", 0.99),
+    )
     data["packets_through_userspace_per_transfer"] = queued
     return [
         data,
-        absolute("line rate: MPTCP, kernel path manager",
-                 "bulk MPTCP goodput a → b, 4 subflows, dual-homed topology",
-                 goodput["vanilla"], "Mbit/s", Target(">=", LINE_RATE_MPTCP_MBPS)),
-        compare("path manager overhead on set-up",
-                "connect to 4 subflows established, agents / kernel PM",
-                setup["trusted"], setup["vanilla"], "ms", Target("<=", 1.5)),
-    ]  # fmt: skip
+        absolute(
+            "line rate: MPTCP, kernel path manager",
+            "bulk MPTCP goodput a → b, 4 subflows, dual-homed topology",
+            goodput["vanilla"],
+            "Mbit/s",
+            Target(">=", LINE_RATE_MPTCP_MBPS),
+        ),
+        compare(
+            "path manager overhead on set-up",
+            "connect to 4 subflows established, agents / kernel PM",
+            setup["trusted"],
+            setup["vanilla"],
+            "ms",
+            Target("<=", 1.5),
+        ),
+    ]
 
 
 class HooksOnly:
@@ -318,21 +344,32 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
                 set_mode(tb, "trusted" if mode == "trusted" else "vanilla")
                 hooks = HooksOnly(tb) if mode == "hooks" else None
                 try:
-                    client, _ = Transfer(tb, seconds=seconds, pause=0.2, timeout=30,
-                                         wait_subflows=4).results(timeout=seconds + 60)  # fmt: skip
+                    client, _ = Transfer(
+                        tb, seconds=seconds, pause=0.2, timeout=30, wait_subflows=4
+                    ).results(timeout=seconds + 60)
                 finally:
                     if hooks:
                         hooks.stop()
                 goodput[mode].append(client["goodput_mbps"])
                 print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
     return [
-        compare("path manager overhead on data: the agents' kernel hooks",
-                "bulk MPTCP goodput, kernel PM with the agents' hooks / kernel PM",
-                goodput["hooks"], goodput["vanilla"], "Mbit/s", Target(">=", 0.99)),
-        compare("path manager overhead on data: the agents beyond their hooks",
-                "bulk MPTCP goodput, agents / kernel PM with the agents' hooks",
-                goodput["trusted"], goodput["hooks"], "Mbit/s", Target(">=", 0.99)),
-    ]  # fmt: skip
+        compare(
+            "path manager overhead on data: the agents' kernel hooks",
+            "bulk MPTCP goodput, kernel PM with the agents' hooks / kernel PM",
+            goodput["hooks"],
+            goodput["vanilla"],
+            "Mbit/s",
+            Target(">=", 0.99),
+        ),
+        compare(
+            "path manager overhead on data: the agents beyond their hooks",
+            "bulk MPTCP goodput, agents / kernel PM with the agents' hooks",
+            goodput["trusted"],
+            goodput["hooks"],
+            "Mbit/s",
+            Target(">=", 0.99),
+        ),
+    ]
 
 
 PLAIN_NORMAL_COOKIE = 0xFE << 56  # neither the binding tag nor the base pipeline's
@@ -439,10 +476,14 @@ def dataplane_topo(static: int):
 
         def savi_config(self) -> dict:
             statics = [
-                {"dpid": 3, "port": 50, "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
-                 "ip": f"10.200.{i // 256}.{i % 256}"}
+                {
+                    "dpid": 3,
+                    "port": 50,
+                    "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                    "ip": f"10.200.{i // 256}.{i % 256}",
+                }
                 for i in range(static)
-            ]  # fmt: skip
+            ]
             return {
                 "switch": [{"dpid": 1, "trusted_ports": []}, {"dpid": 3, "trusted_ports": []}],
                 "max_bindings_per_port": 20_000,
@@ -485,18 +526,36 @@ def savi_dataplane(out: Path, repeat: int, seconds: float) -> list[dict]:
             order = list(DATAPLANE) if r % 2 == 0 else list(reversed(DATAPLANE))
             for name in order:
                 client, server, server_ip = DATAPLANE[name]
-                result, _ = Transfer(tb, to=server_ip, client=client, server=server, pause=0.2,
-                                     seconds=seconds, timeout=30,
-                                     tcp=True).results(timeout=seconds + 60)  # fmt: skip
+                result, _ = Transfer(
+                    tb,
+                    to=server_ip,
+                    client=client,
+                    server=server,
+                    pause=0.2,
+                    seconds=seconds,
+                    timeout=30,
+                    tcp=True,
+                ).results(timeout=seconds + 60)
                 goodput[name].append(result["goodput_mbps"])
                 print(f"  {name}: {result['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
     return [
-        compare("SAVI data-plane cost", "TCP goodput, SAVI switch (2 bindings) / learning switch",
-                goodput["savi"], goodput["legacy"], "Mbit/s", Target(">=", 0.95)),
-        compare("SAVI data-plane cost, 1,000 more bindings",
-                "TCP goodput, SAVI switch (1,002 bindings) / learning switch",
-                goodput["savi_1000"], goodput["legacy"], "Mbit/s", Target(">=", 0.95)),
-    ]  # fmt: skip
+        compare(
+            "SAVI data-plane cost",
+            "TCP goodput, SAVI switch (2 bindings) / learning switch",
+            goodput["savi"],
+            goodput["legacy"],
+            "Mbit/s",
+            Target(">=", 0.95),
+        ),
+        compare(
+            "SAVI data-plane cost, 1,000 more bindings",
+            "TCP goodput, SAVI switch (1,002 bindings) / learning switch",
+            goodput["savi_1000"],
+            goodput["legacy"],
+            "Mbit/s",
+            Target(">=", 0.95),
+        ),
+    ]
 
 
 def _senders(net, hosts: list[str], n: int, prefixes: list[str], dst="h2"):
@@ -507,10 +566,26 @@ def _senders(net, hosts: list[str], n: int, prefixes: list[str], dst="h2"):
     start_at = time.time() + 3.0  # scapy loads in about a second
     for host, prefix in zip(hosts, prefixes, strict=True):
         node = net[host]
-        procs.append(node.popen([sys.executable, "-c", FRAME_SENDER, f"{host}-eth0", node.MAC(),
-                                 dst_node.MAC(), dst_node.IP(), str(start_at), str(n),
-                                 prefix], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True))  # fmt: skip
+        procs.append(
+            node.popen(
+                [
+                    sys.executable,
+                    "-c",
+                    FRAME_SENDER,
+                    f"{host}-eth0",
+                    node.MAC(),
+                    dst_node.MAC(),
+                    dst_node.IP(),
+                    str(start_at),
+                    str(n),
+                    prefix,
+                ],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         if p.stdout.readline().strip() != "ready":
             raise RuntimeError(f"frame sender did not start: {p.stderr.read()[-500:]}")
@@ -527,8 +602,11 @@ def binding_latency(out: Path, claims: int, levels: tuple[int, ...]) -> list[dic
         # Two host bindings come from h1 and h2 themselves.
         with _testbed(bench_topo(static=max(0, existing - 2)), f"latency-{existing}", out) as tb:
             if existing > 2:
-                wait_until(lambda t=tb, e=existing: _binding_flows(t) >= e - 2, 600,
-                           f"{existing} binding flows")  # fmt: skip
+                wait_until(
+                    lambda t=tb, e=existing: _binding_flows(t) >= e - 2,
+                    600,
+                    f"{existing} binding flows",
+                )
             tb.net["h1"].cmd("ping -c1 -W2 10.0.0.2")
             cap = Capture(tb.net["h2"], "h2-eth0", "udp dst port 9", out / "latency.pcap")
             _, (sender,) = _senders(tb.net, ["h1"], claims, ["10.50"])
@@ -541,34 +619,72 @@ def binding_latency(out: Path, claims: int, levels: tuple[int, ...]) -> list[dic
             sender.wait(30)
             cap.stop()
             first = {}
-            r = subprocess.run(["tshark", "-r", str(cap.path), "-T", "fields", "-e",
-                                "frame.time_epoch", "-e", "udp.srcport"],
-                               capture_output=True, text=True, timeout=120)  # fmt: skip
+            r = subprocess.run(
+                [
+                    "tshark",
+                    "-r",
+                    str(cap.path),
+                    "-T",
+                    "fields",
+                    "-e",
+                    "frame.time_epoch",
+                    "-e",
+                    "udp.srcport",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             for line in r.stdout.splitlines():
                 t, sport = line.split("\t")
                 first.setdefault(int(sport) - 1000, float(t))
             cap.path.unlink()
             ms = [(first[i] - sent[i]) * 1000 for i in sent if i in first]
             lost = len(sent) - len(ms)
-            rows.append({"existing_bindings": existing, "claims": len(sent), "never_delivered": lost,
-                         "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-                         "max_ms": max(ms) if ms else None, "values_ms": ms})  # fmt: skip
-            print(f"  {existing} bindings: p50 {rows[-1]['p50_ms']:.2f} ms, p99 "
-                  f"{rows[-1]['p99_ms']:.2f} ms, {lost} never delivered", file=sys.stderr)  # fmt: skip
+            rows.append(
+                {
+                    "existing_bindings": existing,
+                    "claims": len(sent),
+                    "never_delivered": lost,
+                    "p50_ms": percentile(ms, 50),
+                    "p99_ms": percentile(ms, 99),
+                    "max_ms": max(ms) if ms else None,
+                    "values_ms": ms,
+                }
+            )
+            print(
+                f"  {existing} bindings: p50 {rows[-1]['p50_ms']:.2f} ms, p99 "
+                f"{rows[-1]['p99_ms']:.2f} ms, {lost} never delivered",
+                file=sys.stderr,
+            )
     worst = max(r["p99_ms"] for r in rows)
-    return [{"what": "binding set-up latency", "measured_as":
-             "ARP claim sent to first packet from the address delivered; p99 over the levels",
-             "unit": "ms", "levels": rows, "p99_worst_ms": worst, "target": f"p99 <= {BINDING_P99_MS} ms",
-             "met": worst <= BINDING_P99_MS and all(r["never_delivered"] == 0 for r in rows)}]  # fmt: skip
+    return [
+        {
+            "what": "binding set-up latency",
+            "measured_as": "ARP claim sent to first packet from the address delivered; p99 over the levels",
+            "unit": "ms",
+            "levels": rows,
+            "p99_worst_ms": worst,
+            "target": f"p99 <= {BINDING_P99_MS} ms",
+            "met": worst <= BINDING_P99_MS and all(r["never_delivered"] == 0 for r in rows),
+        }
+    ]
 
 
 def _ryu_simple_switch(port: int, log: Path) -> subprocess.Popen:
-    code = ("import sys, controller.compat; from ryu.cmd.manager import main; "
-            f"sys.argv = ['ryu-manager', '--ofp-tcp-listen-port', '{port}', "
-            "'ryu.app.simple_switch_13']; main()")  # fmt: skip
+    code = (
+        "import sys, controller.compat; from ryu.cmd.manager import main; "
+        f"sys.argv = ['ryu-manager', '--ofp-tcp-listen-port', '{port}', "
+        "'ryu.app.simple_switch_13']; main()"
+    )
     with log.open("ab") as f:
-        return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 # A paced sender of new identities, one per host, kept running across bursts: each line
@@ -825,12 +941,23 @@ def trust_propagation(out: Path, rounds: int) -> list[dict]:
         set_mode(tb, "trusted")
         result = trust_convergence(tb, rounds=rounds)
     rows = []
-    for key, what in (("binding_to_peer_trusted_s", "binding created (claim) to peer's TPBT trusted"),
-                      ("removal_to_peer_untrusted_s", "binding removed to peer's TPBT untrusted")):  # fmt: skip
+    for key, what in (
+        ("binding_to_peer_trusted_s", "binding created (claim) to peer's TPBT trusted"),
+        ("removal_to_peer_untrusted_s", "binding removed to peer's TPBT untrusted"),
+    ):
         v = result[key]
-        rows.append({"what": f"trust propagation: {what}", "unit": "s", "n": len(v),
-                     "p50": percentile(v, 50), "p99": percentile(v, 99), "values": v,
-                     "target": "p99 <= 0.1 s", "met": percentile(v, 99) <= 0.1})  # fmt: skip
+        rows.append(
+            {
+                "what": f"trust propagation: {what}",
+                "unit": "s",
+                "n": len(v),
+                "p50": percentile(v, 50),
+                "p99": percentile(v, 99),
+                "values": v,
+                "target": "p99 <= 0.1 s",
+                "met": percentile(v, 99) <= 0.1,
+            }
+        )
     return rows
 
 
@@ -1091,8 +1218,15 @@ def draw(out: Path, rows: list[dict]) -> list[Path]:
     return paths
 
 
-BENCHES = ("line_rate", "path_manager", "savi_dataplane", "binding_latency", "claim_rate",
-           "trust_propagation", "scale")  # fmt: skip
+BENCHES = (
+    "line_rate",
+    "path_manager",
+    "savi_dataplane",
+    "binding_latency",
+    "claim_rate",
+    "trust_propagation",
+    "scale",
+)
 DIAGNOSTICS = ("hook_cost",)  # run only when asked for (--only)
 
 
@@ -1187,8 +1321,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m experiments.bench",
-                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.bench", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     ap.add_argument(
         "--only",
         action="append",
@@ -1209,8 +1344,12 @@ def main(argv: list[str] | None = None) -> int:
     started = provenance(["bench", *argv])  # the tree as it was when the run began
     t0 = time.monotonic()
     rows = run(out, args.only, args.quick)
-    result = {"provenance": started, "quick": args.quick,
-              "seconds": round(time.monotonic() - t0, 1), "results": rows}  # fmt: skip
+    result = {
+        "provenance": started,
+        "quick": args.quick,
+        "seconds": round(time.monotonic() - t0, 1),
+        "results": rows,
+    }
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     draw(out, rows)
     (out / "table.md").write_text(table(rows) + "\n")

@@ -42,8 +42,21 @@ def run(out_dir: Path, paths: dict | None = None) -> dict:
             host.cmd(f"ping -c1 -W2 {B_TRUSTED}")
         a.cmd(f"ping -c1 -W2 -I {A_UNTRUSTED} {B_TRUSTED}")
         pcap = out_dir / "b.pcap"
-        cap = b.popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "any", "-U", "-w",
-                       str(pcap), "udp port 9999"], stderr=subprocess.PIPE)  # fmt: skip
+        cap = b.popen(
+            [
+                "tcpdump",
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-i",
+                "any",
+                "-U",
+                "-w",
+                str(pcap),
+                "udp port 9999",
+            ],
+            stderr=subprocess.PIPE,
+        )
         while b"listening" not in cap.stderr.readline():
             pass
         spoof(m1, "m1-eth0", "10.1.0.1", A_TRUSTED, B_TRUSTED, sport=1)
@@ -53,8 +66,11 @@ def run(out_dir: Path, paths: dict | None = None) -> dict:
         cap.wait(10)
 
         def arrived(sport: int) -> int:
-            r = subprocess.run(["tcpdump", "-n", "-r", str(pcap), f"udp src port {sport}"],
-                               capture_output=True, text=True)  # fmt: skip
+            r = subprocess.run(
+                ["tcpdump", "-n", "-r", str(pcap), f"udp src port {sport}"],
+                capture_output=True,
+                text=True,
+            )
             return len(r.stdout.splitlines())
 
         return {
@@ -71,7 +87,7 @@ def run(out_dir: Path, paths: dict | None = None) -> dict:
                     "sent": SPOOFED_PACKETS,
                     "arrived": arrived(2),
                 },
-            },  # fmt: skip
+            },
         }
 
 
@@ -80,12 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m experiments.demo", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("--out", type=Path, help="output folder (default results/demo-<UTC>)")
-    ap.add_argument("--hetero", action="store_true",
-                    help="heterogeneous paths (10 ms / 50 ms RTT, 1%% loss); needs netem")  # fmt: skip
+    ap.add_argument(
+        "--hetero",
+        action="store_true",
+        help="heterogeneous paths (10 ms / 50 ms RTT, 1%% loss); needs netem",
+    )
     args = ap.parse_args(argv)
     if args.hetero and not have_netem():
-        print("demo: skipped: --hetero needs tc netem (delay/loss), which this kernel lacks; "
-              "run it in the Vagrant VM", file=sys.stderr)  # fmt: skip
+        print(
+            "demo: skipped: --hetero needs tc netem (delay/loss), which this kernel lacks; "
+            "run it in the Vagrant VM",
+            file=sys.stderr,
+        )
         return SKIPPED
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "results" / f"demo-{stamp}"

@@ -44,15 +44,31 @@ class Capture:
                 return
             self.proc.kill()
             self.proc.wait(10)
-        raise HarnessError(f"tcpdump did not start in {host.name}: {line!r}, "
-                           f"exit status {self.proc.returncode}")  # fmt: skip
+        raise HarnessError(
+            f"tcpdump did not start in {host.name}: {line!r}, "
+            f"exit status {self.proc.returncode}"
+        )
 
     def _start(self, iface: str, bpf: str):
         proc = self.host.popen(
-            ["tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-U", "-n",
-             "-s", str(self.snaplen), "-w", str(self.path), bpf],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                "tcpdump",
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-i",
+                iface,
+                "-U",
+                "-n",
+                "-s",
+                str(self.snaplen),
+                "-w",
+                str(self.path),
+                bpf,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         # tcpdump says "listening on" once its socket is open; only then is nothing missed.
         line = ""
         deadline = time.monotonic() + 10
@@ -70,9 +86,12 @@ class Capture:
 
     def lines(self, bpf: str = "") -> list[str]:
         """tcpdump's decoding of the captured packets (with link-layer headers)."""
-        r = subprocess.run(["tcpdump", "-e", "-n", "-v", "-r", str(self.path),
-                            *([bpf] if bpf else [])],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
+        r = subprocess.run(
+            ["tcpdump", "-e", "-n", "-v", "-r", str(self.path), *([bpf] if bpf else [])],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return [line for line in r.stdout.splitlines() if line.strip() and not line[0].isspace()]
 
     def count(self, bpf: str = "") -> int:
@@ -82,28 +101,70 @@ class Capture:
 class Transfer:
     """experiments.transfer: server in b, client in a, started together."""
 
-    def __init__(self, tb, nbytes: int = 20_000_000, to: str = B_TRUSTED,
-                 bind: str | None = None, pause: float = 0.5, port: int = 5201,
-                 seconds: float | None = None, rate_mbps: float | None = None,
-                 idle: float = 0.0, timeout: float = 60.0, seed: int = 1,
-                 client: str = "a", server: str = "b", tcp: bool = False,
-                 wait_subflows: int = 0, defer_client: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        tb,
+        nbytes: int = 20_000_000,
+        to: str = B_TRUSTED,
+        bind: str | None = None,
+        pause: float = 0.5,
+        port: int = 5201,
+        seconds: float | None = None,
+        rate_mbps: float | None = None,
+        idle: float = 0.0,
+        timeout: float = 60.0,
+        seed: int = 1,
+        client: str = "a",
+        server: str = "b",
+        tcp: bool = False,
+        wait_subflows: int = 0,
+        defer_client: bool = False,
+    ):
         """``defer_client``: only the server starts now; ``start_client()`` starts the
         client (many transfers' clients can then start together, wherever their
         servers took long to start: cluster mode's remote ones)."""
         srv = tb.net[server]
         self.port = port
         self.server = srv.popen(
-            [sys.executable, "-m", "experiments.transfer", "server", "--port", str(port),
-             "--timeout", str(timeout), *(["--tcp"] if tcp else []),
-             *_listen_family(to)],
-            cwd=REPO, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_until(lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"), 10,
-                   f"the transfer server to listen on {port}")  # fmt: skip
-        cmd = [sys.executable, "-m", "experiments.transfer", "client", "--to", to, "--port",
-               str(port), "--bytes", str(nbytes), "--pause", str(pause), "--timeout",
-               str(timeout), "--seed", str(seed)]  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "experiments.transfer",
+                "server",
+                "--port",
+                str(port),
+                "--timeout",
+                str(timeout),
+                *(["--tcp"] if tcp else []),
+                *_listen_family(to),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(
+            lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"),
+            10,
+            f"the transfer server to listen on {port}",
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.transfer",
+            "client",
+            "--to",
+            to,
+            "--port",
+            str(port),
+            "--bytes",
+            str(nbytes),
+            "--pause",
+            str(pause),
+            "--timeout",
+            str(timeout),
+            "--seed",
+            str(seed),
+        ]
         if bind:
             cmd += ["--bind", bind]
         if seconds:
@@ -222,8 +283,16 @@ def pin_neighbours(tb, host: str, addr: str, gateway: str) -> None:
 
 
 # The TCP states in which a socket still sends or takes segments (ss's names).
-LIVE_STATES = ("established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2",
-               "close-wait", "last-ack", "closing")  # fmt: skip
+LIVE_STATES = (
+    "established",
+    "syn-sent",
+    "syn-recv",
+    "fin-wait-1",
+    "fin-wait-2",
+    "close-wait",
+    "last-ack",
+    "closing",
+)
 
 
 def abort_leftovers(tb, hosts: tuple[str, ...], ports: tuple[int, ...]) -> int:
@@ -242,8 +311,11 @@ def abort_leftovers(tb, hosts: tuple[str, ...], ports: tuple[int, ...]) -> int:
         host = tb.net[name]
         out = host.cmd(f"ss -K -tnH {states} '( {match} )'")
         aborted += len([line for line in out.splitlines() if line.strip()])
-        wait_until(lambda h=host: not h.cmd(f"ss -tnH {states} '( {match} )'").strip(), 5,
-                   f"the leftover connections in {name} to go")  # fmt: skip
+        wait_until(
+            lambda h=host: not h.cmd(f"ss -tnH {states} '( {match} )'").strip(),
+            5,
+            f"the leftover connections in {name} to go",
+        )
     return aborted
 
 

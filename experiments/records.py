@@ -60,24 +60,50 @@ def configuration_of(coverage: str, mode: str, family: str = "v4") -> str:
 
 # The columns of records.csv, in order.
 COLUMNS = (
-    "cell", "trial", "seed", "coverage", "mode", "location", "attack", "strength", "family",
-    "success", "evidence", "forged_sent", "subflows_seen", "keys_known",
-    "transfer_ok", "bytes_match", "goodput_mbps", "connect_ms",
-    "control_total", "control_trusted", "handshake_total", "handshake_trusted",
-    "attack_seconds", "trial_seconds",
+    "cell",
+    "trial",
+    "seed",
+    "coverage",
+    "mode",
+    "location",
+    "attack",
+    "strength",
+    "family",
+    "success",
+    "evidence",
+    "forged_sent",
+    "subflows_seen",
+    "keys_known",
+    "transfer_ok",
+    "bytes_match",
+    "goodput_mbps",
+    "connect_ms",
+    "control_total",
+    "control_trusted",
+    "handshake_total",
+    "handshake_trusted",
+    "attack_seconds",
+    "trial_seconds",
     # the adaptive attacker: the attempt that worked, and how many it made
-    "success_moment", "success_shape", "attempts",
+    "success_moment",
+    "success_shape",
+    "attempts",
     # traceability: which attempt of the trial this is, and why the one before failed
-    "attempt", "retry_reason",
+    "attempt",
+    "retry_reason",
     # confinement per option category and phase (experiments.confinement, JSON:
     # "category/phase" -> [on trusted subflows, total]); ms from the client's first
     # segment to its TPBT's first trusted subflow, and to the adaptive attacker's early
     # attempt (and that attempt's shape)
-    "confinement", "trusted_up_ms", "early_shape", "early_ms",
+    "confinement",
+    "trusted_up_ms",
+    "early_shape",
+    "early_ms",
     # the adaptive attacker: every attempt made, "moment/shape:1" if it worked; what a
     # replay had to resend (option kinds it recorded: "AddrTrust:2 AddAddr-trust:1")
-    "attempt_log", "replayed",
-)  # fmt: skip
+    "attempt_log",
+    "replayed",
+)
 
 
 def read(path: Path) -> list[dict]:
@@ -103,8 +129,16 @@ def append(path: Path, record: dict) -> None:
 
 def _typed(row: dict) -> dict:
     out = dict(row)
-    for k in ("trial", "seed", "forged_sent", "subflows_seen", "control_total",
-              "control_trusted", "handshake_total", "handshake_trusted"):  # fmt: skip
+    for k in (
+        "trial",
+        "seed",
+        "forged_sent",
+        "subflows_seen",
+        "control_total",
+        "control_trusted",
+        "handshake_total",
+        "handshake_trusted",
+    ):
         out[k] = int(row[k])
     for k in ("success", "keys_known", "transfer_ok", "bytes_match"):
         out[k] = row[k] == "True"
@@ -113,8 +147,14 @@ def _typed(row: dict) -> dict:
     # Columns that runs before the adaptive attacker did not write.
     for k, default in (("attempts", 1), ("attempt", 1)):
         out[k] = int(row.get(k) or default)
-    for k in ("success_moment", "success_shape", "retry_reason", "early_shape", "attempt_log",
-              "replayed"):  # fmt: skip
+    for k in (
+        "success_moment",
+        "success_shape",
+        "retry_reason",
+        "early_shape",
+        "attempt_log",
+        "replayed",
+    ):
         out[k] = row.get(k) or ""
     for k in ("trusted_up_ms", "early_ms"):
         out[k] = float(row[k]) if row.get(k) not in (None, "", "None") else None
@@ -134,8 +174,9 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     return (float(ci.low), float(ci.high))
 
 
-def pooled_ratio_ci(numerators: list[int], denominators: list[int],
-                    seed: int = 20261202) -> tuple[float, float] | None:  # fmt: skip
+def pooled_ratio_ci(
+    numerators: list[int], denominators: list[int], seed: int = 20261202
+) -> tuple[float, float] | None:
     """95 % bootstrap interval (percentile, 2,000 resamples of trials, scipy) of
     sum(numerators) / sum(denominators): trials are the unit, so a trial that sends many
     options weighs as it does in the pooled ratio. None with fewer than two trials that
@@ -150,9 +191,15 @@ def pooled_ratio_ci(numerators: list[int], denominators: list[int],
     if (nums * dens.sum() == dens * nums.sum()).all():  # every trial the same: no spread
         value = float(nums.sum() / dens.sum())
         return (value, value)
-    res = bootstrap((nums, dens), lambda n, d, axis=-1: n.sum(axis=axis) / d.sum(axis=axis),
-                    paired=True, vectorized=True, n_resamples=2000, method="percentile",
-                    random_state=seed)  # fmt: skip
+    res = bootstrap(
+        (nums, dens),
+        lambda n, d, axis=-1: n.sum(axis=axis) / d.sum(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        method="percentile",
+        random_state=seed,
+    )
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
@@ -168,8 +215,13 @@ def percentile(values: list[float], p: float) -> float | None:
 
 def spread(values: list[float]) -> dict:
     """Median, extremes and the values themselves, for a handful of measurements."""
-    return {"median": percentile(values, 50), "min": min(values), "max": max(values),
-            "n": len(values), "values": values}  # fmt: skip
+    return {
+        "median": percentile(values, 50),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "values": values,
+    }
 
 
 def _median(values: list) -> float | None:

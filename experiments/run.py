@@ -77,54 +77,58 @@ CONTROL6 = [f"{key}/v6" for key in CONTROL]
 CONFIGS = {
     "short": {
         "description": "a few cells, one trial each: the smoke run of `make test`",
-        "cells": ["none/vanilla/unprotected/mp_prio/eavesdrop",
-                  "savi/trusted/unprotected/mp_prio/eavesdrop",
-                  "savi/enforce/unprotected/mp_prio/eavesdrop",
-                  "none/vanilla/unprotected/rm_addr/adaptive",
-                  "savi/enforce/unprotected/rm_addr/adaptive"],
+        "cells": [
+            "none/vanilla/unprotected/mp_prio/eavesdrop",
+            "savi/trusted/unprotected/mp_prio/eavesdrop",
+            "savi/enforce/unprotected/mp_prio/eavesdrop",
+            "none/vanilla/unprotected/rm_addr/adaptive",
+            "savi/enforce/unprotected/rm_addr/adaptive",
+        ],
         "trials": 1,
     },
     "default": {
         "description": "the adaptive attacker (every shape, three moments) on the "
-                       "unprotected network against trusted and enforcing hosts with SAVI, "
-                       "20 trials per cell, and the attacks on the extension (claim, "
-                       "replay, own connection) against enforcing hosts; against trusted "
-                       "hosts and vanilla hosts without SAV (the positive control), 3 "
-                       "trials per cell; the same headline cells over IPv6 (a dual-stack "
-                       "testbed), 10 trials per cell, and the IPv6 positive control, 3",
+        "unprotected network against trusted and enforcing hosts with SAVI, "
+        "20 trials per cell, and the attacks on the extension (claim, "
+        "replay, own connection) against enforcing hosts; against trusted "
+        "hosts and vanilla hosts without SAV (the positive control), 3 "
+        "trials per cell; the same headline cells over IPv6 (a dual-stack "
+        "testbed), 10 trials per cell, and the IPv6 positive control, 3",
         "cells": HEADLINE + CONTEXT + CONTROL + HEADLINE6 + CONTROL6,
         "trials": 20,
         "cell_trials": {key: 3 for key in CONTEXT + CONTROL + CONTROL6}
-                       | {key: 10 for key in HEADLINE6},
+        | {key: 10 for key in HEADLINE6},
     },
     "ipv6": {
         "description": "the default run's IPv4 headline over IPv6 (a dual-stack testbed, "
-                       "IPv6 connections): the adaptive attacker against trusted and "
-                       "enforcing hosts with SAVI, 20 trials per cell, and the IPv6 "
-                       "positive control, 3",
+        "IPv6 connections): the adaptive attacker against trusted and "
+        "enforcing hosts with SAVI, 20 trials per cell, and the IPv6 "
+        "positive control, 3",
         "cells": HEADLINE6 + CONTROL6,
         "trials": 20,
         "cell_trials": {key: 3 for key in CONTROL6},
     },
     "shapes": {
         "description": "which shape works at which moment: the adaptive attacker's MP_PRIO "
-                       "(it leaves the connection as it was) made exhaustively, every "
-                       "attempt judged on its own, against vanilla hosts without SAV and "
-                       "trusted and enforcing hosts with SAVI; 13 trials per cell, so "
-                       "every shape is tried early",
-        "cells": ["none/vanilla/unprotected/mp_prio/adaptive",
-                  "savi/trusted/unprotected/mp_prio/adaptive",
-                  "savi/enforce/unprotected/mp_prio/adaptive"],
+        "(it leaves the connection as it was) made exhaustively, every "
+        "attempt judged on its own, against vanilla hosts without SAV and "
+        "trusted and enforcing hosts with SAVI; 13 trials per cell, so "
+        "every shape is tried early",
+        "cells": [
+            "none/vanilla/unprotected/mp_prio/adaptive",
+            "savi/trusted/unprotected/mp_prio/adaptive",
+            "savi/enforce/unprotected/mp_prio/adaptive",
+        ],
         "trials": 13,
         "exhaustive": True,
     },
     "full": {
         "description": "every cell of the matrix (coverage x mode x location x attack x "
-                       "attacker strength), 30 trials each",
+        "attacker strength), 30 trials each",
         "cells": _matrix(strengths=STRENGTHS),
         "trials": 30,
     },
-}  # fmt: skip
+}
 
 
 CONFIG_KEYS = {
@@ -212,8 +216,9 @@ def estimate(trials: dict[str, int]) -> str:
 def provenance(argv: list[str], out: Path | None = None) -> dict:
     def run(cmd):
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                                  timeout=30).stdout.strip()  # fmt: skip
+            return subprocess.run(
+                cmd, capture_output=True, text=True, cwd=REPO, timeout=30
+            ).stdout.strip()
         except OSError:
             return None
 
@@ -273,8 +278,9 @@ class _Tee:
         self.stream.flush()
 
 
-def plan(cells: list[Cell], trials: int | dict[str, int], done: set[tuple[str, int]],
-         seed: int = 0) -> list[tuple[Cell, int]]:  # fmt: skip
+def plan(
+    cells: list[Cell], trials: int | dict[str, int], done: set[tuple[str, int]], seed: int = 0
+) -> list[tuple[Cell, int]]:
     """(cell, trial) still to run: one testbed per coverage (which run() splits by
     family); within it, round by round (trial 0 of every cell, then trial 1, ...), each
     round in a host-mode order drawn from ``seed``, so no mode always runs first or last
@@ -288,14 +294,26 @@ def plan(cells: list[Cell], trials: int | dict[str, int], done: set[tuple[str, i
             modes = sorted({c.mode for c in cells if c.coverage == coverage}, key=MODES.index)
             random.Random(f"{seed}/{coverage}/{t}").shuffle(modes)
             for mode in modes:
-                out += [(c, t) for c in cells
-                        if (c.coverage, c.mode) == (coverage, mode) and t < count[c.key]
-                        and (c.key, t) not in done]  # fmt: skip
+                out += [
+                    (c, t)
+                    for c in cells
+                    if (c.coverage, c.mode) == (coverage, mode)
+                    and t < count[c.key]
+                    and (c.key, t) not in done
+                ]
     return out
 
 
-def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[str], convergence: int,
-        keep_pcaps: bool = False, seed: int = 0, exhaustive: bool = False) -> dict:  # fmt: skip
+def run(
+    out: Path,
+    cells: list[Cell],
+    trials: int | dict[str, int],
+    argv: list[str],
+    convergence: int,
+    keep_pcaps: bool = False,
+    seed: int = 0,
+    exhaustive: bool = False,
+) -> dict:
     from topologies.builder import Testbed
     from topologies.dualhomed import DualHomedTopo
 
@@ -322,9 +340,13 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
     # IPv6 cells on the dual-stack one.
     for coverage, family in itertools.product(COVERAGES, records.FAMILIES):
         group = [(c, t) for c, t in todo if (c.coverage, c.family) == (coverage, family)]
-        wants_convergence = (coverage == "savi" and family == "v4" and convergence
-                             and not convergence_result
-                             and any(c.mode == "trusted" for c in cells))  # fmt: skip
+        wants_convergence = (
+            coverage == "savi"
+            and family == "v4"
+            and convergence
+            and not convergence_result
+            and any(c.mode == "trusted" for c in cells)
+        )
         if not group and not wants_convergence:
             continue
         topo = DualHomedTopo(coverage=coverage, ipv6=family == "v6")
@@ -343,8 +365,11 @@ def run(out: Path, cells: list[Cell], trials: int | dict[str, int], argv: list[s
                 record = _trial_or_fail(tb, cell, trial, captures, tpbt, exhaustive)
                 if record["success"] and cell.mode == "enforce":
                     kept = _keep_evidence(tb, captures, out / "evidence", cell, trial)
-                    print(f"{cell.key} #{trial}: an enforcing host acted on a forgery; "
-                          f"captures, agent logs and states kept in {kept}", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"{cell.key} #{trial}: an enforcing host acted on a forgery; "
+                        f"captures, agent logs and states kept in {kept}",
+                        file=sys.stderr,
+                    )
                 if pcaps is None:
                     for pcap in captures.glob("*.pcap"):
                         pcap.unlink()
@@ -373,14 +398,18 @@ def _keep_evidence(tb, captures: Path, into: Path, cell: Cell, trial: int) -> Pa
     agents' logs and state files (TPBT, trust history, guard counters)."""
     dest = into / f"{cell.key.replace('/', '_')}-{trial}"
     dest.mkdir(parents=True, exist_ok=True)
-    for path in [*captures.glob("*.pcap"), *Path(tb.dir).glob("*-agent.log"),
-                 *Path(tb.dir).glob("*.tpbt.json")]:  # fmt: skip
+    for path in [
+        *captures.glob("*.pcap"),
+        *Path(tb.dir).glob("*-agent.log"),
+        *Path(tb.dir).glob("*.tpbt.json"),
+    ]:
         shutil.copy2(path, dest / path.name)
     return dest
 
 
-def _trial_or_fail(tb, cell: Cell, trial: int, captures: Path, tpbt: Path | None,
-                   exhaustive: bool = False) -> dict:  # fmt: skip
+def _trial_or_fail(
+    tb, cell: Cell, trial: int, captures: Path, tpbt: Path | None, exhaustive: bool = False
+) -> dict:
     """A trial, repeated once if the testbed misbehaved; a second failure ends the run
     (nothing is recorded for it, so ``--resume`` runs it again)."""
     from experiments.trial import explains_broken_transfer, run_trial
@@ -388,8 +417,9 @@ def _trial_or_fail(tb, cell: Cell, trial: int, captures: Path, tpbt: Path | None
     last = None
     for attempt in range(2):
         try:
-            record = run_trial(tb, cell, trial, captures, tpbt, keep_captures=True,
-                               exhaustive=exhaustive)  # fmt: skip
+            record = run_trial(
+                tb, cell, trial, captures, tpbt, keep_captures=True, exhaustive=exhaustive
+            )
         except HarnessError as e:
             last = str(e)
         else:
@@ -400,17 +430,22 @@ def _trial_or_fail(tb, cell: Cell, trial: int, captures: Path, tpbt: Path | None
                 f"({record['evidence']}; {record.get('transfer_error', '')})"
             )
         print(f"{cell.key} trial {trial}, attempt {attempt + 1}: {last}", file=sys.stderr)
-    raise SystemExit(f"broken trial {cell.key} #{trial}: {last}\n"
-                     f"nothing was recorded for it; fix the cause and run with --resume")  # fmt: skip
+    raise SystemExit(
+        f"broken trial {cell.key} #{trial}: {last}\n"
+        f"nothing was recorded for it; fix the cause and run with --resume"
+    )
 
 
 def _progress(done: int, total: int, started: float, record: dict) -> None:
     elapsed = time.monotonic() - started
     left = elapsed / done * (total - done)
-    print(f"[{done}/{total}] {record['cell']} #{record['trial']}: "
-          f"{'SUCCESS' if record['success'] else 'failed'} ({record['evidence']}); "
-          f"{elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"[{done}/{total}] {record['cell']} #{record['trial']}: "
+        f"{'SUCCESS' if record['success'] else 'failed'} ({record['evidence']}); "
+        f"{elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _load(path: Path):
@@ -425,10 +460,14 @@ def _convergence_summary(result: dict | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m experiments.run", description=" ".join(__doc__.split("\n\n")[0].split()),
-                                 epilog="configurations: " + "; ".join(
-                                     f"{k}: {v['description']} ({estimate(trials_per_cell(v))})"
-                                     for k, v in CONFIGS.items()))  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.run",
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog="configurations: "
+        + "; ".join(
+            f"{k}: {v['description']} ({estimate(trials_per_cell(v))})" for k, v in CONFIGS.items()
+        ),
+    )
     ap.add_argument(
         "--config",
         default="default",
@@ -437,13 +476,21 @@ def main(argv: list[str] | None = None) -> int:
         "with a .json name) with the keys of the config.json a run writes; "
         "docs/experiments.md has an example (default: default)",
     )
-    ap.add_argument("--cell", action="append", metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH[/v6]",
-                    help="run only this cell (repeat); overrides the configuration's cells")  # fmt: skip
+    ap.add_argument(
+        "--cell",
+        action="append",
+        metavar="COVERAGE/MODE/LOCATION/ATTACK/STRENGTH[/v6]",
+        help="run only this cell (repeat); overrides the configuration's cells",
+    )
     ap.add_argument("--trials", type=int, help="trials per cell (overrides the configuration)")
     ap.add_argument("--out", help="the run folder (default results/attack-CONFIG-UTCSTAMP)")
     ap.add_argument("--resume", metavar="DIR", help="finish an interrupted run in DIR")
-    ap.add_argument("--convergence", type=int, default=3,
-                    help="rounds of the trust convergence probe (0: skip; default 3)")  # fmt: skip
+    ap.add_argument(
+        "--convergence",
+        type=int,
+        default=3,
+        help="rounds of the trust convergence probe (0: skip; default 3)",
+    )
     ap.add_argument("--list", action="store_true", help="print the cells and stop")
     ap.add_argument(
         "--keep-pcaps",
@@ -486,14 +533,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.seed is None and "order_seed" in base:
             args.seed = base["order_seed"]
-        config = {"name": name if not args.cell else "cells",
-                  "cells": args.cell or base["cells"],
-                  "trials": base["trials"] if args.trials is None else args.trials,
-                  "cell_trials": {} if args.cell or args.trials is not None
-                  else base.get("cell_trials", {}),
-                  "order_seed": args.seed if args.seed is not None
-                  else int.from_bytes(os.urandom(4), "big"),
-                  "exhaustive": args.exhaustive or base.get("exhaustive", False)}  # fmt: skip
+        config = {
+            "name": name if not args.cell else "cells",
+            "cells": args.cell or base["cells"],
+            "trials": base["trials"] if args.trials is None else args.trials,
+            "cell_trials": {}
+            if args.cell or args.trials is not None
+            else base.get("cell_trials", {}),
+            "order_seed": args.seed
+            if args.seed is not None
+            else int.from_bytes(os.urandom(4), "big"),
+            "exhaustive": args.exhaustive or base.get("exhaustive", False),
+        }
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = Path(args.out) if args.out else REPO / "results" / f"attack-{config['name']}-{stamp}"
     try:
@@ -506,8 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--trials must be at least 1")
     if args.convergence < 0:
         ap.error("--convergence must be 0 (skip) or more rounds")
-    print(f"configuration {config['name']}: {len(cells)} cells, "
-          f"{estimate(trials_per_cell(config))}", file=sys.stderr)  # fmt: skip
+    print(
+        f"configuration {config['name']}: {len(cells)} cells, "
+        f"{estimate(trials_per_cell(config))}",
+        file=sys.stderr,
+    )
     if args.list:
         for c in cells:
             print(c.key)
@@ -518,29 +572,44 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sys.stderr = _Tee(sys.stderr, out / "run.log")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    summary = run(out, cells, trials_per_cell(config), argv, args.convergence, args.keep_pcaps,
-                  config.get("order_seed", 0), config.get("exhaustive", False))  # fmt: skip
+    summary = run(
+        out,
+        cells,
+        trials_per_cell(config),
+        argv,
+        args.convergence,
+        args.keep_pcaps,
+        config.get("order_seed", 0),
+        config.get("exhaustive", False),
+    )
     print(json.dumps(headline(summary), indent=2))
     print(f"results in {out}", file=sys.stderr)
     return 0
 
 
 def _check(c: Cell) -> None:
-    for value, allowed, what in ((c.coverage, COVERAGES, "coverage"), (c.mode, MODES, "mode"),
-                                 (c.location, LOCATIONS, "location"),
-                                 (c.strength, STRENGTHS, "strength"),
-                                 (c.attack, attacks.attacks_of(c.strength), "attack"),
-                                 (c.family, records.FAMILIES, "family")):  # fmt: skip
+    for value, allowed, what in (
+        (c.coverage, COVERAGES, "coverage"),
+        (c.mode, MODES, "mode"),
+        (c.location, LOCATIONS, "location"),
+        (c.strength, STRENGTHS, "strength"),
+        (c.attack, attacks.attacks_of(c.strength), "attack"),
+        (c.family, records.FAMILIES, "family"),
+    ):
         if value not in allowed:
             raise ValueError(f"{c.key}: unknown {what} {value!r}; use one of {', '.join(allowed)}")
 
 
 def headline(summary: dict) -> dict:
     """Attack success and confinement per configuration: the numbers of the README."""
-    return {cfg: {"attack_success_rate": round(v["attack_success_rate"], 3),
-                  "confinement": None if v["confinement"] is None else round(v["confinement"], 3),
-                  "goodput_mbps_median": v["goodput_mbps_median"]}
-            for cfg, v in summary["configurations"].items()}  # fmt: skip
+    return {
+        cfg: {
+            "attack_success_rate": round(v["attack_success_rate"], 3),
+            "confinement": None if v["confinement"] is None else round(v["confinement"], 3),
+            "goodput_mbps_median": v["goodput_mbps_median"],
+        }
+        for cfg, v in summary["configurations"].items()
+    }
 
 
 if __name__ == "__main__":

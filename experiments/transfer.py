@@ -60,8 +60,12 @@ def server(args) -> dict:
                     break
                 digest.update(data)
                 n += len(data)
-    return {"bytes": n, "sha256": digest.hexdigest(), "seconds": time.monotonic() - t0,
-            "peer": peer[0]}  # fmt: skip
+    return {
+        "bytes": n,
+        "sha256": digest.hexdigest(),
+        "seconds": time.monotonic() - t0,
+        "peer": peer[0],
+    }
 
 
 def client(args) -> dict:
@@ -100,9 +104,14 @@ def client(args) -> dict:
         s.shutdown(socket.SHUT_WR)
         s.recv(1)  # wait for the server to close: everything was received
         seconds = time.monotonic() - t1 - args.idle
-    return {"bytes": sent, "sha256": digest.hexdigest(), "seconds": seconds,
-            "connect_seconds": connect_s, "subflows_seconds": subflows_s,
-            "goodput_mbps": sent * 8 / seconds / 1e6 if seconds else None}  # fmt: skip
+    return {
+        "bytes": sent,
+        "sha256": digest.hexdigest(),
+        "seconds": seconds,
+        "connect_seconds": connect_s,
+        "subflows_seconds": subflows_s,
+        "goodput_mbps": sent * 8 / seconds / 1e6 if seconds else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,14 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bytes", type=int, default=20_000_000)
     ap.add_argument("--seconds", type=float, help="send for this long instead of --bytes")
     ap.add_argument("--rate-mbps", type=float, help="pace the sender (Mbit/s)")
-    ap.add_argument("--idle", type=float, default=0.0,
-                    help="seconds to keep the connection open and quiet after sending")  # fmt: skip
+    ap.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds to keep the connection open and quiet after sending",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--tcp", action="store_true", help="plain TCP instead of MPTCP")
-    ap.add_argument("--wait-subflows", type=int, default=0, metavar="N",
-                    help="client: wait until the connection has N subflows, report when")  # fmt: skip
+    ap.add_argument(
+        "--wait-subflows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="client: wait until the connection has N subflows, report when",
+    )
     args = ap.parse_args(argv)
     args.proto = socket.IPPROTO_TCP if args.tcp else IPPROTO_MPTCP
     if args.tcp and args.wait_subflows:

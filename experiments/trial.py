@@ -121,8 +121,10 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     d = delta.get
     if attack == "add_addr":
         syns = d(ORACLES["add_addr"].key, 0)
-        return syns > 0, (f"SYNs to the attacker: {syns} AddAddr+{d('MPTcpExtAddAddr', 0)} "
-                          f"MPJoinSynTx+{d('MPTcpExtMPJoinSynTx', 0)}")  # fmt: skip
+        return syns > 0, (
+            f"SYNs to the attacker: {syns} AddAddr+{d('MPTcpExtAddAddr', 0)} "
+            f"MPJoinSynTx+{d('MPTcpExtMPJoinSynTx', 0)}"
+        )
     if attack == "rm_addr":
         ok = d("MPTcpExtRmAddr", 0) > 0
         return ok, f"RmAddr+{d('MPTcpExtRmAddr', 0)} RmSubflow+{d('MPTcpExtRmSubflow', 0)}"
@@ -149,8 +151,9 @@ def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     raise ValueError(f"unknown attack {attack!r}")
 
 
-def trust_bent(before: list[dict], after: list[dict], protected: set[str],
-               unprotected: set[str]) -> str:  # fmt: skip
+def trust_bent(
+    before: list[dict], after: list[dict], protected: set[str], unprotected: set[str]
+) -> str:
     """What changed in the victim's TPBT entries (its agent's state file) that an attack
     on the extension aims at: a peer address in ``unprotected`` trusted where it was not,
     or one in ``protected`` no longer trusted on a subflow that trusted it. '' if none
@@ -183,8 +186,19 @@ def _established_tuples(host) -> list[str]:
     return tuples
 
 
-FIELDS = ("frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "ip.id",
-          "tcp.flags", "tcp.options", "ipv6.src", "ipv6.dst", "ipv6.flow")  # fmt: skip
+FIELDS = (
+    "frame.time_epoch",
+    "ip.src",
+    "tcp.srcport",
+    "ip.dst",
+    "tcp.dstport",
+    "ip.id",
+    "tcp.flags",
+    "tcp.options",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.flow",
+)
 # Every MPTCP subtype but DSS: a bulk transfer's data segments carry DSS alone.
 NOT_DSS_ONLY = "tcp.options.mptcp.subtype in {0, 1, 3..15}"
 
@@ -205,12 +219,28 @@ DSS_ONLY = (
 def decode(pcap: Path) -> list[Packet]:
     """Every packet with an MPTCP option other than DSS, decoded by tshark (the option
     area's bytes are parsed by hosts.options)."""
-    pre = subprocess.Popen(["tcpdump", "-r", str(pcap), "-w", "-", f"not ({DSS_ONLY})"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    pre = subprocess.Popen(
+        ["tcpdump", "-r", str(pcap), "-w", "-", f"not ({DSS_ONLY})"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        r = subprocess.run(["tshark", "-r", "-", "-Y", NOT_DSS_ONLY,
-                            "-T", "fields", *[a for f in FIELDS for a in ("-e", f)]],
-                           stdin=pre.stdout, capture_output=True, text=True, timeout=120)  # fmt: skip
+        r = subprocess.run(
+            [
+                "tshark",
+                "-r",
+                "-",
+                "-Y",
+                NOT_DSS_ONLY,
+                "-T",
+                "fields",
+                *[a for f in FIELDS for a in ("-e", f)],
+            ],
+            stdin=pre.stdout,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         pre.stdout.close()
         pre_err = pre.communicate(timeout=30)[1].decode(errors="replace")
     finally:  # tshark failed or hung: the reader goes too
@@ -231,8 +261,18 @@ def decode(pcap: Path) -> list[Packet]:
             src, dst, ip_id = src6, dst6, flow
         if not src:
             continue
-        packets.append(Packet(float(t), src, int(sport), dst, int(dport), int(ip_id or "0", 0),
-                              int(flags, 0), bytes.fromhex(options.replace(":", ""))))  # fmt: skip
+        packets.append(
+            Packet(
+                float(t),
+                src,
+                int(sport),
+                dst,
+                int(dport),
+                int(ip_id or "0", 0),
+                int(flags, 0),
+                bytes.fromhex(options.replace(":", "")),
+            )
+        )
     return packets
 
 
@@ -249,9 +289,16 @@ def labels_for(tb, cell: Cell):
     return StaticLabels({entry["ip"] for entry in doc["addresses"]})
 
 
-def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None = None,
-              keep_captures: bool = False, bind: str | None = "unprotected",
-              exhaustive: bool = False) -> dict:  # fmt: skip
+def run_trial(
+    tb,
+    cell: Cell,
+    trial: int,
+    workdir: Path,
+    tpbt_out: Path | None = None,
+    keep_captures: bool = False,
+    bind: str | None = "unprotected",
+    exhaustive: bool = False,
+) -> dict:
     """Run one trial of ``cell`` on ``tb`` (already in the cell's coverage and mode; a
     dual-stack testbed for an IPv6 cell).
 
@@ -264,8 +311,11 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     t_start = time.monotonic()
     leftovers = abort_leftovers(tb, ("a", "b", "m1", "m2"), (PORT, OWN_PORT))
     if leftovers:
-        print(f"{cell.key} #{trial}: aborted {leftovers} leftover connection(s) of earlier "
-              "trials", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"{cell.key} #{trial}: aborted {leftovers} leftover connection(s) of earlier " "trials",
+            file=sys.stderr,
+            flush=True,
+        )
     seed = seed_of(cell, trial)
     workdir.mkdir(parents=True, exist_ok=True)
     a = tb.net["a"]
@@ -274,15 +324,37 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         bind = plan.a[1]
     attacker_name, tap_iface = LOCATIONS[cell.location]
     attacker_addr = getattr(plan, attacker_name)
-    cmd = [sys.executable, "-m", "experiments.attacks", cell.attack, "--strength", cell.strength,
-           "--attacker", attacker_addr, "--seed", str(seed), "--wait", "--port", str(PORT)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.attacks",
+        cell.attack,
+        "--strength",
+        cell.strength,
+        "--attacker",
+        attacker_addr,
+        "--seed",
+        str(seed),
+        "--wait",
+        "--port",
+        str(PORT),
+    ]
     for addr in plan.a:
         cmd += ["--victim", addr]
     for addr in plan.b:
         cmd += ["--peer", addr]
     if cell.strength == "adaptive":  # experiments.forger, driven attempt by attempt
-        cmd = [sys.executable, "-m", "experiments.forger", "--attacker", attacker_addr,
-               "--seed", str(seed), "--port", str(PORT)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.forger",
+            "--attacker",
+            attacker_addr,
+            "--seed",
+            str(seed),
+            "--port",
+            str(PORT),
+        ]
         a_addrs, b_addrs = plan.a, plan.b
         if cell.attack in attacks.EXTENSION_ATTACKS:  # in a's name to b
             a_addrs, b_addrs = b_addrs, a_addrs
@@ -312,33 +384,57 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
             cmd += ["--record-tap", str(pcap["a-eth0" if tap_iface == "a-eth1" else "a-eth1"])]
         if cell.attack == "own_connection":
             cmd += ["--own", attacker_addr, "--own-tap", str(pcap["own"])]
-        attacker = tb.net[attacker_name].popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                               text=True)  # fmt: skip
+        attacker = tb.net[attacker_name].popen(
+            cmd,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
         for i in ("a-eth0", "a-eth1"):
             caps[i] = Capture(a, i, f"tcp port {PORT}", pcap[i], snaplen=SNAPLEN)
         if cell.attack == "own_connection":
-            own_xfer = _own_connection(tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE,
-                                       plan)  # fmt: skip
+            own_xfer = _own_connection(
+                tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE, plan
+            )
         said = attacker.stdout.readline().strip()
         if said != "ready":
             err = attacker.stderr.read()[:500]
             raise HarnessError(f"the attack program did not start: {said[:300]} {err}")
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
-        xfer = Transfer(tb, seconds=bulk, pause=PAUSE, idle=idle, timeout=timeout, bind=bind,
-                        seed=seed % 2**31, port=PORT, to=plan.b[0])  # fmt: skip
+        xfer = Transfer(
+            tb,
+            seconds=bulk,
+            pause=PAUSE,
+            idle=idle,
+            timeout=timeout,
+            bind=bind,
+            seed=seed % 2**31,
+            port=PORT,
+            to=plan.b[0],
+        )
         if cell.strength == "adaptive":
             before = counters(victim, cell.attack, cell.family)
             t_attack = time.monotonic()
             tpbt = None
             if tb.agents and cell.attack in SHORT_PLANS:  # a claim shows in the MP_PRIO
                 tpbt = lambda: tb.tpbt(victim.name)["entries"]  # noqa: E731
-            outcome, report = adapt(attacker, victim, cell.attack, xfer.started, bulk,
-                                    early_shape=adaptive.early_shape(cell.attack, trial),
-                                    exhaustive=exhaustive, tpbt=tpbt, idle=idle,
-                                    plan=plan, family=cell.family)  # fmt: skip
+            outcome, report = adapt(
+                attacker,
+                victim,
+                cell.attack,
+                xfer.started,
+                bulk,
+                early_shape=adaptive.early_shape(cell.attack, trial),
+                exhaustive=exhaustive,
+                tpbt=tpbt,
+                idle=idle,
+                plan=plan,
+                family=cell.family,
+            )
             attack_seconds = time.monotonic() - t_attack
         else:
             _until(xfer.started + PAUSE + bulk + SETTLE)
@@ -389,8 +485,9 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     with ThreadPoolExecutor(2) as pool:
         decoded = pool.map(decode, [c.path for i, c in caps.items() if i != "own"])
         packets = [p for link in decoded for p in link]
-    conf = confine(packets, labels, {"a": set(plan.a), "b": set(plan.b)}, attacks.TAG,
-                   until=worked_at)  # fmt: skip
+    conf = confine(
+        packets, labels, {"a": set(plan.a), "b": set(plan.b)}, attacks.TAG, until=worked_at
+    )
     trusted_total = conf.totals()
     started_at = conf.started_at
     # When the forger's first packet reached a's link (the forger's own clock says when
@@ -398,23 +495,35 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
     forged = [p.time for p in packets if p.ip_id == attacks.TAG]
     first_forged = min(forged, default=None)
     record = {
-        "cell": cell.key, "trial": trial, "seed": seed, **vars(cell),
-        "success": success, "evidence": evidence, "victim_counters": moved,
+        "cell": cell.key,
+        "trial": trial,
+        "seed": seed,
+        **vars(cell),
+        "success": success,
+        "evidence": evidence,
+        "victim_counters": moved,
         "forged_sent": outcome.sent if outcome else report["sent"],
         "success_moment": outcome.moment if outcome else "",
         "success_shape": outcome.shape if outcome else "",
         "attempts": outcome.attempts if outcome else 1,
-        "subflows_seen": report["subflows_seen"], "keys_known": report["keys_known"],
+        "subflows_seen": report["subflows_seen"],
+        "keys_known": report["keys_known"],
         "replayed": report.get("replayed", ""),
         "transfer_ok": transfer_ok,
-        "transfer_error": "; ".join(f"{side}: {o['error']}" for side, o in
-                                    (("client", client), ("server", server)) if "error" in o),
-        "bytes_match": transfer_ok and client["sha256"] == server["sha256"]
-                       and client["bytes"] == server["bytes"],
+        "transfer_error": "; ".join(
+            f"{side}: {o['error']}"
+            for side, o in (("client", client), ("server", server))
+            if "error" in o
+        ),
+        "bytes_match": transfer_ok
+        and client["sha256"] == server["sha256"]
+        and client["bytes"] == server["bytes"],
         "goodput_mbps": client.get("goodput_mbps") if transfer_ok else None,
         "connect_ms": client["connect_seconds"] * 1000 if transfer_ok else None,
-        "control_total": trusted_total[1], "control_trusted": trusted_total[0],
-        "handshake_total": conf.handshake[1], "handshake_trusted": conf.handshake[0],
+        "control_total": trusted_total[1],
+        "control_trusted": trusted_total[0],
+        "handshake_total": conf.handshake[1],
+        "handshake_trusted": conf.handshake[0],
         "confinement": conf.as_record(),
         "trusted_up_ms": _ms(conf.trusted_up_at, started_at),
         "early_shape": outcome.early_shape if outcome else "",
@@ -422,7 +531,7 @@ def run_trial(tb, cell: Cell, trial: int, workdir: Path, tpbt_out: Path | None =
         "early_ms": _ms(first_forged, started_at) if outcome and outcome.early_shape else None,
         "attack_seconds": round(attack_seconds, 3),
         "trial_seconds": round(time.monotonic() - t_start, 3),
-    }  # fmt: skip
+    }
     if not keep_captures:
         for c in caps.values():
             c.path.unlink(missing_ok=True)
@@ -444,14 +553,26 @@ def _own_connection(
     has shown the handshake's third ACK (the keys)."""
     host = tb.net[attacker]
     caps["own"] = Capture(host, f"{attacker}-eth0", f"tcp port {OWN_PORT}", path, snaplen=SNAPLEN)
-    own = Transfer(tb, nbytes=OWN_BYTES, pause=0, idle=seconds + 2, timeout=seconds + 10,
-                   client=attacker, server="b", port=OWN_PORT, to=plan.b[0])  # fmt: skip
+    own = Transfer(
+        tb,
+        nbytes=OWN_BYTES,
+        pause=0,
+        idle=seconds + 2,
+        timeout=seconds + 10,
+        client=attacker,
+        server="b",
+        port=OWN_PORT,
+        to=plan.b[0],
+    )
     # Read on from where the last look stopped, as the attacker does.
     tap = attacks.TapFollower(str(path))
     learner = attacks.Learner(set(plan.b), {getattr(plan, attacker)})
     try:
-        wait_until(lambda: learner.feed(tap()).keys is not None, 10,
-                   "the attacker's own connection to show its keys")  # fmt: skip
+        wait_until(
+            lambda: learner.feed(tap()).keys is not None,
+            10,
+            "the attacker's own connection to show its keys",
+        )
     except HarnessError:
         own.kill()  # the caller never gets it to kill
         raise
@@ -520,18 +641,30 @@ def _reacted(
         time.sleep(0.05)
 
 
-def adapt(forger, victim, attack: str, started: float, bulk: float,
-          early_shape: str = "plain", exhaustive: bool = False, tpbt=None,
-          idle: float = ADAPTIVE_IDLE, plan: AddressPlan = PLANS["v4"],
-          family: str = "v4"):  # fmt: skip
+def adapt(
+    forger,
+    victim,
+    attack: str,
+    started: float,
+    bulk: float,
+    early_shape: str = "plain",
+    exhaustive: bool = False,
+    tpbt=None,
+    idle: float = ADAPTIVE_IDLE,
+    plan: AddressPlan = PLANS["v4"],
+    family: str = "v4",
+):
     """Carry out the adaptive attacker's plan (experiments/adaptive.py) with the forger,
     judging each attempt by the victim's counters (and ``tpbt()``, its TPBT entries, if
     given: trust_bent); stop at the first that works, unless ``exhaustive`` (every
     attempt is made and judged on its own: for an attack that leaves the connection as
     it was, to see which shapes and moments work)."""
     outcome, report = adaptive.Outcome(), {"subflows_seen": 0, "keys_known": False}
-    starts = {"early": started, "bulk": started + PAUSE + 0.2,
-              "lull": started + PAUSE + bulk + SETTLE}  # fmt: skip
+    starts = {
+        "early": started,
+        "bulk": started + PAUSE + 0.2,
+        "lull": started + PAUSE + bulk + SETTLE,
+    }
     closes = started + PAUSE + bulk + idle
     for attempt in adaptive.plan(attack, early=early_shape or "plain"):
         _until(starts[attempt.moment])
@@ -601,24 +734,33 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     try:
         # The transfer's connection, the newest b trusts a's address on (a closing one
         # of an earlier run leaves changes of its own to the same address pair).
-        token = wait_until(lambda: _newest_trusting(tb.tpbt("b"), pair), 20,
-                           "b's TPBT to trust a's protected address")  # fmt: skip
+        token = wait_until(
+            lambda: _newest_trusting(tb.tpbt("b"), pair),
+            20,
+            "b's TPBT to trust a's protected address",
+        )
         subflow = (token, *pair)
         for _ in range(rounds):
             t0 = time.time()
             status = tb.request("DELETE", "/savi/bindings", {"ip": A_TRUSTED})[0]
             if status != 200:
                 raise HarnessError(f"removing a's binding answered {status}")
-            at = wait_until(lambda since=t0: _changed_at(tb, "b", subflow, False, since), 20,
-                            "b's TPBT to drop a's trust")  # fmt: skip
+            at = wait_until(
+                lambda since=t0: _changed_at(tb, "b", subflow, False, since),
+                20,
+                "b's TPBT to drop a's trust",
+            )
             down.append(at - t0)
             t0 = time.time()
             arping = tb.net["a"].popen(
                 ["arping", "-q", "-U", "-c", "1", "-I", "a-eth0", "-s", A_TRUSTED, A_TRUSTED]
             )
             try:
-                at = wait_until(lambda since=t0: _changed_at(tb, "b", subflow, True, since), 20,
-                                "b's TPBT to trust a's address again")  # fmt: skip
+                at = wait_until(
+                    lambda since=t0: _changed_at(tb, "b", subflow, True, since),
+                    20,
+                    "b's TPBT to trust a's address again",
+                )
             finally:
                 arping.wait(10)
             up.append(at - t0)
@@ -630,8 +772,11 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
 def _newest_trusting(state: dict, pair: tuple[str, str]) -> int | None:
     """The token of the newest connection whose subflow ``pair`` (local, remote) the
     host's TPBT trusts now, by its history; None if none does."""
-    trusted = {e["token"] for e in state["entries"]
-               if (e["src"], e["dst"]) == pair and e["sip_trust"] and e["dip_trust"]}  # fmt: skip
+    trusted = {
+        e["token"]
+        for e in state["entries"]
+        if (e["src"], e["dst"]) == pair and e["sip_trust"] and e["dip_trust"]
+    }
     since = {c[1]: c[0] for c in state["history"] if c[1] in trusted and (c[2], c[3]) == pair}
     return max(since, key=since.get) if since else None
 

@@ -340,8 +340,9 @@ class Extension:
         )
 
     # -- inputs: copies of segments (handshakes, ADDR_TRUST) ------------------------------------
-    def on_copy(self, seen: Tuple4, flags: int, options: list, now: float,
-                seq: int | None = None) -> list:  # fmt: skip
+    def on_copy(
+        self, seen: Tuple4, flags: int, options: list, now: float, seq: int | None = None
+    ) -> list:
         """A copied segment, ``seen`` as on the wire (src, sport, dst, dport), with its
         parsed MPTCP options and sequence number. Outgoing when its source is one of our
         addresses."""
@@ -412,8 +413,7 @@ class Extension:
             return []
         return self._add_subflow(conn, local, now)
 
-    def in_window(self, incoming: Tuple4, seq: int, bytes_received: int | None,
-                  now: float) -> bool:  # fmt: skip
+    def in_window(self, incoming: Tuple4, seq: int, bytes_received: int | None, now: float) -> bool:
         """Whether a segment arriving as ``incoming`` with ``seq`` lies where TCP takes
         segments: within WINDOW of the subflow's next expected byte (its initial sequence
         number plus one plus what the kernel has received). What the kernel's own check

@@ -187,9 +187,15 @@ def _mp_join(opt: bytes, low: int) -> MpJoin:
 
 # (address length, has port, has HMAC) for each valid ADD_ADDR length
 _ADD_ADDR_LAYOUTS = {
-    8: (4, False, False), 10: (4, True, False), 16: (4, False, True), 18: (4, True, True),
-    20: (16, False, False), 22: (16, True, False), 28: (16, False, True), 30: (16, True, True),
-}  # fmt: skip
+    8: (4, False, False),
+    10: (4, True, False),
+    16: (4, False, True),
+    18: (4, True, True),
+    20: (16, False, False),
+    22: (16, True, False),
+    28: (16, False, True),
+    30: (16, True, True),
+}
 
 
 def _add_addr(opt: bytes, low: int) -> AddAddr:
@@ -307,8 +313,14 @@ LABEL_ADD_ADDR_T = b"tmptcp add-addr-t v2"
 LABEL_ADDR_TRUST = b"tmptcp addr-trust v2"
 
 
-def add_addr_hmac(sender_key: int, receiver_key: int, addr_id: int, address: str,
-                  port: int | None = None, trust: bool = False) -> bytes:  # fmt: skip
+def add_addr_hmac(
+    sender_key: int,
+    receiver_key: int,
+    addr_id: int,
+    address: str,
+    port: int | None = None,
+    trust: bool = False,
+) -> bytes:
     """ADD_ADDR's truncated HMAC. Without T exactly RFC 8684's (ID, address, port); with T
     over the extension's label and the flags as well, so neither can pass for the other."""
     msg = bytes([addr_id]) + ipaddress.ip_address(address).packed + struct.pack("!H", port or 0)
@@ -321,8 +333,15 @@ def addr_trust_flags(opt: AddrTrust) -> int:
     return (FLAG_ECHO if opt.echo else 0) | (FLAG_WITHDRAW if opt.withdraw else 0)
 
 
-def addr_trust_hmac(sender_key: int, receiver_key: int, opt: AddrTrust, address: str,
-                    src: str, dst: str, subtype: int = ADDR_TRUST_DEFAULT) -> bytes:  # fmt: skip
+def addr_trust_hmac(
+    sender_key: int,
+    receiver_key: int,
+    opt: AddrTrust,
+    address: str,
+    src: str,
+    dst: str,
+    subtype: int = ADDR_TRUST_DEFAULT,
+) -> bytes:
     """ADDR_TRUST's truncated HMAC over the label, subtype and flags, address ID, the
     address it speaks of, the carrying segment's source and destination, the counter
     and the lifetime (``opt.hmac`` is not read)."""
@@ -335,8 +354,15 @@ def addr_trust_hmac(sender_key: int, receiver_key: int, opt: AddrTrust, address:
     return _hmac8(sender_key, receiver_key, msg)
 
 
-def signed_addr_trust(sender_key: int, receiver_key: int, unsigned: AddrTrust, address: str,
-                      src: str, dst: str, subtype: int = ADDR_TRUST_DEFAULT) -> AddrTrust:  # fmt: skip
+def signed_addr_trust(
+    sender_key: int,
+    receiver_key: int,
+    unsigned: AddrTrust,
+    address: str,
+    src: str,
+    dst: str,
+    subtype: int = ADDR_TRUST_DEFAULT,
+) -> AddrTrust:
     """``unsigned`` with its HMAC filled in."""
     mac = addr_trust_hmac(sender_key, receiver_key, unsigned, address, src, dst, subtype)
     return dataclasses.replace(unsigned, hmac=mac)

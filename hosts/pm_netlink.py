@@ -81,8 +81,9 @@ class PathManagerError(RuntimeError):
     pass
 
 
-def _addr_attrs(address: str, addr_id: int | None = None, port: int | None = None,
-                flags: int | None = None) -> dict:  # fmt: skip
+def _addr_attrs(
+    address: str, addr_id: int | None = None, port: int | None = None, flags: int | None = None
+) -> dict:
     ip = ipaddress.ip_address(address)
     attrs = [
         ("MPTCP_PM_ADDR_ATTR_FAMILY", socket.AF_INET if ip.version == 4 else socket.AF_INET6),
@@ -127,39 +128,56 @@ class PathManager:
             raise PathManagerError(f"mptcp_pm command {cmd} failed: {e}") from e
 
     def announce(self, token: int, addr_id: int, address: str) -> None:
-        self._request(CMD_ANNOUNCE, [
-            ("MPTCP_PM_ATTR_TOKEN", token),
-            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(address, addr_id, flags=FLAG_SIGNAL)),
-        ])  # fmt: skip
+        self._request(
+            CMD_ANNOUNCE,
+            [
+                ("MPTCP_PM_ATTR_TOKEN", token),
+                ("MPTCP_PM_ATTR_ADDR", _addr_attrs(address, addr_id, flags=FLAG_SIGNAL)),
+            ],
+        )
 
     def remove(self, token: int, addr_id: int) -> None:
         self._request(
             CMD_REMOVE, [("MPTCP_PM_ATTR_TOKEN", token), ("MPTCP_PM_ATTR_LOC_ID", addr_id)]
         )
 
-    def subflow_create(self, token: int, local_id: int, local: str, remote: str, rport: int,
-                       backup: bool = False) -> None:  # fmt: skip
+    def subflow_create(
+        self, token: int, local_id: int, local: str, remote: str, rport: int, backup: bool = False
+    ) -> None:
         flags = FLAG_BACKUP if backup else None
-        self._request(CMD_SUBFLOW_CREATE, [
-            ("MPTCP_PM_ATTR_TOKEN", token),
-            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, local_id, flags=flags)),
-            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
-        ])  # fmt: skip
+        self._request(
+            CMD_SUBFLOW_CREATE,
+            [
+                ("MPTCP_PM_ATTR_TOKEN", token),
+                ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, local_id, flags=flags)),
+                ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+            ],
+        )
 
     def subflow_destroy(self, token: int, local: str, lport: int, remote: str, rport: int) -> None:
-        self._request(CMD_SUBFLOW_DESTROY, [
-            ("MPTCP_PM_ATTR_TOKEN", token),
-            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, port=lport)),
-            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
-        ])  # fmt: skip
+        self._request(
+            CMD_SUBFLOW_DESTROY,
+            [
+                ("MPTCP_PM_ATTR_TOKEN", token),
+                ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, port=lport)),
+                ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+            ],
+        )
 
-    def set_backup(self, token: int, local: str, lport: int, remote: str, rport: int,
-                   backup: bool) -> None:  # fmt: skip
-        self._request(CMD_SET_FLAGS, [
-            ("MPTCP_PM_ATTR_TOKEN", token),
-            ("MPTCP_PM_ATTR_ADDR", _addr_attrs(local, port=lport, flags=FLAG_BACKUP if backup else 0)),
-            ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
-        ])  # fmt: skip
+    def set_backup(
+        self, token: int, local: str, lport: int, remote: str, rport: int, backup: bool
+    ) -> None:
+        self._request(
+            CMD_SET_FLAGS,
+            [
+                ("MPTCP_PM_ATTR_TOKEN", token),
+                (
+                    "MPTCP_PM_ATTR_ADDR",
+                    _addr_attrs(local, port=lport, flags=FLAG_BACKUP if backup else 0),
+                ),
+                ("MPTCP_PM_ATTR_ADDR_REMOTE", _addr_attrs(remote, port=rport)),
+            ],
+        )
 
 
 class EventListener:

@@ -347,15 +347,23 @@ class Testbed:
     def start_controller(self) -> None:
         log = open(self.dir / "controller.log", "ab")
         cmd = [
-            sys.executable, "-m", "controller",
-            "--ofp-port", str(self.ofp_port),
-            "--rest-port", str(self.rest_port),
-            "--config", str(self.config_file),
-            "--trust-key-file", str(self.key_file),
-            "--api-token-file", str(self.token_file),
-            "--agent-state-dir", str(self.dir),
+            sys.executable,
+            "-m",
+            "controller",
+            "--ofp-port",
+            str(self.ofp_port),
+            "--rest-port",
+            str(self.rest_port),
+            "--config",
+            str(self.config_file),
+            "--trust-key-file",
+            str(self.key_file),
+            "--api-token-file",
+            str(self.token_file),
+            "--agent-state-dir",
+            str(self.dir),
             *self.controller_args,
-        ]  # fmt: skip
+        ]
         self.controller = subprocess.Popen(
             cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -489,11 +497,18 @@ class Testbed:
         address of the range's prefix that the interface gets here."""
         leases = self.dir / f"{host.name}.leases"
         cmd = [
-            "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-            f"--interface={intf}", "--bind-interfaces", "--dhcp-authoritative",
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--port=0",
+            f"--interface={intf}",
+            "--bind-interfaces",
+            "--dhcp-authoritative",
             f"--dhcp-range={first},{last},255.255.255.0,{lease}",
-            f"--dhcp-leasefile={leases}", "--log-dhcp", f"--pid-file={self.dir / host.name}.pid",
-        ]  # fmt: skip
+            f"--dhcp-leasefile={leases}",
+            "--log-dhcp",
+            f"--pid-file={self.dir / host.name}.pid",
+        ]
         if v6 is not None:
             _intf, address, first6, last6 = v6
             host.cmd(f"ip -6 addr add {address} dev {intf} nodad")
@@ -507,10 +522,16 @@ class Testbed:
         /64, which tells dnsmasq where the range is served."""
         leases = self.dir / f"{host.name}.leases6"
         cmd = [
-            "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-            "--bind-interfaces", "--dhcp-authoritative", f"--dhcp-leasefile={leases}",
-            "--log-dhcp", f"--pid-file={self.dir / host.name}.pid6",
-        ]  # fmt: skip
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--bind-interfaces",
+            "--dhcp-authoritative",
+            f"--dhcp-leasefile={leases}",
+            "--log-dhcp",
+            f"--pid-file={self.dir / host.name}.pid6",
+        ]
         for intf, first, last in ranges:
             cmd += [f"--interface={intf}", f"--dhcp-range={first},{last},64,{lease}"]
         return self.spawn(host, cmd, f"{host.name}-dnsmasq6.log")
@@ -524,8 +545,11 @@ class Testbed:
         cmd = ["udhcpc", "-f", "-R", "-i", intf, "-s", str(UDHCPC_SCRIPT), "-t", "20", "-T", "1"]
         proc = self.spawn(host, cmd, f"{host.name}-udhcpc.log")
         self.dhcp_clients[host.name] = proc
-        self._wait(lambda: "inet " in host.cmd(f"ip -4 addr show dev {intf}"), timeout,
-                   f"a DHCP lease in {host.name}")  # fmt: skip
+        self._wait(
+            lambda: "inet " in host.cmd(f"ip -4 addr show dev {intf}"),
+            timeout,
+            f"a DHCP lease in {host.name}",
+        )
         return proc
 
     def dhcp6_client(self, host, intf: str | None = None, timeout: float = 30):
@@ -563,8 +587,9 @@ class Testbed:
         return [*options.split(), "-sf", str(DHCLIENT6_SCRIPT)]
 
     # -- Trusted MPTCP agents ------------------------------------------------------------------
-    def start_agents(self, hosts: list[str] | None = None, extra: list[str] | None = None,
-                     timeout: float = 20) -> dict:  # fmt: skip
+    def start_agents(
+        self, hosts: list[str] | None = None, extra: list[str] | None = None, timeout: float = 20
+    ) -> dict:
         """Start ``python -m hosts.agent`` in each multi-homed host of the topology (or in
         ``hosts``), wait until each has written its TPBT state; return host -> process."""
         started = {}
@@ -585,14 +610,20 @@ class Testbed:
             for addr in addrs:
                 cmd += ["--addr", addr]
             self.state_file(name).unlink(missing_ok=True)
-            started[name] = self.spawn(self.net[name], cmd + (extra or []), f"{name}-agent.log",
-                                       cwd=REPO)  # fmt: skip
+            started[name] = self.spawn(
+                self.net[name], cmd + (extra or []), f"{name}-agent.log", cwd=REPO
+            )
         for name, proc in started.items():
-            self._wait(lambda n=name, p=proc: self.state_file(n).exists() or p.poll() is not None,
-                       timeout, f"the agent in {name}")  # fmt: skip
+            self._wait(
+                lambda n=name, p=proc: self.state_file(n).exists() or p.poll() is not None,
+                timeout,
+                f"the agent in {name}",
+            )
             if proc.poll() is not None:
-                raise TestbedError(f"agent in {name} exited with {proc.returncode}; see "
-                                   f"{self.dir / (name + '-agent.log')}")  # fmt: skip
+                raise TestbedError(
+                    f"agent in {name} exited with {proc.returncode}; see "
+                    f"{self.dir / (name + '-agent.log')}"
+                )
         self.agents.update(started)
         return started
 

@@ -208,8 +208,12 @@ class DualHomedTopo(Topo):
 
     def savi_config(self) -> dict:
         if self.coverage == "none":  # the switches stay in the path but validate nothing
-            return {"switch": [{"dpid": 1, "trusted_ports": [1, 2, UPLINK_PORT]},
-                               {"dpid": 3, "trusted_ports": [1, UPLINK_PORT]}]}  # fmt: skip
+            return {
+                "switch": [
+                    {"dpid": 1, "trusted_ports": [1, 2, UPLINK_PORT]},
+                    {"dpid": 3, "trusted_ports": [1, UPLINK_PORT]},
+                ]
+            }
         return {
             "switch": [
                 {"dpid": 1, "trusted_ports": [UPLINK_PORT]},

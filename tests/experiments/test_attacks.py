@@ -85,8 +85,11 @@ class TestWithoutSav:
         a = no_sav.net["a"]
         old = Transfer(no_sav, seconds=1, idle=30, timeout=60, port=PORT)
         try:
-            wait_until(lambda: a.cmd(f"ss -tnH state established '( dport = :{PORT} )'").strip(),
-                       10, "the old connection to be established")  # fmt: skip
+            wait_until(
+                lambda: a.cmd(f"ss -tnH state established '( dport = :{PORT} )'").strip(),
+                10,
+                "the old connection to be established",
+            )
             assert abort_leftovers(no_sav, ("a", "b"), (PORT,)) >= 2
             assert abort_leftovers(no_sav, ("a", "b"), (PORT,)) == 0
         finally:
@@ -109,8 +112,12 @@ class TestWithSaviAndEnforcement:
         record = trial(savi_enforce, f"savi/enforce/protected/{attack}/eavesdrop", bind=None)
         assert record["keys_known"] and record["forged_sent"] > 0
         # ... and it was SAVI: m1's port of s1 dropped every forged packet.
-        wait_until(lambda: stat(savi_enforce, M1_PORT, "spoofed_dropped_switch")
-                   >= before + record["forged_sent"], 10, "s1 to count the drops")  # fmt: skip
+        wait_until(
+            lambda: stat(savi_enforce, M1_PORT, "spoofed_dropped_switch")
+            >= before + record["forged_sent"],
+            10,
+            "s1 to count the drops",
+        )
         assert not record["success"], record["evidence"]
         assert record["bytes_match"]
 

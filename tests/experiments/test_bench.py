@@ -10,10 +10,28 @@ from experiments.harness import REPO
 
 def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     out = tmp_path / "bench"
-    r = subprocess.run([sys.executable, "-m", "experiments.bench", "--quick", "--out", str(out),
-                        "--only", "path_manager", "--only", "binding_latency",
-                        "--only", "claim_rate", "--only", "hook_cost"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.bench",
+            "--quick",
+            "--out",
+            str(out),
+            "--only",
+            "path_manager",
+            "--only",
+            "binding_latency",
+            "--only",
+            "claim_rate",
+            "--only",
+            "hook_cost",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((out / "bench.json").read_text())
     rows = {row["what"]: row for row in result["results"]}

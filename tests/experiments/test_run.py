@@ -15,8 +15,13 @@ FIGURES = [f"{n}.{e}" for n in ("attack_success", "confinement", "cost") for e i
 
 
 def run(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,14 @@ def short_run(tmp_path_factory):
 
 def test_outputs_have_their_shape(short_run):
     out, r = short_run
-    for name in ("records.csv", "summary.json", "config.json", "provenance.json",
-                 "convergence.json", *FIGURES):  # fmt: skip
+    for name in (
+        "records.csv",
+        "summary.json",
+        "config.json",
+        "provenance.json",
+        "convergence.json",
+        *FIGURES,
+    ):
         assert (out / name).stat().st_size > 0, name
     with (out / "records.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -118,8 +129,13 @@ def test_figures_are_redrawn_from_the_records(short_run):
     out, _ = short_run
     for name in FIGURES:
         (out / name).unlink()
-    r = subprocess.run([sys.executable, "-m", "experiments.figures", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.figures", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert all((out / name).stat().st_size > 0 for name in FIGURES)
 

@@ -47,8 +47,12 @@ def test_release_removes_the_binding_and_its_traffic(tb, tmp_path):
     wait_until(lambda: not bindings(tb, ip=ip), 10, "the binding to go on RELEASE")
     # The address, still used by hand, is now spoofed.
     cap = Capture(tb.net["dhcp"], "dhcp-eth0", "udp port 9999", tmp_path / "r.pcap")
-    send_frames(h1, "h1-eth0", f"Ether(dst='00:00:00:00:00:fe')/IP(src='{ip}',dst='10.0.0.254')"
-                "/UDP(dport=9999)", count=3)  # fmt: skip
+    send_frames(
+        h1,
+        "h1-eth0",
+        f"Ether(dst='00:00:00:00:00:fe')/IP(src='{ip}',dst='10.0.0.254')" "/UDP(dport=9999)",
+        count=3,
+    )
     cap.stop()
     assert cap.count() == 0
 

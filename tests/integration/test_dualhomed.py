@@ -32,8 +32,12 @@ def test_every_address_pair_is_a_path(tb, src, dst):
 def test_trust_export_lists_exactly_the_protected_addresses(tb):
     for host, dst in (("a", B_TRUSTED), ("b", A_TRUSTED), ("m1", B_TRUSTED)):
         tb.net[host].cmd(f"ping -c1 -W2 {dst}")
-    trusted = wait_until(lambda: {x["ip"] for x in tb.get("/savi/trust")["addresses"]}
-                         >= {A_TRUSTED, B_TRUSTED} and tb.get("/savi/trust"), 5, "trust")  # fmt: skip
+    trusted = wait_until(
+        lambda: {x["ip"] for x in tb.get("/savi/trust")["addresses"]} >= {A_TRUSTED, B_TRUSTED}
+        and tb.get("/savi/trust"),
+        5,
+        "trust",
+    )
     ips = {x["ip"] for x in trusted["addresses"]}
     assert {A_TRUSTED, B_TRUSTED, "10.1.0.66"} <= ips
     assert not ips & {A_UNTRUSTED, B_UNTRUSTED, "10.2.0.66"}  # legacy networks: no SAVI
@@ -48,8 +52,13 @@ def test_spoofing_is_stopped_only_where_savi_runs(tb, tmp_path):
         gw_mac = m.cmd(f"ip neigh show {gw}").split("lladdr ")[1].split()[0]
         # Each attacker spoofs the address of host a on its own access network.
         spoofed = A_TRUSTED if m is m1 else A_UNTRUSTED
-        send_frames(m, intf, f"Ether(dst='{gw_mac}')/IP(src='{spoofed}',dst='{B_TRUSTED}')"
-                    f"/UDP(sport={sport},dport=9999)", count=3)  # fmt: skip
+        send_frames(
+            m,
+            intf,
+            f"Ether(dst='{gw_mac}')/IP(src='{spoofed}',dst='{B_TRUSTED}')"
+            f"/UDP(sport={sport},dport=9999)",
+            count=3,
+        )
     cap.stop()
     assert cap.count("udp src port 1") == 0  # m1 behind SAVI: dropped at s1
     assert cap.count("udp src port 2") == 3  # m2 on the legacy network: arrives

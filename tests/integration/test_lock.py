@@ -22,8 +22,9 @@ def test_a_second_testbed_is_refused_while_the_first_keeps_working(tmp_path):
     with Testbed(SingleSwitchTopo(hosts=2), log_dir=str(tmp_path / "first")) as tb:
         h1, h2 = tb.net["h1"], tb.net["h2"]
         assert ", 0% packet loss" in h1.cmd(f"ping -c1 -W2 {h2.IP()}")
-        r = subprocess.run([sys.executable, "-c", SECOND], cwd=REPO, capture_output=True,
-                           text=True, timeout=60)  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, "-c", SECOND], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
         assert "another testbed runs on this machine" in r.stdout, r.stdout + r.stderr
         assert str(tmp_path / "first") in r.stdout  # it names the running one
         assert "started" not in r.stdout

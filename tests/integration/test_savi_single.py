@@ -29,14 +29,20 @@ def test_fresh_network_loses_no_packet_and_binds_everyone(tb):
     # The first packet of each host (its ARP claim) is re-injected, so nothing is lost.
     assert tb.net.pingAll(timeout=2) == 0.0
     got = {(b["ip"], b["port"], b["mac"], b["source"]) for b in bindings(tb) if "." in b["ip"]}
-    assert got == {("10.0.0.1", 1, H1, "fcfs"), ("10.0.0.2", 2, H2, "fcfs"),
-                   ("10.0.0.3", 3, H3, "fcfs")}  # fmt: skip
+    assert got == {
+        ("10.0.0.1", 1, H1, "fcfs"),
+        ("10.0.0.2", 2, H2, "fcfs"),
+        ("10.0.0.3", 3, H3, "fcfs"),
+    }
 
 
 def test_tcp_transfer_is_complete(tb):
     h1, h2 = tb.net["h1"], tb.net["h2"]
-    server = h2.popen(["sh", "-c", "socat -u TCP-LISTEN:5001,reuseaddr - | wc -c"],
-                      stdout=subprocess.PIPE, text=True)  # fmt: skip
+    server = h2.popen(
+        ["sh", "-c", "socat -u TCP-LISTEN:5001,reuseaddr - | wc -c"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     wait_until(lambda: ":5001" in h2.cmd("ss -Hltn sport = :5001"), 10, "socat to listen")
     h1.cmd("head -c 20000000 /dev/zero | socat -u - TCP:10.0.0.2:5001")
     out, _ = server.communicate(timeout=60)
@@ -66,8 +72,11 @@ def test_ipv6_binding_and_spoofing(tb, tmp_path):
     h1, h2, h3 = tb.net["h1"], tb.net["h2"], tb.net["h3"]
     for i, h in enumerate((h1, h2, h3), start=1):
         h.cmd(f"ip -6 addr add 2001:db8::{i}/64 dev h{i}-eth0")
-    wait_until(lambda: len([b for b in bindings(tb) if b["ip"].startswith("2001:db8")]) == 3,
-               10, "IPv6 bindings from duplicate address detection")  # fmt: skip
+    wait_until(
+        lambda: len([b for b in bindings(tb) if b["ip"].startswith("2001:db8")]) == 3,
+        10,
+        "IPv6 bindings from duplicate address detection",
+    )
     # The bound address reaches its neighbour once duplicate address detection is over
     # (the bindings come from its first probe; the address is tentative for 1-2 s after;
     # the first echo may go while neighbour discovery passes through the controller).
@@ -83,9 +92,11 @@ def test_ipv6_binding_and_spoofing(tb, tmp_path):
     frame = "Ether(dst='00:00:00:00:00:03')/IPv6(dst='2001:db8::3',src='{src}')/UDP(sport={sport},dport=9999)"
     send_frames(h1, "h1-eth0", frame.format(src="2001:db8::1", sport=1), count=3)
     send_frames(h1, "h1-eth0", frame.format(src="2001:db8::2", sport=2), count=3)
-    na = ("Ether(src='00:00:00:00:00:01',dst='00:00:00:00:00:03')/IPv6(src='2001:db8::1',"
-          "dst='2001:db8::3')/ICMPv6ND_NA(tgt='2001:db8::2',R=0,S=0,O=1)/"
-          "ICMPv6NDOptDstLLAddr(lladdr='00:00:00:00:00:01')")  # fmt: skip
+    na = (
+        "Ether(src='00:00:00:00:00:01',dst='00:00:00:00:00:03')/IPv6(src='2001:db8::1',"
+        "dst='2001:db8::3')/ICMPv6ND_NA(tgt='2001:db8::2',R=0,S=0,O=1)/"
+        "ICMPv6NDOptDstLLAddr(lladdr='00:00:00:00:00:01')"
+    )
     send_frames(h1, "h1-eth0", na, count=3)
     cap.stop()
     assert cap.count("udp src port 1") == 3
@@ -105,8 +116,10 @@ def test_arp_spoofing_against_a_live_owner_fails(tb, tmp_path):
     h1, h3 = tb.net["h1"], tb.net["h3"]
     cap = Capture(h3, "h3-eth0", "arp", tmp_path / "arp.pcap")
     # Gratuitous ARP: h1 claims h2's address.
-    garp = ("Ether(src='00:00:00:00:00:01',dst='ff:ff:ff:ff:ff:ff')/ARP(op=2,"
-            "hwsrc='00:00:00:00:00:01',psrc='10.0.0.2',pdst='10.0.0.2')")  # fmt: skip
+    garp = (
+        "Ether(src='00:00:00:00:00:01',dst='ff:ff:ff:ff:ff:ff')/ARP(op=2,"
+        "hwsrc='00:00:00:00:00:01',psrc='10.0.0.2',pdst='10.0.0.2')"
+    )
     send_frames(h1, "h1-eth0", garp, count=3)
     wait_until(lambda: stat(tb, 1, "rejected_claims") >= 1, 5, "the claim to be refused")
     cap.stop()
@@ -131,8 +144,10 @@ def test_per_port_binding_limit(tb):
     tb.net.pingAll(timeout=2)
     h1 = tb.net["h1"]
     existing = len(bindings(tb, port=1))  # its IPv4 address and its IPv6 link-local
-    claims = (f"[Ether(src='{H1}',dst='ff:ff:ff:ff:ff:ff')/ARP(hwsrc='{H1}',"
-              "psrc=f'10.0.0.{i}',pdst='10.0.0.254') for i in range(100, 120)]")  # fmt: skip
+    claims = (
+        f"[Ether(src='{H1}',dst='ff:ff:ff:ff:ff:ff')/ARP(hwsrc='{H1}',"
+        "psrc=f'10.0.0.{i}',pdst='10.0.0.254') for i in range(100, 120)]"
+    )
     send_frames(h1, "h1-eth0", claims)
     limit = 8  # the controller's default max_bindings_per_port
     wait_until(lambda: stat(tb, 1, "rejected_claims") >= 20 - (limit - existing), 5, "refusals")
@@ -174,13 +189,20 @@ def test_controller_restart_is_fail_secure_and_keeps_bindings(tb, tmp_path):
     # Controller down: bound traffic flows, spoofed traffic is still dropped.
     assert ", 0% packet loss" in h1.cmd("ping -c2 -W2 10.0.0.3")
     cap = Capture(h3, "h3-eth0", "udp port 9999", tmp_path / "down.pcap")
-    send_frames(h1, "h1-eth0", "Ether(dst='00:00:00:00:00:03')/IP(src='10.0.0.2',dst='10.0.0.3')"
-                "/UDP(dport=9999)", count=5)  # fmt: skip
+    send_frames(
+        h1,
+        "h1-eth0",
+        "Ether(dst='00:00:00:00:00:03')/IP(src='10.0.0.2',dst='10.0.0.3')" "/UDP(dport=9999)",
+        count=5,
+    )
     cap.stop()
     assert cap.count() == 0
     tb.start_controller()
-    wait_until(lambda: {(b["ip"], b["port"], b["mac"], b["source"]) for b in bindings(tb)} == before,
-               10, "bindings recovered from the switch")  # fmt: skip
+    wait_until(
+        lambda: {(b["ip"], b["port"], b["mac"], b["source"]) for b in bindings(tb)} == before,
+        10,
+        "bindings recovered from the switch",
+    )
     assert tb.net.pingAll(timeout=2) == 0.0
     h2.cmd(
         "ip addr add 10.0.0.42/24 dev h2-eth0 && arping -c1 -U -I h2-eth0 -s 10.0.0.42 10.0.0.42"
@@ -189,8 +211,9 @@ def test_controller_restart_is_fail_secure_and_keeps_bindings(tb, tmp_path):
 
 
 def test_static_bindings_through_the_api(tb):
-    status, body = tb.request("POST", "/savi/bindings",
-                              {"dpid": 1, "port": 3, "mac": H3, "ip": "10.0.0.33"})  # fmt: skip
+    status, body = tb.request(
+        "POST", "/savi/bindings", {"dpid": 1, "port": 3, "mac": H3, "ip": "10.0.0.33"}
+    )
     assert status == 201 and body["source"] == "static"
     (b,) = bindings(tb, ip="10.0.0.33")
     assert (b["port"], b["source"], b["expires_in"]) == (3, "static", None)

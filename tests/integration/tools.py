@@ -19,8 +19,9 @@ def send_frames(host, iface: str, scapy_expr: str, count: int = 1) -> None:
         "from scapy.all import *; import sys\n"
         f"sendp({scapy_expr}, iface={iface!r}, count={count}, verbose=False)\n"
     )
-    r = host.popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                   stderr=subprocess.PIPE)  # fmt: skip
+    r = host.popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = r.communicate(timeout=60)
     assert r.returncode == 0, err.decode()
 

@@ -9,11 +9,19 @@ from experiments.harness import Transfer, pin_neighbours, wait_until  # noqa: F4
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, B_UNTRUSTED
 
 EXPECTED = {
-    "a": {(A_TRUSTED, B_TRUSTED): (True, True), (A_TRUSTED, B_UNTRUSTED): (True, False),
-          (A_UNTRUSTED, B_TRUSTED): (False, True), (A_UNTRUSTED, B_UNTRUSTED): (False, False)},
-    "b": {(B_TRUSTED, A_TRUSTED): (True, True), (B_TRUSTED, A_UNTRUSTED): (True, False),
-          (B_UNTRUSTED, A_TRUSTED): (False, True), (B_UNTRUSTED, A_UNTRUSTED): (False, False)},
-}  # fmt: skip
+    "a": {
+        (A_TRUSTED, B_TRUSTED): (True, True),
+        (A_TRUSTED, B_UNTRUSTED): (True, False),
+        (A_UNTRUSTED, B_TRUSTED): (False, True),
+        (A_UNTRUSTED, B_UNTRUSTED): (False, False),
+    },
+    "b": {
+        (B_TRUSTED, A_TRUSTED): (True, True),
+        (B_TRUSTED, A_UNTRUSTED): (True, False),
+        (B_UNTRUSTED, A_TRUSTED): (False, True),
+        (B_UNTRUSTED, A_UNTRUSTED): (False, False),
+    },
+}
 
 
 def table(tb, host: str) -> dict:
@@ -25,16 +33,20 @@ def table(tb, host: str) -> dict:
 
 
 def wait_for_table(tb, host: str, expected: dict, timeout: float = 15) -> dict:
-    return wait_until(lambda: table(tb, host) == expected and table(tb, host), timeout,
-                      f"{host}'s TPBT to become {expected}; last {table(tb, host)}")  # fmt: skip
+    return wait_until(
+        lambda: table(tb, host) == expected and table(tb, host),
+        timeout,
+        f"{host}'s TPBT to become {expected}; last {table(tb, host)}",
+    )
 
 
 def mib(host, name: str) -> int:
     return harness.mib(host)[name]
 
 
-def managed_transfer(tb, expected: dict | None = None, attempts: int = 4, wait: float = 6,
-                     **kw) -> Transfer:  # fmt: skip
+def managed_transfer(
+    tb, expected: dict | None = None, attempts: int = 4, wait: float = 6, **kw
+) -> Transfer:
     """A Transfer whose connection a's agent manages (its TPBT reaches ``expected``).
 
     Linux 6.18 sometimes leaves a new MPTCP connection not fully established for seconds

@@ -109,9 +109,12 @@ class Forger:
     def __call__(self, attack: str, shape: str = "plain") -> dict:
         # A lull after the bulk, not the pause before it (a forgery racing the first
         # data was once not acted on): the tap holds the bulk, then nothing for 0.3 s.
-        wait_until(lambda: self.tap.stat().st_size > self.bulk_after
-                   and time.time() - self.tap.stat().st_mtime > 0.3, 30,
-                   "a lull on the tap after the bulk")  # fmt: skip
+        wait_until(
+            lambda: self.tap.stat().st_size > self.bulk_after
+            and time.time() - self.tap.stat().st_mtime > 0.3,
+            30,
+            "a lull on the tap after the bulk",
+        )
         self.proc.stdin.write(f"{attack} {shape}\n")
         self.proc.stdin.flush()
         report = json.loads(self.proc.stdout.readline())

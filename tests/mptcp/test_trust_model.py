@@ -207,8 +207,11 @@ def test_a_forged_withdrawal_on_the_legacy_interface_is_not_believed(tb, tmp_pat
     for _ in range(3):  # as an attacker would, send again if it left no trace
         packet_out(tb, "s1", A_PORT_ON_S1, frame)
         try:
-            wait_until(lambda: tb.tpbt("a")["stats"]["out_of_window"] > before, 3,
-                       "a to refuse it outside the window")  # fmt: skip
+            wait_until(
+                lambda: tb.tpbt("a")["stats"]["out_of_window"] > before,
+                3,
+                "a to refuse it outside the window",
+            )
             break
         except HarnessError:
             continue

@@ -42,16 +42,27 @@ def test_tpbt_is_table_1_and_the_transfer_is_intact(tb):
     wait_for_table(tb, "b", EXPECTED["b"])
     # The command researchers use, in both forms, while the connection is live.
     state = str(tb.state_file("a"))
-    out = subprocess.run([sys.executable, "-m", "hosts.tpbt_show", "--state", state], cwd=REPO,
-                         capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "hosts.tpbt_show", "--state", state],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     rows = [line.split() for line in out.splitlines()]
     assert rows[0][0] == "Connection" and len(rows[0][1]) == 8, out  # one block per connection
     assert rows[1] == ["SubFlow", "SipTrust", "DipTrust", "Lifetime", "Other"], out
     (row,) = [r for r in rows if r[0] == f"Sf({A_TRUSTED},{B_TRUSTED})"]
     assert row[1:3] == ["True", "True"] and 0 <= int(row[3]) <= 6 and row[4] == "/"
-    js = json.loads(subprocess.run([sys.executable, "-m", "hosts.tpbt_show", "--state", state,
-                                    "--json"], cwd=REPO, capture_output=True, text=True,
-                                   timeout=30).stdout)  # fmt: skip
+    js = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "hosts.tpbt_show", "--state", state, "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    )
     assert len(js["entries"]) == 4
     client, server = xfer.results()
     assert server["bytes"] == client["bytes"] > 0
@@ -59,19 +70,46 @@ def test_tpbt_is_table_1_and_the_transfer_is_intact(tb):
     assert mib(tb.net["b"], "MPTcpExtMPJoinAckRx") == 3  # a full mesh of 4 subflows
 
 
-SUBTYPE_NAMES = {3: "ADD_ADDR", 4: "RM_ADDR", 5: "MP_PRIO", 6: "MP_FAIL", 7: "MP_FASTCLOSE",
-                 9: "ADDR_TRUST"}  # fmt: skip
+SUBTYPE_NAMES = {
+    3: "ADD_ADDR",
+    4: "RM_ADDR",
+    5: "MP_PRIO",
+    6: "MP_FAIL",
+    7: "MP_FASTCLOSE",
+    9: "ADDR_TRUST",
+}
 
 
 def control_options(pcap) -> list[tuple[str, str, int, str]]:
     """(source, destination, subtype, flags) of every MPTCP option other than DSS,
     MP_CAPABLE and MP_JOIN in a capture, decoded by tshark; flags tell ADD_ADDR from its
     echo and ADDR_TRUST's notification, answer and withdrawal apart."""
-    r = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.options.mptcp.subtype",
-                        "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src",
-                        "-e", "ipv6.dst", "-e", "tcp.options.mptcp.subtype",
-                        "-e", "tcp.options.mptcp.echo"],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            "tcp.options.mptcp.subtype",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "tcp.options.mptcp.subtype",
+            "-e",
+            "tcp.options.mptcp.echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = []
     for line in r.stdout.splitlines():
         src4, dst4, src6, dst6, subtypes, echo = (line.split("\t") + [""])[:6]
@@ -124,8 +162,11 @@ def confinement_run(tb, tmp_path, bind, during=None, **transfer):
     """A managed transfer (4 s of bulk unless ``transfer`` says otherwise) with both hosts'
     links captured; ``during(xfer)`` runs while it lasts."""
     ports = "tcp portrange 5201-5231"  # managed_transfer's retries move 10 ports up
-    caps = [Capture(tb.net[h], f"{h}-eth{i}", ports, tmp_path / f"{h}{i}.pcap", snaplen=128)
-            for h in ("a", "b") for i in (0, 1)]  # fmt: skip
+    caps = [
+        Capture(tb.net[h], f"{h}-eth{i}", ports, tmp_path / f"{h}{i}.pcap", snaplen=128)
+        for h in ("a", "b")
+        for i in (0, 1)
+    ]
     tb.start_agents()
     xfer = managed_transfer(tb, bind=bind, **({"seconds": 4} | transfer))
     if during:
@@ -276,8 +317,11 @@ def test_trusted_add_addr_is_accepted_by_the_receiving_kernel(tb, tmp_path):
     tb.start_agents()
     before = mib(tb.net["b"], "MPTcpExtAddAddr")
     xfer = managed_transfer(tb, seconds=8, bind=A_UNTRUSTED)
-    wait_until(lambda: tb.tpbt("b")["counters"]["add_addr_trust_accepted"] >= 1, 10,
-               "b's agent to accept a T-flagged ADD_ADDR")  # fmt: skip
+    wait_until(
+        lambda: tb.tpbt("b")["counters"]["add_addr_trust_accepted"] >= 1,
+        10,
+        "b's agent to accept a T-flagged ADD_ADDR",
+    )
     wait_until(lambda: mib(tb.net["b"], "MPTcpExtAddAddr") > before, 10, "b's kernel AddAddr")
     wait_until(lambda: mib(tb.net["a"], "MPTcpExtEchoAdd") >= 1, 10, "the echo at a")
     assert tb.tpbt("a")["counters"]["add_addr_trust_sent"] >= 1
@@ -327,11 +371,17 @@ def test_binding_removal_reaches_both_tpbts(tb):
     before = tb.tpbt("b")["counters"]["peer_trust_unbound"]
     t0 = time.monotonic()
     assert tb.request("DELETE", "/savi/bindings", {"ip": A_TRUSTED})[0] == 200
-    wait_until(lambda: table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (False, True), 5,
-               "a's TPBT to drop its own trust")  # fmt: skip
+    wait_until(
+        lambda: table(tb, "a").get((A_TRUSTED, B_TRUSTED)) == (False, True),
+        5,
+        "a's TPBT to drop its own trust",
+    )
     own = time.monotonic() - t0
-    wait_until(lambda: table(tb, "b").get((B_TRUSTED, A_TRUSTED), (True, True))[1] is False,
-               6 + 1.5, "b's TPBT to drop a's trust")  # fmt: skip
+    wait_until(
+        lambda: table(tb, "b").get((B_TRUSTED, A_TRUSTED), (True, True))[1] is False,
+        6 + 1.5,
+        "b's TPBT to drop a's trust",
+    )
     peer = time.monotonic() - t0
     print(f"binding removed -> own TPBT {own:.2f} s, peer TPBT {peer:.2f} s")
     assert tb.tpbt("a")["counters"]["addr_trust_withdrawn"] == 0

@@ -49,8 +49,16 @@ def ns(mac, src, target, lladdr=None):
     )
 
 
-def dhcp(kind, client_mac, yiaddr="0.0.0.0", ciaddr="0.0.0.0", lease=None, requested=None,
-         server="10.0.0.254", eth_src=None):  # fmt: skip
+def dhcp(
+    kind,
+    client_mac,
+    yiaddr="0.0.0.0",
+    ciaddr="0.0.0.0",
+    lease=None,
+    requested=None,
+    server="10.0.0.254",
+    eth_src=None,
+):
     from_server = kind in ("offer", "ack")
     opts = [("message-type", DHCP_TYPES[kind])]
     if lease is not None:
@@ -72,15 +80,30 @@ def dhcp(kind, client_mac, yiaddr="0.0.0.0", ciaddr="0.0.0.0", lease=None, reque
     )
 
 
-def dhcp6(kind, mac, xid=0x1234, addresses=(), lifetime=120, duid_mac=None, eth_src=None,
-          status=None, src=None, duid=None):  # fmt: skip
+def dhcp6(
+    kind,
+    mac,
+    xid=0x1234,
+    addresses=(),
+    lifetime=120,
+    duid_mac=None,
+    eth_src=None,
+    status=None,
+    src=None,
+    duid=None,
+):
     """A DHCPv6 message of ``kind`` (solicit, request, reply, release, decline, advertise)
     for the client with ``mac`` (its DUID-LL), naming ``addresses`` in one IA_NA."""
     from scapy.layers import dhcp6 as d6
 
-    cls = {"solicit": d6.DHCP6_Solicit, "request": d6.DHCP6_Request, "reply": d6.DHCP6_Reply,
-           "release": d6.DHCP6_Release, "decline": d6.DHCP6_Decline,
-           "advertise": d6.DHCP6_Advertise}[kind]  # fmt: skip
+    cls = {
+        "solicit": d6.DHCP6_Solicit,
+        "request": d6.DHCP6_Request,
+        "reply": d6.DHCP6_Reply,
+        "release": d6.DHCP6_Release,
+        "decline": d6.DHCP6_Decline,
+        "advertise": d6.DHCP6_Advertise,
+    }[kind]
     from_server = kind in ("reply", "advertise")
     ia_opts = [d6.DHCP6OptIAAddress(addr=a, preflft=lifetime, validlft=lifetime) for a in addresses]
     if status is not None:

@@ -74,8 +74,12 @@ def test_trust_bent_names_what_an_attack_changed_in_the_tpbt():
     protected, unprotected = {"10.1.0.10"}, {"10.2.0.10"}
     before = [entry("10.1.0.10", True), entry("10.2.0.10", False)]
     assert trust_bent(before, before, protected, unprotected) == ""
-    assert trust_bent(before, [entry("10.1.0.10", False), entry("10.2.0.10", True)],
-                      protected, unprotected) == "no longer trusts 10.1.0.10, trusts 10.2.0.10"  # fmt: skip
+    assert (
+        trust_bent(
+            before, [entry("10.1.0.10", False), entry("10.2.0.10", True)], protected, unprotected
+        )
+        == "no longer trusts 10.1.0.10, trusts 10.2.0.10"
+    )
     # Another connection's entries, and a subflow gone, are not the attack's doing.
     after = [entry("10.2.0.10", False), entry("10.1.0.10", False, token=2)]
     assert trust_bent(before, after, protected, unprotected) == ""

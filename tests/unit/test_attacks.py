@@ -31,8 +31,9 @@ A, A2, B, B2, M = "10.2.0.10", "10.1.0.10", "10.3.0.20", "10.4.0.20", "10.2.0.66
 CK, SK = 0x1111222233334444, 0x5555666677778888
 
 
-def frame(src, dst, sport, dport, flags="A", seq=1, ack=1, mptcp=None, payload=b"", ts=1000,
-          ip_id=1):  # fmt: skip
+def frame(
+    src, dst, sport, dport, flags="A", seq=1, ack=1, mptcp=None, payload=b"", ts=1000, ip_id=1
+):
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (ts, 7))]
     if mptcp is not None:
         opts.append((30, mptcp[2:]))
@@ -58,12 +59,17 @@ def only_mptcp(pkt):
 
 
 def test_the_eavesdropper_learns_keys_and_the_last_segment_of_each_subflow():
-    k = attacks.learn(tap(third_ack(),
-                          frame(B, A, 5201, 40000, seq=5, ack=100),
-                          frame(B, A, 5201, 40000, seq=5, ack=900),
-                          frame(B2, A, 5201, 40001, seq=9, ack=50),
-                          frame(A, B, 40000, 5201, seq=900, payload=b"x" * 50)),
-                      {A, A2}, {B, B2})  # fmt: skip
+    k = attacks.learn(
+        tap(
+            third_ack(),
+            frame(B, A, 5201, 40000, seq=5, ack=100),
+            frame(B, A, 5201, 40000, seq=5, ack=900),
+            frame(B2, A, 5201, 40001, seq=9, ack=50),
+            frame(A, B, 40000, 5201, seq=900, payload=b"x" * 50),
+        ),
+        {A, A2},
+        {B, B2},
+    )
     assert (k.client_key, k.server_key, k.server_port) == (CK, SK, 5201)
     assert k.victim_key == CK and k.peer_key == SK
     assert set(k.last_from_peer) == {(B, 5201, A, 40000), (B2, 5201, A, 40001)}
@@ -127,12 +133,16 @@ def test_each_option_attack_forges_its_option():
     k = attacks.learn(tap(third_ack(), frame(B, A, 5201, 40000)), {A}, {B})
     rng = random.Random(1)
     for attack, expected in (
-        ("add_addr", AddAddr(attacks.ATTACKER_ADDR_ID, M,
-                             hmac=add_addr_hmac(SK, CK, attacks.ATTACKER_ADDR_ID, M))),
+        (
+            "add_addr",
+            AddAddr(
+                attacks.ATTACKER_ADDR_ID, M, hmac=add_addr_hmac(SK, CK, attacks.ATTACKER_ADDR_ID, M)
+            ),
+        ),
         ("rm_addr", RemoveAddr(attacks.REMOVED_IDS)),
         ("mp_prio", MpPrio(True)),
         ("fastclose", MpFastclose(CK)),  # the receiver's (victim's) own key
-    ):  # fmt: skip
+    ):
         (pkt,) = attacks.option_attack(attack, k, M, rng, now=101.0)
         assert only_mptcp(pkt) == expected, attack
 
@@ -171,8 +181,9 @@ def test_four_tuples_parse_and_bad_ones_are_refused():
 
 def test_the_command_refuses_an_eavesdropper_without_a_tap(capsys):
     with pytest.raises(SystemExit) as e:
-        attacks.main(["rm_addr", "--strength", "eavesdrop", "--victim", A, "--peer", B,
-                      "--attacker", M])  # fmt: skip
+        attacks.main(
+            ["rm_addr", "--strength", "eavesdrop", "--victim", A, "--peer", B, "--attacker", M]
+        )
     assert e.value.code == 2 and "needs --tap" in capsys.readouterr().err
 
 
@@ -190,8 +201,13 @@ def test_the_eavesdropper_waits_for_a_lull_but_not_forever():
     k = attacks.eavesdrop(read, {A}, {B}, clock=lambda: clock[0], sleep=sleep)
     assert clock[0] - 100.4 >= attacks.QUIET and k.last_from_peer[(B, 5201, A, 40000)][TCP].ack > 1
     clock[0], reads[:] = 200.0, []
-    busy = attacks.eavesdrop(lambda: tap(frame(B, A, 5201, 40000), t0=clock[0]), {A}, {B},
-                             clock=lambda: clock[0], sleep=sleep)  # fmt: skip
+    busy = attacks.eavesdrop(
+        lambda: tap(frame(B, A, 5201, 40000), t0=clock[0]),
+        {A},
+        {B},
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
     assert (
         busy.last_from_peer and 200.0 + attacks.PATIENCE <= clock[0] < 200.0 + attacks.PATIENCE + 1
     )
@@ -280,12 +296,17 @@ def test_control_options_are_kept_as_sent_and_a_broken_area_gives_none():
 def test_the_replaying_eavesdropper_records_what_the_peer_sent_once_each():
     note = encode(AddrTrust(1, 7, 30, b"\x02" * 8))
     rm = encode(RemoveAddr((2,)))
-    k = attacks.learn(tap(third_ack(),
-                          frame(B, A, 5201, 40000, seq=5, mptcp=note),
-                          frame(B, A, 5201, 40000, seq=5, mptcp=note),  # a retransmission
-                          frame(B2, A, 5201, 40001, seq=9, mptcp=rm),
-                          frame(A, B, 40000, 5201, mptcp=encode(RemoveAddr((1,))))),  # the victim's
-                      {A, A2}, {B, B2})  # fmt: skip
+    k = attacks.learn(
+        tap(
+            third_ack(),
+            frame(B, A, 5201, 40000, seq=5, mptcp=note),
+            frame(B, A, 5201, 40000, seq=5, mptcp=note),  # a retransmission
+            frame(B2, A, 5201, 40001, seq=9, mptcp=rm),
+            frame(A, B, 40000, 5201, mptcp=encode(RemoveAddr((1,)))),
+        ),  # the victim's
+        {A, A2},
+        {B, B2},
+    )
     assert k.recorded == [((B, 5201, A, 40000), note), ((B2, 5201, A, 40001), rm)]
     assert k.summary()["recorded"] == 2
 
@@ -295,16 +316,25 @@ def test_a_replay_resends_the_recorded_bytes_after_the_latest_segment(tmp_path):
 
     note = encode(AddrTrust(1, 7, 30, b"\x02" * 8))
     old = frame(B, A, 5201, 40000, seq=5, mptcp=note, ts=1000)
-    k = attacks.learn(tap(third_ack(), old, frame(B, A, 5201, 40000, seq=500, ts=1400)),
-                      {A, A2}, {B, B2})  # fmt: skip
+    k = attacks.learn(
+        tap(third_ack(), old, frame(B, A, 5201, 40000, seq=500, ts=1400)), {A, A2}, {B, B2}
+    )
     (pkt,) = forger.forge("replay", "plain", k, None, random.Random(1), {}, now=100.05)
     assert pkt[TCP].seq == 500 and pkt[TCP].options[2][1][0] > 1400  # current, past PAWS
     (option,) = [bytes([30, len(v) + 2]) + v for kind, v in pkt[TCP].options if kind == 30]
     assert option == note  # the bytes as recorded
     # From a record tap (a path it reads): the subflow's latest segment is found there.
     recorded = attacks.learn(tap(frame(B2, A2, 5201, 40001, seq=70, mptcp=note)), {A, A2}, {B, B2})
-    packets = forger.forge("replay", "plain", attacks.Knowledge(), None, random.Random(1), {},
-                           now=100.0, recorded=recorded)  # fmt: skip
+    packets = forger.forge(
+        "replay",
+        "plain",
+        attacks.Knowledge(),
+        None,
+        random.Random(1),
+        {},
+        now=100.0,
+        recorded=recorded,
+    )
     assert [(p[IP].src, p[TCP].seq) for p in packets] == [(B2, 70)]
     nothing = attacks.Knowledge(recorded=[((B, 5201, A, 40000), note)])  # subflow never seen
     assert forger.forge("replay", "plain", nothing, None, random.Random(1), {}, now=100.0) == []

@@ -17,8 +17,13 @@ def test_compare_is_a_ratio_of_medians_with_the_spread_and_an_interval():
         "x", "y", [90, 100, 95], [100, 110, 100], "Mbit/s", bench.Target(">=", 0.97)
     )
     assert row["ratio"] == pytest.approx(0.95)
-    assert row["candidate"] == {"median": 95, "min": 90, "max": 100, "n": 3,
-                                "values": [90, 100, 95]}  # fmt: skip
+    assert row["candidate"] == {
+        "median": 95,
+        "min": 90,
+        "max": 100,
+        "n": 3,
+        "values": [90, 100, 95],
+    }
     low, high = row["interval"]
     assert low <= row["ratio"] <= high and row["pairs"] == 3
     assert row["target"] == ">= 0.97"
@@ -72,18 +77,60 @@ def test_linear_fit_recovers_a_line_and_says_how_far_off_it_is():
 
 
 ROWS = [
-    bench.compare("path manager overhead on data", "goodput", [560, 570], [600, 590], "Mbit/s",
-                  bench.Target(">=", 0.97)),
-    {"what": "binding set-up latency", "measured_as": "claim to packet", "unit": "ms",
-     "levels": [{"existing_bindings": n, "p50_ms": 1.5, "p99_ms": 3.0, "claims": 100,
-                 "never_delivered": 0} for n in (1, 100, 1000, 10000)],
-     "p99_worst_ms": 3.0, "target": "p99 <= 20 ms", "met": True},
-    {"what": "trust propagation: x", "unit": "s", "n": 10, "p50": 3.1, "p99": 5.9,
-     "values": [], "target": "well under one second", "met": False},
-    {"what": "testbed scale", "measured_as": "m", "unit": "s, MB", "target": "linear",
-     "sizes": [{"hosts": h, "extra_hosts": h - 6, "start_s": h / 10, "stop_s": h / 20,
-                "memory_mb": h * 2} for h in (16, 56, 106, 206)], "met": True},
-]  # fmt: skip
+    bench.compare(
+        "path manager overhead on data",
+        "goodput",
+        [560, 570],
+        [600, 590],
+        "Mbit/s",
+        bench.Target(">=", 0.97),
+    ),
+    {
+        "what": "binding set-up latency",
+        "measured_as": "claim to packet",
+        "unit": "ms",
+        "levels": [
+            {
+                "existing_bindings": n,
+                "p50_ms": 1.5,
+                "p99_ms": 3.0,
+                "claims": 100,
+                "never_delivered": 0,
+            }
+            for n in (1, 100, 1000, 10000)
+        ],
+        "p99_worst_ms": 3.0,
+        "target": "p99 <= 20 ms",
+        "met": True,
+    },
+    {
+        "what": "trust propagation: x",
+        "unit": "s",
+        "n": 10,
+        "p50": 3.1,
+        "p99": 5.9,
+        "values": [],
+        "target": "well under one second",
+        "met": False,
+    },
+    {
+        "what": "testbed scale",
+        "measured_as": "m",
+        "unit": "s, MB",
+        "target": "linear",
+        "sizes": [
+            {
+                "hosts": h,
+                "extra_hosts": h - 6,
+                "start_s": h / 10,
+                "stop_s": h / 20,
+                "memory_mb": h * 2,
+            }
+            for h in (16, 56, 106, 206)
+        ],
+        "met": True,
+    },
+]
 
 
 def test_the_table_has_a_row_per_result():
@@ -98,8 +145,9 @@ def test_the_table_has_a_row_per_result():
 
 def test_figures(tmp_path):
     names = sorted(p.name for p in bench.draw(tmp_path, ROWS))
-    assert names == sorted(f"{n}.{e}" for n in ("ratios", "binding_latency", "scale")
-                           for e in ("pdf", "png"))  # fmt: skip
+    assert names == sorted(
+        f"{n}.{e}" for n in ("ratios", "binding_latency", "scale") for e in ("pdf", "png")
+    )
 
 
 def test_the_knee_is_the_highest_load_kept_up_with_below_any_that_was_not():

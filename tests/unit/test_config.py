@@ -55,7 +55,7 @@ def test_no_config_means_defaults():
         (
             {"static": [{"dpid": 1, "port": 1, "mac": "00:00:00:00:00:01", "ip": "10.0.0.300"}]},
             "does not appear to be an IPv4 or IPv6",
-        ),  # fmt: skip
+        ),
         ({"static": [{"dpid": 1}]}, "missing"),
     ],
 )
@@ -78,8 +78,10 @@ def test_launcher_reports_bad_config_in_one_line(tmp_path):
     bad.write_text("max_bindings_per_port = -1\n")
     r = subprocess.run(
         [sys.executable, "-m", "controller", "--config", str(bad)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"controller: {bad}: max_bindings_per_port must be >= 1, not -1"

@@ -62,8 +62,11 @@ CAPTURE = [
     (65, *FIRST_BACK, 0x14, bytes([30, 4, 0x80, 0x01]), 17),  # MP_TCPRST on an RST: left out
     (70, *FIRST, ACK, encode(MpPrio(True)), 16),  # after the forgery worked: left out
 ]
-HISTORY_A = [(T0 + 0.022, 1, A_TRUSTED, B_TRUSTED, False), (T0 + 0.035, 1, A_TRUSTED, B_TRUSTED, True),
-             (T0 + 0.002, 1, A_UNTRUSTED, B_TRUSTED, False)]  # fmt: skip
+HISTORY_A = [
+    (T0 + 0.022, 1, A_TRUSTED, B_TRUSTED, False),
+    (T0 + 0.035, 1, A_TRUSTED, B_TRUSTED, True),
+    (T0 + 0.002, 1, A_UNTRUSTED, B_TRUSTED, False),
+]
 HISTORY_B = [(T0 + 0.033, 9, B_TRUSTED, A_TRUSTED, True)]
 
 
@@ -80,8 +83,9 @@ def decoded(tmp_path_factory):
         opts = [("NOP", None), ("NOP", None)] + [
             (o[0], o[2:]) for o in split(options)
         ]  # one scapy option per MPTCP option
-        p = IP(src=src, dst=dst, id=ip_id) / TCP(sport=sport, dport=dport, flags=flags,
-                                                 options=opts)  # fmt: skip
+        p = IP(src=src, dst=dst, id=ip_id) / TCP(
+            sport=sport, dport=dport, flags=flags, options=opts
+        )
         p.time = T0 + ms / 1000
         pkts.append(p)
     path = tmp_path_factory.mktemp("cap") / "a.pcap"

@@ -13,8 +13,13 @@ def platform(tmp_path, os_release: str, call: str) -> subprocess.CompletedProces
     f = tmp_path / "os-release"
     f.write_text(os_release)
     script = f'. scripts/platform.sh; read -r id ver < <(detect_platform); {call} "$id" "$ver"'
-    return subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True,
-                          env={"OS_RELEASE": str(f), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"OS_RELEASE": str(f), "PATH": "/usr/bin:/bin"},
+    )
 
 
 DEBIAN = 'ID=debian\nVERSION_ID="12"\n'
@@ -30,8 +35,18 @@ def test_detects_debian_and_ubuntu(tmp_path):
 def test_package_lists(tmp_path):
     deb = platform(tmp_path, DEBIAN, "platform_packages").stdout.split()
     ubu = platform(tmp_path, UBUNTU, "platform_packages").stdout.split()
-    for needed in ("openvswitch-switch", "mininet", "dnsmasq-base", "udhcpc", "tshark",
-                   "python3-venv", "libnetfilter-queue-dev", "ruby", "clang", "libbpf-dev"):  # fmt: skip
+    for needed in (
+        "openvswitch-switch",
+        "mininet",
+        "dnsmasq-base",
+        "udhcpc",
+        "tshark",
+        "python3-venv",
+        "libnetfilter-queue-dev",
+        "ruby",
+        "clang",
+        "libbpf-dev",
+    ):
         assert needed in deb and needed in ubu
     assert "bpftool" in deb and "linux-tools-generic" in ubu  # the classifier's loader
     assert "chromium" in deb  # the live view's test browser
@@ -50,9 +65,13 @@ def test_unknown_os_is_refused_with_what_to_install(tmp_path):
 def test_installer_refuses_unknown_os_before_touching_anything(tmp_path):
     f = tmp_path / "os-release"
     f.write_text(FEDORA)
-    r = subprocess.run(["bash", "-c", "id() { echo 0; }; export -f id; scripts/install.sh"],
-                       cwd=REPO, capture_output=True, text=True,
-                       env={"OS_RELEASE": str(f), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    r = subprocess.run(
+        ["bash", "-c", "id() { echo 0; }; export -f id; scripts/install.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"OS_RELEASE": str(f), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 1 and "knows Debian 12 and Ubuntu 24.04" in r.stderr
 
 
@@ -80,10 +99,21 @@ def test_vagrantfile_parses_and_checks_its_overrides():
     r = subprocess.run(["ruby", "-e", stub], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     calls = r.stdout
-    for expected in ('"config.vm.box", "generic/ubuntu2404"', 'config.vm.provider.cpus", 2',
-                     'config.vm.provider.memory", 4096', "scripts/install.sh",
-                     '"libvirt"', '"virtualbox"', ':type=>"rsync"'):  # fmt: skip
+    for expected in (
+        '"config.vm.box", "generic/ubuntu2404"',
+        'config.vm.provider.cpus", 2',
+        'config.vm.provider.memory", 4096',
+        "scripts/install.sh",
+        '"libvirt"',
+        '"virtualbox"',
+        ':type=>"rsync"',
+    ):
         assert expected in calls
-    bad = subprocess.run(["ruby", "-e", stub], cwd=REPO, capture_output=True, text=True,
-                         env={"TESTBED_MEMORY": "512", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    bad = subprocess.run(
+        ["ruby", "-e", stub],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"TESTBED_MEMORY": "512", "PATH": "/usr/bin:/bin"},
+    )
     assert bad.returncode != 0 and "TESTBED_MEMORY" in bad.stderr

@@ -178,8 +178,13 @@ u8, key = st.integers(0, 255), st.integers(0, 2**64 - 1)
 hmac8 = st.binary(min_size=8, max_size=8)
 add_addrs = st.builds(
     lambda i, a, port, echo, trust, h: AddAddr(i, a, port, echo, trust, None if echo else h),
-    u8, addresses, st.one_of(st.none(), st.integers(0, 65535)), st.booleans(), st.booleans(), hmac8,
-)  # fmt: skip
+    u8,
+    addresses,
+    st.one_of(st.none(), st.integers(0, 65535)),
+    st.booleans(),
+    st.booleans(),
+    hmac8,
+)
 options = st.one_of(
     add_addrs,
     st.builds(
@@ -195,7 +200,7 @@ options = st.one_of(
         st.integers(0, 2**32 - 1),
         st.integers(0, 2**32 - 1),
         st.booleans(),
-    ),  # fmt: skip
+    ),
 )
 
 

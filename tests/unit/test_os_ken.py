@@ -32,7 +32,13 @@ def test_app_drives_os_ken_datapath():
         """
     )
     env = {"SAVI_FRAMEWORK": "os_ken", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       env=env, timeout=120, cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["normal", "drop", "1"]

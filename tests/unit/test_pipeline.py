@@ -60,9 +60,14 @@ def test_claim_binds_and_reinjects_the_first_packet(app, dp):
     assert ipv4(dp, 1, H2, "10.0.0.1") == "drop"  # same port, spoofed MAC
     assert ipv4(dp, 1, H1, "10.0.0.9") == "drop"  # same host, spoofed address
     assert app.bindings_json()[0] | {} == {
-        "dpid": 1, "port": 1, "mac": H1, "ip": "10.0.0.1", "source": "fcfs",
-        "state": "bound", "expires_in": None,
-    }  # fmt: skip
+        "dpid": 1,
+        "port": 1,
+        "mac": H1,
+        "ip": "10.0.0.1",
+        "source": "fcfs",
+        "state": "bound",
+        "expires_in": None,
+    }
 
 
 def test_arp_with_spoofed_sender_is_dropped(app, dp):
@@ -142,8 +147,18 @@ def test_dhcp_snooping(app, dp):
     assert ipv4(dp, 3, H3, "10.0.0.100") == "normal"
     # RELEASE from the bound client (it is snooped even though its source is bound).
     release = frames.dhcp("release", H3, ciaddr="10.0.0.100")
-    assert dp.table.lookup(in_port=3, eth_src=H3, eth_type=0x0800, ipv4_src="10.0.0.100",
-                           ip_proto=17, udp_src=68, udp_dst=67) == "controller"  # fmt: skip
+    assert (
+        dp.table.lookup(
+            in_port=3,
+            eth_src=H3,
+            eth_type=0x0800,
+            ipv4_src="10.0.0.100",
+            ip_proto=17,
+            udp_src=68,
+            udp_dst=67,
+        )
+        == "controller"
+    )
     app.packet_in(packet_in(dp, 3, release))
     assert app.bindings_json() == []
     assert ipv4(dp, 3, H3, "10.0.0.100") == "drop"
@@ -159,8 +174,9 @@ def test_rogue_dhcp_reaching_the_controller_is_dropped(app, dp):
 def test_port_down_removes_bindings(app, dp):
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     desc = SimpleNamespace(port_no=1, state=dp.ofproto.OFPPS_LINK_DOWN, config=0)
-    app.port_status(SimpleNamespace(msg=SimpleNamespace(datapath=dp, desc=desc,
-                                                        reason=dp.ofproto.OFPPR_MODIFY)))  # fmt: skip
+    app.port_status(
+        SimpleNamespace(msg=SimpleNamespace(datapath=dp, desc=desc, reason=dp.ofproto.OFPPR_MODIFY))
+    )
     assert app.bindings_json() == [] and ipv4(dp, 1, H1, "10.0.0.1") == "drop"
 
 
@@ -181,7 +197,7 @@ def test_restart_recovers_bindings_from_flow_cookies(app, dp, monkeypatch):
     body = [
         SimpleNamespace(
             cookie=cookie, match=dict(match), instructions=[1], priority=prio, packet_count=0
-        )  # fmt: skip
+        )
         for (prio, match), (cookie, _action) in dp.table.flows.items()
     ]
     fresh.flow_stats(SimpleNamespace(msg=SimpleNamespace(datapath=dp, body=body)))

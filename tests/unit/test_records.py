@@ -19,25 +19,58 @@ def test_wilson_interval():
 
 def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
     c = Cell.parse(cell)
-    r = {"cell": c.key, "trial": trial, "seed": 1, **vars(c), "success": success,
-         "evidence": "x", "forged_sent": 1, "subflows_seen": 1, "keys_known": True,
-         "transfer_ok": True, "bytes_match": True, "goodput_mbps": goodput, "connect_ms": 1.0,
-         "control_total": 4, "control_trusted": 3, "handshake_total": 5,
-         "handshake_trusted": 2, "attack_seconds": 0.3, "trial_seconds": 6.0,
-         "success_moment": "", "success_shape": "", "attempts": 1, "attempt": 1,
-         "retry_reason": "", "confinement": {"addr_trust/after": [2, 2], "add_addr/before": [0, 1]},
-         "trusted_up_ms": 12.5, "early_shape": "", "early_ms": None, "attempt_log": "",
-         "replayed": ""}  # fmt: skip
+    r = {
+        "cell": c.key,
+        "trial": trial,
+        "seed": 1,
+        **vars(c),
+        "success": success,
+        "evidence": "x",
+        "forged_sent": 1,
+        "subflows_seen": 1,
+        "keys_known": True,
+        "transfer_ok": True,
+        "bytes_match": True,
+        "goodput_mbps": goodput,
+        "connect_ms": 1.0,
+        "control_total": 4,
+        "control_trusted": 3,
+        "handshake_total": 5,
+        "handshake_trusted": 2,
+        "attack_seconds": 0.3,
+        "trial_seconds": 6.0,
+        "success_moment": "",
+        "success_shape": "",
+        "attempts": 1,
+        "attempt": 1,
+        "retry_reason": "",
+        "confinement": {"addr_trust/after": [2, 2], "add_addr/before": [0, 1]},
+        "trusted_up_ms": 12.5,
+        "early_shape": "",
+        "early_ms": None,
+        "attempt_log": "",
+        "replayed": "",
+    }
     r.update(kw)
     return r
 
 
 def test_records_round_trip_and_summarize(tmp_path):
     path = tmp_path / "records.csv"
-    rows = [record("savi/trusted/unprotected/rm_addr/eavesdrop", t, t == 0, 100.0 + t)
-            for t in range(3)]  # fmt: skip
-    rows.append(record("none/vanilla/protected/fastclose/blind", 0, False, goodput=None,
-                       transfer_ok=False, bytes_match=False, control_trusted=0))  # fmt: skip
+    rows = [
+        record("savi/trusted/unprotected/rm_addr/eavesdrop", t, t == 0, 100.0 + t) for t in range(3)
+    ]
+    rows.append(
+        record(
+            "none/vanilla/protected/fastclose/blind",
+            0,
+            False,
+            goodput=None,
+            transfer_ok=False,
+            bytes_match=False,
+            control_trusted=0,
+        )
+    )
     for r in rows:
         records.append(path, r)
     back = records.read(path)
@@ -51,7 +84,12 @@ def test_records_round_trip_and_summarize(tmp_path):
     assert s["configurations"]["none/vanilla"]["goodput_mbps_median"] is None
     by_cat = cfg["by_category"]
     assert by_cat["addr_trust"]["after"] | {"ci95": None} == {
-        "trusted": 6, "total": 6, "share": 1.0, "trials_with": 3, "ci95": None}  # fmt: skip
+        "trusted": 6,
+        "total": 6,
+        "share": 1.0,
+        "trials_with": 3,
+        "ci95": None,
+    }
     assert by_cat["add_addr"]["before"]["share"] == 0.0
     assert by_cat["addr_trust"]["after"]["ci95"] == (1.0, 1.0)
     assert set(by_cat) == {"addr_trust", "add_addr"}
@@ -62,8 +100,7 @@ def test_records_of_runs_before_the_adaptive_attacker_still_read(tmp_path):
     old_columns = records.COLUMNS[: records.COLUMNS.index("success_moment")]
     path = tmp_path / "records.csv"
     r = record("savi/trusted/unprotected/rm_addr/eavesdrop", 0, True)
-    path.write_text(",".join(old_columns) + "\n" + ",".join(str(r[c]) for c in old_columns)
-                    + "\n")  # fmt: skip
+    path.write_text(",".join(old_columns) + "\n" + ",".join(str(r[c]) for c in old_columns) + "\n")
     (back,) = records.read(path)
     assert (back["attempts"], back["attempt"], back["success_shape"]) == (1, 1, "")
 
@@ -118,8 +155,10 @@ def test_ipv6_trials_are_summarized_and_drawn_apart_from_ipv4_ones(tmp_path):
 
 
 def test_figures_are_drawn_from_records_only(tmp_path):
-    for cell in ("savi/enforce/unprotected/rm_addr/eavesdrop",
-                 "none/vanilla/protected/add_addr/blind"):  # fmt: skip
+    for cell in (
+        "savi/enforce/unprotected/rm_addr/eavesdrop",
+        "none/vanilla/protected/add_addr/blind",
+    ):
         records.append(tmp_path / "records.csv", record(cell, 0, cell.startswith("none")))
     paths = figures.draw(tmp_path)
     assert sorted(p.name for p in paths) == sorted(
@@ -189,8 +228,11 @@ def test_attempt_logs_become_a_table_of_shapes_and_moments(tmp_path):
     s = records.summarize(records.read(tmp_path / "records.csv"))
     enforce = s["cells"]["savi/enforce/unprotected/mp_prio/adaptive"]
     assert enforce["attempts"] == {
-        "early/plain": [0, 1], "early/rst": [0, 1], "bulk/plain": [0, 2], "lull/plain": [0, 2]
-    }  # fmt: skip
+        "early/plain": [0, 1],
+        "early/rst": [0, 1],
+        "bulk/plain": [0, 2],
+        "lull/plain": [0, 2],
+    }
     assert not enforce["exhaustive"]
     assert s["cells"]["none/vanilla/unprotected/mp_prio/adaptive"]["exhaustive"]
     md = figures.tables(s)

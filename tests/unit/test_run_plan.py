@@ -4,8 +4,11 @@ seeded random order per round."""
 from experiments.records import Cell
 from experiments.run import plan
 
-CELLS = [Cell.parse(f"{cov}/{mode}/unprotected/rm_addr/eavesdrop")
-         for cov in ("savi", "none") for mode in ("vanilla", "trusted", "enforce")]  # fmt: skip
+CELLS = [
+    Cell.parse(f"{cov}/{mode}/unprotected/rm_addr/eavesdrop")
+    for cov in ("savi", "none")
+    for mode in ("vanilla", "trusted", "enforce")
+]
 
 
 def test_every_trial_once_coverage_by_coverage_round_by_round():

