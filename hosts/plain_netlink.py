@@ -26,6 +26,19 @@ class NetlinkRequestError(OSError):
     """The kernel refused a request (errno set) or did not answer."""
 
 
+def split(data: bytes):
+    """The messages of one netlink read, in order: (type, flags, sequence number, the
+    whole message). A length that does not fit the read raises: the kernel never sends
+    one, so what follows it cannot be trusted either."""
+    offset = 0
+    while offset + HEADER.size <= len(data):
+        length, kind, flags, seq, _ = HEADER.unpack_from(data, offset)
+        if length < HEADER.size or offset + length > len(data):
+            raise NetlinkRequestError(errno.EBADMSG, "netlink: truncated message")
+        yield kind, flags, seq, data[offset : offset + length]
+        offset += (length + 3) & ~3
+
+
 class PlainNetlink:
     """One netlink socket of ``protocol`` for requests, answered in order."""
 
@@ -60,13 +73,7 @@ class PlainNetlink:
                 raise NetlinkRequestError(errno.ETIMEDOUT, "netlink: no answer") from None
             except OSError as e:
                 raise NetlinkRequestError(e.errno, f"netlink answer: {e.strerror}") from e
-            offset = 0
-            while offset + HEADER.size <= len(data):
-                length, kind, msg_flags, seq, _ = HEADER.unpack_from(data, offset)
-                if length < HEADER.size or offset + length > len(data):
-                    raise NetlinkRequestError(errno.EBADMSG, "netlink: truncated answer")
-                body = data[offset : offset + length]
-                offset += (length + 3) & ~3
+            for kind, msg_flags, seq, body in split(data):
                 if seq != self.seq:
                     continue  # the late answer of a request that timed out
                 if kind == NLMSG_ERROR:

@@ -14,7 +14,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from hosts.events import KIND_OF_CMD, Event, unmapped
-from hosts.plain_netlink import PlainNetlink
+from hosts.plain_netlink import NetlinkRequestError, PlainNetlink, split
 
 FAMILY = "mptcp_pm"
 NETLINK_GENERIC, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 16, 270, 1
@@ -203,6 +203,7 @@ class EventListener:
         self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.setblocking(False)
+        self.unreadable = 0  # reads whose rest could not be framed (never seen)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -216,17 +217,16 @@ class EventListener:
                 return out
             except OSError as e:  # ENOBUFS: events were lost; say so, keep going
                 raise PathManagerError(f"path-manager events lost: {e}") from e
-            offset = 0
-            while offset + 16 <= len(data):
-                length = int.from_bytes(data[offset : offset + 4], "little")
-                if length < 16:
-                    break
-                msg = pm_event(data[offset : offset + length])
-                msg.decode()
-                offset += (length + 3) & ~3
-                ev = self._event(msg)
-                if ev is not None:
-                    out.append(ev)
+            try:
+                for _, _, _, body in split(data):
+                    msg = pm_event(body)
+                    msg.decode()
+                    ev = self._event(msg)
+                    if ev is not None:
+                        out.append(ev)
+            except NetlinkRequestError:
+                # The rest of this read cannot be framed; the events before it stand.
+                self.unreadable += 1
 
     @staticmethod
     def _event(msg) -> Event | None:

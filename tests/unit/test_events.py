@@ -43,3 +43,33 @@ def test_ipv4_events_and_missing_addresses_pass_unchanged():
     assert (ev.kind, ev.saddr, ev.daddr) == (EventKind.ESTABLISHED, "10.2.0.10", "10.4.0.20")
     assert parsed(event_bytes(3, token=7)).saddr is None
     assert unmapped(None) is None and unmapped("::1") == "::1"
+
+
+class _Datagrams:
+    """A non-blocking socket's reads: each datagram once, then nothing to read."""
+
+    def __init__(self, *datagrams: bytes):
+        self.datagrams = list(datagrams)
+
+    def recv(self, _size: int) -> bytes:
+        if not self.datagrams:
+            raise BlockingIOError
+        return self.datagrams.pop(0)
+
+
+def test_a_read_keeps_the_events_before_a_message_that_does_not_fit():
+    """Several events arrive in one read; a length running past the read ends it (the
+    rest cannot be framed, and is counted), the events before it stand, and the next
+    read is parsed afresh."""
+    first = event_bytes(1, token=7) + event_bytes(2, token=7)
+    torn = bytearray(event_bytes(10, token=7, sport=1, dport=2))
+    torn[0:4] = (len(torn) + 64).to_bytes(4, "little")  # says more than was read
+    listener = object.__new__(EventListener)
+    listener.sock, listener.unreadable = _Datagrams(first + bytes(torn), event_bytes(3)), 0
+    events = listener.read()
+    assert [(ev.kind, ev.token) for ev in events] == [
+        (EventKind.CREATED, 7),
+        (EventKind.ESTABLISHED, 7),
+        (EventKind.CLOSED, 0),
+    ]
+    assert listener.unreadable == 1
