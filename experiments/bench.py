@@ -1341,7 +1341,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPO / "results" / "bench" / stamp
     out.mkdir(parents=True, exist_ok=True)
-    started = provenance(["bench", *argv])  # the tree as it was when the run began
+    started = provenance(argv, program="experiments.bench")  # the tree as it was when the run began
     t0 = time.monotonic()
     rows = run(out, args.only, args.quick)
     result = {

@@ -553,8 +553,7 @@ def scale(out: Path, argv: list[str], sizes=SCALE_SIZES, cluster_sizes=(), local
     from topologies.cluster import Cluster
 
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(argv, out)
-    prov["command"] = " ".join(["python -m experiments.campus", *argv])
+    prov = provenance(argv, out, program="experiments.campus")
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     results = []
     runs = [(size, None) for size in sizes]
@@ -669,8 +668,7 @@ def run(config: Config, out: Path, argv: list[str], cluster=None) -> dict:
     from topologies.builder import Testbed
 
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(argv, out)
-    prov["command"] = " ".join(["python -m experiments.campus", *argv])
+    prov = provenance(argv, out, program="experiments.campus")
     prov["config"] = asdict(config)
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     builds = config.builds()

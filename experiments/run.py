@@ -213,7 +213,11 @@ def estimate(trials: dict[str, int]) -> str:
     return f"{sum(trials.values())} trials, about {when} on 2 cores"
 
 
-def provenance(argv: list[str], out: Path | None = None) -> dict:
+def provenance(argv: list[str], out: Path | None = None, program: str = "experiments.run") -> dict:
+    """Where a run came from, taken when it starts: the command, the commit and whether
+    the tree differed from it (untracked files too, but not stored results: an earlier
+    run's folder changes nothing that runs), the machine, the kernel, the datapath."""
+
     def run(cmd):
         try:
             return subprocess.run(
@@ -222,7 +226,7 @@ def provenance(argv: list[str], out: Path | None = None) -> dict:
         except OSError:
             return None
 
-    own_folder = [f":(exclude){_relative(out)}"] if out else []
+    results = [":(exclude)results"] + ([f":(exclude){_relative(out)}"] if out else [])
     packages = {}
     for name in ("ryu", "scapy", "pyroute2", "matplotlib", "NetfilterQueue", "eventlet"):
         try:
@@ -231,10 +235,9 @@ def provenance(argv: list[str], out: Path | None = None) -> dict:
             packages[name] = None
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m experiments.run", *argv]),
+        "command": " ".join([f"python -m {program}", *argv]),
         "git_commit": run(["git", "rev-parse", "HEAD"]),
-        # untracked files too, but not the run's own folder
-        "git_dirty": bool(run(["git", "status", "--porcelain", "--", ".", *own_folder])),
+        "git_dirty": bool(run(["git", "status", "--porcelain", "--", ".", *results])),
         "cpu_model": _cpu_model(),
         "ovs_datapath": "system" if Path("/sys/module/openvswitch").exists() else "userspace",
         "offloads": offload_mode(),

@@ -56,6 +56,7 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     assert set(claims["sweep"]) == set(claims["knee"]) == {"savi", "simple_switch"}
     assert [int(load) for load in claims["sweep"]["savi"]] == [200, 800]
     assert result["provenance"]["kernel"]
+    assert result["provenance"]["command"].startswith("python -m experiments.bench --quick")
     for name in ("ratios", "binding_latency"):
         assert (out / f"{name}.png").stat().st_size > 0
     assert (out / "table.md").read_text().count("\n") == 2 + len(rows)
