@@ -372,6 +372,52 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
     ]
 
 
+SETUP_TIMELINE_PORT = 5301  # the connections' server ports, one each, upward
+
+
+def setup_timeline(out: Path, repeat: int) -> list[dict]:
+    """Where the set-up time goes (a diagnostic, not in the default run): ``repeat``
+    connections with the kernel's path manager, then with the agents, each captured on
+    every interface of a; the median milliseconds since a's SYN at each step
+    (experiments/setup_timeline.py)."""
+    from experiments.harness import Capture
+    from experiments.setup_timeline import medians, milestones, sightings
+    from topologies.dualhomed import DualHomedTopo
+
+    modes = {}
+    with _testbed(DualHomedTopo(), "setup_timeline", out) as tb:
+        warm_up(tb)
+        for mode in ("vanilla", "trusted"):
+            set_mode(tb, mode)
+            pcap = out / "work" / f"setup-{mode}.pcap"
+            last = SETUP_TIMELINE_PORT + repeat - 1
+            cap = Capture(
+                tb.net["a"], "any", f"tcp portrange {SETUP_TIMELINE_PORT}-{last}", pcap, 200
+            )
+            try:
+                for port in range(SETUP_TIMELINE_PORT, last + 1):
+                    transfer = Transfer(
+                        tb, seconds=0.3, pause=0.2, timeout=30, wait_subflows=4, port=port
+                    )
+                    transfer.results(timeout=60)
+            finally:
+                cap.stop()
+            per_connection = [
+                milestones(sightings(pcap, port), joins=3)
+                for port in range(SETUP_TIMELINE_PORT, last + 1)
+            ]
+            modes[mode] = medians(per_connection)
+            print(f"  {mode}: {modes[mode]}", file=sys.stderr)
+    return [
+        {
+            "what": "set-up timeline (diagnostic)",
+            "measured_as": "median ms since a's SYN, captured on a's interfaces",
+            "connections": repeat,
+            "milestones": modes,
+        }
+    ]
+
+
 PLAIN_NORMAL_COOKIE = 0xFE << 56  # neither the binding tag nor the base pipeline's
 
 
@@ -1227,7 +1273,7 @@ BENCHES = (
     "trust_propagation",
     "scale",
 )
-DIAGNOSTICS = ("hook_cost",)  # run only when asked for (--only)
+DIAGNOSTICS = ("hook_cost", "setup_timeline")  # run only when asked for (--only)
 
 
 def run(out: Path, only: list[str], quick: bool) -> list[dict]:
@@ -1236,6 +1282,7 @@ def run(out: Path, only: list[str], quick: bool) -> list[dict]:
         "line_rate": lambda: line_rate(out, pairs, 1.0 if quick else 2.0),
         "path_manager": lambda: path_manager(out, pairs, 1.0 if quick else 3.0),
         "hook_cost": lambda: hook_cost(out, pairs, 1.0 if quick else 3.0),
+        "setup_timeline": lambda: setup_timeline(out, pairs),
         "savi_dataplane": lambda: savi_dataplane(out, pairs, 1.0 if quick else 2.0),
         "binding_latency": lambda: binding_latency(
             out, 5 if quick else 100, (1, 100) if quick else (1, 100, 1000, 10_000)
@@ -1305,6 +1352,15 @@ def table(rows: list[dict]) -> str:
             lines.append(
                 f"| {r['what']} | n={r['n']} | p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s "
                 f"| — | — | {r['target']} | {verdict} |"
+            )
+        elif "milestones" in r:
+            steps = "; ".join(
+                f"{mode}: " + ", ".join(f"{name} {ms:.1f}" for name, ms in marks.items())
+                for mode, marks in r["milestones"].items()
+            )
+            lines.append(
+                f"| {r['what']} | {r['measured_as']}, n={r['connections']} | {steps} | — | — "
+                f"| — | — |"
             )
         elif "sizes" in r:
             sizes = "; ".join(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from experiments.harness import REPO
+from experiments.setup_timeline import ALL_UP
 
 
 def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
@@ -26,6 +27,8 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
             "claim_rate",
             "--only",
             "hook_cost",
+            "--only",
+            "setup_timeline",
         ],
         cwd=REPO,
         capture_output=True,
@@ -48,6 +51,11 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     beyond = rows["path manager overhead on data: the agents beyond their hooks"]
     assert hooks["pairs"] == beyond["pairs"] == 2
     assert hooks["candidate"] == beyond["baseline"]  # the same hooks-only transfers
+    # The set-up timeline reads both modes' connections from a's capture to the end.
+    timeline = rows["set-up timeline (diagnostic)"]["milestones"]
+    assert all(ALL_UP in timeline[mode] for mode in ("vanilla", "trusted")), timeline
+    assert "ADDR_TRUST received" in timeline["trusted"]
+    assert "ADDR_TRUST sent" not in timeline["vanilla"]
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)
