@@ -402,10 +402,8 @@ def setup_timeline(out: Path, repeat: int) -> list[dict]:
                     transfer.results(timeout=60)
             finally:
                 cap.stop()
-            per_connection = [
-                milestones(sightings(pcap, port), joins=3)
-                for port in range(SETUP_TIMELINE_PORT, last + 1)
-            ]
+            ports = set(range(SETUP_TIMELINE_PORT, last + 1))
+            per_connection = [milestones(seen, joins=3) for seen in sightings(pcap, ports).values()]
             modes[mode] = medians(per_connection)
             print(f"  {mode}: {modes[mode]}", file=sys.stderr)
     return [

@@ -23,6 +23,7 @@ MP_CAPABLE, MP_JOIN, DSS, ADD_ADDR = 0x0, 0x1, 0x2, 0x3
 SYN, ACK = 0x02, 0x10
 PACKET_OUTGOING = 4  # the cooked header's packet type of what the host sent
 LOOPBACK_IFINDEX = 1  # the agents' kicks: not on the wire
+LINKTYPE_SLL, LINKTYPE_SLL2 = 113, 276
 
 
 @dataclass(frozen=True)
@@ -54,37 +55,55 @@ MILESTONES = (
 ALL_UP = "all joins acknowledged"
 
 
-def sightings(pcap: Path, server_port: int) -> list[Sighting]:
-    """The segments to or from ``server_port`` in a capture of the client's interfaces
-    (``tcpdump -i any``), timed from the client's first SYN; loopback (the agents' kicks)
-    left out when the capture says which interface a packet used."""
-    from scapy.layers.l2 import CookedLinux, CookedLinuxV2
+def _cooked(frame: bytes, linktype: int) -> tuple[int, int | None, bytes] | None:
+    """(packet type, interface index or None, the IP packet) of a ``tcpdump -i any``
+    frame: Linux cooked capture v2 (276) or v1 (113), read by hand (scapy's dissection
+    of every frame made a capture of 15 bulk transfers take minutes)."""
+    if linktype == LINKTYPE_SLL2 and len(frame) >= 20:
+        return frame[10], int.from_bytes(frame[4:8], "big"), frame[20:]
+    if linktype == LINKTYPE_SLL and len(frame) >= 16:
+        return int.from_bytes(frame[0:2], "big"), None, frame[16:]
+    return None
+
+
+def sightings(pcap: Path, server_ports: set[int]) -> dict[int, list[Sighting]]:
+    """Per server port, the segments of that connection in a capture of the client's
+    interfaces (``tcpdump -i any``), timed from the client's first SYN; loopback (the
+    agents' kicks) left out when the capture says which interface a packet used. One
+    pass over the capture."""
     from scapy.utils import RawPcapReader
 
-    seen: list[tuple[float, bool, int, frozenset[int]]] = []
+    seen: dict[int, list[tuple[float, bool, int, frozenset[int]]]] = {}
     with RawPcapReader(str(pcap)) as reader:
-        cooking = CookedLinuxV2 if reader.linktype == 276 else CookedLinux
         for frame, meta in reader:
-            cooked = cooking(frame)
-            if getattr(cooked, "ifindex", None) == LOOPBACK_IFINDEX:
+            cooked = _cooked(frame, reader.linktype)
+            if cooked is None or cooked[1] == LOOPBACK_IFINDEX:
                 continue
             try:
-                seg = parse(bytes(cooked.payload))
+                seg = parse(cooked[2])
                 options = tcp_options(seg.options)
             except OptionError:
                 continue
-            if server_port not in (seg.sport, seg.dport):
+            port = seg.sport if seg.sport in server_ports else seg.dport
+            if port not in server_ports:
                 continue
             subtypes = frozenset(
                 o[2] >> 4 for k, o in options if k == KIND_MPTCP and len(o) > 2
             ) - {DSS}
             if subtypes:
                 at = meta.sec + meta.usec / 1e6
-                seen.append((at, cooked.pkttype == PACKET_OUTGOING, seg.flags, subtypes))
-    start = next((at for at, out, flags, _ in seen if out and flags & SYN), None)
-    if start is None:
-        return []
-    return [Sighting((at - start) * 1000, out, flags, st) for at, out, flags, st in seen]
+                outgoing = cooked[0] == PACKET_OUTGOING
+                seen.setdefault(port, []).append((at, outgoing, seg.flags, subtypes))
+    timed = {}
+    for port in server_ports:
+        rows = seen.get(port, [])
+        start = next((at for at, out, flags, _ in rows if out and flags & SYN), None)
+        timed[port] = (
+            []
+            if start is None
+            else [Sighting((at - start) * 1000, out, fl, st) for at, out, fl, st in rows]
+        )
+    return timed
 
 
 def milestones(seen: list[Sighting], joins: int) -> dict[str, float]:

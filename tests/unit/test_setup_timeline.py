@@ -4,7 +4,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.utils import wrpcap
 
-from experiments.setup_timeline import ALL_UP, medians, milestones, sightings
+from experiments.setup_timeline import ALL_UP, Sighting, medians, milestones, sightings
 from hosts.options import ADDR_TRUST_DEFAULT
 
 A, A2, B, B2 = "10.1.0.10", "10.2.0.10", "10.3.0.20", "10.4.0.20"
@@ -51,7 +51,7 @@ def test_milestones_are_read_from_both_directions_timed_from_the_syn(tmp_path):
     ]
     pcap = tmp_path / "a.pcap"
     wrpcap(str(pcap), frames)
-    seen = sightings(pcap, 5301)
+    seen = sightings(pcap, {5301})[5301]
     assert len(seen) == 13  # not the other connection, the DSS-only segment or the kick
     marks = {name: round(ms, 1) for name, ms in milestones(seen, joins=3).items()}
     assert marks == {
@@ -78,5 +78,20 @@ def test_medians_are_over_the_connections_that_reached_each_milestone_earliest_f
 def test_a_capture_without_the_clients_syn_has_no_timeline(tmp_path):
     pcap = tmp_path / "a.pcap"
     wrpcap(str(pcap), [frame(1.0, False, B, A, 5301, 40000, "SA", mptcp(0))])
-    assert sightings(pcap, 5301) == []
+    assert sightings(pcap, {5301, 5302}) == {5301: [], 5302: []}
     assert milestones([], joins=3) == {}
+
+
+def test_a_cooked_v1_capture_is_read_too(tmp_path):
+    """tcpdump before 4.99 writes Linux cooked v1, which names no interface."""
+    from scapy.layers.l2 import CookedLinux
+
+    syn = (
+        CookedLinux(pkttype=4, proto=0x0800)
+        / IP(src=A, dst=B)
+        / TCP(sport=40000, dport=5301, flags="S", options=[mptcp(0)])
+    )
+    syn.time = 5.0
+    pcap = tmp_path / "v1.pcap"
+    wrpcap(str(pcap), [syn])
+    assert sightings(pcap, {5301})[5301] == [Sighting(0.0, True, 0x02, frozenset({0}))]
