@@ -94,6 +94,7 @@ class Agent:
                 "copies_lost",
                 "unreadable_copies",
                 "pm_errors",
+                "unreadable_events",
                 "injected",
                 "kicks",
                 "malformed_copies",
@@ -241,6 +242,7 @@ class Agent:
             except PathManagerError as e:
                 LOG.error("%s", e)
                 return
+            self.stats["unreadable_events"] = self.events.unreadable
             for ev in events:
                 LOG.debug("event %s", ev)
                 # What the kernel acted on (an RM_ADDR shows only here with this path

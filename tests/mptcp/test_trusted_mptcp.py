@@ -243,6 +243,7 @@ def test_the_agent_gets_a_copy_of_every_handshake_and_addr_trust_and_of_no_data(
     assert total > 1000 and wanted >= 8
     assert copies == wanted
     assert after["copies_lost"] == 0 and after["unreadable_copies"] == 0
+    assert after["unreadable_events"] == 0  # every path-manager event framed
 
 
 def test_control_options_travel_on_the_trusted_subflow(tb, tmp_path):
