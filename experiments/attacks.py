@@ -548,12 +548,9 @@ def build(args, clock=time.time, sleep=time.sleep) -> tuple[list, Knowledge]:
     return option_attack(args.attack, k, args.attacker, rng, args.tuple, now), k
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m experiments.attacks", description=" ".join(__doc__.split("\n\n")[0].split())
-    )
-    ap.add_argument("attack", choices=ATTACKS)
-    ap.add_argument("--strength", choices=STRENGTHS, required=True)
+def add_target_arguments(ap: argparse.ArgumentParser) -> None:
+    """Who is attacked, in whose name, from where: the options every attack program
+    takes (this one and experiments.forger)."""
     ap.add_argument(
         "--victim", action="append", required=True, help="an address of the attacked host (repeat)"
     )
@@ -564,6 +561,15 @@ def main(argv: list[str] | None = None) -> int:
         help="an address of its peer, whose name the forgeries use (repeat)",
     )
     ap.add_argument("--attacker", required=True, help="the attacker's own address")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments.attacks", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
+    ap.add_argument("attack", choices=ATTACKS)
+    ap.add_argument("--strength", choices=STRENGTHS, required=True)
+    add_target_arguments(ap)
     ap.add_argument("--tap", help="pcap of the eavesdropped path (eavesdrop)")
     ap.add_argument(
         "--tuple",

@@ -156,16 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m experiments.forger", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     ap.add_argument("--tap", required=True, help="pcap of the eavesdropped path")
-    ap.add_argument(
-        "--victim", action="append", required=True, help="an address of the attacked host (repeat)"
-    )
-    ap.add_argument(
-        "--peer",
-        action="append",
-        required=True,
-        help="an address of its peer, whose name the forgeries use (repeat)",
-    )
-    ap.add_argument("--attacker", required=True, help="the attacker's own address")
+    attacks.add_target_arguments(ap)
     ap.add_argument("--port", type=int, default=5201, help="the peer's listening port")
     ap.add_argument(
         "--removed-id",

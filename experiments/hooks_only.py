@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 
 from hosts import firewall
-from hosts.agent import interfaces_of
-from hosts.guard import Guard, GuardError
+from hosts.agent import attach_guard
+from hosts.guard import GuardError
 from hosts.options import ADDR_TRUST_DEFAULT
 
 
@@ -43,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     guard = None
     try:
-        guard = Guard(f"hooks-{os.getpid()}")
-        guard.configure(args.enforce, firewall.MARK_IN)
-        for _, name in socket.if_nameindex():
-            if name != "lo":
-                guard.attach(name)
-        for addr, (ifindex, _) in interfaces_of(args.addr).items():
-            guard.bind(addr, ifindex)
+        # The agent's own set-up of its hooks (hosts.agent.Agent.start).
+        guard, _ = attach_guard(f"hooks-{os.getpid()}", args.enforce, args.addr)
         firewall.install(str(guard.control_out_prog), ADDR_TRUST_DEFAULT)
         print("ready", flush=True)
         signal.sigwait(stop_signals)

@@ -134,15 +134,10 @@ class Agent:
                 len(existing.splitlines()),
             )
         # The kernel classifier first: it enforces and marks what the queues get.
-        self.guard = Guard(f"agent-{os.getpid()}")
-        self.guard.configure(self.args.enforce, firewall.MARK_IN)
-        for _, name in socket.if_nameindex():
-            if name != "lo":
-                self.guard.attach(name)
-        # Trust bound to the interface: each address is reached through its own only.
-        self.bound = interfaces_of(self.args.addr)
-        for addr, (ifindex, ifname) in self.bound.items():
-            self.guard.bind(addr, ifindex)
+        self.guard, self.bound = attach_guard(
+            f"agent-{os.getpid()}", self.args.enforce, self.args.addr
+        )
+        for addr, (_, ifname) in self.bound.items():
             LOG.info("%s is bound to %s", addr, ifname)
         for addr in set(self.args.addr) - set(self.bound):
             LOG.warning("%s is on no interface of this host: not bound", addr)
@@ -534,6 +529,29 @@ class Agent:
         tmp = Path(self.args.state + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.args.state)
+
+
+def attach_guard(
+    name: str, enforce: bool, addresses: list[str]
+) -> tuple[Guard, dict[str, tuple[int, str]]]:
+    """The kernel classifier on every interface of this host but lo, configured to enforce
+    or not, and each of ``addresses`` found here bound to its own interface (trust is
+    bound to the interface: each address is reached through its own only). Returns the
+    classifier and address -> (ifindex, interface name) of those bound. On a failure,
+    what was attached is taken off again."""
+    guard = Guard(name)
+    try:
+        guard.configure(enforce, firewall.MARK_IN)
+        for _, ifname in socket.if_nameindex():
+            if ifname != "lo":
+                guard.attach(ifname)
+        bound = interfaces_of(addresses)
+        for addr, (ifindex, _) in bound.items():
+            guard.bind(addr, ifindex)
+    except BaseException:
+        guard.close()
+        raise
+    return guard, bound
 
 
 def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
