@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from hosts import firewall
@@ -531,6 +532,14 @@ class Agent:
         tmp.replace(self.args.state)
 
 
+class MicrosecondFormatter(logging.Formatter):
+    """Log times to the microsecond: a connection's set-up takes a few milliseconds, and
+    its steps are compared with capture timestamps (the same wall clock)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def attach_guard(
     name: str, enforce: bool, addresses: list[str]
 ) -> tuple[Guard, dict[str, tuple[int, str]]]:
@@ -653,10 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--verbose", action="store_true", help="log every event and action")
     args = ap.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(MicrosecondFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     if not 9 <= args.addr_trust_subtype <= 15:
         ap.error("--addr-trust-subtype must be an unassigned subtype, 0x9..0xf")
     if os.geteuid() != 0:

@@ -45,7 +45,16 @@ from mininet.examples.cluster import (
 from mininet.link import Link
 from mininet.node import Node, OVSSwitch
 
-from topologies.nodes import LegacySwitch, RoutedHost, Router, SaviSwitch
+from topologies.nodes import (
+    LegacySwitch,
+    RoutedHost,
+    Router,
+    SaviSwitch,
+    ovs_datapath,
+    ovs_mode,
+    tso_enabled,
+    userspace_tso,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # Where the nodes go: switches in even bins with their hosts beside them (Mininet's
@@ -329,10 +338,18 @@ class ClusterNet(MininetCluster):
         )
 
     def check_servers(self, cluster: Cluster, server_ips: dict[str, str]) -> None:
-        """Each server takes a root login by key, has sudo, mnexec and Open vSwitch."""
+        """Each server takes a root login by key, has sudo, mnexec and Open vSwitch, in
+        this machine's mode (the hosts' offloads and routers' MTUs are chosen here for all:
+        a server whose OVS forwards otherwise would get hosts whose checksums and
+        64-KB segments its switches cannot carry)."""
+        here = ovs_mode(ovs_datapath(), userspace_tso())
         for server in cluster.servers[1:]:
             cmd = [*self.sshcmd, "-n", f"root@{server_ips[server]}"]
-            check = "sudo -n true && command -v mnexec >/dev/null && ovs-vsctl --timeout=5 show"
+            check = (
+                "sudo -n true && command -v mnexec >/dev/null && ovs-vsctl --timeout=5 show "
+                ">/dev/null && { test -d /sys/module/openvswitch && echo kernel || echo user; } "
+                "&& ovs-vsctl --timeout=5 get Open_vSwitch . other_config"
+            )
             r = subprocess.run([*cmd, check], capture_output=True, text=True, timeout=60)
             if r.returncode != 0:
                 raise ClusterError(
@@ -340,6 +357,14 @@ class ClusterNet(MininetCluster):
                     f"({r.returncode}): {(r.stderr or r.stdout).strip()[:300]}; it needs a "
                     "root ssh login by key, sudo, mnexec (Debian's mininet) and a running "
                     "Open vSwitch"
+                )
+            datapath, _, other_config = r.stdout.strip().partition("\n")
+            there = ovs_mode(datapath.strip(), tso_enabled(other_config))
+            if there != here:
+                raise ClusterError(
+                    f"server {server}: Open vSwitch runs with {there}, this machine's with "
+                    f"{here}; start both alike (OVS_USERSPACE_TSO=on|off scripts/start-ovs.sh, "
+                    "docs/line-rate.md)"
                 )
 
     def placeNodes(self):

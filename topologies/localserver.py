@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from topologies.nodes import userspace_tso
+
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 SSHD = Path("/usr/sbin/sshd")
 
@@ -46,8 +48,12 @@ class LocalServer:
         address: str = "10.254.0.2",
         gateway: str = "10.254.0.1",
         prefix: int = 24,
+        tso: bool | None = None,
     ):
+        """``tso``: its OVS's userspace TSO; None: as this machine's OVS (a server of this
+        kind; set otherwise only to see a mismatch refused)."""
         self.dir = Path(folder)
+        self.tso = userspace_tso() if tso is None else tso
         self.netns, self.address, self.gateway, self.prefix = netns, address, gateway, prefix
         self.root_end = f"{netns[:10]}-r"
         self.sshd: subprocess.Popen | None = None
@@ -99,6 +105,10 @@ class LocalServer:
             f"ovsdb-server {db} --remote=punix:/run/openvswitch/db.sock "
             f"--pidfile={d}/ovsdb-server.pid --detach --log-file={d}/ovsdb-server.log && "
             "ovs-vsctl --no-wait init && "
+            # Its OVS's mode (this machine's unless told), set before ovs-vswitchd
+            # starts: the only time it reads it.
+            "ovs-vsctl --no-wait set Open_vSwitch . "
+            f"other_config:userspace-tso-enable={'true' if self.tso else 'false'} && "
             f"ovs-vswitchd unix:/run/openvswitch/db.sock --pidfile={d}/ovs-vswitchd.pid "
             f"--detach --log-file={d}/ovs-vswitchd.log && "
             f"exec {SSHD} -D -f {d}/sshd_config -E {d}/sshd.log"

@@ -38,7 +38,22 @@ def userspace_tso() -> bool:
         capture_output=True,
         text=True,
     )
-    return 'userspace-tso-enable="true"' in out.stdout or "userspace-tso-enable=true" in out.stdout
+    return tso_enabled(out.stdout)
+
+
+def tso_enabled(other_config: str) -> bool:
+    """Whether ``ovs-vsctl get Open_vSwitch . other_config`` says userspace TSO is on."""
+    return (
+        'userspace-tso-enable="true"' in other_config or "userspace-tso-enable=true" in other_config
+    )
+
+
+def ovs_mode(datapath: str, tso: bool) -> str:
+    """How a server's OVS forwards, in words; two servers of one testbed must agree (the
+    hosts' offloads and the routers' MTUs follow from it)."""
+    if datapath == "kernel":
+        return "kernel datapath"
+    return f"userspace datapath, userspace TSO {'on' if tso else 'off'}"
 
 
 # OVS before 3.3 (Debian 12 has 3.1) cuts the TSO packets it sends into segments of

@@ -14,8 +14,9 @@ from experiments.harness import Transfer, set_mode
 from tests.integration.tools import campus_spoofing, wait_until
 from topologies.builder import Testbed
 from topologies.campus import SERVER, CampusTopo
-from topologies.cluster import Cluster
+from topologies.cluster import Cluster, ClusterError, ClusterNet
 from topologies.localserver import LocalServer
+from topologies.nodes import userspace_tso
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,20 @@ def test_trusted_mptcp_across_the_tunnel(tb):
     assert got["sha256"] == sent["sha256"] and got["bytes"] == sent["bytes"] > 0
     # The data went through the tunnels (each tunnel end counts what it received).
     assert tunnel_bytes(tb) - before >= sent["bytes"]
+
+
+def test_a_server_whose_switches_forward_otherwise_is_refused(tmp_path):
+    """The builder chooses the hosts' offloads for every server from this machine's OVS:
+    a server whose OVS runs the other TSO mode would get hosts whose checksums or 64-KB
+    segments its switches cannot carry, so it is refused before anything is built."""
+    with LocalServer(
+        tmp_path,
+        netns="tmptcp-odd",
+        address="10.254.1.2",
+        gateway="10.254.1.1",
+        tso=not userspace_tso(),
+    ) as odd:
+        cluster = Cluster(servers=("localhost", odd.address), ssh_config=odd.ssh_config)
+        with pytest.raises(ClusterError, match=r"userspace TSO (on|off), this machine's") as e:
+            ClusterNet(cluster)
+        assert odd.address in str(e.value)

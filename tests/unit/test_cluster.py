@@ -15,7 +15,7 @@ from topologies.cluster import (
     RemoteProcess,
     cluster_class,
 )
-from topologies.nodes import LegacySwitch, RoutedHost, SaviSwitch
+from topologies.nodes import LegacySwitch, RoutedHost, SaviSwitch, ovs_mode, tso_enabled
 
 
 def test_a_cluster_is_parsed_from_the_servers_option():
@@ -110,3 +110,23 @@ def test_the_command_line_refuses_bad_cluster_options(argv, capsys):
     with pytest.raises(SystemExit):
         parse(argv)
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "other_config, on",
+    [
+        ('{userspace-tso-enable="true"}', True),
+        ("{userspace-tso-enable=true}", True),
+        ('{userspace-tso-enable="false"}', False),
+        ("{}", False),
+        ("", False),
+    ],
+)
+def test_the_tso_mode_is_read_from_other_config(other_config, on):
+    assert tso_enabled(other_config) is on
+
+
+def test_servers_agree_on_the_datapath_and_on_tso_only_where_it_applies():
+    assert ovs_mode("user", True) != ovs_mode("user", False)
+    assert ovs_mode("kernel", True) == ovs_mode("kernel", False)
+    assert ovs_mode("kernel", False) != ovs_mode("user", False)
