@@ -327,6 +327,11 @@ class ClusterNet(MininetCluster):
             if server_ips[server] is None:
                 raise ClusterError(f"server {server!r}: no IPv4 address for this name")
         self.check_servers(cluster, server_ips)
+        # MininetCluster makes ~/.ssh/mn for ssh control sockets, which we do not use
+        # (and ~/.ssh with it, world-readable, if there was none): stop() takes away
+        # what it made, when empty.
+        home_ssh = Path(os.environ.get("HOME", "/root")) / ".ssh"
+        self.made_dirs = [d for d in (home_ssh, home_ssh / "mn") if not d.exists()]
         super().__init__(
             servers=list(cluster.servers),
             serverIP=server_ips,
@@ -336,6 +341,16 @@ class ClusterNet(MininetCluster):
             link=VxlanLink,
             **params,
         )
+
+    def stop(self):
+        try:
+            super().stop()
+        finally:
+            for folder in reversed(self.made_dirs):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass  # something was put there since: no longer only ours
 
     def check_servers(self, cluster: Cluster, server_ips: dict[str, str]) -> None:
         """Each server takes a root login by key, has sudo, mnexec and Open vSwitch, in

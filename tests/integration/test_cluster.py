@@ -139,3 +139,14 @@ def test_a_server_whose_switches_forward_otherwise_is_refused(tmp_path):
         with pytest.raises(ClusterError, match=r"userspace TSO (on|off), this machine's") as e:
             ClusterNet(cluster)
         assert odd.address in str(e.value)
+
+
+def test_no_ssh_control_folder_is_left_behind(server2, tmp_path, monkeypatch):
+    """Mininet Cluster Edition makes ~/.ssh/mn (and ~/.ssh) for control sockets this
+    testbed does not use; stopping the network takes away what it made."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cluster = Cluster(servers=("localhost", server2.address), ssh_config=server2.ssh_config)
+    net = ClusterNet(cluster)
+    assert (tmp_path / ".ssh" / "mn").is_dir()
+    net.stop()
+    assert not (tmp_path / ".ssh").exists()

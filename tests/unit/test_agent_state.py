@@ -1,12 +1,14 @@
-"""The agent's per-address record of the announcements its kernel took, and its kick."""
+"""The agent's per-address record of the announcements its kernel took, its kick, its log times."""
 
+import logging
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 
-from hosts.agent import MAX_ANNOUNCED_SHOWN, Agent, kick_segment
+from hosts.agent import MAX_ANNOUNCED_SHOWN, Agent, MicrosecondFormatter, kick_segment
 
 
 def recorder() -> Agent:
@@ -57,3 +59,11 @@ def _without_checksums(pkt):
     if IP in pkt:
         del pkt[IP].chksum
     return pkt
+
+
+def test_agent_logs_carry_microseconds():
+    """A set-up takes milliseconds; its log lines are read against capture timestamps."""
+    record = logging.LogRecord("agent", logging.INFO, __file__, 1, "event", None, None)
+    record.created = datetime(2026, 12, 4, 20, 1, 24, 589291).timestamp()
+    line = MicrosecondFormatter("%(asctime)s %(message)s").format(record)
+    assert line == "2026-12-04 20:01:24.589291 event"
