@@ -312,7 +312,7 @@ def run_trial(
     leftovers = abort_leftovers(tb, ("a", "b", "m1", "m2"), (PORT, OWN_PORT))
     if leftovers:
         print(
-            f"{cell.key} #{trial}: aborted {leftovers} leftover connection(s) of earlier " "trials",
+            f"{cell.key} #{trial}: aborted {leftovers} leftover connection(s) of earlier trials",
             file=sys.stderr,
             flush=True,
         )

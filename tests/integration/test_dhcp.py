@@ -50,7 +50,7 @@ def test_release_removes_the_binding_and_its_traffic(tb, tmp_path):
     send_frames(
         h1,
         "h1-eth0",
-        f"Ether(dst='00:00:00:00:00:fe')/IP(src='{ip}',dst='10.0.0.254')" "/UDP(dport=9999)",
+        f"Ether(dst='00:00:00:00:00:fe')/IP(src='{ip}',dst='10.0.0.254')/UDP(dport=9999)",
         count=3,
     )
     cap.stop()

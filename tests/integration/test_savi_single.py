@@ -192,7 +192,7 @@ def test_controller_restart_is_fail_secure_and_keeps_bindings(tb, tmp_path):
     send_frames(
         h1,
         "h1-eth0",
-        "Ether(dst='00:00:00:00:00:03')/IP(src='10.0.0.2',dst='10.0.0.3')" "/UDP(dport=9999)",
+        "Ether(dst='00:00:00:00:00:03')/IP(src='10.0.0.2',dst='10.0.0.3')/UDP(dport=9999)",
         count=5,
     )
     cap.stop()
