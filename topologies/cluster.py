@@ -47,11 +47,11 @@ from mininet.node import Node, OVSSwitch
 
 from topologies.nodes import (
     LegacySwitch,
+    OvsMode,
     RoutedHost,
     Router,
     SaviSwitch,
     ovs_datapath,
-    ovs_mode,
     tso_enabled,
     userspace_tso,
 )
@@ -357,7 +357,7 @@ class ClusterNet(MininetCluster):
         this machine's mode (the hosts' offloads and routers' MTUs are chosen here for all:
         a server whose OVS forwards otherwise would get hosts whose checksums and
         64-KB segments its switches cannot carry)."""
-        here = ovs_mode(ovs_datapath(), userspace_tso())
+        here = OvsMode.of(ovs_datapath(), userspace_tso())
         for server in cluster.servers[1:]:
             cmd = [*self.sshcmd, "-n", f"root@{server_ips[server]}"]
             check = (
@@ -374,7 +374,7 @@ class ClusterNet(MininetCluster):
                     "Open vSwitch"
                 )
             datapath, _, other_config = r.stdout.strip().partition("\n")
-            there = ovs_mode(datapath.strip(), tso_enabled(other_config))
+            there = OvsMode.of(datapath.strip(), tso_enabled(other_config))
             if there != here:
                 raise ClusterError(
                     f"server {server}: Open vSwitch runs with {there}, this machine's with "

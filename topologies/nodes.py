@@ -48,12 +48,22 @@ def tso_enabled(other_config: str) -> bool:
     )
 
 
-def ovs_mode(datapath: str, tso: bool) -> str:
-    """How a server's OVS forwards, in words; two servers of one testbed must agree (the
-    hosts' offloads and the routers' MTUs follow from it)."""
-    if datapath == "kernel":
-        return "kernel datapath"
-    return f"userspace datapath, userspace TSO {'on' if tso else 'off'}"
+@dataclass(frozen=True)
+class OvsMode:
+    """How a server's OVS forwards; two servers of one testbed must agree (the hosts'
+    offloads and the routers' MTUs follow from it). TSO counts only in userspace."""
+
+    datapath: str  # "user" or "kernel" (Mininet's names)
+    tso: bool
+
+    @classmethod
+    def of(cls, datapath: str, tso: bool) -> OvsMode:
+        return cls(datapath, tso and datapath == "user")
+
+    def __str__(self) -> str:
+        if self.datapath == "user":
+            return f"userspace datapath, userspace TSO {'on' if self.tso else 'off'}"
+        return f"{self.datapath} datapath"
 
 
 # OVS before 3.3 (Debian 12 has 3.1) cuts the TSO packets it sends into segments of

@@ -15,7 +15,7 @@ from topologies.cluster import (
     RemoteProcess,
     cluster_class,
 )
-from topologies.nodes import LegacySwitch, RoutedHost, SaviSwitch, ovs_mode, tso_enabled
+from topologies.nodes import LegacySwitch, OvsMode, RoutedHost, SaviSwitch, tso_enabled
 
 
 def test_a_cluster_is_parsed_from_the_servers_option():
@@ -127,6 +127,8 @@ def test_the_tso_mode_is_read_from_other_config(other_config, on):
 
 
 def test_servers_agree_on_the_datapath_and_on_tso_only_where_it_applies():
-    assert ovs_mode("user", True) != ovs_mode("user", False)
-    assert ovs_mode("kernel", True) == ovs_mode("kernel", False)
-    assert ovs_mode("kernel", False) != ovs_mode("user", False)
+    assert OvsMode.of("user", True) != OvsMode.of("user", False)
+    assert OvsMode.of("kernel", True) == OvsMode.of("kernel", False)
+    assert OvsMode.of("kernel", False) != OvsMode.of("user", False)
+    assert str(OvsMode.of("user", True)) == "userspace datapath, userspace TSO on"
+    assert str(OvsMode.of("kernel", True)) == "kernel datapath"
