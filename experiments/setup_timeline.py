@@ -20,7 +20,7 @@ from hosts.options import ADDR_TRUST_DEFAULT, KIND_MPTCP, OptionError, tcp_optio
 from hosts.segment import parse
 
 MP_CAPABLE, MP_JOIN, DSS, ADD_ADDR = 0x0, 0x1, 0x2, 0x3
-SYN, ACK = 0x02, 0x10
+SYN = 0x02
 PACKET_OUTGOING = 4  # the cooked header's packet type of what the host sent
 LOOPBACK_IFINDEX = 1  # the agents' kicks: not on the wire
 LINKTYPE_SLL, LINKTYPE_SLL2 = 113, 276
