@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Reduced reproduction: multi-subflow MPTCP through an OVS userspace-TSO bridge stalls.
+#
+#   sudo tools/mptcp-stall/repro.sh            # 4 subflows through one OVS bridge
+#   sudo MODE=veth tools/mptcp-stall/repro.sh  # the same hosts joined by plain veth pairs
+#
+#   a --PATHS veths-- OVS bridge (userspace datapath, userspace TSO on) --PATHS veths-- b
+#
+# No router, no SAVI, no agent, no attack: the kernel's own path manager opens one
+# subflow per path (a's endpoints, flag "subflow") and a bulk MPTCP transfer runs a -> b
+# for SECONDS_PER_RUN, RUNS times. Each run prints the receiver's goodput, how many
+# segments the receiver's MPTCP socket dropped as beyond the data-level window it had
+# announced (MPTcpExtNoDSSInWindow at b), the sender's data-level retransmissions
+# (MPTcpExtMPTCPRetrans at a) and what OVS itself dropped (port tx drops; with MODE=ovs).
+# A run that stalls shows NoDSSInWindow > 0 and its goodput falls, to a few hundred
+# Mbit/s at worst: the receiver drops, as out of its window, data the sender sent, and
+# only the sender's slow data-level retransmissions recover it (docs/line-rate.md).
+#
+# Needs root, Open vSwitch running with other_config:userspace-tso-enable=true (with it
+# off the transfers run through the same bridge with the hosts' TX checksum offload off,
+# the testbed's default mode, for comparison) and no testbed running (it holds the
+# testbed lock).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+xfer=$here/../ovs-tso/xfer.py
+py=${PYTHON:-python3}
+seconds=${SECONDS_PER_RUN:-3}
+runs=${RUNS:-20}
+paths=${PATHS:-4}
+mode=${MODE:-ovs}
+port=5001
+case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mode'" >&2; exit 2 ;; esac
+[[ "$paths" =~ ^[1-8]$ ]] || { echo "repro.sh: PATHS is 1 to 8, not '$paths'" >&2; exit 2; }
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: RUNS is a positive number, not '$runs'" >&2; exit 2; }
+[[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "repro.sh: needs root" >&2; exit 2; }
+exec 9>/run/tmptcp-testbed.lock
+flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
+tso=n/a
+if [ "$mode" = ovs ]; then
+    tso=$(ovs-vsctl --timeout=5 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null | tr -d '"' || true)
+    tso=${tso:-false}
+    [ "$tso" = true ] || echo "repro.sh: userspace TSO is not on in OVS; the stall needs it (scripts/start-ovs.sh); hosts' TX checksum offload goes off as in the testbed" >&2
+fi
+
+br=mpstall0
+ns=(mpstall-a mpstall-b)
+cleanup() {
+    set +e
+    for n in "${ns[@]}"; do ip netns del "$n" 2>/dev/null; done
+    [ "$mode" = ovs ] && ovs-vsctl --timeout=5 --if-exists del-br "$br"
+    for i in $(seq "$paths"); do
+        ip link del "mpstall-a$i" 2>/dev/null
+        ip link del "mpstall-b$i" 2>/dev/null
+    done
+    rm -f "/tmp/mpstall.$$"
+}
+trap cleanup EXIT
+cleanup
+for n in "${ns[@]}"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+inside() { local n=$1; shift; ip netns exec "mpstall-$n" "$@"; }
+[ "$mode" = ovs ] && ovs-vsctl --timeout=5 add-br "$br" -- set bridge "$br" datapath_type=netdev
+for i in $(seq "$paths"); do
+    if [ "$mode" = veth ]; then
+        ip link add "a-eth$i" netns mpstall-a type veth peer name "b-eth$i" netns mpstall-b
+    else
+        ip link add "mpstall-a$i" type veth peer name "a-eth$i" netns mpstall-a
+        ip link add "mpstall-b$i" type veth peer name "b-eth$i" netns mpstall-b
+        ovs-vsctl --timeout=5 add-port "$br" "mpstall-a$i" -- add-port "$br" "mpstall-b$i"
+        ip link set "mpstall-a$i" up
+        ip link set "mpstall-b$i" up
+    fi
+    inside a ip addr add "10.93.$i.1/24" dev "a-eth$i"
+    inside a ip link set "a-eth$i" up
+    inside b ip addr add "10.93.$i.2/24" dev "b-eth$i"
+    inside b ip link set "b-eth$i" up
+    if [ "$mode" = ovs ] && [ "$tso" != true ]; then
+        # Without TSO the userspace datapath cannot finish checksums: the testbed's old mode.
+        inside a ethtool -K "a-eth$i" tx off rx off >/dev/null
+        inside b ethtool -K "b-eth$i" tx off rx off >/dev/null
+    fi
+done
+for n in a b; do inside "$n" ip mptcp limits set subflows 8 add_addr_accepted 8; done
+for i in $(seq 2 "$paths"); do inside a ip mptcp endpoint add "10.93.$i.1" dev "a-eth$i" subflow; done
+inside a ping -c1 -W2 10.93.1.2 >/dev/null || { echo "repro.sh: a cannot reach b" >&2; exit 1; }
+
+counter() { inside "$1" nstat -az "$2" | awk -v k="$2" '$1 == k {print $2}'; }
+ovs_drops() {  # tx drops of the bridge's ports to and from the hosts (not LOCAL's floods)
+    [ "$mode" = ovs ] || { echo 0; return; }
+    ovs-ofctl dump-ports "$br" | awk '/port +[0-9]+:/ {p = 1} /port +LOCAL:/ {p = 0}
+        /tx pkts/ && p {split($0, f, "drop="); split(f[2], g, ","); s += g[1]} END {print s + 0}'
+}
+stalled=0
+for r in $(seq "$runs"); do
+    nodss=$(counter b MPTcpExtNoDSSInWindow)
+    retrans=$(counter a MPTcpExtMPTCPRetrans)
+    joins=$(counter a MPTcpExtMPJoinSynAckRx)
+    drops=$(ovs_drops)
+    inside b "$py" "$xfer" server "$port" mptcp >"/tmp/mpstall.$$" &
+    server=$!
+    for _ in $(seq 50); do inside b ss -Hltn "sport = :$port" | grep -q "$port" && break; sleep 0.1; done
+    inside a timeout "$(awk -v s="$seconds" 'BEGIN {print int(s) + 40}')" \
+        "$py" "$xfer" client 10.93.1.2 "$port" mptcp "$seconds" || true
+    wait "$server" || true
+    nodss=$(($(counter b MPTcpExtNoDSSInWindow) - nodss))
+    [ "$nodss" -gt 0 ] && stalled=$((stalled + 1))
+    goodput=$(cat "/tmp/mpstall.$$")
+    echo "run $r: ${goodput:-no transfer (see the errors above)}, subflows $((1 + $(counter a MPTcpExtMPJoinSynAckRx) - joins))," \
+        "NoDSSInWindow +$nodss, MPTCPRetrans +$(($(counter a MPTcpExtMPTCPRetrans) - retrans))," \
+        "OVS drops +$(($(ovs_drops) - drops))"
+done
+echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso)"
