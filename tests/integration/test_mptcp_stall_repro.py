@@ -33,9 +33,9 @@ def leftovers() -> list[str]:
     return [line for line in found.splitlines() if "mpstall" in line]
 
 
-@pytest.mark.parametrize("mode", ["ovs", "veth"])
-def test_each_run_reports_its_subflows_and_the_receivers_counters(mode):
-    r = repro(MODE=mode, PATHS=2, RUNS=2, SECONDS_PER_RUN=0.5)
+@pytest.mark.parametrize(("mode", "rmem_max"), [("ovs", ""), ("veth", "33554432")])
+def test_each_run_reports_its_subflows_and_the_receivers_counters(mode, rmem_max):
+    r = repro(MODE=mode, PATHS=2, RUNS=2, SECONDS_PER_RUN=0.5, RMEM_MAX=rmem_max)
     assert r.returncode == 0, r.stdout + r.stderr
     runs = [RUN.fullmatch(line) for line in r.stdout.splitlines() if line.startswith("run ")]
     assert len(runs) == 2 and all(runs), r.stdout
@@ -48,6 +48,8 @@ def test_each_run_reports_its_subflows_and_the_receivers_counters(mode):
     assert f"{stalled} of 2 runs dropped data beyond the receiver's window ({mode}, 2 paths" in (
         r.stdout
     )
+    if rmem_max:  # the hosts' receive-buffer maximum was set as asked
+        assert re.search(rf"tcp_rmem \d+ \d+ {rmem_max}\)$", r.stdout.strip()), r.stdout
     assert leftovers() == []
 
 
@@ -58,6 +60,7 @@ def test_each_run_reports_its_subflows_and_the_receivers_counters(mode):
         ({"PATHS": "0"}, "PATHS is 1 to 8"),
         ({"RUNS": "many"}, "RUNS is a positive number"),
         ({"SECONDS_PER_RUN": "-1"}, "SECONDS_PER_RUN is a number"),
+        ({"RMEM_MAX": "4M"}, "RMEM_MAX is a number of bytes"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_is_built(setting, message):

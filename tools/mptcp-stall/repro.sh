@@ -16,6 +16,9 @@
 # Mbit/s at worst: the receiver drops, as out of its window, data the sender sent, and
 # only the sender's slow data-level retransmissions recover it (docs/line-rate.md).
 #
+# RMEM_MAX=<bytes> sets the hosts' receive-buffer maximum (net.ipv4.tcp_rmem), which
+# changes how often it happens (docs/line-rate.md).
+#
 # Needs root, Open vSwitch running with other_config:userspace-tso-enable=true (with it
 # off the transfers run through the same bridge with the hosts' TX checksum offload off,
 # the testbed's default mode, for comparison) and no testbed running (it holds the
@@ -28,11 +31,13 @@ seconds=${SECONDS_PER_RUN:-3}
 runs=${RUNS:-20}
 paths=${PATHS:-4}
 mode=${MODE:-ovs}
+rmem_max=${RMEM_MAX:-}  # the hosts' net.ipv4.tcp_rmem maximum (bytes); the kernel's if unset
 port=5001
 case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mode'" >&2; exit 2 ;; esac
 [[ "$paths" =~ ^[1-8]$ ]] || { echo "repro.sh: PATHS is 1 to 8, not '$paths'" >&2; exit 2; }
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: RUNS is a positive number, not '$runs'" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
+[[ "$rmem_max" =~ ^([1-9][0-9]{4,})?$ ]] || { echo "repro.sh: RMEM_MAX is a number of bytes (at least 10000), not '$rmem_max'" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "repro.sh: needs root" >&2; exit 2; }
 exec 9>/run/tmptcp-testbed.lock
 flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
@@ -80,7 +85,13 @@ for i in $(seq "$paths"); do
         inside b ethtool -K "b-eth$i" tx off rx off >/dev/null
     fi
 done
-for n in a b; do inside "$n" ip mptcp limits set subflows 8 add_addr_accepted 8; done
+for n in a b; do
+    inside "$n" ip mptcp limits set subflows 8 add_addr_accepted 8
+    if [ -n "$rmem_max" ]; then
+        read -r low default _ <"/proc/sys/net/ipv4/tcp_rmem"
+        inside "$n" sysctl -qw net.ipv4.tcp_rmem="$low $default $rmem_max"
+    fi
+done
 for i in $(seq 2 "$paths"); do inside a ip mptcp endpoint add "10.93.$i.1" dev "a-eth$i" subflow; done
 inside a ping -c1 -W2 10.93.1.2 >/dev/null || { echo "repro.sh: a cannot reach b" >&2; exit 1; }
 
@@ -109,4 +120,5 @@ for r in $(seq "$runs"); do
         "NoDSSInWindow +$nodss, MPTCPRetrans +$(($(counter a MPTcpExtMPTCPRetrans) - retrans))," \
         "OVS drops +$(($(ovs_drops) - drops))"
 done
-echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso)"
+echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso," \
+    "tcp_rmem $(inside b cat /proc/sys/net/ipv4/tcp_rmem | tr '\t' ' '))"
