@@ -95,7 +95,7 @@ done
 for i in $(seq 2 "$paths"); do inside a ip mptcp endpoint add "10.93.$i.1" dev "a-eth$i" subflow; done
 inside a ping -c1 -W2 10.93.1.2 >/dev/null || { echo "repro.sh: a cannot reach b" >&2; exit 1; }
 
-counter() { inside "$1" nstat -az "$2" | awk -v k="$2" '$1 == k {print $2}'; }
+counter() { inside "$1" nstat -saz "$2" | awk -v k="$2" '$1 == k {print $2}'; }
 ovs_drops() {  # tx drops of the bridge's ports to and from the hosts (not LOCAL's floods)
     [ "$mode" = ovs ] || { echo 0; return; }
     ovs-ofctl dump-ports "$br" | awk '/port +[0-9]+:/ {p = 1} /port +LOCAL:/ {p = 0}

@@ -23,7 +23,7 @@ seconds=${SECONDS_PER_RUN:-3}
 exec 9>/run/tmptcp-testbed.lock
 flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
 tso=$(ovs-vsctl --timeout=5 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null | tr -d '"' || true)
-[ "$tso" = true ] || echo "repro.sh: userspace TSO is not on in OVS; the fault needs it (scripts/start-ovs.sh)" >&2
+[ "$tso" = true ] || echo "repro.sh: userspace TSO is not on in OVS; the fault needs it (scripts/start-ovs.sh); the bridge's hosts' TX checksum offload goes off as in the testbed" >&2
 
 br=tsorepro0
 ns=(tsorepro-a tsorepro-r tsorepro-b)
@@ -55,6 +55,10 @@ inside r sysctl -qw net.ipv4.ip_forward=1
 inside b ip addr add 10.91.2.1/24 dev b-eth0
 inside b ip link set b-eth0 up
 inside b ip route add default via 10.91.2.254
+if [ "$tso" != true ]; then  # without TSO the userspace datapath cannot finish checksums
+    inside a ethtool -K a-eth0 tx off rx off >/dev/null
+    inside r ethtool -K r-eth0 tx off rx off >/dev/null
+fi
 inside a ping -c1 -W2 10.91.2.1 >/dev/null || { echo "repro.sh: a cannot reach b" >&2; exit 1; }
 
 run() {  # proto: one bulk transfer a -> b, prints the receiver's goodput
@@ -66,7 +70,7 @@ run() {  # proto: one bulk transfer a -> b, prints the receiver's goodput
     cat "/tmp/tsorepro.$$"
     rm -f "/tmp/tsorepro.$$"
 }
-frag_fails() { inside r nstat -az IpFragFails | awk '/IpFragFails/ {print $2}'; }
+frag_fails() { inside r nstat -saz IpFragFails | awk '/IpFragFails/ {print $2}'; }
 
 for mtu in 1500 1540; do
     inside r ip link set r-eth0 mtu "$mtu"
