@@ -13,8 +13,10 @@
 # ICMP fragmentation needed): MPTCP falls to almost nothing, even with one subflow. With
 # 40 bytes of MTU headroom on the router it runs at full speed.
 #
-# Needs root, Open vSwitch running with other_config:userspace-tso-enable=true (as
-# scripts/start-ovs.sh leaves it) and no testbed running (it holds the testbed lock).
+# Needs root, Open vSwitch running with other_config:userspace-tso-enable=true (`sudo
+# OVS_USERSPACE_TSO=on scripts/start-ovs.sh`; with it off the transfers run with the
+# bridge's hosts' TX checksum offload off, the testbed's default mode, and nothing
+# breaks) and no testbed running (it holds the testbed lock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-python3}
