@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.tools import REPO
 
-SCRIPT = REPO / "tools" / "mptcp-stall" / "repro.sh"
+STALL_SCRIPT = REPO / "tools" / "mptcp-stall" / "repro.sh"
 OVS_TSO_SCRIPT = REPO / "tools" / "ovs-tso" / "repro.sh"
 OVS_TSO_RUN = re.compile(
     r"router MTU (1500|1540), (tcp|mptcp): ([\d.]+) Mbit/s, router IpFragFails \+\d+"
@@ -24,7 +24,7 @@ RUN = re.compile(
 )
 
 
-def repro(script=SCRIPT, **settings) -> subprocess.CompletedProcess:
+def repro(script=STALL_SCRIPT, **settings) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": "python3", **{k: str(v) for k, v in settings.items()}}
     return subprocess.run(
         ["bash", str(script)], env=env, capture_output=True, text=True, timeout=180
