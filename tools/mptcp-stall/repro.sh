@@ -80,7 +80,7 @@ for i in $(seq "$paths"); do
     inside b ip addr add "10.93.$i.2/24" dev "b-eth$i"
     inside b ip link set "b-eth$i" up
     if [ "$mode" = ovs ] && [ "$tso" != true ]; then
-        # Without TSO the userspace datapath cannot finish checksums: the testbed's old mode.
+        # Without TSO the userspace datapath cannot finish checksums (the testbed does the same).
         inside a ethtool -K "a-eth$i" tx off rx off >/dev/null
         inside b ethtool -K "b-eth$i" tx off rx off >/dev/null
     fi
