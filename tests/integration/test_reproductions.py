@@ -1,8 +1,8 @@
 """The reductions in tools/ of faults found below the testbed (docs/line-rate.md):
 tools/ovs-tso/repro.sh (OVS 3.1 re-cutting TSO packets for a router) and
-tools/mptcp-stall/repro.sh (multi-subflow MPTCP stalling under OVS's userspace TSO). Each
-builds its own namespaces, runs in either OVS mode, measures what it says it measures and
-leaves nothing behind. Whether the fault shows is OVS's and the kernel's business and is
+tools/mptcp-stall/repro.sh (multi-subflow MPTCP stalling under OVS's userspace TSO, and
+its capture replay, tools/mptcp-stall/window_replay.py). Each builds its own namespaces,
+runs in either OVS mode, measures what it says it measures and leaves nothing behind. Whether the fault shows is OVS's and the kernel's business and is
 not asserted."""
 
 import os
@@ -71,6 +71,46 @@ def test_each_run_reports_its_subflows_and_the_receivers_counters(mode, rmem_max
     )
     if rmem_max:  # the hosts' receive-buffer maximum was set as asked
         assert re.search(rf"tcp_rmem \d+ \d+ {rmem_max}\)$", r.stdout.strip()), r.stdout
+    assert leftovers() == []
+
+
+CAPTURE_LINE = re.compile(
+    r"capture of run (\d+): tcpdump dropped (\d+); replay: (\d+) new data segments; (\d+) ended"
+    r" past every edge the receiver had announced \(by up to \d+ bytes\), (\d+) of them within"
+    r" the edge the sender computes from data ACK \+ subflow window; \d+ ACKs put that edge"
+    r" ahead \(by up to \d+ bytes\); (kept in .+|removed)"
+)
+
+
+def test_a_captured_run_is_replayed_and_kept_only_if_it_stalled(tmp_path):
+    folder = tmp_path / "captures"
+    r = repro(PATHS=2, RUNS=2, SECONDS_PER_RUN=0.5, CAPTURE=folder)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = [RUN.fullmatch(line) for line in r.stdout.splitlines() if line.startswith("run ")]
+    captures = [CAPTURE_LINE.fullmatch(line) for line in r.stdout.splitlines() if "capture" in line]
+    assert len(runs) == 2 and all(runs) and len(captures) == 2 and all(captures), r.stdout
+    for run, cap in zip(runs, captures, strict=True):
+        assert run[1] == cap[1]
+        stalled = int(run[4]) > 0
+        # The replay read the sender's side of the transfer from the capture.
+        assert int(cap[3]) > 0, r.stdout
+        # The receiver drops only data past the edge it announced: a complete capture of
+        # a run it dropped data in shows the sender sending past that edge.
+        if stalled and int(cap[2]) == 0:
+            assert int(cap[4]) > 0, r.stdout
+        kept = folder / f"run-{run[1]}"
+        assert kept.is_dir() == stalled and (cap[6] == "removed") != stalled, r.stdout
+        if stalled:
+            assert len(list(kept.glob("a*.pcap"))) == 2
+    assert leftovers() == []
+    assert subprocess.run(["pgrep", "-f", f"tcpdump .*{folder}"]).returncode == 1
+
+
+def test_a_capture_folder_that_cannot_be_written_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = repro(CAPTURE=blocker / "sub", RUNS=1)
+    assert r.returncode == 2 and "cannot be written" in r.stderr, r.stdout + r.stderr
     assert leftovers() == []
 
 

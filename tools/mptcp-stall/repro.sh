@@ -13,11 +13,20 @@
 # announced (MPTcpExtNoDSSInWindow at b), the sender's data-level retransmissions
 # (MPTcpExtMPTCPRetrans at a) and what OVS itself dropped (port tx drops; with MODE=ovs).
 # A run that stalls shows NoDSSInWindow > 0 and its goodput falls, to a few hundred
-# Mbit/s at worst: the receiver drops, as out of its window, data the sender sent, and
-# only the sender's slow data-level retransmissions recover it (docs/line-rate.md).
+# Mbit/s at worst: the receiver drops, as out of its window, data the sender sent past
+# it, and only the sender's slow data-level retransmissions recover it. The sender's
+# kernel took an edge the receiver never announced (a data ACK plus a stale subflow
+# window; docs/line-rate.md, REPORT.md).
 #
 # RMEM_MAX=<bytes> sets the hosts' receive-buffer maximum (net.ipv4.tcp_rmem), which
 # changes how often it happens (docs/line-rate.md).
+#
+# CAPTURE=<folder> captures each run at the sender (tcpdump on a's interfaces, headers
+# only) and replays it with window_replay.py: how many new data segments a sent past every
+# data-level edge b had announced, and how many of them lay within the edge a's kernel
+# computes (data ACK + the subflow's window as TCP last accepted it), which is the fault
+# (docs/line-rate.md). The captures of runs that stalled stay in <folder>/run-N; the
+# others are removed.
 #
 # Needs root, Open vSwitch running with other_config:userspace-tso-enable=true (with it
 # off the transfers run through the same bridge with the hosts' TX checksum offload off,
@@ -32,6 +41,7 @@ runs=${RUNS:-20}
 paths=${PATHS:-4}
 mode=${MODE:-ovs}
 rmem_max=${RMEM_MAX:-}  # the hosts' net.ipv4.tcp_rmem maximum (bytes); the kernel's if unset
+capture=${CAPTURE:-}  # a folder for the sender's captures; none if unset
 port=5001
 case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mode'" >&2; exit 2 ;; esac
 [[ "$paths" =~ ^[1-8]$ ]] || { echo "repro.sh: PATHS is 1 to 8, not '$paths'" >&2; exit 2; }
@@ -39,6 +49,14 @@ case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mod
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
 [[ "$rmem_max" =~ ^([1-9][0-9]{4,})?$ ]] || { echo "repro.sh: RMEM_MAX is a number of bytes (at least 10000), not '$rmem_max'" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "repro.sh: needs root" >&2; exit 2; }
+if [ -n "$capture" ]; then
+    for tool in tcpdump tshark; do
+        command -v "$tool" >/dev/null || { echo "repro.sh: CAPTURE needs $tool" >&2; exit 2; }
+    done
+    mkdir -p "$capture" 2>/dev/null && [ -w "$capture" ] ||
+        { echo "repro.sh: CAPTURE folder '$capture' cannot be written" >&2; exit 2; }
+    capture=$(cd "$capture" && pwd)
+fi
 exec 9>/run/tmptcp-testbed.lock
 flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
 tso=n/a
@@ -50,8 +68,10 @@ fi
 
 br=mpstall0
 ns=(mpstall-a mpstall-b)
+tcpdumps=()
 cleanup() {
     set +e
+    [ "${#tcpdumps[@]}" -gt 0 ] && kill "${tcpdumps[@]}" 2>/dev/null && wait "${tcpdumps[@]}" 2>/dev/null
     for n in "${ns[@]}"; do ip netns del "$n" 2>/dev/null; done
     [ "$mode" = ovs ] && ovs-vsctl --timeout=5 --if-exists del-br "$br"
     for i in $(seq "$paths"); do
@@ -101,12 +121,42 @@ ovs_drops() {  # tx drops of the bridge's ports to and from the hosts (not LOCAL
     ovs-ofctl dump-ports "$br" | awk '/port +[0-9]+:/ {p = 1} /port +LOCAL:/ {p = 0}
         /tx pkts/ && p {split($0, f, "drop="); split(f[2], g, ","); s += g[1]} END {print s + 0}'
 }
+start_capture() {  # $1: the run's folder; tcpdump's own PIDs (ip netns exec execs it)
+    mkdir -p "$1"
+    tcpdumps=()
+    for i in $(seq "$paths"); do
+        ip netns exec mpstall-a tcpdump -q -n -i "a-eth$i" -s 160 -B 65536 \
+            -w "$1/a$i.pcap" "tcp port $port" 2>"$1/a$i.log" &
+        tcpdumps+=($!)
+    done
+    for i in $(seq "$paths"); do
+        for _ in $(seq 50); do grep -q "listening on" "$1/a$i.log" && break; sleep 0.1; done
+        grep -q "listening on" "$1/a$i.log" || { echo "repro.sh: tcpdump did not start on a-eth$i" >&2; exit 1; }
+    done
+}
+stop_capture() {  # $1: the run's folder, $2: NoDSSInWindow of the run
+    # SIGTERM and wait: tcpdump writes out its buffer; a capture cut short loses ACKs,
+    # and missing ACKs would look like overshoots in the replay.
+    kill "${tcpdumps[@]}" 2>/dev/null || true
+    wait "${tcpdumps[@]}" 2>/dev/null || true
+    tcpdumps=()
+    local dropped replay
+    dropped=$(cat "$1"/a*.log | awk '/dropped by kernel/ {s += $1} END {print s + 0}')
+    replay=$("$py" "$here/window_replay.py" "$1" 2>&1) || true
+    if [ "$2" -gt 0 ]; then
+        echo "capture of run $r: tcpdump dropped $dropped; $replay; kept in $1"
+    else
+        echo "capture of run $r: tcpdump dropped $dropped; $replay; removed"
+        rm -rf "$1"
+    fi
+}
 stalled=0
 for r in $(seq "$runs"); do
     nodss=$(counter b MPTcpExtNoDSSInWindow)
     retrans=$(counter a MPTcpExtMPTCPRetrans)
     joins=$(counter a MPTcpExtMPJoinSynAckRx)
     drops=$(ovs_drops)
+    if [ -n "$capture" ]; then start_capture "$capture/run-$r"; fi
     inside b "$py" "$xfer" server "$port" mptcp >"/tmp/mpstall.$$" &
     server=$!
     for _ in $(seq 50); do inside b ss -Hltn "sport = :$port" | grep -q "$port" && break; sleep 0.1; done
@@ -119,6 +169,7 @@ for r in $(seq "$runs"); do
     echo "run $r: ${goodput:-no transfer (see the errors above)}, subflows $((1 + $(counter a MPTcpExtMPJoinSynAckRx) - joins))," \
         "NoDSSInWindow +$nodss, MPTCPRetrans +$(($(counter a MPTcpExtMPTCPRetrans) - retrans))," \
         "OVS drops +$(($(ovs_drops) - drops))"
+    if [ -n "$capture" ]; then stop_capture "$capture/run-$r" "$nodss"; fi
 done
 echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso," \
     "tcp_rmem $(inside b cat /proc/sys/net/ipv4/tcp_rmem | tr '\t' ' '))"
