@@ -176,6 +176,7 @@ class Testbed:
         self.controller_args = controller_args or []
         self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-"))
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.made_dir = log_dir is None  # ours to remove if the testbed is refused
         self.ofp_port = free_port()
         self.rest_port = free_port()
         self.key_file = self.dir / "trust.key"  # the controller's Ed25519 private key
@@ -212,14 +213,21 @@ class Testbed:
         return f"http://{MGMT_NET}.1:{self.rest_port}"
 
     def __enter__(self) -> Testbed:
-        require_root()
-        bad = _unsupported_link_params(self.topo)  # touches only the root namespace's lo
-        if bad:
-            raise TestbedError(
-                "link delay/loss need tc netem, which this kernel lacks; refusing to run "
-                f"without them: {', '.join(bad)}"
-            )
-        self.lock.acquire(f"{' '.join(sys.argv)[:200]}, run folder {self.dir}")
+        try:
+            require_root()
+            bad = _unsupported_link_params(self.topo)  # touches only the root netns's lo
+            if bad:
+                raise TestbedError(
+                    "link delay/loss need tc netem, which this kernel lacks; refusing to "
+                    f"run without them: {', '.join(bad)}"
+                )
+            self.lock.acquire(f"{' '.join(sys.argv)[:200]}, run folder {self.dir}")
+        except BaseException:
+            # Refused before anything ran: a temporary run folder of ours is still empty
+            # and would be left in /tmp for nothing.
+            if self.made_dir and not any(self.dir.iterdir()):
+                self.dir.rmdir()
+            raise
         try:
             self.start()
         except BaseException:
