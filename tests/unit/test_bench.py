@@ -214,3 +214,43 @@ def test_an_absolute_target_is_judged_by_the_interval_of_the_median():
     assert "3500 Mbit/s (3400–3600)" in line and "| met |" in line
     with pytest.raises(ValueError):
         bench.median_interval([1.0])
+
+
+def test_a_ratio_is_also_given_over_the_transfers_without_the_receivers_window_drops():
+    # The kernel's stall (window drops) hit transfers on both sides: without them the
+    # agents cost nothing; the verdict stays the one over all pairs.
+    cand = [100.0, 30.0, 101.0, 99.0, 100.0, 98.0]
+    base = [100.0, 100.0, 20.0, 100.0, 25.0, 101.0]
+    c_drops, b_drops = [0, 5, 0, 0, 0, 0], [0, 0, 3, 0, 9, 0]
+    row = bench.compare("x", "y", cand, base, "Mbit/s", bench.Target(">=", 0.99))
+    row = bench.without_window_drops(row, c_drops, b_drops)
+    assert row["transfers_without_window_drops"] == {"candidate": 5, "baseline": 4}
+    assert row["ratio_without_window_drops"] == pytest.approx(1.0)
+    low, high = row["interval_without_window_drops"]
+    assert low <= 1.0 <= high
+    assert row["window_drops"] == {"candidate": c_drops, "baseline": b_drops}
+    unfiltered = bench.compare("x", "y", cand, base, "Mbit/s", bench.Target(">=", 0.99))
+    assert row["verdict"] == unfiltered["verdict"] and row["ratio"] == unfiltered["ratio"]
+    line = bench.table([row]).splitlines()[-1]
+    assert "; without the 3 of 12 transfers with window drops (5 and 4 left, unpaired): 1.00 [" in (
+        line
+    )
+
+
+def test_window_drops_in_no_transfer_or_too_many_are_said_so():
+    row = bench.compare("x", "y", [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], "ms", bench.Target("<=", 1.5))
+    clean = bench.without_window_drops(row, [0, 0, 0], [0, 0, 0])
+    assert "; no window drops |" in bench.table([clean])
+    hit = bench.without_window_drops(row, [1, 0, 0], [0, 2, 4])
+    assert "ratio_without_window_drops" not in hit  # one clean baseline: no interval
+    assert "; window drops in 3 of 6 transfers |" in bench.table([hit])
+    with pytest.raises(ValueError, match="one drop count per transfer"):
+        bench.without_window_drops(row, [0, 0], [0, 0, 0])
+    with pytest.raises(ValueError, match="two or more values a side"):
+        bench.unpaired_ratio_interval([1.0], [1.0, 2.0])
+
+
+def test_an_absolute_row_says_how_many_transfers_had_window_drops():
+    row = bench.absolute("x", "y", [10.0, 20.0, 30.0], "Mbit/s", bench.Target(">=", 5))
+    row["window_drops"] = [0, 4, 0]
+    assert "y, n=3, 1 with window drops |" in bench.table([row])
