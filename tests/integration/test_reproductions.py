@@ -75,7 +75,8 @@ def test_each_run_reports_its_subflows_and_the_receivers_counters(mode, rmem_max
 
 
 CAPTURE_LINE = re.compile(
-    r"capture of run (\d+): tcpdump dropped (\d+); replay: (\d+) new data segments; (\d+) ended"
+    r"capture of run (\d+): tcpdump dropped (\d+); replay \(to the end of the shortest capture\):"
+    r" (\d+) new data segments; (\d+) ended"
     r" past every edge the receiver had announced \(by up to \d+ bytes\), (\d+) of them within"
     r" the edge the sender computes from data ACK \+ subflow window; \d+ ACKs put that edge"
     r" ahead \(by up to \d+ bytes\); (kept in .+|removed)"

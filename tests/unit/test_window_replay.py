@@ -141,3 +141,20 @@ def test_the_command_refuses_a_folder_without_captures(tmp_path, capsys):
     assert wr.main([str(tmp_path)]) == 2
     assert "no .pcap" in capsys.readouterr().err
     assert wr.main([]) == 2
+
+
+def test_the_replay_stops_where_the_shortest_capture_ends():
+    # TWO's capture ends at t=1 (tcpdump lost its tail): ONE's data after that, past the
+    # edges TWO's missing ACKs would have announced, is not judged.
+    segments = [
+        ack(TWO, ack=101, window=800, data_ack=600, t=0.5),
+        ack(ONE, ack=201, window=500, data_ack=1000, t=1.0),
+        ack(TWO, ack=102, window=300, data_ack=1000, seq=1, t=1.0),
+        data(ONE, seq=201, length=900, dsn=1000, ssn=201, t=2.0),
+    ]
+    assert wr.covered_until(segments) == 1.0
+    assert wr.covered_until([]) is None
+    r = wr.replay(segments, until=wr.covered_until(segments))
+    assert (r.new_data_segments, r.past_announced) == (0, 0)
+    assert wr.replay(segments).past_announced == 1
+    assert r.summary().startswith("replay (to the end of the shortest capture): 0 new data")

@@ -125,7 +125,7 @@ start_capture() {  # $1: the run's folder; tcpdump's own PIDs (ip netns exec exe
     mkdir -p "$1"
     tcpdumps=()
     for i in $(seq "$paths"); do
-        ip netns exec mpstall-a tcpdump -q -n -i "a-eth$i" -s 160 -B 65536 \
+        ip netns exec mpstall-a tcpdump -q -n --immediate-mode -i "a-eth$i" -s 160 -B 65536 \
             -w "$1/a$i.pcap" "tcp port $port" 2>"$1/a$i.log" &
         tcpdumps+=($!)
     done
@@ -136,7 +136,8 @@ start_capture() {  # $1: the run's folder; tcpdump's own PIDs (ip netns exec exe
 }
 stop_capture() {  # $1: the run's folder, $2: NoDSSInWindow of the run
     # SIGTERM and wait: tcpdump writes out its buffer; a capture cut short loses ACKs,
-    # and missing ACKs would look like overshoots in the replay.
+    # and missing ACKs would look like overshoots in the replay (which also stops where
+    # the shortest capture ends).
     kill "${tcpdumps[@]}" 2>/dev/null || true
     wait "${tcpdumps[@]}" 2>/dev/null || true
     tcpdumps=()

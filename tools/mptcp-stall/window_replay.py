@@ -16,9 +16,10 @@ larger window: the edge runs ahead of what the receiver announced.
 The replay follows both: the largest right edge the receiver announced (data ACK + its
 window) and the edge that rule gives the sender, and counts new data segments sent past
 the first and within the second. The core (``replay``) is pure; ``read_captures`` runs
-tshark. Captures must include the subflows' handshakes (window scaling) and be complete
-(tcpdump stopped, not killed with its buffer unwritten): missing ACKs look like
-overshoots.
+tshark. Captures must include the subflows' handshakes (window scaling) and be complete:
+missing ACKs look like overshoots. tcpdump loses the tail of a capture when stopped (the
+packets still in the kernel's ring block; ``--immediate-mode`` shortens that), and each
+interface's by a different amount, so the replay stops where the shortest capture ends.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class EdgeAhead:
 
 @dataclass
 class Replay:
+    until: float | None = None  # the last moment every capture covers
     new_data_segments: int = 0
     past_announced: int = 0  # new data ending past every edge the receiver announced
     within_kernel_edge: int = 0  # ... of them, within the edge the sender computed
@@ -86,8 +88,9 @@ class Replay:
 
     def summary(self) -> str:
         worst = max((e.ahead_by for e in self.edges_ahead), default=0)
+        span = "" if self.until is None else " (to the end of the shortest capture)"
         return (
-            f"replay: {self.new_data_segments} new data segments; {self.past_announced} ended"
+            f"replay{span}: {self.new_data_segments} new data segments; {self.past_announced} ended"
             f" past every edge the receiver had announced (by up to {self.largest_overshoot}"
             f" bytes), {self.within_kernel_edge} of them within the edge the sender computes"
             f" from data ACK + subflow window; {len(self.edges_ahead)} ACKs put that edge"
@@ -102,14 +105,17 @@ class _SubflowState:
     window: int
 
 
-def replay(segments: Iterable[Segment]) -> Replay:
+def replay(segments: Iterable[Segment], until: float | None = None) -> Replay:
     """Follow the sender's and the receiver's data-level edges through ``segments``
-    (in capture order) and count what the sender sent past the receiver's."""
-    result = Replay()
+    (in capture order, up to ``until`` if given) and count what the sender sent past the
+    receiver's."""
+    result = Replay(until=until)
     subflows: dict[tuple[str, int], _SubflowState] = {}
     mappings: dict[tuple[str, int], tuple[int, int]] = {}
     announced = kernel = sent_end = last_data_seq = None
     for seg in segments:
+        if until is not None and seg.time > until:
+            break
         if seg.syn:
             continue
         if seg.from_receiver:
@@ -216,6 +222,14 @@ def parse_fields(capture: str, lines: Iterable[str]) -> list[Segment]:
     return segments
 
 
+def covered_until(segments: Iterable[Segment]) -> float | None:
+    """The last moment every capture covers: the earliest of their last segments."""
+    last: dict[str, float] = {}
+    for seg in segments:
+        last[seg.subflow[0]] = max(seg.time, last.get(seg.subflow[0], seg.time))
+    return min(last.values(), default=None)
+
+
 def read_captures(folder: Path) -> list[Segment]:
     """Every segment of every ``*.pcap`` in ``folder`` (one per sender interface), in
     time order."""
@@ -248,7 +262,7 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         print(f"window_replay.py: tshark could not read {folder}: {e}", file=sys.stderr)
         return 1
-    print(replay(segments).summary())
+    print(replay(segments, covered_until(segments)).summary())
     return 0
 
 
