@@ -119,32 +119,29 @@ def _bootstrap_interval(
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def _ratio_of_medians(candidate, baseline, axis=-1):
+    """The bootstrap's statistic (vectorized over resamples)."""
+    import numpy as np
+
+    return np.median(candidate, axis=axis) / np.median(baseline, axis=axis)
+
+
 def ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float, float]:
     """A paired bootstrap interval of median(candidate) / median(baseline): pairs are
     resampled together, as they were measured together."""
-    import numpy as np
-
     if len(candidate) != len(baseline) or len(candidate) < 2:
         raise ValueError("a ratio's interval needs two or more (candidate, baseline) pairs")
-
-    def ratio(c, b, axis=-1):
-        return np.median(c, axis=axis) / np.median(b, axis=axis)
-
-    return _bootstrap_interval((candidate, baseline), ratio, paired=True, vectorized=True)
+    return _bootstrap_interval(
+        (candidate, baseline), _ratio_of_medians, paired=True, vectorized=True
+    )
 
 
 def unpaired_ratio_interval(candidate: list[float], baseline: list[float]) -> tuple[float, float]:
     """A bootstrap interval of median(candidate) / median(baseline), each side resampled on
     its own (for samples that are not pairs)."""
-    import numpy as np
-
     if len(candidate) < 2 or len(baseline) < 2:
         raise ValueError("an unpaired ratio's interval needs two or more values a side")
-
-    def ratio(c, b, axis=-1):
-        return np.median(c, axis=axis) / np.median(b, axis=axis)
-
-    return _bootstrap_interval((candidate, baseline), ratio, vectorized=True)
+    return _bootstrap_interval((candidate, baseline), _ratio_of_medians, vectorized=True)
 
 
 def median_interval(values: list[float]) -> tuple[float, float]:

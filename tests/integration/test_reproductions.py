@@ -2,8 +2,8 @@
 tools/ovs-tso/repro.sh (OVS 3.1 re-cutting TSO packets for a router) and
 tools/mptcp-stall/repro.sh (multi-subflow MPTCP stalling under OVS's userspace TSO, and
 its capture replay, tools/mptcp-stall/window_replay.py). Each builds its own namespaces,
-runs in either OVS mode, measures what it says it measures and leaves nothing behind. Whether the fault shows is OVS's and the kernel's business and is
-not asserted."""
+runs in either OVS mode, measures what it says it measures and leaves nothing behind.
+Whether the fault shows is OVS's and the kernel's business and is not asserted."""
 
 import os
 import re
