@@ -29,7 +29,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from controller.pipeline import BINDING_TAG
-from experiments.harness import REPO, Transfer, mib, set_mode, wait_until, warm_up
+from experiments.harness import (
+    REPO,
+    WINDOW_DROPS,
+    Transfer,
+    mib,
+    set_mode,
+    wait_until,
+    warm_up,
+)
 from experiments.records import percentile, spread
 
 FRAME_SENDER = r"""
@@ -196,9 +204,6 @@ def compare(
         "verdict": str(verdict),
         "met": verdict is Verdict.MET,
     }
-
-
-WINDOW_DROPS = "MPTcpExtNoDSSInWindow"
 
 
 def without_window_drops(row: dict, candidate_drops: list[int], baseline_drops: list[int]) -> dict:

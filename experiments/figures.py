@@ -359,6 +359,23 @@ def tables(summary: dict) -> str:
         lines.append(
             f"| {cfg} | {conf} | {good} | {conn} | {v['transfers_intact']}/{v['trials']} |"
         )
+    stalled = {
+        cfg: v
+        for cfg, v in summary["configurations"].items()
+        if v.get("transfers_with_window_drops")
+    }
+    if stalled:
+        counts = "; ".join(
+            f"{cfg}: {v['transfers_with_window_drops']} of {v['trials']}"
+            for cfg, v in sorted(stalled.items())
+        )
+        lines += [
+            "",
+            "Transfers in which b dropped data beyond the window it had announced "
+            "(MPTcpExtNoDSSInWindow; the kernel's stall with userspace TSO, "
+            f"docs/line-rate.md, or data injected past the window): {counts}. Their "
+            "goodput and set-up times are the kernel's as much as the path manager's.",
+        ]
     return "\n".join(lines) + "\n"
 
 

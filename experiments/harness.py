@@ -230,6 +230,12 @@ def _json(text: str, side: str) -> dict:
         return {"error": f"the {side} printed no result: {text.strip()[:200]!r}"}
 
 
+# Segments a host's MPTCP sockets dropped as beyond the data-level window they had
+# announced: the kernel's stale-window stall with userspace TSO (docs/line-rate.md), or
+# data injected past the window.
+WINDOW_DROPS = "MPTcpExtNoDSSInWindow"
+
+
 def mib(host) -> dict[str, int]:
     """Every kernel MIB counter of a host's namespace (absolute values)."""
     out = host.cmd("nstat -saz")

@@ -103,6 +103,11 @@ COLUMNS = (
     # replay had to resend (option kinds it recorded: "AddrTrust:2 AddAddr-trust:1")
     "attempt_log",
     "replayed",
+    # segments b's kernel dropped over the trial as beyond the data-level window it had
+    # announced (MPTcpExtNoDSSInWindow): the kernel's stall with userspace TSO
+    # (docs/line-rate.md), which slows or breaks the transfer whatever the attack did,
+    # or data an attacker injected past the window; empty in runs before it was counted
+    "window_drops",
 )
 
 
@@ -158,6 +163,8 @@ def _typed(row: dict) -> dict:
         out[k] = row.get(k) or ""
     for k in ("trusted_up_ms", "early_ms"):
         out[k] = float(row[k]) if row.get(k) not in (None, "", "None") else None
+    drops = row.get("window_drops")
+    out["window_drops"] = int(drops) if drops not in (None, "", "None") else None
     out["confinement"] = json.loads(row.get("confinement") or "{}")
     out["family"] = row.get("family") or "v4"  # runs before IPv6 cells were IPv4
     return out
@@ -315,6 +322,7 @@ def summarize(records: list[dict]) -> dict:
             "connect_ms_median": _median([r["connect_ms"] for r in ok]),
             "connect_ms_iqr": _iqr([r["connect_ms"] for r in ok]),
             "transfers_intact": sum(r["bytes_match"] for r in rows),
+            "transfers_with_window_drops": sum(1 for r in rows if r.get("window_drops")),
             "attack_success_rate": sum(r["success"] for r in rows) / len(rows),
         }
     return {"trials": len(records), "cells": out_cells, "configurations": out_configs}

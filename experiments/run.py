@@ -432,6 +432,11 @@ def _trial_or_fail(
                 "the legitimate transfer failed and the attack does not explain it "
                 f"({record['evidence']}; {record.get('transfer_error', '')})"
             )
+            if record.get("window_drops"):
+                last += (
+                    f"; b dropped {record['window_drops']} segment(s) beyond the window it "
+                    "had announced (the kernel's stall with userspace TSO, docs/line-rate.md)"
+                )
         print(f"{cell.key} trial {trial}, attempt {attempt + 1}: {last}", file=sys.stderr)
     raise SystemExit(
         f"broken trial {cell.key} #{trial}: {last}\n"

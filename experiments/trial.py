@@ -22,6 +22,7 @@ from experiments import adaptive, attacks
 from experiments.confinement import HistoryLabels, Packet, StaticLabels, confine
 from experiments.harness import (
     REPO,
+    WINDOW_DROPS,
     Capture,
     HarnessError,
     Transfer,
@@ -361,6 +362,7 @@ def run_trial(
         for flag, addrs in (("--victim", a_addrs), ("--peer", b_addrs)):
             cmd += [a for addr in addrs for a in (flag, addr)]
     victim = tb.net[VICTIM.get(cell.attack, "a")]
+    receiver = tb.net["b"]  # the legitimate transfer's
     caps, attacker, xfer = {}, None, None
     outcome = None
     bulk = ADAPTIVE_BULK_SECONDS if cell.strength == "adaptive" else BULK_SECONDS
@@ -405,6 +407,7 @@ def run_trial(
             raise HarnessError(f"the attack program did not start: {said[:300]} {err}")
         # The server waits through the quiet spell: its socket timeout must outlast it.
         timeout = max(TIMEOUT, idle + TIMEOUT / 2)
+        receiver_drops_before = mib(receiver).get(WINDOW_DROPS, 0)
         xfer = Transfer(
             tb,
             seconds=bulk,
@@ -457,6 +460,7 @@ def run_trial(
                 "".join(f"# {h}\n{tb.tpbt(h)['table']}\n" for h in sorted(tb.agents))
             )
         client, server = xfer.outcome(timeout=30)
+        window_drops = mib(receiver).get(WINDOW_DROPS, 0) - receiver_drops_before
         labels = labels_for(tb, cell)
     finally:  # whatever happened: no process or rule of this trial outlives it
         if oracle is not None:
@@ -519,6 +523,7 @@ def run_trial(
         and client["sha256"] == server["sha256"]
         and client["bytes"] == server["bytes"],
         "goodput_mbps": client.get("goodput_mbps") if transfer_ok else None,
+        "window_drops": window_drops,
         "connect_ms": client["connect_seconds"] * 1000 if transfer_ok else None,
         "control_total": trusted_total[1],
         "control_trusted": trusted_total[0],

@@ -100,6 +100,8 @@ class TestWithoutSav:
         assert record["forged_sent"] > 0 and not record["keys_known"]
         assert not record["success"], record["evidence"]
         assert record["bytes_match"]
+        # b's MPTcpExtNoDSSInWindow over the trial: a count, whatever the offload mode
+        assert isinstance(record["window_drops"], int) and record["window_drops"] >= 0
 
 
 class TestWithSaviAndEnforcement:

@@ -47,6 +47,7 @@ def test_outputs_have_their_shape(short_run):
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == records.COLUMNS and len(rows) == 5
     assert all(r["attempt"] == "1" for r in rows)
+    assert all(r["window_drops"].isdigit() for r in rows)  # b's counter read in every trial
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["git_commit"]) == 40 and prov["kernel"] and prov["packages"]["ryu"]
     assert "min left" in r.stderr  # progress with the time left

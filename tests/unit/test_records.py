@@ -50,6 +50,7 @@ def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
         "early_ms": None,
         "attempt_log": "",
         "replayed": "",
+        "window_drops": 0,
     }
     r.update(kw)
     return r
@@ -103,6 +104,28 @@ def test_records_of_runs_before_the_adaptive_attacker_still_read(tmp_path):
     path.write_text(",".join(old_columns) + "\n" + ",".join(str(r[c]) for c in old_columns) + "\n")
     (back,) = records.read(path)
     assert (back["attempts"], back["attempt"], back["success_shape"]) == (1, 1, "")
+    assert back["window_drops"] is None  # not counted then: unknown, not zero
+
+
+def test_transfers_with_window_drops_are_counted_and_named_in_the_summary(tmp_path):
+    """The kernel's stall with userspace TSO slows or breaks a trial's transfer whatever
+    the attack did: each configuration says in how many trials b dropped data beyond its
+    window, and summary.md names them; a run without any says nothing of it."""
+    path = tmp_path / "records.csv"
+    cell = "savi/trusted/unprotected/rm_addr/eavesdrop"
+    for t, drops in enumerate((0, 12, 0, 3)):
+        records.append(path, record(cell, t, False, window_drops=drops))
+    records.append(path, record("none/vanilla/protected/fastclose/blind", 0, False))
+    back = records.read(path)
+    assert [r["window_drops"] for r in back] == [0, 12, 0, 3, 0]
+    s = records.summarize(back)
+    assert s["configurations"]["savi/trusted"]["transfers_with_window_drops"] == 2
+    assert s["configurations"]["none/vanilla"]["transfers_with_window_drops"] == 0
+    md = figures.tables(s)
+    assert "beyond the window it had announced" in md and "savi/trusted: 2 of 4" in md
+    assert "none/vanilla:" not in md.split("beyond the window")[1]
+    quiet = records.summarize([r for r in back if not r["window_drops"]])
+    assert "beyond the window" not in figures.tables(quiet)
 
 
 def test_a_record_missing_a_column_is_refused(tmp_path):

@@ -55,3 +55,26 @@ def test_the_default_configuration_has_twenty_trials_in_every_headline_cell():
         **{f"{k}/v6": 3 for k in CONTROL},
     }
     assert set(trials_per_cell(CONFIGS["full"]).values()) == {30}
+
+
+def test_a_broken_trial_names_the_receivers_window_drops(monkeypatch, tmp_path, capsys):
+    """A transfer the attack does not explain ends the run after a retry; if b dropped
+    data beyond its window (the kernel's stall with userspace TSO), the message says so,
+    and without drops it does not."""
+    import pytest
+
+    from experiments import run, trial
+
+    cell = Cell.parse("savi/trusted/unprotected/mp_prio/eavesdrop")
+    broken = {"attack": "mp_prio", "success": False, "attempt_log": "", "transfer_ok": False}
+    broken |= {"evidence": "MPPrioRx+0", "transfer_error": "client: timed out"}
+    for drops, named in ((7, True), (0, False)):
+        monkeypatch.setattr(
+            trial, "run_trial", lambda *a, d=drops, **k: broken | {"window_drops": d}
+        )
+        with pytest.raises(SystemExit) as stop:
+            run._trial_or_fail(None, cell, 3, tmp_path, None)
+        said = str(stop.value) + capsys.readouterr().err
+        assert "the attack does not explain it" in str(stop.value)
+        assert ("b dropped 7 segment(s) beyond the window" in said) is named
+        assert ("beyond the window" in said) is named
