@@ -374,7 +374,7 @@ def tables(summary: dict) -> str:
             "Transfers in which b dropped data beyond the window it had announced "
             "(MPTcpExtNoDSSInWindow; the kernel's stall with userspace TSO, "
             f"docs/line-rate.md, or data injected past the window): {counts}. Their "
-            "goodput and set-up times are the kernel's as much as the path manager's.",
+            "goodput and connect times carry the stall.",
         ]
     return "\n".join(lines) + "\n"
 

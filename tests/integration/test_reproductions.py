@@ -130,3 +130,30 @@ def test_a_bad_setting_is_refused_before_anything_is_built(setting, message):
     assert r.returncode == 2 and message in r.stderr, r.stdout + r.stderr
     assert "run 1" not in r.stdout
     assert leftovers() == []
+
+
+def test_the_tso_recut_reduction_refuses_a_bad_duration():
+    r = repro(OVS_TSO_SCRIPT, SECONDS_PER_RUN="1.5")
+    assert r.returncode == 2 and "SECONDS_PER_RUN is a whole number" in r.stderr, r.stderr
+    assert "router MTU" not in r.stdout
+    assert leftovers("tsorepro") == []
+
+
+@pytest.mark.parametrize("script", [STALL_SCRIPT, OVS_TSO_SCRIPT], ids=["stall", "recut"])
+def test_a_reduction_refuses_to_run_beside_a_testbed_and_leaves_its_lock_alone(script):
+    """Both build namespaces and a bridge of their own: beside a running testbed (the
+    machine's lock held) they refuse, name the holder and leave the lock file as it was
+    (it names the holder for the next one refused); nothing is built."""
+    from topologies.builder import LOCK_PATH, MachineLock
+
+    lock = MachineLock()
+    lock.acquire("a test holding the lock")
+    try:
+        note = LOCK_PATH.read_text()
+        r = repro(script, RUNS=1)
+        assert r.returncode == 2 and "a testbed is running" in r.stderr, r.stdout + r.stderr
+        assert "a test holding the lock" in r.stderr
+        assert LOCK_PATH.read_text() == note
+    finally:
+        lock.release()
+    assert leftovers() == [] and leftovers("tsorepro") == []

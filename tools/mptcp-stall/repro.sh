@@ -34,6 +34,7 @@
 # testbed lock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 xfer=$here/../ovs-tso/xfer.py
 py=${PYTHON:-python3}
 seconds=${SECONDS_PER_RUN:-3}
@@ -48,7 +49,7 @@ case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mod
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: RUNS is a positive number, not '$runs'" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
 [[ "$rmem_max" =~ ^([1-9][0-9]{4,})?$ ]] || { echo "repro.sh: RMEM_MAX is a number of bytes (at least 10000), not '$rmem_max'" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "repro.sh: needs root" >&2; exit 2; }
+repro_preflight tools/mptcp-stall/repro.sh
 if [ -n "$capture" ]; then
     for tool in tcpdump tshark; do
         command -v "$tool" >/dev/null || { echo "repro.sh: CAPTURE needs $tool" >&2; exit 2; }
@@ -57,12 +58,9 @@ if [ -n "$capture" ]; then
         { echo "repro.sh: CAPTURE folder '$capture' cannot be written" >&2; exit 2; }
     capture=$(cd "$capture" && pwd)
 fi
-exec 9>/run/tmptcp-testbed.lock
-flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
 tso=n/a
 if [ "$mode" = ovs ]; then
-    tso=$(ovs-vsctl --timeout=5 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null | tr -d '"' || true)
-    tso=${tso:-false}
+    tso=$(ovs_userspace_tso)
     [ "$tso" = true ] || echo "repro.sh: userspace TSO is not on in OVS; the stall needs it (scripts/start-ovs.sh); hosts' TX checksum offload goes off as in the testbed" >&2
 fi
 
@@ -160,7 +158,7 @@ for r in $(seq "$runs"); do
     if [ -n "$capture" ]; then start_capture "$capture/run-$r"; fi
     inside b "$py" "$xfer" server "$port" mptcp >"/tmp/mpstall.$$" &
     server=$!
-    for _ in $(seq 50); do inside b ss -Hltn "sport = :$port" | grep -q "$port" && break; sleep 0.1; done
+    wait_listening mpstall-b "$port" || echo "repro.sh: the server did not listen on :$port" >&2
     inside a timeout "$(awk -v s="$seconds" 'BEGIN {print int(s) + 40}')" \
         "$py" "$xfer" client 10.93.1.2 "$port" mptcp "$seconds" || true
     wait "$server" || true

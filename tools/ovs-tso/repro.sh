@@ -19,12 +19,12 @@
 # breaks) and no testbed running (it holds the testbed lock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 py=${PYTHON:-python3}
 seconds=${SECONDS_PER_RUN:-3}
-[ "$(id -u)" = 0 ] || { echo "repro.sh: needs root" >&2; exit 2; }
-exec 9>/run/tmptcp-testbed.lock
-flock -n 9 || { echo "repro.sh: a testbed is running (lock /run/tmptcp-testbed.lock); try later" >&2; exit 2; }
-tso=$(ovs-vsctl --timeout=5 get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null | tr -d '"' || true)
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a whole number of seconds, not '$seconds'" >&2; exit 2; }
+repro_preflight tools/ovs-tso/repro.sh
+tso=$(ovs_userspace_tso)
 [ "$tso" = true ] || echo "repro.sh: userspace TSO is not on in OVS; the fault needs it (scripts/start-ovs.sh); the bridge's hosts' TX checksum offload goes off as in the testbed" >&2
 
 br=tsorepro0
@@ -66,7 +66,7 @@ inside a ping -c1 -W2 10.91.2.1 >/dev/null || { echo "repro.sh: a cannot reach b
 run() {  # proto: one bulk transfer a -> b, prints the receiver's goodput
     inside b "$py" "$here/xfer.py" server 5001 "$1" >"/tmp/tsorepro.$$" &
     local server=$!
-    for _ in $(seq 50); do inside b ss -Hltn "sport = :5001" | grep -q 5001 && break; sleep 0.1; done
+    wait_listening tsorepro-b 5001 || echo "repro.sh: the server did not listen on :5001" >&2
     inside a timeout $((seconds + 30)) "$py" "$here/xfer.py" client 10.91.2.1 5001 "$1" "$seconds" || true
     wait "$server" || true
     cat "/tmp/tsorepro.$$"
