@@ -207,30 +207,46 @@ def confinement(summary: dict, out: Path, provenance: dict | None = None) -> lis
     return _save(fig, out, "confinement")
 
 
+def cost_points(rows: list[dict], cfg: str, metric: str) -> tuple[list[float], list[float]]:
+    """One configuration's values of ``metric`` over its intact transfers: (those whose
+    receiver dropped no data beyond its window or was not counted, those where it did,
+    the kernel's stall with userspace TSO)."""
+    plain, stalled = [], []
+    for r in rows:
+        if (
+            records.configuration_of(r["coverage"], r["mode"], r["family"]) == cfg
+            and r["transfer_ok"]
+            and r[metric] is not None
+        ):
+            (stalled if r.get("window_drops") else plain).append(r[metric])
+    return plain, stalled
+
+
 def cost(rows: list[dict], out: Path, provenance: dict | None = None) -> list[Path]:
     """Goodput and connection set-up time of each trial's legitimate transfer, per
-    configuration: box plots with every trial as a point, and n."""
+    configuration: box plots with every trial as a point, and n. Trials whose receiver
+    dropped data beyond its window (the kernel's stall with userspace TSO) are marked:
+    their cost is the kernel's as much as the configuration's."""
 
     def cfg_of(r: dict) -> str:
         return records.configuration_of(r["coverage"], r["mode"], r["family"])
 
     cfgs = [c for c in CONFIGURATIONS if any(cfg_of(r) == c for r in rows)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    marked = False
     for ax, (metric, label) in zip(
         axes, (("goodput_mbps", "goodput (Mbit/s)"), ("connect_ms", "connect (ms)")), strict=True
     ):
-        data = [
-            [
-                r[metric]
-                for r in rows
-                if cfg_of(r) == c and r["transfer_ok"] and r[metric] is not None
-            ]
-            for c in cfgs
-        ]
+        points = [cost_points(rows, c, metric) for c in cfgs]
+        data = [plain + stalled for plain, stalled in points]
         ax.boxplot([d or [float("nan")] for d in data], widths=0.5, showfliers=False)
         for i, d in enumerate(data, start=1):
             jitter = [i + 0.18 * ((k * 0.618) % 1 - 0.5) for k in range(len(d))]
-            ax.plot(jitter, d, ".", color="tab:gray", markersize=3, alpha=0.7)
+            n_plain = len(points[i - 1][0])
+            ax.plot(jitter[:n_plain], d[:n_plain], ".", color="tab:gray", markersize=3, alpha=0.7)
+            if len(d) > n_plain:
+                marked = True
+                ax.plot(jitter[n_plain:], d[n_plain:], "x", color="tab:red", markersize=4)
         ax.set_xticks(
             range(1, len(cfgs) + 1),
             [f"{c}\nn={len(d)}" for c, d in zip(cfgs, data, strict=True)],
@@ -241,7 +257,9 @@ def cost(rows: list[dict], out: Path, provenance: dict | None = None) -> list[Pa
         ax.set_ylabel(label)
     fig.suptitle(
         "Cost for the legitimate transfer; unit: one trial's connection "
-        "(box: quartiles, points: trials; attacked trials included)",
+        "(box: quartiles, points: trials; attacked trials included"
+        + ("; x: b dropped data beyond its window, the kernel's stall" if marked else "")
+        + ")",
         fontsize=9,
     )
     _caption(fig, provenance)

@@ -114,7 +114,7 @@ def test_transfers_with_window_drops_are_counted_and_named_in_the_summary(tmp_pa
     path = tmp_path / "records.csv"
     cell = "savi/trusted/unprotected/rm_addr/eavesdrop"
     for t, drops in enumerate((0, 12, 0, 3)):
-        records.append(path, record(cell, t, False, window_drops=drops))
+        records.append(path, record(cell, t, False, 100.0 + t, window_drops=drops))
     records.append(path, record("none/vanilla/protected/fastclose/blind", 0, False))
     back = records.read(path)
     assert [r["window_drops"] for r in back] == [0, 12, 0, 3, 0]
@@ -126,6 +126,14 @@ def test_transfers_with_window_drops_are_counted_and_named_in_the_summary(tmp_pa
     assert "none/vanilla:" not in md.split("beyond the window")[1]
     quiet = records.summarize([r for r in back if not r["window_drops"]])
     assert "beyond the window" not in figures.tables(quiet)
+    # The cost figure draws those trials apart (intact transfers only; old runs: plain).
+    rows = [*back, record(cell, 9, False, goodput=None, transfer_ok=False, window_drops=5)]
+    rows.append(record(cell, 10, False, goodput=70.0, window_drops=None))
+    assert figures.cost_points(rows, "savi/trusted", "goodput_mbps") == (
+        [100.0, 102.0, 70.0],
+        [101.0, 103.0],
+    )
+    assert len(figures.cost(rows, tmp_path)) == 2
 
 
 def test_a_record_missing_a_column_is_refused(tmp_path):
