@@ -346,14 +346,15 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
 
 
 class HooksOnly:
-    """experiments.hooks_only in each multi-homed host: the agents' kernel hooks, the
-    kernel's path manager (set_mode vanilla first)."""
+    """experiments.hooks_only in each multi-homed host: the agents' kernel hooks (``part``:
+    all, the classifier or the netfilter rules), the kernel's path manager (set_mode
+    vanilla first)."""
 
-    def __init__(self, tb):
+    def __init__(self, tb, part: str = "all"):
         self.procs = []
         try:
             for host, addrs in tb.topo.agent_hosts().items():
-                cmd = [sys.executable, "-m", "experiments.hooks_only"]
+                cmd = [sys.executable, "-m", "experiments.hooks_only", "--part", part]
                 cmd += [arg for addr in addrs for arg in ("--addr", addr)]
                 proc = tb.net[host].popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
                 self.procs.append(proc)
@@ -378,18 +379,20 @@ class HooksOnly:
 
 def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
     """Where the agents' cost on data goes (a diagnostic, not in the default run): bulk
-    MPTCP goodput with the kernel's path manager, with the kernel's path manager and the
-    agents' kernel hooks (experiments.hooks_only), and with the agents, rotated."""
+    MPTCP goodput with the kernel's path manager, with the kernel's path manager under
+    the agents' classifier alone, their netfilter rules alone and all their kernel hooks
+    (experiments.hooks_only), and with the agents, rotated round by round."""
     from topologies.dualhomed import DualHomedTopo
 
-    goodput = {"vanilla": [], "hooks": [], "trusted": []}
+    hooks_of = {"classifier": "classifier", "netfilter": "netfilter", "hooks": "all"}
+    goodput = {"vanilla": [], "classifier": [], "netfilter": [], "hooks": [], "trusted": []}
     modes = tuple(goodput)
     with _testbed(DualHomedTopo(), "hook_cost", out) as tb:
         warm_up(tb)
         for r in range(repeat):
-            for mode in modes[r % 3 :] + modes[: r % 3]:
+            for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
                 set_mode(tb, "trusted" if mode == "trusted" else "vanilla")
-                hooks = HooksOnly(tb) if mode == "hooks" else None
+                hooks = HooksOnly(tb, hooks_of[mode]) if mode in hooks_of else None
                 try:
                     client, _ = Transfer(
                         tb, seconds=seconds, pause=0.2, timeout=30, wait_subflows=4
@@ -399,15 +402,23 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
                         hooks.stop()
                 goodput[mode].append(client["goodput_mbps"])
                 print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
-    return [
+    parts = [
         compare(
-            "path manager overhead on data: the agents' kernel hooks",
-            "bulk MPTCP goodput, kernel PM with the agents' hooks / kernel PM",
-            goodput["hooks"],
+            f"path manager overhead on data: {what}",
+            f"bulk MPTCP goodput, kernel PM with {what} / kernel PM",
+            goodput[mode],
             goodput["vanilla"],
             "Mbit/s",
             Target(">=", 0.99),
-        ),
+        )
+        for mode, what in (
+            ("classifier", "the agents' classifier alone"),
+            ("netfilter", "the agents' netfilter rules alone"),
+            ("hooks", "the agents' kernel hooks"),
+        )
+    ]
+    return [
+        *parts,
         compare(
             "path manager overhead on data: the agents beyond their hooks",
             "bulk MPTCP goodput, agents / kernel PM with the agents' hooks",
@@ -1459,6 +1470,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("experiments.bench: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
         return 2
+    from topologies.builder import exit_on_sigterm
+
+    exit_on_sigterm()
     from experiments.run import provenance
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

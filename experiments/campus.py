@@ -57,7 +57,7 @@ from experiments.harness import (
     wait_until,
 )
 from experiments.trial import IDLE, PAUSE, SETTLE, SNAPLEN, TIMEOUT, decode, succeeded
-from topologies.builder import TestbedError, require_root
+from topologies.builder import TestbedError, exit_on_sigterm, require_root
 from topologies.campus import PLACEMENTS, SERVER, CampusTopo
 from topologies.cluster import ClusterError
 from topologies.localserver import LocalServerError
@@ -767,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as e:
         ap.error(str(e))
+    exit_on_sigterm()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "results" / f"campus-{'scale-' if args.scale else ''}{stamp}"
     try:

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from topologies.builder import REPO, Testbed, TestbedError, have_netem
+from topologies.builder import REPO, Testbed, TestbedError, exit_on_sigterm, have_netem
 from topologies.dualhomed import A_TRUSTED, A_UNTRUSTED, B_TRUSTED, HETERO_PATHS, DualHomedTopo
 
 SPOOFED_PACKETS = 20
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return SKIPPED
+    exit_on_sigterm()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "results" / f"demo-{stamp}"
     out.mkdir(parents=True, exist_ok=True)

@@ -20,13 +20,13 @@ class HarnessError(RuntimeError):
     """Something in the testbed did not do what a trial needs (not an attack outcome)."""
 
 
-def wait_until(predicate, timeout: float = 10, what: str = "condition"):
+def wait_until(predicate, timeout: float = 10, what: str = "condition", interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     raise HarnessError(f"timed out after {timeout}s waiting for {what}")
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from experiments import adaptive, attacks, records
 from experiments.harness import MODES, REPO, HarnessError, set_mode, warm_up
 from experiments.records import Cell
-from topologies.builder import offload_mode
+from topologies.builder import exit_on_sigterm, offload_mode
 from topologies.dualhomed import COVERAGES
 
 LOCATIONS = ("protected", "unprotected")
@@ -577,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("experiments.run: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
         return 2
+    exit_on_sigterm()
     out.mkdir(parents=True, exist_ok=True)
     sys.stderr = _Tee(sys.stderr, out / "run.log")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

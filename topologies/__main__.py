@@ -14,7 +14,7 @@ from pathlib import Path
 
 from experiments.harness import MODES
 from topologies import cli
-from topologies.builder import Testbed, TestbedBusy, TestbedError
+from topologies.builder import Testbed, TestbedBusy, TestbedError, exit_on_sigterm
 from topologies.campus import PLACEMENTS, CampusTopo
 from topologies.cluster import PLACEMENTS as SERVER_PLACEMENTS
 from topologies.cluster import Cluster, ClusterError
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         topo = SingleSwitchTopo(hosts=args.hosts, dhcp=args.dhcp)
     log_dir = getattr(args, "log_dir", None)
+    exit_on_sigterm()
     try:
         with contextlib.ExitStack() as stack:
             cluster = getattr(args, "cluster", None)

@@ -76,6 +76,22 @@ class TestbedError(RuntimeError):
     pass
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (a ``kill``, ``timeout``, a CI runner cancelling a job) end this
+    program the way Ctrl-C does: as an exception in the main thread, so every ``finally``
+    and ``with`` runs and the testbed, controller, agents and helpers it started are
+    stopped. Python's default would end it at once and leave them all running. A second
+    SIGTERM while that cleanup runs is ignored (SIGKILL still ends it). For the programs
+    that build testbeds; call it from the main thread."""
+
+    def stop(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping (SIGTERM): taking down what was started", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise TestbedError("the testbed needs root (network namespaces, OVS): run with sudo")
@@ -298,11 +314,23 @@ class Testbed:
         self.daemons = []
         try:
             if self.net is not None:
+                self._reclaim_shells()
                 self._delete_switch_links()
                 self.net.stop()
         finally:
             self.net = None
             self._stop_rest()
+
+    def _reclaim_shells(self) -> None:
+        """A stop that interrupted a node's command (Ctrl-C or SIGTERM while the main
+        thread read its shell) finds that node still waiting for the output, and Mininet
+        refuses to send it anything more, the stop's own commands included, which would
+        leave the testbed up. Interrupt whatever runs in such a shell and take it back; the
+        stop's commands do not read their output."""
+        for node in (*self.net.hosts, *self.net.switches, *self.net.controllers):
+            if getattr(node, "waiting", False):
+                node.sendInt()
+                node.waiting = False
 
     def _stop_rest(self) -> None:
         for link in self.mgmt_links:

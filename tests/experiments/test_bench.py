@@ -51,6 +51,11 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     beyond = rows["path manager overhead on data: the agents beyond their hooks"]
     assert hooks["pairs"] == beyond["pairs"] == 2
     assert hooks["candidate"] == beyond["baseline"]  # the same hooks-only transfers
+    # ... and the hooks into their parts, against the same kernel-PM transfers.
+    for part in ("classifier", "netfilter rules"):
+        alone = rows[f"path manager overhead on data: the agents' {part} alone"]
+        assert alone["pairs"] == 2 and alone["baseline"] == hooks["baseline"]
+        assert alone["candidate"]["median"] > 0
     # The set-up timeline reads both modes' connections from a's capture to the end.
     timeline = rows["set-up timeline (diagnostic)"]["milestones"]
     assert all(ALL_UP in timeline[mode] for mode in ("vanilla", "trusted")), timeline

@@ -114,13 +114,13 @@ def test_offloads_follow_the_datapath_and_mptcp_crosses_the_routers_whole(tb):
     assert [_frag_fails(r) for r in routers] == before
 
 
-def _hooks(host) -> dict[str, bool]:
-    """Which of the agents' kernel hooks are in ``host``."""
+def _hooks(host) -> dict[str, bool | str]:
+    """Which of the agents' kernel hooks are in ``host`` (the classifier: on every
+    interface, on none, or "partly")."""
     intfs = [name for name in host.intfNames() if name != "lo"]
+    attached = {"guard_ingress" in host.cmd(f"tc filter show dev {i} ingress") for i in intfs}
     return {
-        "classifier": all(
-            "guard_ingress" in host.cmd(f"tc filter show dev {i} ingress") for i in intfs
-        ),
+        "classifier": attached.pop() if len(attached) == 1 else "partly",
         "copies": "table inet tmptcp" in host.cmd("nft list tables"),
         "queues": "-j TMPTCP_OUT" in host.cmd("iptables-nft -t mangle -S OUTPUT"),
     }
@@ -143,6 +143,30 @@ def test_the_agents_hooks_alone_leave_the_kernel_path_manager_in_charge(tb):
         jumps = tb.net["a"].cmd("iptables-nft -t mangle -L OUTPUT -v -x -n")
         sent = next(int(line.split()[0]) for line in jumps.splitlines() if "TMPTCP_OUT" in line)
         assert sent > 1000, jumps
+    finally:
+        hooks.stop()
+    for host in hosts:
+        assert _hooks(host) == {"classifier": False, "copies": False, "queues": False}, host
+
+
+@pytest.mark.parametrize(
+    ("part", "installed"),
+    [
+        ("classifier", {"classifier": True, "copies": False, "queues": False}),
+        ("netfilter", {"classifier": False, "copies": True, "queues": True}),
+    ],
+)
+def test_the_agents_hooks_can_be_installed_part_by_part(tb, part, installed):
+    """The diagnostic splits the hooks' cost (bench --only hook_cost): each part alone is
+    exactly that part, a transfer goes through it whole, and stopping takes it away."""
+    set_mode(tb, "vanilla")
+    hosts = [tb.net[h] for h in tb.topo.agent_hosts()]
+    hooks = HooksOnly(tb, part)
+    try:
+        for host in hosts:
+            assert _hooks(host) == installed, host
+        client, server = Transfer(tb, seconds=0.5, wait_subflows=4, timeout=30).results()
+        assert client["sha256"] == server["sha256"] and client["bytes"] == server["bytes"] > 0
     finally:
         hooks.stop()
     for host in hosts:
