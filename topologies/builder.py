@@ -85,7 +85,8 @@ def exit_on_sigterm() -> None:
     that build testbeds; call it from the main thread."""
 
     def stop(signum, _frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Not SIG_IGN: the commands the cleanup starts would inherit it.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         print("stopping (SIGTERM): taking down what was started", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
 
