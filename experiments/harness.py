@@ -125,6 +125,7 @@ class Transfer:
         servers took long to start: cluster mode's remote ones)."""
         srv = tb.net[server]
         self.port = port
+        self.client = None
         self.server = srv.popen(
             [
                 sys.executable,
@@ -142,11 +143,15 @@ class Transfer:
             stdout=subprocess.PIPE,
             text=True,
         )
-        wait_until(
-            lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"),
-            10,
-            f"the transfer server to listen on {port}",
-        )
+        try:
+            wait_until(
+                lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"),
+                10,
+                f"the transfer server to listen on {port}",
+            )
+        except BaseException:  # a timeout, Ctrl-C, SIGTERM: no server outlives it
+            self.kill()
+            raise
         cmd = [
             sys.executable,
             "-m",
@@ -178,9 +183,12 @@ class Transfer:
         if wait_subflows:
             cmd += ["--wait-subflows", str(wait_subflows)]
         self._client_node, self._client_cmd = tb.net[client], cmd
-        self.client = None
         if not defer_client:
-            self.start_client()
+            try:
+                self.start_client()
+            except BaseException:
+                self.kill()
+                raise
 
     def start_client(self) -> None:
         self.started = time.monotonic()
@@ -196,6 +204,9 @@ class Transfer:
         except subprocess.TimeoutExpired:
             self.kill()
             raise HarnessError(f"the transfer did not end within {timeout}s") from None
+        except BaseException:  # Ctrl-C, SIGTERM: neither end outlives the caller
+            self.kill()
+            raise
         return _json(out_c, "client"), _json(out_s, "server")
 
     def results(self, timeout: float = 120) -> tuple[dict, dict]:

@@ -19,10 +19,20 @@ COMMANDS = {
 }
 
 
-def _ours(out) -> list[str]:
-    """Processes of this run still alive (the controller and helpers name its folder)."""
-    found = subprocess.run(["pgrep", "-af", str(out)], capture_output=True, text=True).stdout
-    return [line for line in found.splitlines() if "pgrep" not in line]
+# What a testbed program starts in its hosts (one testbed at a time: any of these left is
+# the stopped program's).
+HELPERS = "hosts.agent|experiments.(hooks_only|transfer|attacks|forger)"
+
+
+def _ours(out, but: int | None = None) -> list[str]:
+    """Processes of this run still alive but ``but``: those naming its folder (the
+    controller, tcpdump) and the helpers in its hosts."""
+    found = ""
+    for pattern in (str(out), HELPERS):
+        found += subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
+    return [
+        line for line in found.splitlines() if "pgrep" not in line and line.split()[0] != str(but)
+    ]
 
 
 def _bridges() -> list[str]:
@@ -52,7 +62,7 @@ def test_sigterm_takes_the_testbed_down(tmp_path, program, moment):
         wait_until(
             lambda: LOCK_PATH.read_text().startswith(f"pid {proc.pid},")
             and "s1" in _bridges()
-            and _ours(out)
+            and _ours(out, but=proc.pid)
             and (moment == "starting" or _transferring()),
             120,
             f"{program}'s testbed to be up" + (" and transferring" if moment != "starting" else ""),
