@@ -60,7 +60,8 @@ def test_sigterm_takes_the_testbed_down(tmp_path, program, moment):
     try:
         # Up: it holds the machine's lock, its switches exist and its helpers run.
         wait_until(
-            lambda: LOCK_PATH.read_text().startswith(f"pid {proc.pid},")
+            lambda: LOCK_PATH.exists()
+            and LOCK_PATH.read_text().startswith(f"pid {proc.pid},")
             and "s1" in _bridges()
             and _ours(out, but=proc.pid)
             and (moment == "starting" or _transferring()),
