@@ -143,52 +143,48 @@ class Transfer:
             stdout=subprocess.PIPE,
             text=True,
         )
-        try:
+        try:  # a timeout, Ctrl-C or SIGTERM while starting: no server outlives it
             wait_until(
                 lambda: f":{port}" in srv.cmd(f"ss -Hltn sport = :{port}"),
                 10,
                 f"the transfer server to listen on {port}",
             )
-        except BaseException:  # a timeout, Ctrl-C, SIGTERM: no server outlives it
+            cmd = [
+                sys.executable,
+                "-m",
+                "experiments.transfer",
+                "client",
+                "--to",
+                to,
+                "--port",
+                str(port),
+                "--bytes",
+                str(nbytes),
+                "--pause",
+                str(pause),
+                "--timeout",
+                str(timeout),
+                "--seed",
+                str(seed),
+            ]
+            if bind:
+                cmd += ["--bind", bind]
+            if seconds:
+                cmd += ["--seconds", str(seconds)]
+            if rate_mbps:
+                cmd += ["--rate-mbps", str(rate_mbps)]
+            if idle:
+                cmd += ["--idle", str(idle)]
+            if tcp:
+                cmd += ["--tcp"]
+            if wait_subflows:
+                cmd += ["--wait-subflows", str(wait_subflows)]
+            self._client_node, self._client_cmd = tb.net[client], cmd
+            if not defer_client:
+                self.start_client()
+        except BaseException:
             self.kill()
             raise
-        cmd = [
-            sys.executable,
-            "-m",
-            "experiments.transfer",
-            "client",
-            "--to",
-            to,
-            "--port",
-            str(port),
-            "--bytes",
-            str(nbytes),
-            "--pause",
-            str(pause),
-            "--timeout",
-            str(timeout),
-            "--seed",
-            str(seed),
-        ]
-        if bind:
-            cmd += ["--bind", bind]
-        if seconds:
-            cmd += ["--seconds", str(seconds)]
-        if rate_mbps:
-            cmd += ["--rate-mbps", str(rate_mbps)]
-        if idle:
-            cmd += ["--idle", str(idle)]
-        if tcp:
-            cmd += ["--tcp"]
-        if wait_subflows:
-            cmd += ["--wait-subflows", str(wait_subflows)]
-        self._client_node, self._client_cmd = tb.net[client], cmd
-        if not defer_client:
-            try:
-                self.start_client()
-            except BaseException:
-                self.kill()
-                raise
 
     def start_client(self) -> None:
         self.started = time.monotonic()
