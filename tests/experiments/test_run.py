@@ -69,16 +69,20 @@ def test_outputs_are_sane(short_run):
         if "adaptive" not in key:  # the adaptive RM_ADDR may end the transfer it hits
             assert cell["transfers_intact"] == cell["trials"]
         assert 0 <= cell["ci95"][0] <= cell["rate"] <= cell["ci95"][1] <= 1
-    # The adaptive attacker: the positive control works at once; every record says which
-    # attempt worked, or that it tried them all.
+    # The adaptive attacker: the positive control works, and its log ends at the attempt
+    # that did (every one before it failed). Which attempt is a rate, not a promise: in
+    # the committed runs 6 of 920 early forgeries against unguarded hosts did nothing,
+    # and a later attempt worked (README, the shapes run).
     adaptive = {
         r["cell"]: r for r in records.read(out / "records.csv") if r["strength"] == "adaptive"
     }
     vanilla = adaptive["none/vanilla/unprotected/rm_addr/adaptive"]
-    assert vanilla["success"] and (vanilla["success_moment"], vanilla["success_shape"]) == (
-        "early",
-        "plain",
+    log = vanilla["attempt_log"].split()
+    assert vanilla["success"] and log[-1] == (
+        f"{vanilla['success_moment']}/{vanilla['success_shape']}:1"
     )
+    assert log[0].startswith("early/plain:") and all(a.endswith(":0") for a in log[:-1])
+    assert vanilla["attempts"] == len(log)
     for r in adaptive.values():
         assert r["success_shape"] if r["success"] else r["attempts"] == 1 + 2 * 13
     for r in adaptive.values():  # the early attempt reached a's link in the first 100 ms
