@@ -85,8 +85,13 @@ class Outcome:
     at: float | None = None  # wall-clock time the attempt that worked went out
     early_shape: str = ""
     early_at: float | None = None  # when the early attempt went out
-    log: list[tuple[Attempt, bool]] = field(default_factory=list)  # every attempt made
+    # Every attempt of the plan reached, and whether it worked; None: not made, as the
+    # shape cannot carry the option (experiments.shapes.NoRoom).
+    log: list[tuple[Attempt, bool | None]] = field(default_factory=list)
 
     def log_text(self) -> str:
-        """Every attempt and its outcome, as records.csv keeps it: ``moment/shape:1``."""
-        return " ".join(f"{a.moment}/{a.shape}:{int(ok)}" for a, ok in self.log)
+        """Every attempt and its outcome, as records.csv keeps it: ``moment/shape:1``
+        (worked), ``:0`` (did not), ``:-`` (not made: no room for the option)."""
+        return " ".join(
+            f"{a.moment}/{a.shape}:{'-' if ok is None else int(ok)}" for a, ok in self.log
+        )

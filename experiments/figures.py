@@ -276,7 +276,8 @@ def _attempt_table(summary: dict) -> list[str]:
         if not attempts or not (cell["successes"] == 0 or cell.get("exhaustive")):
             continue
         lines += [
-            f"Attempts of {key} (worked/tried):",
+            f"Attempts of {key} (worked/tried; —: none, as where a shape has no room "
+            "for the option):",
             "",
             "| shape | " + " | ".join(MOMENTS) + " |",
             "|---" * (len(MOMENTS) + 1) + "|",

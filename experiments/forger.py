@@ -7,7 +7,8 @@ one JSON line back):
     stdin:  ATTACK SHAPE [now]  (an option attack of experiments.attacks or ``claim``, a
                                  shape of experiments.shapes; join_flood takes no shape;
                                  with ``now`` it strikes at once instead of in a lull)
-    stdout: one JSON line per command: what it sent
+    stdout: one JSON line per command: what it sent (``no_room``: why a shape could not
+            carry the option, and nothing went out)
 
 Before each command it reads the tap again and waits for a lull (attacks.eavesdrop), so
 every forgery carries the peer's latest sequence numbers and timestamps (``now``: what
@@ -44,7 +45,7 @@ import sys
 import time
 
 from experiments import attacks
-from experiments.shapes import PAYLOAD, SHAPES
+from experiments.shapes import PAYLOAD, SHAPES, NoRoom
 from hosts.options import OptionError, parse_mptcp
 
 CLAIM_SETTLE = 0.01  # s: the victim's agent reads the claim and updates its classifier
@@ -235,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             recorded = None
             if record_tap is not None:
                 recorded = record_learner.feed(record_tap()).knowledge()
-            packets = forge(attack, shape, k, args, rng, advance, time.time(), own, recorded)
+            no_room = ""
+            try:
+                packets = forge(attack, shape, k, args, rng, advance, time.time(), own, recorded)
+            except NoRoom as e:  # the shape cannot carry this option: nothing to send
+                packets, no_room = [], str(e)
             sent_at = time.time()
             sender.send(packets)
             if attack in attacks.EXTENSION_ATTACKS:
@@ -255,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     "shape": shape,
                     "sent": len(packets),
                     "sent_at": sent_at,
+                    "no_room": no_room,
                     **k.summary(),
                     "recorded": len(k.recorded) + (len(recorded.recorded) if recorded else 0),
                     "replayed": describe(k, recorded, subtype) if attack == "replay" else "",

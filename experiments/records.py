@@ -242,11 +242,14 @@ def _iqr(values: list) -> tuple[float, float] | None:
 
 def attempt_outcomes(rows: list[dict]) -> dict[str, list[int]]:
     """Over a cell's trials, per "moment/shape": [attempts that worked, attempts made]
-    (from the adaptive attacker's attempt logs)."""
+    (from the adaptive attacker's attempt logs; a shape with no room for the option,
+    ``:-``, made no attempt)."""
     out: dict[str, list[int]] = {}
     for r in rows:
         for item in r["attempt_log"].split():
             what, _, ok = item.rpartition(":")
+            if ok == "-":
+                continue
             counts = out.setdefault(what, [0, 0])
             counts[0] += ok == "1"
             counts[1] += 1

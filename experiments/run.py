@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--keep-pcaps",
         action="store_true",
-        help="keep every trial's captures of a's links (128-byte snaplen) in "
+        help="keep every trial's captures of a's links (160-byte snaplen) in "
         "DIR/pcaps, for Wireshark",
     )
     ap.add_argument(

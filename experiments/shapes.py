@@ -21,14 +21,37 @@ UNKNOWN_SUBTYPE = bytes([KIND_MPTCP, 4, 0xF0, 0])  # unassigned subtype 0xf: Lin
 PAYLOAD = b"forged!!"
 
 
+OPTION_SPACE = 40  # bytes of TCP options a header can hold (a 4-bit data offset)
+
+
+class NoRoom(ValueError):
+    """A shape's options do not fit in a TCP header, even without the timestamp."""
+
+
+def _area(options: list) -> int:
+    """Bytes the options take in the header (before padding), as scapy writes them."""
+    return sum(
+        1 if kind in ("NOP", "EOL") else 10 if kind == "Timestamp" else 2 + len(value)
+        for kind, value in options
+    )
+
+
 def _with_options(base, options: list, **tcp_fields):
-    """``base`` with its TCP options replaced (timestamps kept first) and fields changed."""
+    """``base`` with its TCP options replaced (timestamps kept first) and fields changed.
+
+    When the timestamp leaves no room (an IPv6 ADD_ADDR with its HMAC takes 28 of the 40
+    bytes, so a DSS or another option beside it does not fit) the timestamp goes, as an
+    attacker would drop it: Linux runs PAWS only on segments that carry one. With no room
+    even then: NoRoom (scapy would write a data offset that wrapped around)."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
 
     pkt = base.copy()
     ts = [o for o in pkt[TCP].options if o[0] in ("NOP", "Timestamp")]
-    pkt[TCP].options = ts + options
+    kept = next((t for t in (ts, []) if _area(t + options) <= OPTION_SPACE), None)
+    if kept is None:
+        raise NoRoom(f"{_area(options)} bytes of options do not fit in {OPTION_SPACE}")
+    pkt[TCP].options = kept + options
     for name, value in tcp_fields.items():
         setattr(pkt[TCP], name, value)
     if IP in pkt:
@@ -75,7 +98,9 @@ def ip_options(base, option: bytes) -> list:
 
 def tcp_nops(base, option: bytes) -> list:
     """The option after NOPs that fill the TCP option space."""
-    pad = 40 - 12 - len(option)
+    pad = OPTION_SPACE - 12 - len(option)
+    if pad < 0:  # no room beside the timestamp: _with_options drops it
+        pad = OPTION_SPACE - len(option)
     return [_with_options(base, [("NOP", None)] * pad + [_opt(option)])]
 
 
@@ -102,7 +127,8 @@ def malformed_after(base, option: bytes) -> list:
     pkt = layer(bytes(_with_options(base, [_opt(option), (0xFE, b"")])))
     header = pkt[IP].ihl * 4 if layer is IP else 40
     raw = bytearray(bytes(pkt))
-    at = header + 20 + 12 + len(option)  # after NOP NOP TIMESTAMP and the option
+    timestamp = 12 if any(o[0] == "Timestamp" for o in pkt[TCP].options) else 0
+    at = header + 20 + timestamp + len(option)  # after NOP NOP TIMESTAMP and the option
     if raw[at] != 0xFE:
         raise ValueError("unexpected option layout")
     raw[at + 1] = 0x7F

@@ -45,7 +45,23 @@ LOCATIONS = {
 # in which the attack lands (a fresh acknowledgment is needed for forgeries to pass).
 PAUSE, BULK_SECONDS, IDLE = 0.5, 1.0, 2.5
 SETTLE = 0.3  # after the bulk, before the attack: the last ACKs are on the tap
-SNAPLEN = 128
+# Every header of every shape the forger sends, whole: Ethernet 14, IPv4 with 40 bytes
+# of options 60 (IPv6 behind the ip_options shape's 40-byte destination options header:
+# 80), TCP with 40 bytes of options 60. At 128 bytes an ip_options forgery lost its MPTCP
+# option, and its trial dated the early attempt from the next one, 0.7 s later.
+SNAPLEN = 160
+
+
+def capture_filter(port: int) -> str:
+    """A connection's segments on ``port``, and the shapes libpcap's ``tcp port`` misses:
+    an IPv4 fragment after the first, TCP behind an IPv6 extension header (fragment or
+    options). tshark reassembles the fragments (decode)."""
+    return (
+        f"tcp port {port} or (ip and ip[6:2] & 0x1fff != 0)"
+        " or (ip6 and ip6[6] != 6 and ip6[6] != 58)"
+    )
+
+
 TIMEOUT = 4.0  # socket timeout of the transfer: how long a killed connection takes to notice
 REACT = 1.0  # after the attack: the victim's kernel acts (joins, closes)
 ATTEMPT_REACT = 0.1  # s: the victim acts on an option as it arrives; then look at it
@@ -207,12 +223,17 @@ NOT_DSS_ONLY = "tcp.options.mptcp.subtype in {0, 1, 3..15}"
 # Segments whose only option after NOP NOP TIMESTAMP is one DSS (with its padding): the
 # bulk of a capture, and nothing confinement counts. tcpdump drops them before tshark
 # dissects the rest (7 times faster on a trial's captures; what tshark then selects is
-# the same, see tests/unit/test_confinement.py).
+# the same, see tests/unit/test_confinement.py). Each part first checks that the bytes
+# it reads are there (a whole, unfragmented segment with 35 bytes of TCP header): a
+# filter that reads past a packet rejects it outright, and `not` cannot undo that — the
+# forger's fragments vanished so.
 DSS_ONLY = (
-    "(ip and tcp[20] = 1 and tcp[21] = 1 and tcp[22] = 8 and tcp[32] = 30"
+    "(ip and ip[6:2] & 0x3fff = 0 and ip[2:2] >= (ip[0] & 0xf) * 4 + 35"
+    " and tcp[20] = 1 and tcp[21] = 1 and tcp[22] = 8 and tcp[32] = 30"
     " and tcp[34] & 0xf0 = 0x20 and (tcp[12] & 0xf0) >> 2 <= 34 + tcp[33])"
     # IPv6 (libpcap has no tcp[] there): TCP right after the fixed header, at ip6[40]
-    " or (ip6 and ip6[6] = 6 and ip6[60] = 1 and ip6[61] = 1 and ip6[62] = 8 and ip6[72] = 30"
+    " or (ip6 and ip6[6] = 6 and ip6[4:2] >= 35"
+    " and ip6[60] = 1 and ip6[61] = 1 and ip6[62] = 8 and ip6[72] = 30"
     " and ip6[74] & 0xf0 = 0x20 and (ip6[52] & 0xf0) >> 2 <= 34 + ip6[73])"
 )
 
@@ -394,9 +415,9 @@ def run_trial(
             stderr=subprocess.PIPE,
             text=True,
         )
-        # Headers are enough for the attacker's tap and for tshark (options end by byte 94).
+        # Headers are enough for tshark (SNAPLEN).
         for i in ("a-eth0", "a-eth1"):
-            caps[i] = Capture(a, i, f"tcp port {PORT}", pcap[i], snaplen=SNAPLEN)
+            caps[i] = Capture(a, i, capture_filter(PORT), pcap[i], snaplen=SNAPLEN)
         if cell.attack == "own_connection":
             own_xfer = _own_connection(
                 tb, attacker_name, pcap["own"], caps, bulk + idle + PAUSE, plan
@@ -557,7 +578,7 @@ def _own_connection(
     ``seconds``), captured on its own link as ``caps["own"]``; returned once the capture
     has shown the handshake's third ACK (the keys)."""
     host = tb.net[attacker]
-    caps["own"] = Capture(host, f"{attacker}-eth0", f"tcp port {OWN_PORT}", path, snaplen=SNAPLEN)
+    caps["own"] = Capture(host, f"{attacker}-eth0", capture_filter(OWN_PORT), path, snaplen=SNAPLEN)
     own = Transfer(
         tb,
         nbytes=OWN_BYTES,
@@ -685,10 +706,14 @@ def adapt(
         report = _command(forger, attack, shape, now)
         if attempt.moment == "early":  # until the tap has shown the peer's first segments
             deadline = time.monotonic() + 2.0
-            while report["sent"] == 0 and time.monotonic() < deadline:
+            while not report["sent"] and not report["no_room"] and time.monotonic() < deadline:
                 time.sleep(0.005)
                 report = _command(forger, attack, shape, now)
-            outcome.early_shape, outcome.early_at = attempt.shape, report.get("sent_at")
+            if not report["no_room"]:
+                outcome.early_shape, outcome.early_at = attempt.shape, report.get("sent_at")
+        if report["no_room"]:  # nothing went out: not an attempt that failed
+            outcome.log.append((attempt, None))
+            continue
         outcome.attempts += 1
         outcome.sent += report["sent"]
         react = TPBT_REACT if tpbt is not None else ATTEMPT_REACT
@@ -700,7 +725,7 @@ def adapt(
             outcome.evidence = f"{attempt.moment}/{attempt.shape}: {evidence}"
         if ok and not exhaustive:
             break
-    if not outcome.success and outcome.log:
+    if not outcome.success and outcome.attempts:
         outcome.evidence = f"no attempt worked; the last: {evidence}"
     return outcome, report
 

@@ -5,6 +5,7 @@ a blind attacker). The victim's kernel counters are the oracle (experiments.tria
 
 import pytest
 
+from experiments.adaptive import SHAPE_ORDER
 from experiments.attacks import ATTACKS
 from experiments.harness import Transfer, abort_leftovers, set_mode, warm_up
 from experiments.records import Cell, attempt_outcomes
@@ -36,9 +37,9 @@ def savi_enforce(tmp_path_factory):
     yield from _testbed(tmp_path_factory, "savi", "enforce")
 
 
-def trial(tb, key: str, **kw) -> dict:
+def trial(tb, key: str, number: int = 0, **kw) -> dict:
     cell = Cell.parse(key)
-    record = run_trial(tb, cell, 0, tb.work / cell.attack, **kw)
+    record = run_trial(tb, cell, number, tb.work / cell.attack, **kw)
     print(key, record["evidence"], record["replayed"], f"{record['trial_seconds']:.1f} s")
     return record
 
@@ -94,6 +95,17 @@ class TestWithoutSav:
             assert abort_leftovers(no_sav, ("a", "b"), (PORT,)) == 0
         finally:
             old.kill()
+
+    @pytest.mark.parametrize("shape", ["ip_options", "fragments"])
+    def test_the_early_forgery_is_dated_by_its_own_packets(self, no_sav, shape):
+        """The longest headers (40 bytes of IPv4 options and of TCP options) are captured
+        whole and fragments reassembled: ``early_ms`` is when the early attempt reached
+        a's link, not the next attempt (0.7 s on, when the capture cut or missed them)."""
+        record = trial(
+            no_sav, "none/vanilla/unprotected/mp_prio/adaptive", number=SHAPE_ORDER.index(shape)
+        )
+        assert record["early_shape"] == shape
+        assert record["early_ms"] is not None and 0 < record["early_ms"] < 100, record
 
     def test_blind_attacker_fails_without_sav(self, no_sav):
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
@@ -205,6 +217,19 @@ class TestIpv6:
         record = trial(dual_stack, f"savi/vanilla/unprotected/{attack}/adaptive/v6")
         assert record["family"] == "v6" and record["keys_known"], record
         assert record["success"], (record["attempt_log"], record["victim_counters"])
+
+    @pytest.mark.parametrize("shape", ["ip_options", "fragments"])
+    def test_the_early_forgery_is_dated_by_its_own_packets(self, dual_stack, shape):
+        """TCP behind a destination options header or a fragment header, which libpcap's
+        ``tcp port`` does not see: captured, reassembled and dated as over IPv4."""
+        set_mode(dual_stack, "vanilla")
+        record = trial(
+            dual_stack,
+            "savi/vanilla/unprotected/mp_prio/adaptive/v6",
+            number=SHAPE_ORDER.index(shape),
+        )
+        assert record["early_shape"] == shape
+        assert record["early_ms"] is not None and 0 < record["early_ms"] < 100, record
 
     @pytest.mark.parametrize("attack", ["add_addr", "rm_addr", "mp_prio", "join_flood"])
     def test_the_adaptive_attacker_finds_nothing_against_enforcing_hosts(self, dual_stack, attack):

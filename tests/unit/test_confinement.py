@@ -179,3 +179,44 @@ def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path, fam
     assert len(kept) == len(plain) == sum(1 for p in pkts if len(p[TCP].options) > 4)
     assert all(any(isinstance(o, MpPrio | AddAddr) for o in options_of(p.options)) for p in kept)
     assert {(p.src, p.dst, p.ip_id) for p in kept} == {(header.src, header.dst, 7)}
+
+
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_every_attacker_shape_passes_the_prefilter_as_tshark_sees_it(tmp_path, family):
+    """The forger's packets in every shape of experiments/shapes.py — fragments, 40 bytes
+    of IPv4 options or an IPv6 destination options header, no timestamp where a 28-byte
+    ADD_ADDR leaves no room — reach tshark and are decoded once each, as tshark alone
+    decodes them (fragments reassembled): the trial dates its early attempt from them."""
+    import subprocess
+
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.utils import wrpcap
+
+    from experiments.shapes import SHAPES
+    from experiments.trial import FIELDS, NOT_DSS_ONLY, decode
+
+    if family == "v4":
+        header = IP(src=B_TRUSTED, dst=A_TRUSTED, id=7)
+    else:
+        header = IPv6(src="2001:db8:3::20", dst="2001:db8:1::10", fl=7)
+    base = header / TCP(
+        sport=5201,
+        dport=40000,
+        flags="A",
+        options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 2))],
+    )
+    options = [encode(MpPrio(True)), encode(AddAddr(42, "2001:db8:2::66", hmac=HMAC8))]
+    pkts = [p for o in options for shape in SHAPES for p in SHAPES[shape](base, o)]
+    path = tmp_path / "shapes.pcap"
+    wrpcap(str(path), pkts)
+    plain = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", NOT_DSS_ONLY, "-T", "fields"]
+        + [a for f in FIELDS for a in ("-e", f)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    kept = decode(path)
+    assert len(kept) == len(plain) == len(options) * len(SHAPES)
+    assert {(p.src, p.dst, p.ip_id) for p in kept} == {(header.src, header.dst, 7)}

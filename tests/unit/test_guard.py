@@ -39,6 +39,8 @@ FAMILIES = {"v4": (PEER, VICTIM), "v6": (PEER6, VICTIM6)}
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
 OPTIONS = {
     "add_addr": encode(AddAddr(42, "10.2.0.66", hmac=b"h" * 8)),
+    # 28 bytes: the shapes that add an option beside it leave the timestamp out
+    "add_addr6": encode(AddAddr(42, "2001:db8:2::66", hmac=b"h" * 8)),
     "rm_addr": encode(RemoveAddr((0, 1, 2, 3))),
     "mp_prio": encode(MpPrio(backup=True)),
     "fastclose": encode(MpFastclose(0x1234)),

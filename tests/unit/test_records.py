@@ -238,6 +238,8 @@ def test_attempt_logs_become_a_table_of_shapes_and_moments(tmp_path):
         "savi/enforce/unprotected/mp_prio/adaptive": [
             "early/plain:0 bulk/plain:0 lull/plain:0",
             "early/rst:0 bulk/plain:0 lull/plain:0",
+            # a shape with no room for the option: not made, not a failure
+            "early/behind_dss:- bulk/plain:0 bulk/behind_dss:- lull/plain:0",
         ],
         "none/vanilla/unprotected/mp_prio/adaptive": [
             "early/plain:1 bulk/plain:1 lull/plain:0",
@@ -261,14 +263,15 @@ def test_attempt_logs_become_a_table_of_shapes_and_moments(tmp_path):
     assert enforce["attempts"] == {
         "early/plain": [0, 1],
         "early/rst": [0, 1],
-        "bulk/plain": [0, 2],
-        "lull/plain": [0, 2],
+        "bulk/plain": [0, 3],
+        "lull/plain": [0, 3],
     }
     assert not enforce["exhaustive"]
     assert s["cells"]["none/vanilla/unprotected/mp_prio/adaptive"]["exhaustive"]
     md = figures.tables(s)
     assert "Attempts of savi/enforce/unprotected/mp_prio/adaptive" in md
-    assert "| plain | 0/1 | 0/2 | 0/2 |" in md and "| rst | 0/1 | — | — |" in md
+    assert "| plain | 0/1 | 0/3 | 0/3 |" in md and "| rst | 0/1 | — | — |" in md
+    assert "behind_dss" not in md  # never tried
     assert "| plain | 1/1 | 1/1 | 0/1 |" in md  # the vanilla host, exhaustively
     assert "Attempts of savi/trusted" not in md
 
@@ -276,5 +279,11 @@ def test_attempt_logs_become_a_table_of_shapes_and_moments(tmp_path):
 def test_an_outcome_logs_every_attempt():
     from experiments.adaptive import Attempt, Outcome
 
-    o = Outcome(log=[(Attempt("early", "plain"), False), (Attempt("bulk", "rst"), True)])
-    assert o.log_text() == "early/plain:0 bulk/rst:1"
+    o = Outcome(
+        log=[
+            (Attempt("early", "plain"), False),
+            (Attempt("bulk", "behind_dss"), None),  # no room for the option
+            (Attempt("bulk", "rst"), True),
+        ]
+    )
+    assert o.log_text() == "early/plain:0 bulk/behind_dss:- bulk/rst:1"
