@@ -139,12 +139,26 @@ def test_categories():
     assert category(MpPrio(False), set()) == "mp_prio"
 
 
+def _tshark_selects(path) -> list[str]:
+    """What tshark alone selects from a capture, as decode asks it (no prefilter)."""
+    import subprocess
+
+    from experiments.trial import FIELDS, NOT_DSS_ONLY
+
+    return subprocess.run(
+        ["tshark", "-r", str(path), "-Y", NOT_DSS_ONLY, "-T", "fields"]
+        + [a for f in FIELDS for a in ("-e", f)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+
+
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path, family):
     """Data segments (NOP NOP TIMESTAMP, one DSS of any length, padding) are dropped
     before tshark; a DSS followed by anything, even a 3-byte MP_PRIO, is kept. In IPv4
     and IPv6 (whose flow label stands for the IP ID)."""
-    import subprocess
 
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
@@ -155,7 +169,7 @@ def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path, fam
     else:
         header = IPv6(src="2001:db8:3::20", dst="2001:db8:1::10", fl=7)
 
-    from experiments.trial import FIELDS, NOT_DSS_ONLY, decode
+    from experiments.trial import decode
 
     ts = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
     dss = {n: bytes([30, n, 0x20, 0x01]) + bytes(n - 4) for n in (8, 12, 16, 18, 20, 22, 28)}
@@ -168,13 +182,7 @@ def test_the_dss_prefilter_drops_only_what_tshark_would_not_select(tmp_path, fam
             pkts.append(header.copy() / TCP(flags="A", options=opts))
     path = tmp_path / "data.pcap"
     wrpcap(str(path), pkts)
-    plain = subprocess.run(
-        ["tshark", "-r", str(path), "-Y", NOT_DSS_ONLY, "-T", "fields"]
-        + [a for f in FIELDS for a in ("-e", f)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    plain = _tshark_selects(path)
     kept = decode(path)
     assert len(kept) == len(plain) == sum(1 for p in pkts if len(p[TCP].options) > 4)
     assert all(any(isinstance(o, MpPrio | AddAddr) for o in options_of(p.options)) for p in kept)
@@ -187,14 +195,13 @@ def test_every_attacker_shape_passes_the_prefilter_as_tshark_sees_it(tmp_path, f
     of IPv4 options or an IPv6 destination options header, no timestamp where a 28-byte
     ADD_ADDR leaves no room — reach tshark and are decoded once each, as tshark alone
     decodes them (fragments reassembled): the trial dates its early attempt from them."""
-    import subprocess
 
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.utils import wrpcap
 
     from experiments.shapes import SHAPES
-    from experiments.trial import FIELDS, NOT_DSS_ONLY, decode
+    from experiments.trial import decode
 
     if family == "v4":
         header = IP(src=B_TRUSTED, dst=A_TRUSTED, id=7)
@@ -210,13 +217,7 @@ def test_every_attacker_shape_passes_the_prefilter_as_tshark_sees_it(tmp_path, f
     pkts = [p for o in options for shape in SHAPES for p in SHAPES[shape](base, o)]
     path = tmp_path / "shapes.pcap"
     wrpcap(str(path), pkts)
-    plain = subprocess.run(
-        ["tshark", "-r", str(path), "-Y", NOT_DSS_ONLY, "-T", "fields"]
-        + [a for f in FIELDS for a in ("-e", f)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    plain = _tshark_selects(path)
     kept = decode(path)
     assert len(kept) == len(plain) == len(options) * len(SHAPES)
     assert {(p.src, p.dst, p.ip_id) for p in kept} == {(header.src, header.dst, 7)}
