@@ -20,6 +20,12 @@ class HarnessError(RuntimeError):
     """Something in the testbed did not do what a trial needs (not an attack outcome)."""
 
 
+class TransferTimeout(HarnessError):
+    """A transfer still running when its time was up (both ends killed): a broken
+    testbed, or an attack that wrecked the connection without ending it (a trial asks
+    the attack to explain it, experiments.trial.explains_broken_transfer)."""
+
+
 def wait_until(predicate, timeout: float = 10, what: str = "condition", interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -199,7 +205,7 @@ class Transfer:
             out_s, _ = self.server.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise HarnessError(f"the transfer did not end within {timeout}s") from None
+            raise TransferTimeout(f"the transfer did not end within {timeout}s") from None
         except BaseException:  # Ctrl-C, SIGTERM: neither end outlives the caller
             self.kill()
             raise

@@ -7,7 +7,7 @@ import pytest
 
 from experiments.adaptive import SHAPE_ORDER
 from experiments.attacks import ATTACKS
-from experiments.harness import Transfer, abort_leftovers, set_mode, warm_up
+from experiments.harness import Transfer, TransferTimeout, abort_leftovers, set_mode, warm_up
 from experiments.records import Cell, attempt_outcomes
 from experiments.trial import PORT, run_trial
 from tests.integration.tools import stat, wait_until
@@ -106,6 +106,14 @@ class TestWithoutSav:
         )
         assert record["early_shape"] == shape
         assert record["early_ms"] is not None and 0 < record["early_ms"] < 100, record
+
+    def test_a_transfer_that_does_not_end_in_time_is_killed_and_said(self, no_sav):
+        """What a trial then records as a failed transfer, for the attack to explain
+        (an early injected payload once left a connection sending for ever)."""
+        xfer = Transfer(no_sav, seconds=30, pause=0, port=PORT + 7)
+        with pytest.raises(TransferTimeout, match="did not end within 1s"):
+            xfer.outcome(timeout=1)
+        assert xfer.client.poll() is not None and xfer.server.poll() is not None
 
     def test_blind_attacker_fails_without_sav(self, no_sav):
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
