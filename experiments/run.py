@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.resume:
-        out = Path(args.resume)
+        out = Path(args.resume).resolve()
         try:
             config = json.loads((out / "config.json").read_text())
         except (OSError, ValueError) as e:
@@ -554,7 +554,11 @@ def main(argv: list[str] | None = None) -> int:
             "exhaustive": args.exhaustive or base.get("exhaustive", False),
         }
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = Path(args.out) if args.out else REPO / "results" / f"attack-{config['name']}-{stamp}"
+        out = (
+            Path(args.out).resolve()
+            if args.out
+            else REPO / "results" / f"attack-{config['name']}-{stamp}"
+        )
     try:
         cells = [Cell.parse(k) for k in config["cells"]]
         for c in cells:

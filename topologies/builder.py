@@ -191,7 +191,9 @@ class Testbed:
         self.topo = topo
         self.cluster = cluster  # None: every node on this machine
         self.controller_args = controller_args or []
-        self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-"))
+        # Absolute: the hosts' daemons get paths in it and run elsewhere (dhclient -6
+        # refuses a lease file it cannot resolve, and a relative --resume DIR broke so).
+        self.dir = Path(log_dir or tempfile.mkdtemp(prefix="savi-testbed-")).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.made_dir = log_dir is None  # ours to remove if the testbed is refused
         self.ofp_port = free_port()
