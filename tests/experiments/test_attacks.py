@@ -115,6 +115,19 @@ class TestWithoutSav:
             xfer.outcome(timeout=1)
         assert xfer.client.poll() is not None and xfer.server.poll() is not None
 
+    def test_a_trial_records_a_transfer_that_did_not_end_as_failed(self, no_sav, monkeypatch):
+        """run_trial takes the timeout as the transfer's failure (for the attack to
+        explain), not as a broken testbed that would end the run."""
+
+        def hung(xfer, timeout=120):
+            xfer.kill()
+            raise TransferTimeout(f"the transfer did not end within {timeout}s")
+
+        monkeypatch.setattr(Transfer, "outcome", hung)
+        record = trial(no_sav, "none/vanilla/unprotected/mp_prio/eavesdrop")
+        assert not record["transfer_ok"] and not record["bytes_match"]
+        assert "did not end within 30s" in record["transfer_error"], record["transfer_error"]
+
     def test_blind_attacker_fails_without_sav(self, no_sav):
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
         assert record["forged_sent"] > 0 and not record["keys_known"]
