@@ -430,6 +430,83 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
     ]
 
 
+CLASSIFIER_RUNS = 100_000  # runs of the program per timed batch
+
+
+def classifier_frames() -> dict[str, bytes]:
+    """The segments whose cost the classifier diagnostic times, as they arrive at b."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    peer, us = ("10.3.0.20", 5201), ("10.2.0.10", 40000)
+    dss = bytes([0x20, 0x05]) + bytes(16)  # data ACK and mapping, 4-byte sequence numbers
+    timestamp = [("NOP", None), ("NOP", None), ("Timestamp", (5, 6))]
+
+    def frame(options, payload: int) -> bytes:
+        tcp = TCP(sport=peer[1], dport=us[1], flags="A", options=options)
+        ip = IP(src=peer[0], dst=us[0])
+        return bytes(Ether(dst="00:00:00:00:0a:02") / ip / tcp / Raw(b"x" * payload))
+
+    return {
+        "data segment": frame([*timestamp, (30, dss)], 1400),
+        "pure ACK": frame([*timestamp, (30, dss[:2] + bytes(4))], 0),
+        # Linux's layout for an ACK with a SACK block: the quick walk leaves it to the loop.
+        "SACK, DSS, payload": frame(
+            [*timestamp, ("NOP", None), ("NOP", None), ("SAck", (1, 2)), (30, dss[:2] + bytes(4))],
+            1400,
+        ),
+    }
+
+
+def classifier_cost(repeat: int) -> list[dict]:
+    """What the classifier (hosts/bpf/guard.c) costs a segment (a diagnostic, not in the
+    default run): the kernel runs the loaded program on a frame CLASSIFIER_RUNS times
+    and times it (BPF_PROG_TEST_RUN); median ns per run over ``repeat`` batches, for
+    a data segment (the hot path), a pure ACK (too short to read straight from the
+    packet), a data segment whose options the quick walk leaves to the loop, each
+    with the classifier configured as the agents configure it (not enforcing;
+    enforcing) and on a subflow outside any scope or guarded. No network, no testbed."""
+    from hosts import bpf_syscall
+    from hosts.extension import Scope
+    from hosts.firewall import MARK_IN
+    from hosts.guard import Guard, allowed_subtypes
+    from hosts.options import ADDR_TRUST_DEFAULT
+
+    frames = classifier_frames()
+    subflow = ("10.3.0.20", 5201, "10.2.0.10", 40000)
+    opening = allowed_subtypes(Scope.OPENING, ADDR_TRUST_DEFAULT)
+    costs: dict[str, dict[str, float]] = {}
+    guard = Guard(f"bench-{os.getpid()}")
+    try:
+        for enforce in (False, True):
+            guard.configure(enforce, MARK_IN, opening if enforce else 0, 500)
+            for guarded in (False, True):
+                scope = allowed_subtypes(Scope.GUARDED, ADDR_TRUST_DEFAULT)
+                guard.set_guarded({subflow: scope} if guarded else {})
+                case = f"{'enforcing' if enforce else 'not enforcing'}, " + (
+                    "guarded subflow" if guarded else "no scope"
+                )
+                costs[case] = {
+                    name: statistics.median(
+                        bpf_syscall.test_run_timed(guard.prog_fd, frame, CLASSIFIER_RUNS)[2]
+                        for _ in range(repeat)
+                    )
+                    for name, frame in frames.items()
+                }
+                print(f"  {case}: {costs[case]}", file=sys.stderr)
+    finally:
+        guard.close()
+    return [
+        {
+            "what": "classifier cost per segment (diagnostic)",
+            "measured_as": f"median ns per run, BPF_PROG_TEST_RUN, {repeat} x {CLASSIFIER_RUNS:,}",
+            "batches": repeat,
+            "ns_per_run": costs,
+        }
+    ]
+
+
 SETUP_TIMELINE_PORT = 5301  # the connections' server ports, one each, upward
 
 
@@ -1329,7 +1406,7 @@ BENCHES = (
     "trust_propagation",
     "scale",
 )
-DIAGNOSTICS = ("hook_cost", "setup_timeline")  # run only when asked for (--only)
+DIAGNOSTICS = ("hook_cost", "setup_timeline", "classifier_cost")  # run only when asked for (--only)
 
 
 def run(out: Path, only: list[str], quick: bool) -> list[dict]:
@@ -1339,6 +1416,7 @@ def run(out: Path, only: list[str], quick: bool) -> list[dict]:
         "path_manager": lambda: path_manager(out, pairs, 1.0 if quick else 3.0),
         "hook_cost": lambda: hook_cost(out, pairs, 1.0 if quick else 3.0),
         "setup_timeline": lambda: setup_timeline(out, pairs),
+        "classifier_cost": lambda: classifier_cost(3 if quick else pairs),
         "savi_dataplane": lambda: savi_dataplane(out, pairs, 1.0 if quick else 2.0),
         "binding_latency": lambda: binding_latency(
             out, 5 if quick else 100, (1, 100) if quick else (1, 100, 1000, 10_000)
@@ -1440,6 +1518,12 @@ def table(rows: list[dict]) -> str:
                 f"| {r['what']} | {r['measured_as']}, n={r['connections']} | {steps} | — | — "
                 f"| — | — |"
             )
+        elif "ns_per_run" in r:
+            cases = "; ".join(
+                f"{case}: " + ", ".join(f"{name} {ns:.0f}" for name, ns in frames.items())
+                for case, frames in r["ns_per_run"].items()
+            )
+            lines.append(f"| {r['what']} | {r['measured_as']} | {cases} | — | — | — | — |")
         elif "sizes" in r:
             sizes = "; ".join(
                 f"{s['hosts']} hosts: {s['start_s']:.1f} s / {s['stop_s']:.1f} s / "

@@ -149,6 +149,13 @@ class Map:
 
 def test_run(prog_fd: int, frame: bytes) -> tuple[int, int]:
     """(return code, skb mark afterwards) of a tc program run on one Ethernet frame."""
+    retval, mark, _ = test_run_timed(prog_fd, frame, 1)
+    return retval, mark
+
+
+def test_run_timed(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int, int]:
+    """(return code, skb mark, mean ns per run) of ``repeat`` runs of a program on one
+    frame in the kernel (the kernel times the runs itself: no system call per run)."""
     data = ctypes.create_string_buffer(frame, len(frame))
     out = ctypes.create_string_buffer(len(frame) + 256)
     ctx_in = ctypes.create_string_buffer(SK_BUFF_SIZE)
@@ -159,7 +166,7 @@ def test_run(prog_fd: int, frame: bytes) -> tuple[int, int]:
         data_size_out=len(out),
         data_in=_addr(data),
         data_out=_addr(out),
-        repeat=1,
+        repeat=repeat,
         ctx_size_in=SK_BUFF_SIZE,
         ctx_size_out=SK_BUFF_SIZE,
         ctx_in=_addr(ctx_in),
@@ -167,4 +174,4 @@ def test_run(prog_fd: int, frame: bytes) -> tuple[int, int]:
     )
     _bpf(BPF_PROG_TEST_RUN, attr, "test run")
     mark = int.from_bytes(ctx_out.raw[SK_BUFF_MARK : SK_BUFF_MARK + 4], "little")
-    return attr.retval, mark
+    return attr.retval, mark, attr.duration

@@ -29,6 +29,8 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
             "hook_cost",
             "--only",
             "setup_timeline",
+            "--only",
+            "classifier_cost",
         ],
         cwd=REPO,
         capture_output=True,
@@ -61,6 +63,10 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     assert all(ALL_UP in timeline[mode] for mode in ("vanilla", "trusted")), timeline
     assert "ADDR_TRUST received" in timeline["trusted"]
     assert "ADDR_TRUST sent" not in timeline["vanilla"]
+    # The classifier's cost per segment, timed by the kernel, in every configuration.
+    cost = rows["classifier cost per segment (diagnostic)"]["ns_per_run"]
+    assert len(cost) == 4 and all(len(frames) == 3 for frames in cost.values()), cost
+    assert all(ns > 0 for frames in cost.values() for ns in frames.values())
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)

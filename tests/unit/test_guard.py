@@ -4,9 +4,10 @@ real program. Every attacker shape of experiments/shapes.py must be dropped on a
 subflow and pass elsewhere; what the agent must judge is marked."""
 
 import os
+import random
 
 import pytest
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import IP, TCP, IPOption_NOP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -440,3 +441,108 @@ def test_an_opening_the_classifier_began_ends_by_itself(self_opening):
     assert run(self_opening, handshake("SA", option, other))[0] == TC_ACT_OK
     prio[TCP].dport = other
     assert run(self_opening, prio)[0] == TC_ACT_OK
+
+
+# -- the hot path: the quick walk and the linear reader give the walk's answers ---------
+def reference_walk(area: bytes) -> tuple[int, bool]:
+    """(MPTCP subtypes seen as a bit mask, malformed) as Linux's tcp_parse_options()
+    reads the area and the program's full walk mirrors it: subtypes found before a
+    malformed option count."""
+    subtypes, i = 0, 0
+    while i < len(area):
+        kind = area[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(area):
+            return subtypes, True
+        length = area[i + 1]
+        if length < 2 or i + length > len(area):
+            return subtypes, True
+        if kind == 30:
+            if length < 3:
+                return subtypes, True
+            subtypes |= 1 << (area[i + 2] >> 4)
+        i += length
+    return subtypes, False
+
+
+TIMESTAMP = bytes([1, 1, 8, 10]) + bytes(8)
+
+
+def option_areas() -> list[bytes]:
+    """Areas at the quick walk's edges (what Linux sends, with every way of being a
+    little different from it) and random ones; padded to a whole data offset."""
+    dss = bytes([30, 20, 0x20, 0x05]) + bytes(16)
+    prefixes = [b"", TIMESTAMP, bytes([1, 1, 8, 8]) + bytes(6), bytes([1, 8, 10]) + bytes(8)]
+    middles = [b"", dss, dss[:2] + b"\x20", bytes([30, 2]), bytes([30, 30, 0x20, 0])]
+    middles += [OPTIONS[n] for n in ("add_addr", "rm_addr", "mp_prio", "addr_trust", "mp_fail")]
+    middles += [bytes([30, 8, 0xE0]) + bytes(5), bytes([30, 40, 0x20]) + bytes(5)]
+    tails = [b"", b"\x01", b"\x01\x01\x01", b"\x00\x1e\x04", b"\x01\x00\x30", b"\x02", b"\x1e"]
+    tails += [b"\x01\x1e\x03\x30", OPTIONS["rm_addr"], b"\x01\x01\x01\x01\x00"]
+    areas = [p + m + t for p in prefixes for m in middles for t in tails]
+    rng = random.Random(13)
+    for _ in range(300):
+        n = rng.choice((4, 8, 12, 20, 32, 40))
+        areas.append(
+            bytes(
+                rng.choice((0, 1, 2, 8, 10, 30, 0x20, 0x30, rng.randrange(256))) for _ in range(n)
+            )
+        )
+        areas.append(
+            TIMESTAMP + bytes([30, rng.randrange(24), rng.randrange(256)]) + rng.randbytes(9)
+        )
+    padded = {(a + b"\x01" * (-len(a) % 4)) for a in areas}
+    return sorted(a for a in padded if len(a) <= 40)
+
+
+def segment_with(area: bytes, payload: bytes, family: str = "v4", flags: str = "A"):
+    peer, victim = FAMILIES[family]
+    ip = IP if family == "v4" else IPv6
+    tcp = TCP(sport=peer[1], dport=victim[1], flags=flags, dataofs=5 + len(area) // 4)
+    return ip(src=peer[0], dst=victim[0]) / tcp / Raw(area + payload)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_hot_path_judges_every_option_area_as_the_walk_does(guard, family):
+    """Data segments are read straight from the packet and their option areas by the
+    quick walk when they look like Linux's; a pure ACK (too short for the linear
+    reader) through the helper calls. Both, on every area, give the reference walk's
+    verdict: on a guarded subflow dropped when malformed or when it carries anything but
+    MP_CAPABLE, MP_JOIN or DSS; elsewhere passed, and queued for the agent when it
+    carries ADD_ADDR."""
+    peer, victim = FAMILIES[family]
+    incoming = (*peer, *victim)
+    for area in option_areas():
+        subtypes, malformed = reference_walk(area)
+        forbidden = malformed or bool(subtypes & ~0b111)
+        add_addr = bool(subtypes & (1 << 3))
+        for payload in (b"", b"x" * 100):
+            frame = segment_with(area, payload, family)
+            guard.set_guarded({incoming: GUARDED})
+            verdict, _ = run(guard, frame)
+            assert verdict == (TC_ACT_SHOT if forbidden else TC_ACT_OK), (area.hex(), payload)
+            guard.set_guarded({})
+            assert run(guard, frame) == (TC_ACT_OK, MARK_IN if add_addr else 0), area.hex()
+            guard.release(incoming)
+
+
+def test_the_linear_reader_leaves_what_it_cannot_read_to_the_helper_calls(guard):
+    """IPv4 options, fragments, IPv6 extension headers and a data offset under 5 go the
+    long way, and are judged as before (the shapes above test them with payloads)."""
+    guard.set_guarded({(*PEER, *VICTIM): GUARDED})
+    try:
+        rm_addr = [(30, OPTIONS["rm_addr"][2:])]
+        tcp = TCP(sport=PEER[1], dport=VICTIM[1], flags="A", options=rm_addr) / Raw(b"x" * 100)
+        with_options = IP(src=PEER[0], dst=VICTIM[0], options=[IPOption_NOP()] * 4) / tcp
+        assert run(guard, with_options)[0] == TC_ACT_SHOT
+        data = TCP(sport=PEER[1], dport=VICTIM[1], flags="A") / Raw(b"x" * 100)
+        fragment = IP(src=PEER[0], dst=VICTIM[0], flags="MF") / data
+        assert run(guard, fragment)[0] == TC_ACT_SHOT
+        short = bytearray(bytes(Ether(dst=VICTIM_MAC) / IP(src=PEER[0], dst=VICTIM[0]) / data))
+        short[14 + 20 + 12] = 0x40  # a data offset of 4 words: no room for the header
+        assert run(guard, bytes(short))[0] == TC_ACT_SHOT
+    finally:
+        guard.set_guarded({})
