@@ -88,6 +88,14 @@ class Outcome:
     # Every attempt of the plan reached, and whether it worked; None: not made, as the
     # shape cannot carry the option (experiments.shapes.NoRoom).
     log: list[tuple[Attempt, bool | None]] = field(default_factory=list)
+    # Each attempt that did not work, with the victim's refusal counters that moved over
+    # it (experiments.trial.REFUSALS; '' if none did).
+    refused: list[tuple[Attempt, str]] = field(default_factory=list)
+
+    def refusals_text(self) -> str:
+        """``moment/shape: TcpExtPAWSEstab+1; moment/shape: -`` for every attempt that
+        did not work, as records.csv keeps it (``-``: no refusal counter moved)."""
+        return "; ".join(f"{a.moment}/{a.shape}: {why or '-'}" for a, why in self.refused)
 
     def log_text(self) -> str:
         """Every attempt and its outcome, as records.csv keeps it: ``moment/shape:1``

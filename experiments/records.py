@@ -108,6 +108,10 @@ COLUMNS = (
     # (docs/line-rate.md), which slows or breaks the transfer whatever the attack did,
     # or data an attacker injected past the window; empty in runs before it was counted
     "window_drops",
+    # the adaptive attacker's attempts that did not work, each with the victim's counters
+    # of refused segments and options that moved over it ("early/plain: TcpExtPAWSEstab+1;
+    # bulk/plain: -"; experiments.trial.REFUSALS); empty in runs before it was kept
+    "attempt_refusals",
 )
 
 
@@ -118,16 +122,27 @@ def read(path: Path) -> list[dict]:
         return [_typed(row) for row in csv.DictReader(f)]
 
 
+def columns_of(path: Path) -> tuple[str, ...] | None:
+    """The header of an existing records.csv, None if there is none yet."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as f:
+        return tuple(next(csv.reader(f), ()))
+
+
 def append(path: Path, record: dict) -> None:
+    """Add a trial's record. A file begun by an earlier version keeps its own columns
+    (a resumed run): a column it lacks is not written, so every row stays under its
+    header (``run --resume`` says which are left out)."""
     missing = set(COLUMNS) - set(record)
     if missing:
         raise ValueError(f"record lacks {sorted(missing)}")
     if isinstance(record["confinement"], dict):
         record = {**record, "confinement": json.dumps(record["confinement"], sort_keys=True)}
-    new = not path.exists()
+    header = columns_of(path)
     with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
+        w = csv.DictWriter(f, fieldnames=header or COLUMNS, extrasaction="ignore")
+        if header is None:
             w.writeheader()
         w.writerow(record)
 
@@ -159,6 +174,7 @@ def _typed(row: dict) -> dict:
         "early_shape",
         "attempt_log",
         "replayed",
+        "attempt_refusals",
     ):
         out[k] = row.get(k) or ""
     for k in ("trusted_up_ms", "early_ms"):

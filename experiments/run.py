@@ -322,6 +322,13 @@ def run(
 
     records_csv = out / "records.csv"
     done = {(r["cell"], r["trial"]) for r in records.read(records_csv)}
+    older = set(records.COLUMNS) - set(records.columns_of(records_csv) or records.COLUMNS)
+    if older:
+        print(
+            f"{records_csv} was begun by an earlier version: its columns stay, and "
+            f"{', '.join(sorted(older))} is not recorded for the trials left",
+            file=sys.stderr,
+        )
     todo = plan(cells, trials, done, seed)
     left = {}
     for c, _ in todo:

@@ -138,6 +138,49 @@ ORACLES = {
 VICTIM = {"join_flood": "b", **{attack: "b" for attack in attacks.EXTENSION_ATTACKS}}
 
 
+# The victim's counters that say its stack refused or ignored a segment or an option:
+# which of them moved over an attempt that did not work says where the forgery was lost
+# (PAWS, outside the window, a bad IP header, an option dropped). A forgery the tc
+# classifier drops moves none of them (its own counters: hosts/guard.py).
+REFUSALS = (
+    "IpInHdrErrors",
+    "IpInDiscards",
+    "IpReasmFails",
+    "Ip6InHdrErrors",
+    "Ip6InDiscards",
+    "Ip6ReasmFails",
+    "TcpInErrs",
+    "TcpInCsumErrors",
+    "TcpExtPAWSEstab",
+    "TcpExtPAWSOldAck",
+    "TcpExtBeyondWindow",
+    "TcpExtTCPACKSkippedPAWS",
+    "TcpExtTCPACKSkippedSeq",
+    "TcpExtTCPACKSkippedChallenge",
+    "TcpExtTCPChallengeACK",
+    "TcpExtTCPOFODrop",
+    "TcpExtTCPZeroWindowDrop",
+    "TcpExtTCPRcvQDrop",
+    "TcpExtTCPBacklogDrop",
+    "MPTcpExtAddAddrDrop",
+    "MPTcpExtRmAddrDrop",
+    "MPTcpExtMismatchPortAckRx",
+    "MPTcpExtDuplicateData",
+    "MPTcpExtNoDSSInWindow",
+    "MPTcpExtDSSCorruptionFallback",
+    "MPTcpExtDSSCorruptionReset",
+    "MPTcpExtDssFallback",
+    "MPTcpExtFallbackFailed",
+    "MPTcpExtMPRstRx",
+    "MPTcpExtMPFailRx",
+)
+
+
+def refusals(moved: dict[str, int]) -> str:
+    """``TcpExtPAWSEstab+1 ...``: the REFUSALS counters that moved, '' if none."""
+    return " ".join(f"{k}+{moved[k]}" for k in REFUSALS if moved.get(k, 0) > 0)
+
+
 def succeeded(attack: str, delta: dict[str, int]) -> tuple[bool, str]:
     """(success, evidence) from the victim's MIB deltas."""
     d = delta.get
@@ -562,6 +605,7 @@ def run_trial(
         "trusted_up_ms": _ms(conf.trusted_up_at, started_at),
         "early_shape": outcome.early_shape if outcome else "",
         "attempt_log": outcome.log_text() if outcome else "",
+        "attempt_refusals": outcome.refusals_text() if outcome else "",
         "early_ms": _ms(first_forged, started_at) if outcome and outcome.early_shape else None,
         "attack_seconds": round(attack_seconds, 3),
         "trial_seconds": round(time.monotonic() - t_start, 3),
@@ -659,9 +703,9 @@ def _reacted(
     plan: AddressPlan = PLANS["v4"],
     family: str = "v4",
 ):
-    """(success, evidence) once the victim's counters (with the attack's oracle rule:
-    ORACLES) show the attack worked, or after ``timeout`` (the kernel acts on an option
-    as it arrives)."""
+    """(success, evidence, the counters' moves) once the victim's counters (with the
+    attack's oracle rule: ORACLES) show the attack worked, or after ``timeout`` (the
+    kernel acts on an option as it arrives)."""
     deadline = time.monotonic() + timeout
     while True:
         now = counters(victim, attack, family)
@@ -671,7 +715,7 @@ def _reacted(
             bent = trust_bent(before["tpbt"], tpbt(), {plan.a[0]}, {plan.a[1]})
             ok, evidence = ok or bool(bent), f"{evidence} TPBT: {bent or 'unchanged'}"
         if ok or time.monotonic() >= deadline:
-            return ok, evidence
+            return ok, evidence, moved
         time.sleep(0.05)
 
 
@@ -725,8 +769,10 @@ def adapt(
         outcome.attempts += 1
         outcome.sent += report["sent"]
         react = TPBT_REACT if tpbt is not None else ATTEMPT_REACT
-        ok, evidence = _reacted(victim, before, attack, react, tpbt, plan, family)
+        ok, evidence, moved = _reacted(victim, before, attack, react, tpbt, plan, family)
         outcome.log.append((attempt, ok))
+        if not ok:
+            outcome.refused.append((attempt, refusals(moved)))
         if ok and not outcome.success:
             outcome.success, outcome.moment, outcome.shape = True, attempt.moment, attempt.shape
             outcome.at = report.get("sent_at")

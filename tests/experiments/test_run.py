@@ -83,6 +83,11 @@ def test_outputs_are_sane(short_run):
     )
     assert log[0].startswith("early/plain:") and all(a.endswith(":0") for a in log[:-1])
     assert vanilla["attempts"] == len(log)
+    # Each attempt that did not work is kept with the victim's refusal counters.
+    for r in adaptive.values():
+        failed = [a.removesuffix(":0") for a in r["attempt_log"].split() if a.endswith(":0")]
+        refused = r["attempt_refusals"].split("; ") if r["attempt_refusals"] else []
+        assert [x.split(": ")[0] for x in refused] == failed, r["attempt_refusals"]
     for r in adaptive.values():
         assert r["success_shape"] if r["success"] else r["attempts"] == 1 + 2 * 13
     for r in adaptive.values():  # the early attempt reached a's link in the first 100 ms

@@ -83,3 +83,26 @@ def test_trust_bent_names_what_an_attack_changed_in_the_tpbt():
     # Another connection's entries, and a subflow gone, are not the attack's doing.
     after = [entry("10.2.0.10", False), entry("10.1.0.10", False, token=2)]
     assert trust_bent(before, after, protected, unprotected) == ""
+
+
+def test_each_failed_attempt_says_which_refusal_counters_moved():
+    """A failed attempt is kept with the victim's counters of refused segments and
+    options that moved over it; other counters (legitimate traffic) are left out."""
+    from experiments.adaptive import Outcome
+    from experiments.trial import REFUSALS, refusals
+
+    moved = {
+        "TcpExtPAWSEstab": 1,
+        "TcpExtTCPHPAcks": 40,
+        "MPTcpExtRmAddrDrop": 2,
+        "IpInHdrErrors": 0,
+    }
+    assert refusals(moved) == "TcpExtPAWSEstab+1 MPTcpExtRmAddrDrop+2"
+    assert refusals({"TcpExtTCPHPAcks": 3}) == ""
+    assert len(set(REFUSALS)) == len(REFUSALS)
+    outcome = Outcome()
+    outcome.refused = [
+        (Attempt("early", "plain"), "TcpExtPAWSEstab+1"),
+        (Attempt("bulk", "fin"), ""),
+    ]
+    assert outcome.refusals_text() == "early/plain: TcpExtPAWSEstab+1; bulk/fin: -"

@@ -51,6 +51,7 @@ def record(cell: str, trial: int, success: bool, goodput=100.0, **kw) -> dict:
         "attempt_log": "",
         "replayed": "",
         "window_drops": 0,
+        "attempt_refusals": "",
     }
     r.update(kw)
     return r
@@ -105,6 +106,30 @@ def test_records_of_runs_before_the_adaptive_attacker_still_read(tmp_path):
     (back,) = records.read(path)
     assert (back["attempts"], back["attempt"], back["success_shape"]) == (1, 1, "")
     assert back["window_drops"] is None  # not counted then: unknown, not zero
+
+
+def test_a_file_begun_by_an_earlier_version_keeps_its_columns(tmp_path):
+    """A resumed run appends to a records.csv whose header lacks a newer column: each
+    new row is written under that header (the new column left out), never shifted."""
+    path = tmp_path / "records.csv"
+    older = records.COLUMNS[: records.COLUMNS.index("attempt_refusals")]
+    cell = "savi/trusted/unprotected/rm_addr/adaptive"
+    first = record(cell, 0, True, attempt_log="early/plain:1")
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=older, extrasaction="ignore")
+        w.writeheader()
+        w.writerow({**first, "confinement": "{}"})
+    later = record(cell, 1, False, attempt_log="early/plain:0", attempt_refusals="x: -")
+    records.append(path, later)
+    assert records.columns_of(path) == older
+    back = records.read(path)
+    assert [r["trial"] for r in back] == [0, 1]
+    assert back[1]["attempt_log"] == "early/plain:0" and back[1]["window_drops"] == 0
+    assert back[1]["attempt_refusals"] == ""  # not recorded: the file has no such column
+    fresh = tmp_path / "new.csv"
+    records.append(fresh, later)
+    assert records.columns_of(fresh) == records.COLUMNS
+    assert records.read(fresh)[0]["attempt_refusals"] == "x: -"
 
 
 def test_transfers_with_window_drops_are_counted_and_named_in_the_summary(tmp_path):
