@@ -44,14 +44,26 @@ class FirewallError(RuntimeError):
     pass
 
 
+# Every data segment and ACK Linux sends: NOP NOP TIMESTAMP at 20, then DSS at 32 longer
+# than 8 bytes (a 64-bit data ACK, a mapping), so what sits at 40 is inside it.
+DATA_LAYOUT = (
+    "meta l4proto tcp @th,160,32 0x0101080a @th,256,8 30 @th,264,8 > 8 @th,272,8 & 0xf0 0x20"
+)
+
+
 def copy_rules(addr_trust_subtype: int) -> str:
     """The rules that log a segment whose first MPTCP option is MP_CAPABLE, MP_JOIN or
     ADDR_TRUST (kind 30 at one of FIRST_OPTION_AT, subtype in the high nibble two bytes
     on). IPv6: only TCP right after the fixed header; a segment behind extension
     headers is not copied, so it teaches the agent nothing (fail closed), and while
-    enforcing the classifier judges it (docs/trusted-mptcp.md, IPv6)."""
+    enforcing the classifier judges it (docs/trusted-mptcp.md, IPv6).
+
+    A segment in DATA_LAYOUT leaves at the first rule: its first MPTCP option is DSS
+    and none of the three rules behind could log it but for DSS bytes at 40 that look
+    like an option (a copy the agent would only throw away). On every packet that rule
+    reads less than the three do."""
     wanted = ", ".join(f"{w << 4:#04x}" for w in (*COPIED_SUBTYPES, addr_trust_subtype))
-    lines = ["        ip6 nexthdr != tcp accept"]
+    lines = ["        ip6 nexthdr != tcp accept", f"        {DATA_LAYOUT} accept"]
     for at in FIRST_OPTION_AT:
         lines.append(
             f"        meta l4proto tcp @th,{at * 8},8 30 @th,{(at + 2) * 8},8 & 0xf0 "

@@ -22,6 +22,10 @@ MP_CAPABLE = (30, bytes([0x00 << 4 | 1, 0x81]) + bytes(8))
 MP_JOIN_SYN = (30, bytes([0x10 << 0 | 0x10, 0x01]) + bytes(8))
 DSS = (30, bytes([0x20, 0x01, 0, 0, 0, 0]))
 TIMESTAMP = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
+NOPS = [("NOP", None), ("NOP", None)]
+DSS_ACK64 = (30, bytes([0x20, 0x03]) + bytes(8))  # 12 bytes: a 64-bit data ACK
+DSS_MAP = (30, bytes([0x20, 0x0F]) + bytes(8 + 8 + 4 + 2))  # 26 bytes: ACK and mapping, 64-bit
+DSS_TRAP = (30, bytes([0x20, 0x03]) + bytes(4) + bytes([30, 12, 0x00, 0]))  # at 40: "MP_CAPABLE"
 # Linux's SYN: MSS, SACK-permitted + timestamp, window scale, then MPTCP (offset 40).
 SYN_OPTIONS = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("NOP", None), ("WScale", 7)]
 OTHER_SUBTYPE = 0xE
@@ -42,6 +46,20 @@ def segments(subtype: int = ADDR_TRUST_DEFAULT) -> dict[str, tuple[TCP, bool]]:
         "addr_trust alone": (TCP(flags="A", options=[addr_trust()]), True),
         "another subtype": (TCP(flags="A", options=[*TIMESTAMP, addr_trust(OTHER_SUBTYPE)]), False),
         "data": (TCP(flags="A", options=[*TIMESTAMP, DSS]) / (b"x" * 100), False),
+        # Linux's data segment and ACK (64-bit data ACK, mapping): the first rule's
+        "data, linux layout": (
+            TCP(flags="A", options=[*TIMESTAMP, DSS_MAP, *NOPS]) / (b"x" * 100),
+            False,
+        ),
+        "ack, linux layout": (TCP(flags="A", options=[*TIMESTAMP, DSS_ACK64]), False),
+        # ... whose DSS bytes at 40 look like MP_CAPABLE: no copy either
+        "data, dss bytes like an option": (TCP(flags="A", options=[*TIMESTAMP, DSS_TRAP]), False),
+        # an 8-byte DSS ends at 40: what follows it there is still copied
+        "addr_trust behind a short dss": (
+            TCP(flags="A", options=[*TIMESTAMP, DSS, addr_trust()]),
+            True,
+        ),
+        "mp_capable after timestamps": (TCP(flags="A", options=[*TIMESTAMP, MP_CAPABLE]), True),
         "addr_trust behind dss": (TCP(flags="A", options=[DSS, addr_trust()]), False),
         "plain tcp": (TCP(flags="A") / (b"y" * 10), False),
     }
