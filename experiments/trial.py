@@ -140,8 +140,9 @@ VICTIM = {"join_flood": "b", **{attack: "b" for attack in attacks.EXTENSION_ATTA
 
 # The victim's counters that say its stack refused or ignored a segment or an option:
 # which of them moved over an attempt that did not work says where the forgery was lost
-# (PAWS, outside the window, a bad IP header, an option dropped). A forgery the tc
-# classifier drops moves none of them (its own counters: hosts/guard.py).
+# (PAWS, outside the window, a bad IP header, an option dropped, a mapping it could not
+# use). A forgery the tc classifier drops moves none of them (its own counters:
+# hosts/guard.py).
 REFUSALS = (
     "IpInHdrErrors",
     "IpInDiscards",
@@ -171,8 +172,6 @@ REFUSALS = (
     "MPTcpExtDSSCorruptionReset",
     "MPTcpExtDssFallback",
     "MPTcpExtFallbackFailed",
-    "MPTcpExtMPRstRx",
-    "MPTcpExtMPFailRx",
 )
 
 

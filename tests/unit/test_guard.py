@@ -498,34 +498,42 @@ def option_areas() -> list[bytes]:
     return sorted(a for a in padded if len(a) <= 40)
 
 
-def segment_with(area: bytes, payload: bytes, family: str = "v4", flags: str = "A"):
+def segment_with(area: bytes, payload: bytes, family: str = "v4", long_way: bool = False):
+    """A segment with this option area; ``long_way``: behind IPv4 options or an IPv6
+    destination options header, which the linear reader leaves to read_segment()."""
     peer, victim = FAMILIES[family]
-    ip = IP if family == "v4" else IPv6
-    tcp = TCP(sport=peer[1], dport=victim[1], flags=flags, dataofs=5 + len(area) // 4)
-    return ip(src=peer[0], dst=victim[0]) / tcp / Raw(area + payload)
+    tcp = TCP(sport=peer[1], dport=victim[1], flags="A", dataofs=5 + len(area) // 4)
+    if family == "v4":
+        ip = IP(src=peer[0], dst=victim[0], options=[IPOption_NOP()] * 4 if long_way else [])
+    else:
+        ip = IPv6(src=peer[0], dst=victim[0])
+        ip = ip / IPv6ExtHdrDestOpt() if long_way else ip
+    return ip / tcp / Raw(area + payload)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_the_hot_path_judges_every_option_area_as_the_walk_does(guard, family):
-    """Data segments are read straight from the packet and their option areas by the
-    quick walk when they look like Linux's; a pure ACK (too short for the linear
-    reader) through the helper calls. Both, on every area, give the reference walk's
-    verdict: on a guarded subflow dropped when malformed or when it carries anything but
-    MP_CAPABLE, MP_JOIN or DSS; elsewhere passed, and queued for the agent when it
-    carries ADD_ADDR."""
+    """Data segments are read straight from the packet, a pure ACK's options (the packet
+    ends within the largest option area) by one helper call, a segment behind IPv4
+    options or an IPv6 extension header by read_segment(); each option area by the
+    quick walk when it looks like Linux's, else by the loop. Every way, on every area,
+    gives the reference walk's verdict: on a guarded subflow dropped when malformed or
+    when it carries anything but MP_CAPABLE, MP_JOIN or DSS; elsewhere passed, and
+    queued for the agent when it carries ADD_ADDR."""
     peer, victim = FAMILIES[family]
     incoming = (*peer, *victim)
     for area in option_areas():
         subtypes, malformed = reference_walk(area)
         forbidden = malformed or bool(subtypes & ~0b111)
         add_addr = bool(subtypes & (1 << 3))
-        for payload in (b"", b"x" * 100):
-            frame = segment_with(area, payload, family)
+        for payload, long_way in ((b"", False), (b"x" * 100, False), (b"x" * 100, True)):
+            frame = segment_with(area, payload, family, long_way)
+            how = (area.hex(), len(payload), long_way)
             guard.set_guarded({incoming: GUARDED})
             verdict, _ = run(guard, frame)
-            assert verdict == (TC_ACT_SHOT if forbidden else TC_ACT_OK), (area.hex(), payload)
+            assert verdict == (TC_ACT_SHOT if forbidden else TC_ACT_OK), how
             guard.set_guarded({})
-            assert run(guard, frame) == (TC_ACT_OK, MARK_IN if add_addr else 0), area.hex()
+            assert run(guard, frame) == (TC_ACT_OK, MARK_IN if add_addr else 0), how
             guard.release(incoming)
 
 
