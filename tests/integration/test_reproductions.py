@@ -74,6 +74,17 @@ def test_each_run_reports_its_subflows_and_the_receivers_counters(mode, rmem_max
     assert leftovers() == []
 
 
+def test_a_shaped_sender_is_held_to_its_rate():
+    """RATE shapes each of a's paths (tc tbf): the transfer stays under their sum."""
+    r = repro(MODE="veth", PATHS=2, RUNS=1, SECONDS_PER_RUN=1, RATE="100mbit")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (run,) = [RUN.fullmatch(line) for line in r.stdout.splitlines() if line.startswith("run ")]
+    assert run and int(run[3]) == 2, r.stdout
+    assert 0 < float(run[2]) < 2 * 100 * 1.1, r.stdout
+    assert "rate per path 100mbit" in r.stdout
+    assert leftovers() == []
+
+
 CAPTURE_LINE = re.compile(
     r"capture of run (\d+): tcpdump dropped (\d+); replay \(to the end of the shortest capture\):"
     r" (\d+) new data segments; (\d+) ended"
@@ -123,6 +134,7 @@ def test_a_capture_folder_that_cannot_be_written_is_refused(tmp_path):
         ({"RUNS": "many"}, "RUNS is a positive number"),
         ({"SECONDS_PER_RUN": "-1"}, "SECONDS_PER_RUN is a number"),
         ({"RMEM_MAX": "4M"}, "RMEM_MAX is a number of bytes"),
+        ({"RATE": "fast"}, "RATE is a rate"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_is_built(setting, message):

@@ -21,6 +21,9 @@
 # RMEM_MAX=<bytes> sets the hosts' receive-buffer maximum (net.ipv4.tcp_rmem), which
 # changes how often it happens (docs/line-rate.md).
 #
+# RATE=<rate> shapes each of a's paths to that rate (tc tbf at a's interfaces, for
+# example 1gbit): whether a sender held below what b's application reads avoids it.
+#
 # CAPTURE=<folder> captures each run at the sender (tcpdump on a's interfaces, headers
 # only) and replays it with window_replay.py: how many new data segments a sent past every
 # data-level edge b had announced, and how many of them lay within the edge a's kernel
@@ -43,12 +46,14 @@ paths=${PATHS:-4}
 mode=${MODE:-ovs}
 rmem_max=${RMEM_MAX:-}  # the hosts' net.ipv4.tcp_rmem maximum (bytes); the kernel's if unset
 capture=${CAPTURE:-}  # a folder for the sender's captures; none if unset
+rate=${RATE:-}  # each of a's paths shaped to this rate (tc tbf); none if unset
 port=5001
 case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mode'" >&2; exit 2 ;; esac
 [[ "$paths" =~ ^[1-8]$ ]] || { echo "repro.sh: PATHS is 1 to 8, not '$paths'" >&2; exit 2; }
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: RUNS is a positive number, not '$runs'" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
 [[ "$rmem_max" =~ ^([1-9][0-9]{4,})?$ ]] || { echo "repro.sh: RMEM_MAX is a number of bytes (at least 10000), not '$rmem_max'" >&2; exit 2; }
+[[ "$rate" =~ ^([1-9][0-9]*(\.[0-9]+)?[kmg]bit)?$ ]] || { echo "repro.sh: RATE is a rate such as 500mbit or 2gbit, not '$rate'" >&2; exit 2; }
 repro_preflight tools/mptcp-stall/repro.sh
 if [ -n "$capture" ]; then
     for tool in tcpdump tshark; do
@@ -97,6 +102,9 @@ for i in $(seq "$paths"); do
     inside a ip link set "a-eth$i" up
     inside b ip addr add "10.93.$i.2/24" dev "b-eth$i"
     inside b ip link set "b-eth$i" up
+    if [ -n "$rate" ]; then  # a burst of eight 64-KB TSO packets; 50 ms of queue at most
+        inside a tc qdisc replace dev "a-eth$i" root tbf rate "$rate" burst 512kb latency 50ms
+    fi
     if [ "$mode" = ovs ] && [ "$tso" != true ]; then
         # Without TSO the userspace datapath cannot finish checksums (the testbed does the same).
         inside a ethtool -K "a-eth$i" tx off rx off >/dev/null
@@ -170,5 +178,5 @@ for r in $(seq "$runs"); do
         "OVS drops +$(($(ovs_drops) - drops))"
     if [ -n "$capture" ]; then stop_capture "$capture/run-$r" "$nodss"; fi
 done
-echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso," \
+echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso, rate per path ${rate:-unshaped}," \
     "tcp_rmem $(inside b cat /proc/sys/net/ipv4/tcp_rmem | tr '\t' ' '))"
