@@ -463,8 +463,9 @@ def classifier_cost(repeat: int) -> list[dict]:
     """What the classifier (hosts/bpf/guard.c) costs a segment (a diagnostic, not in the
     default run): the kernel runs the loaded program on a frame CLASSIFIER_RUNS times
     and times it (BPF_PROG_TEST_RUN); median ns per run over ``repeat`` batches, for
-    a data segment (the hot path), a pure ACK (too short to read straight from the
-    packet), a data segment whose options the quick walk leaves to the loop, each
+    a data segment (the hot path), a pure ACK (its headers read from the packet, its
+    options by one helper call), a data segment whose options the quick walk leaves to
+    the loop, each
     with the classifier configured as the agents configure it (not enforcing;
     enforcing) and on a subflow outside any scope or guarded. No network, no testbed."""
     from hosts import bpf_syscall

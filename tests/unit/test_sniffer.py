@@ -46,7 +46,7 @@ def segments(subtype: int = ADDR_TRUST_DEFAULT) -> dict[str, tuple[TCP, bool]]:
         "addr_trust alone": (TCP(flags="A", options=[addr_trust()]), True),
         "another subtype": (TCP(flags="A", options=[*TIMESTAMP, addr_trust(OTHER_SUBTYPE)]), False),
         "data": (TCP(flags="A", options=[*TIMESTAMP, DSS]) / (b"x" * 100), False),
-        # Linux's data segment and ACK (64-bit data ACK, mapping): the first rule's
+        # Linux's data segment and ACK (64-bit data ACK, mapping) leave at the first rule
         "data, linux layout": (
             TCP(flags="A", options=[*TIMESTAMP, DSS_MAP, *NOPS]) / (b"x" * 100),
             False,
