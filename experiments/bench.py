@@ -431,6 +431,7 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
 
 
 CLASSIFIER_RUNS = 100_000  # runs of the program per timed batch
+CLASSIFIER_SUBFLOW = ("10.3.0.20", 5201, "10.2.0.10", 40000)  # as its segments arrive at b
 
 
 def classifier_frames() -> dict[str, bytes]:
@@ -439,13 +440,13 @@ def classifier_frames() -> dict[str, bytes]:
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 
-    peer, us = ("10.3.0.20", 5201), ("10.2.0.10", 40000)
+    peer_ip, peer_port, our_ip, our_port = CLASSIFIER_SUBFLOW
     dss = bytes([0x20, 0x05]) + bytes(16)  # data ACK and mapping, 4-byte sequence numbers
     timestamp = [("NOP", None), ("NOP", None), ("Timestamp", (5, 6))]
 
     def frame(options, payload: int) -> bytes:
-        tcp = TCP(sport=peer[1], dport=us[1], flags="A", options=options)
-        ip = IP(src=peer[0], dst=us[0])
+        tcp = TCP(sport=peer_port, dport=our_port, flags="A", options=options)
+        ip = IP(src=peer_ip, dst=our_ip)
         return bytes(Ether(dst="00:00:00:00:0a:02") / ip / tcp / Raw(b"x" * payload))
 
     return {
@@ -475,7 +476,6 @@ def classifier_cost(repeat: int) -> list[dict]:
     from hosts.options import ADDR_TRUST_DEFAULT
 
     frames = classifier_frames()
-    subflow = ("10.3.0.20", 5201, "10.2.0.10", 40000)
     opening = allowed_subtypes(Scope.OPENING, ADDR_TRUST_DEFAULT)
     costs: dict[str, dict[str, float]] = {}
     guard = Guard(f"bench-{os.getpid()}")
@@ -484,7 +484,7 @@ def classifier_cost(repeat: int) -> list[dict]:
             guard.configure(enforce, MARK_IN, opening if enforce else 0, 500)
             for guarded in (False, True):
                 scope = allowed_subtypes(Scope.GUARDED, ADDR_TRUST_DEFAULT)
-                guard.set_guarded({subflow: scope} if guarded else {})
+                guard.set_guarded({CLASSIFIER_SUBFLOW: scope} if guarded else {})
                 case = f"{'enforcing' if enforce else 'not enforcing'}, " + (
                     "guarded subflow" if guarded else "no scope"
                 )

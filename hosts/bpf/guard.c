@@ -243,6 +243,16 @@ static __always_inline int quick_walk(const __u8 *b, __s32 len, struct walk *w)
 	return 1;
 }
 
+/* The option area in `ws->b`, `olen` bytes: the quick walk where it applies, else the loop. */
+static __always_inline void walk_area(struct walk_state *ws, __s32 olen, struct walk *w)
+{
+	ws->len = olen;
+	if (!quick_walk(ws->b, olen, w)) {
+		bpf_loop(MAX_OPTS, walk_step, ws, 0);
+		*w = ws->w;
+	}
+}
+
 #define ALLOWED_ON_GUARDED ((1u << 0) | (1u << 1) | (1u << 2)) /* MP_CAPABLE, MP_JOIN, DSS */
 #define SUBTYPE_ADD_ADDR 3
 #define SUBTYPE_MP_JOIN 1
@@ -338,11 +348,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 		if (bpf_skb_load_bytes(skb, l4 + 20, ws.b, olen) < 0) {
 			seg->w.malformed = 1; /* the options run past the packet */
 		} else {
-			ws.len = olen;
-			if (!quick_walk(ws.b, olen, &seg->w)) {
-				bpf_loop(MAX_OPTS, walk_step, &ws, 0);
-				seg->w = ws.w;
-			}
+			walk_area(&ws, olen, &seg->w);
 		}
 	}
 	return 0;
@@ -402,11 +408,7 @@ static __always_inline int read_linear(struct __sk_buff *skb, struct segment *se
 		seg->w.malformed = 1; /* the options run past the packet */
 		return 1;
 	}
-	ws.len = olen;
-	if (!quick_walk(ws.b, olen, &seg->w)) {
-		bpf_loop(MAX_OPTS, walk_step, &ws, 0);
-		seg->w = ws.w;
-	}
+	walk_area(&ws, olen, &seg->w);
 	return 1;
 }
 

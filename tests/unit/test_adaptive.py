@@ -106,3 +106,14 @@ def test_each_failed_attempt_says_which_refusal_counters_moved():
         (Attempt("bulk", "fin"), ""),
     ]
     assert outcome.refusals_text() == "early/plain: TcpExtPAWSEstab+1; bulk/fin: -"
+
+
+def test_every_refusal_counter_is_one_this_kernel_keeps():
+    """A misspelt name would never move, and every attempt would read as refused by nothing."""
+    import subprocess
+
+    from experiments.trial import REFUSALS
+
+    out = subprocess.run(["nstat", "-saz"], capture_output=True, text=True, check=True).stdout
+    kept = {line.split()[0] for line in out.splitlines() if line and not line.startswith("#")}
+    assert set(REFUSALS) <= kept, sorted(set(REFUSALS) - kept)
