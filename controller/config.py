@@ -12,6 +12,7 @@ Example (TOML)::
     dhcp_server_ports = [2]        # where DHCP and DHCPv6 server messages may come from
     router_ports = [2]             # where IPv6 router advertisements and redirects may
                                    # come from (RA guard; uplinks pass them anyway)
+    bundles = false                # true: binding flows go in OpenFlow bundles
 
     [[static]]
     dpid = 1
@@ -38,6 +39,7 @@ class SwitchConfig:
     trusted_ports: frozenset[int] = frozenset()
     dhcp_server_ports: frozenset[int] = frozenset()
     router_ports: frozenset[int] = frozenset()
+    bundles: bool = False  # binding flow-mods in OpenFlow bundles (controller/batches.py)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def parse(raw: dict) -> Config:
     switches: dict[int, SwitchConfig] = {}
     for i, sw in enumerate(_list(raw, "switch")):
         where = f"switch[{i}]"
-        _only(sw, {"dpid", "trusted_ports", "dhcp_server_ports", "router_ports"}, where)
+        _only(sw, {"dpid", "trusted_ports", "dhcp_server_ports", "router_ports", "bundles"}, where)
         dpid = parse_dpid(sw.get("dpid"), where)
         if dpid in switches:
             raise ConfigError(f"{where}: dpid {dpid:#x} configured twice")
@@ -99,6 +101,7 @@ def parse(raw: dict) -> Config:
             frozenset(_ports(sw, "trusted_ports", where)),
             frozenset(_ports(sw, "dhcp_server_ports", where)),
             frozenset(_ports(sw, "router_ports", where)),
+            _flag(sw, "bundles", False, where),
         )
     static = []
     for i, st in enumerate(_list(raw, "static")):
@@ -154,6 +157,13 @@ def _number(raw, key, default, kind, minimum):
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, not {value!r}")
     return kind(value)
+
+
+def _flag(table: dict, key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def _list(raw, key):

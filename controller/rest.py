@@ -62,7 +62,7 @@ class SaviRest(wsgi.ControllerBase if wsgi else object):
             st = static_binding(_body(req), "request")
         except ConfigError as e:
             return _error(400, str(e))
-        self.app._apply(self.app.table.add_static(st.dpid, st.port, st.mac, st.ip))
+        self.app.apply_now(self.app.table.add_static(st.dpid, st.port, st.mac, st.ip))
         return _json({"ip": st.ip, "source": "static"}, 201)
 
     @wsgi.route("savi", "/savi/bindings", methods=["DELETE"])
@@ -81,7 +81,7 @@ class SaviRest(wsgi.ControllerBase if wsgi else object):
             return _error(400, str(e))
         if decision is None:
             return _error(404, f"no binding for {ip}")
-        self.app._apply(decision)
+        self.app.apply_now(decision)
         return _json({"ip": decision.binding.ip, "removed": True})
 
     @wsgi.route("savi", "/savi/stats", methods=["GET"])

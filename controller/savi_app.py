@@ -13,6 +13,7 @@ import time
 
 from controller import compat, ofp, pipeline, settings
 from controller import config as config_mod
+from controller.batches import FlowBatches
 from controller.bindings import (
     BindingTable,
     Bound,
@@ -89,6 +90,10 @@ class SaviApp(compat.App):
         self.awaiting_barrier: dict[tuple[int, int], tuple[list[str], float]] = {}
         self.barrier_out: dict[int, int] = {}  # dpid -> xid of its unanswered barrier
         self.next_barrier: dict[int, list[str]] = {}  # dpid -> addresses behind it
+        # To a switch configured with bundles, binding flow-mods wait while more events
+        # do and go together, as one bundle (controller/batches.py); to the others, one
+        # by one at once. A barrier is always sent behind them.
+        self.batches = FlowBatches()
         self.last_packet_in = self.last_collect = 0.0
         self.seq = first_seq()
         self.seq_changed = compat.hub.Event()
@@ -113,6 +118,9 @@ class SaviApp(compat.App):
         dp = ev.msg.datapath
         parser = dp.ofproto_parser
         self.datapaths[dp.id] = dp
+        self.batches.switch_gone(dp.id)  # nothing queued for an earlier connection goes
+        if not self.config.switch(dp.id).bundles:
+            self.batches.unbundled.add(dp.id)
         self.ports.setdefault(dp.id, set())
         dp.send_msg(parser.OFPSetConfig(dp, dp.ofproto.OFPC_FRAG_NORMAL, 0xFFFF))
         for spec in pipeline.switch_flows():
@@ -123,6 +131,7 @@ class SaviApp(compat.App):
         for st in self.config.static:
             if st.dpid == dp.id:
                 self._apply(self.table.add_static(st.dpid, st.port, st.mac, st.ip))
+        self._flush(dp.id)
         LOG.info("switch %016x connected", dp.id)
 
     @compat.set_ev_cls(compat.ofp_event.EventOFPPortDescStatsReply, compat.MAIN_DISPATCHER)
@@ -142,6 +151,7 @@ class SaviApp(compat.App):
             self.ports.get(dp.id, set()).discard(port.port_no)
             for decision in self.table.port_down(dp.id, port.port_no):
                 self._apply(decision)
+            self._flush_when_idle()
         else:
             self._port_added(dp, port.port_no)
 
@@ -150,6 +160,7 @@ class SaviApp(compat.App):
         dp = ev.datapath
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
+            self.batches.switch_gone(dp.id)
             LOG.info("switch %016x disconnected", dp.id)
             # No reply will come on this connection: what waited for one is exported.
             self._confirm([key for key in self.awaiting_barrier if key[0] == dp.id])
@@ -157,6 +168,49 @@ class SaviApp(compat.App):
     @compat.set_ev_cls(compat.ofp_event.EventOFPBarrierReply, compat.MAIN_DISPATCHER)
     def barrier_reply(self, ev):
         self._confirm([(ev.msg.datapath.id, ev.msg.xid)])
+
+    @compat.set_ev_cls(compat.ofp_event.EventONFBundleCtrlMsg, compat.MAIN_DISPATCHER)
+    def bundle_reply(self, ev):
+        msg = ev.msg
+        if msg.type != msg.datapath.ofproto.ONF_BCT_COMMIT_REPLY:
+            return
+        first = self.batches.committed(msg.datapath.id, msg.bundle_id)
+        if first is not None:
+            LOG.info(
+                "switch %016x takes bundles: the first, of %d flow-mods, committed",
+                msg.datapath.id,
+                len(first.msgs),
+            )
+
+    @compat.set_ev_cls(compat.ofp_event.EventOFPErrorMsg, compat.MAIN_DISPATCHER)
+    def switch_error(self, ev):
+        """A refused bundle's flow-mods go again one by one: the bundle was all or
+        nothing, so one bad flow-mod (or a switch without bundles) must not cost the
+        others."""
+        msg = ev.msg
+        dp = msg.datapath
+        ofproto = dp.ofproto
+        unsupported = msg.type == ofproto.OFPET_BAD_REQUEST and msg.code in (
+            ofproto.OFPBRC_BAD_EXPERIMENTER,
+            ofproto.OFPBRC_BAD_EXP_TYPE,
+        )
+        bundle = self.batches.refused(dp.id, msg.xid, unsupported)
+        if bundle is None:
+            LOG.warning(
+                "switch %016x: error type %d code %d (xid %d)", dp.id, msg.type, msg.code, msg.xid
+            )
+            return
+        LOG.warning(
+            "switch %016x refused a bundle of %d flow-mods (error type %d code %d): "
+            "sending them one by one",
+            dp.id,
+            len(bundle.msgs),
+            msg.type,
+            msg.code,
+        )
+        for fm in bundle.msgs:
+            fm.xid = None  # a fresh xid: the old one was the bundle message's
+            dp.send_msg(fm)
 
     @compat.set_ev_cls(compat.ofp_event.EventOFPFlowStatsReply, compat.MAIN_DISPATCHER)
     def flow_stats(self, ev):
@@ -180,6 +234,7 @@ class SaviApp(compat.App):
     def _port_added(self, dp, port_no: int) -> None:
         if port_no in self.ports.setdefault(dp.id, set()):
             return
+        self._flush(dp.id)  # the port's own flows after the bindings' changes before them
         self.ports[dp.id].add(port_no)
         sw = self.config.switch(dp.id)
         for spec in pipeline.port_flows(
@@ -193,7 +248,12 @@ class SaviApp(compat.App):
     # -- packets from the switches -----------------------------------------------------
     @compat.set_ev_cls(compat.ofp_event.EventOFPPacketIn, compat.MAIN_DISPATCHER)
     def packet_in(self, ev):
-        msg = ev.msg
+        try:
+            self._packet_in(ev.msg)
+        finally:
+            self._flush_when_idle()
+
+    def _packet_in(self, msg) -> None:
         dp = msg.datapath
         in_port = msg.match["in_port"]
         self.last_packet_in = self.clock()
@@ -345,7 +405,7 @@ class SaviApp(compat.App):
             dp = self.datapaths.get(b.dpid)
             if dp is not None:
                 for spec in pipeline.binding_flows(b):
-                    ofp.add_flow(dp, spec)
+                    self._send_flow(dp, ofp.flow_mod(dp, spec))
             LOG.info("bound %s to %016x/%d %s (%s)", b.ip, b.dpid, b.port, b.mac, b.source)
             waits = dp is not None and (old is None or not old.same_owner(b.dpid, b.port, b.mac))
             if waits:
@@ -374,7 +434,42 @@ class SaviApp(compat.App):
         dp = self.datapaths.get(b.dpid)
         if dp is not None:
             for spec in pipeline.binding_flows(b):
-                ofp.delete_flow(dp, spec)
+                self._send_flow(dp, ofp.flow_mod(dp, spec, delete=True))
+
+    def _send_flow(self, dp, fm) -> None:
+        if dp.id in self.batches.unbundled:  # one by one, at once
+            dp.send_msg(fm)
+        elif self.batches.add(dp.id, fm):
+            self._flush(dp.id)
+
+    def _flush(self, dpid: int) -> None:
+        """Send the switch's waiting flow-mods: together as one bundle, or one by one."""
+        bundle = self.batches.take(dpid)
+        dp = self.datapaths.get(dpid)
+        if bundle is None or dp is None:
+            return
+        if not bundle.bundle_id:
+            for fm in bundle.msgs:
+                dp.send_msg(fm)
+            return
+        self.batches.sent(bundle, ofp.send_bundle(dp, bundle.bundle_id, bundle.msgs))
+
+    def _flush_when_idle(self) -> None:
+        """Send every switch's waiting flow-mods unless more events wait (they may add
+        to them); the ticker sends what an event left behind."""
+        if self.events.empty():
+            self._flush_all()
+
+    def apply_now(self, *decisions) -> None:
+        """Apply decisions made outside the switches' events (timers, the REST API) and
+        send their flow-mods at once."""
+        for decision in decisions:
+            self._apply(decision)
+        self._flush_all()
+
+    def _flush_all(self) -> None:
+        for dpid in self.batches.dpids():
+            self._flush(dpid)
 
     def _await_flows(self, dp, ip: str) -> None:
         """Export ``ip`` once ``dp`` has applied the flow-mods sent so far."""
@@ -385,6 +480,7 @@ class SaviApp(compat.App):
             self._send_barrier(dp, [ip])
 
     def _send_barrier(self, dp, ips: list[str]) -> None:
+        self._flush(dp.id)  # the barrier answers for the flows before it
         key = (dp.id, ofp.barrier(dp))
         self.barrier_out[dp.id] = key[1]
         self.awaiting_barrier[key] = (ips, self.clock())
@@ -433,8 +529,7 @@ class SaviApp(compat.App):
         while True:
             compat.hub.sleep(TICK)
             now = self.clock()
-            for decision in self.table.tick(now):
-                self._apply(decision)
+            self.apply_now(*self.table.tick(now))
             self._export_unanswered(now)
             if gc_due(now, self.last_packet_in, self.last_collect):
                 gc.collect()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import ipaddress
 from types import SimpleNamespace
 
-# What the SAVI app sends a switch: set-up, its flows, re-injected packets, and the
-# requests behind its drop counters and port state, and barriers behind new bindings.
+# What the SAVI app sends a switch: set-up, its flows (binding flows in bundles),
+# re-injected packets, the requests behind its drop counters and port state, and
+# barriers behind new bindings.
 KNOWN_MESSAGES = {
     "OFPBarrierRequest",
     "OFPSetConfig",
@@ -22,6 +23,8 @@ KNOWN_MESSAGES = {
     "OFPPacketOut",
     "OFPFlowStatsRequest",
     "OFPPortDescStatsRequest",
+    "ONFBundleAddMsg",
+    "ONFBundleCtrlMsg",
 }
 
 
@@ -36,6 +39,12 @@ class FakeDatapath:
         self.table = FlowTable(self.ofproto)
         self.xid = 0
         self.barriers: list[int] = []  # xids of barriers not yet answered
+        self.bundles: dict[int, list] = {}  # open bundles: id -> flow-mods added
+        self.committed: list[int] = []  # ids of bundles committed, not yet answered
+        # A switch without bundles (or whose bundle fails): each bundle message is
+        # refused with this (type, code), nothing in it applied; the errors wait here.
+        self.refuse_bundles: tuple[int, int] | None = None
+        self.errors: list = []
 
     def send_msg(self, msg) -> None:
         if type(msg).__name__ not in KNOWN_MESSAGES:
@@ -44,10 +53,61 @@ class FakeDatapath:
             self.xid += 1
             msg.xid = self.xid
         self.sent.append(msg)
-        if type(msg).__name__ == "OFPFlowMod":
+        name = type(msg).__name__
+        if name == "OFPFlowMod":
             self.table.apply(msg)
-        elif type(msg).__name__ == "OFPBarrierRequest":
+        elif name == "OFPBarrierRequest":
             self.barriers.append(msg.xid)
+        elif name.startswith("ONFBundle"):
+            self._bundle(msg)
+
+    def _bundle(self, msg) -> None:
+        """Open vSwitch's bundles, strictly: a bundle opens with its first added message,
+        holds only flow-mods, and its commit applies them in order; a commit of a bundle
+        that was never opened fails the test."""
+        if self.refuse_bundles is not None:
+            etype, code = self.refuse_bundles
+            self.errors.append(
+                SimpleNamespace(
+                    msg=SimpleNamespace(datapath=self, xid=msg.xid, type=etype, code=code)
+                )
+            )
+            return
+        if type(msg).__name__ == "ONFBundleAddMsg":
+            if type(msg.message).__name__ != "OFPFlowMod":
+                raise AssertionError(f"a bundle holds {type(msg.message).__name__}")
+            self.bundles.setdefault(msg.bundle_id, []).append(msg.message)
+            return
+        if msg.type != self.ofproto.ONF_BCT_COMMIT_REQUEST:
+            raise AssertionError(f"unexpected bundle control type {msg.type}")
+        if msg.bundle_id not in self.bundles:
+            raise AssertionError(f"commit of bundle {msg.bundle_id}, which holds nothing")
+        for fm in self.bundles.pop(msg.bundle_id):
+            self.table.apply(fm)
+        self.committed.append(msg.bundle_id)
+
+    def bundle_replies(self) -> list:
+        """The commit replies due (each bundle is applied as its commit comes)."""
+        replies = [
+            SimpleNamespace(
+                msg=SimpleNamespace(
+                    datapath=self, type=self.ofproto.ONF_BCT_COMMIT_REPLY, bundle_id=b
+                )
+            )
+            for b in self.committed
+        ]
+        self.committed.clear()
+        return replies
+
+    def flow_mods(self) -> list:
+        """The flow-mods sent, plainly or in bundles, in the order sent."""
+        out = []
+        for m in self.sent:
+            if type(m).__name__ == "OFPFlowMod":
+                out.append(m)
+            elif type(m).__name__ == "ONFBundleAddMsg":
+                out.append(m.message)
+        return out
 
     def barrier_replies(self) -> list:
         """The replies to the barriers sent so far (the table applies flow-mods as they

@@ -31,6 +31,8 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
             "setup_timeline",
             "--only",
             "classifier_cost",
+            "--only",
+            "bundle_cost",
         ],
         cwd=REPO,
         capture_output=True,
@@ -67,6 +69,10 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     cost = rows["classifier cost per segment (diagnostic)"]["ns_per_run"]
     assert len(cost) == 4 and all(len(frames) == 3 for frames in cost.values()), cost
     assert all(ns > 0 for frames in cost.values() for ns in frames.values())
+    # Binding flows in bundles against one by one, on two switches of one controller.
+    for what in ("switch CPU per claim", "controller CPU per claim", "claims made per second"):
+        row = rows[f"binding flows in bundles: {what} (diagnostic)"]
+        assert row["pairs"] == 2 and row["candidate"]["median"] > 0 < row["baseline"]["median"]
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)
@@ -74,6 +80,8 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     assert claims["candidate"]["median"] > 0 and claims["baseline"]["median"] > 0
     assert set(claims["sweep"]) == set(claims["knee"]) == {"savi", "simple_switch"}
     assert [int(load) for load in claims["sweep"]["savi"]] == [200, 800]
+    cpu = claims["cpu_us_per_identity"]  # what each identity cost the switch and controller
+    assert all(cpu[v][who] > 0 for v in cpu for who in ("switch", "controller")), cpu
     assert result["provenance"]["kernel"]
     assert result["provenance"]["command"].startswith("python -m experiments.bench --quick")
     for name in ("ratios", "binding_latency"):

@@ -156,6 +156,42 @@ def test_per_port_binding_limit(tb):
     assert ", 0% packet loss" in tb.net["h2"].cmd("ping -c1 -W2 10.0.0.3")  # others too
 
 
+class BundledTopo(SingleSwitchTopo):
+    def savi_config(self) -> dict:
+        config = super().savi_config()
+        config["switch"][0]["bundles"] = True
+        return config
+
+
+def test_the_switch_commits_the_binding_bundles(tmp_path):
+    """With ``bundles = true`` binding flows go to Open vSwitch in bundles (OpenFlow 1.3's
+    ONF extension, controller/batches.py): the real switch commits them, refuses none,
+    and a burst of claims ends with each claimed address's flows in and forwarding."""
+    with Testbed(BundledTopo(hosts=3), log_dir=str(tmp_path / "tb")) as tb:
+        _claim_a_burst_and_use_it(tb)
+
+
+def _claim_a_burst_and_use_it(tb):
+    assert tb.net.pingAll(timeout=2) == 0.0
+    h1 = tb.net["h1"]
+    burst = [f"10.0.0.{i}" for i in range(100, 106)]  # within the port's limit of 8
+    claims = (
+        f"[Ether(src='{H1}',dst='ff:ff:ff:ff:ff:ff')/ARP(hwsrc='{H1}',"
+        f"psrc=ip,pdst=ip) for ip in {burst!r}]"
+    )
+    send_frames(h1, "h1-eth0", claims)
+    wait_until(lambda: {b["ip"] for b in bindings(tb, port=1)} >= set(burst), 5, "the bindings")
+    flows = tb.net["s1"].dpctl("dump-flows", "-O", "OpenFlow13")
+    for ip in burst:
+        assert re.search(rf"nw_src={re.escape(ip)}\b", flows)
+        assert re.search(rf"arp_spa={re.escape(ip)}\b", flows)
+    log = (tb.dir / "controller.log").read_text()
+    assert "takes bundles: the first" in log
+    assert "refused a bundle" not in log and "error type" not in log
+    h1.cmd(f"ip addr add {burst[-1]}/24 dev h1-eth0")
+    assert ", 0% packet loss" in h1.cmd(f"ping -c1 -W2 -I {burst[-1]} 10.0.0.2")
+
+
 def test_malformed_packets_are_counted_not_fatal(tb):
     h1 = tb.net["h1"]
     junk = [

@@ -15,6 +15,7 @@ dpid = "000000000000000a"
 trusted_ports = [3]
 dhcp_server_ports = [2]
 router_ports = [2, 4]
+bundles = true
 [[static]]
 dpid = 10
 port = 1
@@ -31,6 +32,7 @@ def test_good_toml(tmp_path):
     assert c.switch(10).trusted_ports == {3} and c.switch(10).dhcp_server_ports == {2}
     assert c.switch(10).router_ports == {2, 4}
     assert c.switch(99).trusted_ports == frozenset()  # unconfigured: all access ports
+    assert c.switch(10).bundles and not c.switch(99).bundles  # one by one unless told
     (st,) = c.static
     assert (st.dpid, st.mac, st.ip) == (10, "00:00:00:00:00:aa", "2001:db8::1")
 
@@ -51,6 +53,8 @@ def test_no_config_means_defaults():
         ({"switch": [{"dpid": 1, "trusted_ports": [0]}]}, "positive port numbers"),
         ({"switch": [{"dpid": 1, "router_ports": ["r1"]}]}, "router_ports must be a list"),
         ({"switch": [{"dpid": 1, "uplinks": [1]}]}, "unknown keys"),
+        ({"switch": [{"dpid": 1, "bundles": "no"}]}, r"switch\[0\]: bundles must be true or false"),
+        ({"switch": [{"dpid": 1, "bundles": 0}]}, "bundles must be true or false, not 0"),
         ({"static": [{"dpid": 1, "port": 1, "mac": "zz", "ip": "10.0.0.1"}]}, "not a MAC"),
         (
             {"static": [{"dpid": 1, "port": 1, "mac": "00:00:00:00:00:01", "ip": "10.0.0.300"}]},

@@ -13,12 +13,11 @@ H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
 DHCP_PORT = 100
 
 
-@pytest.fixture
-def app(monkeypatch, tmp_path):
+def make_app(monkeypatch, tmp_path, switch_extra: str = ""):
     cfg = tmp_path / "savi.toml"
     cfg.write_text(
         "max_bindings_per_port = 3\n[[switch]]\ndpid = 1\ndhcp_server_ports = [100]\n"
-        "trusted_ports = [50]\n"
+        "trusted_ports = [50]\n" + switch_extra
     )
     monkeypatch.setenv("SAVI_CONFIG", str(cfg))
     monkeypatch.delenv("SAVI_TRUST_KEY_FILE", raising=False)
@@ -27,6 +26,11 @@ def app(monkeypatch, tmp_path):
     a = SaviApp()
     a.clock = lambda: 1000.0
     return a
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    return make_app(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -93,8 +97,7 @@ def test_conflict_probes_the_owner_and_live_owner_keeps_it(app, dp):
 def test_conflict_with_dead_owner_moves_flows(app, dp):
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
-    for d in app.table.tick(1000.0 + app.config.probe_timeout + 0.01):
-        app._apply(d)
+    app.apply_now(*app.table.tick(1000.0 + app.config.probe_timeout + 0.01))
     assert ipv4(dp, 1, H1, "10.0.0.1") == "drop"
     assert ipv4(dp, 2, H2, "10.0.0.1") == "normal"
 
@@ -254,7 +257,7 @@ def test_an_old_reply_does_not_export_a_rebinding(app, dp):
     second binding's own barrier exports it."""
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     first = dp.barrier_replies()
-    app._apply(app.table.remove("10.0.0.1"))
+    app.apply_now(app.table.remove("10.0.0.1"))
     app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
     for reply in first:
         app.barrier_reply(reply)
@@ -267,8 +270,8 @@ def test_a_move_withdraws_the_old_owner_at_once(app, dp):
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     answer_barriers(app, dp)
     app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.1")))
-    for d in app.table.tick(1000.0 + app.config.probe_timeout + 0.01):
-        app._apply(d)  # the owner did not answer the probe: the address moves to port 2
+    # The owner did not answer the probe: the address moves to port 2.
+    app.apply_now(*app.table.tick(1000.0 + app.config.probe_timeout + 0.01))
     assert app.table.get("10.0.0.1").port == 2
     assert exported(app) == set()  # not port 1's any more, not yet port 2's
     answer_barriers(app, dp)
@@ -347,3 +350,123 @@ def test_full_collections_wait_for_a_quiet_moment_but_not_forever():
     assert not gc_due(busy, busy - GC_IDLE / 2, last)  # claims are coming in
     assert gc_due(busy, busy - GC_IDLE, last)  # quiet for long enough
     assert gc_due(last + GC_FORCE, last + GC_FORCE, last)  # a storm: still, now and then
+
+
+# -- binding flow-mods go to the switch in bundles ---------------------------------------------
+def names(dp) -> list[str]:
+    return [type(m).__name__ for m in dp.sent]
+
+
+BUNDLE_OF_2 = ["ONFBundleAddMsg", "ONFBundleAddMsg", "ONFBundleCtrlMsg"]
+
+
+@pytest.fixture
+def bapp(monkeypatch, tmp_path):
+    """The app with switch 1 configured to take binding flows in bundles."""
+    return make_app(monkeypatch, tmp_path, "bundles = true\n")
+
+
+@pytest.fixture
+def bdp(bapp):
+    d = FakeDatapath(1)
+    bapp.switch_features(features(d))
+    bapp.port_desc(port_desc(d, [1, 2, 3, 50, DHCP_PORT]))
+    return d
+
+
+def test_a_burst_of_claims_goes_to_the_switch_as_one_bundle(bapp, bdp):
+    """While more events wait for the bapp, the claims' flow-mods wait too and then go
+    together: one change of the switch's tables for the burst instead of one per flow-mod
+    (Open vSwitch's cost, docs/controller.md). A lone claim is not held."""
+    bdp.clear()
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
+    assert names(bdp) == [*BUNDLE_OF_2, "OFPBarrierRequest", "OFPPacketOut"]
+    bdp.clear()
+    bapp.events.put(object())  # more events queued behind the handler's
+    burst = [(1, H1, "10.0.0.2"), (2, H2, "10.0.0.3"), (3, H3, "10.0.0.4")]
+    for port, mac, ip in burst:
+        bapp.packet_in(packet_in(bdp, port, frames.arp(mac, ip)))
+    assert names(bdp) == ["OFPPacketOut"] * 3  # the claims themselves are not held
+    assert ipv4(bdp, 2, H2, "10.0.0.3") == "drop"
+    bapp.events.get()
+    bapp.packet_in(packet_in(bdp, 3, frames.arp(H3, "10.0.0.5")))  # the burst's last
+    assert names(bdp)[3:] == ["OFPPacketOut", *["ONFBundleAddMsg"] * 8, "ONFBundleCtrlMsg"]
+    for port, mac, ip in [*burst, (3, H3, "10.0.0.5")]:
+        assert ipv4(bdp, port, mac, ip) == "normal"
+    # The first barrier is still out: the burst's addresses wait for the next, sent
+    # behind their bundle when the first is answered.
+    answer_barriers(bapp, bdp)
+    assert exported(bapp) == {"10.0.0.1"}
+    answer_barriers(bapp, bdp)
+    assert exported(bapp) == {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+    for reply in bdp.bundle_replies():
+        bapp.bundle_reply(reply)
+    assert bapp.batches.in_flight == {}
+
+
+def test_a_full_batch_goes_without_waiting_for_the_burst_to_end(bapp, bdp, monkeypatch):
+    monkeypatch.setattr(bapp.batches, "limit", 4)
+    bapp.events.put(object())
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))  # sent with its barrier
+    bdp.clear()
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.2")))
+    assert "ONFBundleAddMsg" not in names(bdp)
+    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.3")))  # the fourth flow-mod
+    assert names(bdp) == [
+        "OFPPacketOut",
+        *["ONFBundleAddMsg"] * 4,
+        "ONFBundleCtrlMsg",
+        "OFPPacketOut",
+    ]
+    assert ipv4(bdp, 2, H2, "10.0.0.3") == "normal"
+
+
+def test_the_first_bundle_a_switch_commits_is_logged_once(bapp, bdp, caplog):
+    caplog.set_level("INFO", logger="savi")
+    for port, mac, ip in [(1, H1, "10.0.0.1"), (2, H2, "10.0.0.2")]:
+        bapp.packet_in(packet_in(bdp, port, frames.arp(mac, ip)))
+        for reply in bdp.bundle_replies():
+            bapp.bundle_reply(reply)
+    said = [r.message for r in caplog.records if "takes bundles" in r.message]
+    assert said == ["switch 0000000000000001 takes bundles: the first, of 2 flow-mods, committed"]
+
+
+def test_a_switch_without_bundles_gets_the_flows_one_by_one(bapp, bdp):
+    ofproto = bdp.ofproto
+    bdp.refuse_bundles = (ofproto.OFPET_BAD_REQUEST, ofproto.OFPBRC_BAD_EXPERIMENTER)
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
+    assert ipv4(bdp, 1, H1, "10.0.0.1") == "drop"  # nothing in the refused bundle applied
+    for error in bdp.errors:  # one per bundle message; the first sends the flows again
+        bapp.switch_error(error)
+    assert ipv4(bdp, 1, H1, "10.0.0.1") == "normal"
+    bdp.clear()
+    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.2")))
+    assert names(bdp) == ["OFPFlowMod", "OFPFlowMod", "OFPPacketOut"]  # barrier still out
+    assert ipv4(bdp, 2, H2, "10.0.0.2") == "normal"
+
+
+def test_a_failed_bundle_is_sent_again_flow_by_flow_and_bundles_go_on(bapp, bdp):
+    """A bundle is all or nothing: one flow-mod the switch refuses (here: its table is
+    full) must not cost the others, so they go again one by one, each failing alone."""
+    ofproto = bdp.ofproto
+    bdp.refuse_bundles = (ofproto.OFPET_FLOW_MOD_FAILED, ofproto.OFPFMFC_TABLE_FULL)
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
+    bdp.refuse_bundles = None
+    bapp.switch_error(bdp.errors[-1])  # the commit's error
+    assert ipv4(bdp, 1, H1, "10.0.0.1") == "normal"
+    bdp.clear()
+    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.2")))
+    assert names(bdp) == ["OFPPacketOut", *BUNDLE_OF_2]  # the first barrier is still out
+
+
+def test_an_error_that_is_not_a_bundles_changes_nothing(bapp, bdp, caplog):
+    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
+    bdp.clear()
+    ofproto = bdp.ofproto
+    error = SimpleNamespace(
+        msg=SimpleNamespace(
+            datapath=bdp, xid=4242, type=ofproto.OFPET_BAD_REQUEST, code=ofproto.OFPBRC_BAD_TYPE
+        )
+    )
+    bapp.switch_error(error)
+    assert bdp.sent == [] and "error type 1 code 1 (xid 4242)" in caplog.text
