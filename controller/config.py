@@ -12,7 +12,7 @@ Example (TOML)::
     dhcp_server_ports = [2]        # where DHCP and DHCPv6 server messages may come from
     router_ports = [2]             # where IPv6 router advertisements and redirects may
                                    # come from (RA guard; uplinks pass them anyway)
-    bundles = false                # true: binding flows go in OpenFlow bundles
+    bundles = true                 # binding flows in OpenFlow bundles (false: one by one)
 
     [[static]]
     dpid = 1
@@ -39,7 +39,7 @@ class SwitchConfig:
     trusted_ports: frozenset[int] = frozenset()
     dhcp_server_ports: frozenset[int] = frozenset()
     router_ports: frozenset[int] = frozenset()
-    bundles: bool = False  # binding flow-mods in OpenFlow bundles (controller/batches.py)
+    bundles: bool = True  # binding flow-mods in OpenFlow bundles (controller/batches.py)
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def parse(raw: dict) -> Config:
             frozenset(_ports(sw, "trusted_ports", where)),
             frozenset(_ports(sw, "dhcp_server_ports", where)),
             frozenset(_ports(sw, "router_ports", where)),
-            _flag(sw, "bundles", False, where),
+            _flag(sw, "bundles", True, where),
         )
     static = []
     for i, st in enumerate(_list(raw, "static")):

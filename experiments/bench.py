@@ -1089,8 +1089,8 @@ CLAIMED = "10.96.0.0/11"  # where the identity senders' claims are (10.<100 + ho
 
 def bundle_topo(hosts: int):
     """Two SAVI switches on one controller (a diagnostic's): s1 with hosts h1..hN, whose
-    binding flows go in OpenFlow bundles (``bundles = true``), and s3 with hosts
-    k1..kN, whose flows go one by one (``bundles = false``, the default)."""
+    binding flows go in OpenFlow bundles (``bundles = true``, the default), and s3 with
+    hosts k1..kN, whose flows go one by one (``bundles = false``)."""
 
     from topologies.nodes import SaviSwitch
 

@@ -156,22 +156,10 @@ def test_per_port_binding_limit(tb):
     assert ", 0% packet loss" in tb.net["h2"].cmd("ping -c1 -W2 10.0.0.3")  # others too
 
 
-class BundledTopo(SingleSwitchTopo):
-    def savi_config(self) -> dict:
-        config = super().savi_config()
-        config["switch"][0]["bundles"] = True
-        return config
-
-
-def test_the_switch_commits_the_binding_bundles(tmp_path):
-    """With ``bundles = true`` binding flows go to Open vSwitch in bundles (OpenFlow 1.3's
-    ONF extension, controller/batches.py): the real switch commits them, refuses none,
-    and a burst of claims ends with each claimed address's flows in and forwarding."""
-    with Testbed(BundledTopo(hosts=3), log_dir=str(tmp_path / "tb")) as tb:
-        _claim_a_burst_and_use_it(tb)
-
-
-def _claim_a_burst_and_use_it(tb):
+def test_the_switch_commits_the_binding_bundles(tb):
+    """Binding flows go to Open vSwitch in bundles (OpenFlow 1.3's ONF extension, the
+    default; controller/batches.py): the real switch commits them, refuses none, and a
+    burst of claims ends with each claimed address's flows in and forwarding."""
     assert tb.net.pingAll(timeout=2) == 0.0
     h1 = tb.net["h1"]
     burst = [f"10.0.0.{i}" for i in range(100, 106)]  # within the port's limit of 8

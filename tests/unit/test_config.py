@@ -15,7 +15,7 @@ dpid = "000000000000000a"
 trusted_ports = [3]
 dhcp_server_ports = [2]
 router_ports = [2, 4]
-bundles = true
+bundles = false
 [[static]]
 dpid = 10
 port = 1
@@ -32,7 +32,7 @@ def test_good_toml(tmp_path):
     assert c.switch(10).trusted_ports == {3} and c.switch(10).dhcp_server_ports == {2}
     assert c.switch(10).router_ports == {2, 4}
     assert c.switch(99).trusted_ports == frozenset()  # unconfigured: all access ports
-    assert c.switch(10).bundles and not c.switch(99).bundles  # one by one unless told
+    assert not c.switch(10).bundles and c.switch(99).bundles  # bundles unless told not to
     (st,) = c.static
     assert (st.dpid, st.mac, st.ip) == (10, "00:00:00:00:00:aa", "2001:db8::1")
 

@@ -233,7 +233,8 @@ def test_a_new_binding_is_exported_once_the_switch_confirms_its_flows(app, dp):
     seq = app.seq
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     names = [type(m).__name__ for m in dp.sent]
-    assert names == ["OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest", "OFPPacketOut"]
+    bundle = ["ONFBundleAddMsg", "ONFBundleAddMsg", "ONFBundleCtrlMsg"]  # its two flows
+    assert names == [*bundle, "OFPBarrierRequest", "OFPPacketOut"]
     assert [b["ip"] for b in app.bindings_json()] == ["10.0.0.1"]
     assert exported(app) == set() and app.seq == seq  # nothing new to tell the hosts yet
     answer_barriers(app, dp)
@@ -360,113 +361,113 @@ def names(dp) -> list[str]:
 BUNDLE_OF_2 = ["ONFBundleAddMsg", "ONFBundleAddMsg", "ONFBundleCtrlMsg"]
 
 
-@pytest.fixture
-def bapp(monkeypatch, tmp_path):
-    """The app with switch 1 configured to take binding flows in bundles."""
-    return make_app(monkeypatch, tmp_path, "bundles = true\n")
-
-
-@pytest.fixture
-def bdp(bapp):
-    d = FakeDatapath(1)
-    bapp.switch_features(features(d))
-    bapp.port_desc(port_desc(d, [1, 2, 3, 50, DHCP_PORT]))
-    return d
-
-
-def test_a_burst_of_claims_goes_to_the_switch_as_one_bundle(bapp, bdp):
-    """While more events wait for the bapp, the claims' flow-mods wait too and then go
+def test_a_burst_of_claims_goes_to_the_switch_as_one_bundle(app, dp):
+    """While more events wait for the app, the claims' flow-mods wait too and then go
     together: one change of the switch's tables for the burst instead of one per flow-mod
     (Open vSwitch's cost, docs/controller.md). A lone claim is not held."""
-    bdp.clear()
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
-    assert names(bdp) == [*BUNDLE_OF_2, "OFPBarrierRequest", "OFPPacketOut"]
-    bdp.clear()
-    bapp.events.put(object())  # more events queued behind the handler's
+    dp.clear()
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    assert names(dp) == [*BUNDLE_OF_2, "OFPBarrierRequest", "OFPPacketOut"]
+    dp.clear()
+    app.events.put(object())  # more events queued behind the handler's
     burst = [(1, H1, "10.0.0.2"), (2, H2, "10.0.0.3"), (3, H3, "10.0.0.4")]
     for port, mac, ip in burst:
-        bapp.packet_in(packet_in(bdp, port, frames.arp(mac, ip)))
-    assert names(bdp) == ["OFPPacketOut"] * 3  # the claims themselves are not held
-    assert ipv4(bdp, 2, H2, "10.0.0.3") == "drop"
-    bapp.events.get()
-    bapp.packet_in(packet_in(bdp, 3, frames.arp(H3, "10.0.0.5")))  # the burst's last
-    assert names(bdp)[3:] == ["OFPPacketOut", *["ONFBundleAddMsg"] * 8, "ONFBundleCtrlMsg"]
+        app.packet_in(packet_in(dp, port, frames.arp(mac, ip)))
+    assert names(dp) == ["OFPPacketOut"] * 3  # the claims themselves are not held
+    assert ipv4(dp, 2, H2, "10.0.0.3") == "drop"
+    app.events.get()
+    app.packet_in(packet_in(dp, 3, frames.arp(H3, "10.0.0.5")))  # the burst's last
+    assert names(dp)[3:] == ["OFPPacketOut", *["ONFBundleAddMsg"] * 8, "ONFBundleCtrlMsg"]
     for port, mac, ip in [*burst, (3, H3, "10.0.0.5")]:
-        assert ipv4(bdp, port, mac, ip) == "normal"
+        assert ipv4(dp, port, mac, ip) == "normal"
     # The first barrier is still out: the burst's addresses wait for the next, sent
     # behind their bundle when the first is answered.
-    answer_barriers(bapp, bdp)
-    assert exported(bapp) == {"10.0.0.1"}
-    answer_barriers(bapp, bdp)
-    assert exported(bapp) == {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
-    for reply in bdp.bundle_replies():
-        bapp.bundle_reply(reply)
-    assert bapp.batches.in_flight == {}
+    answer_barriers(app, dp)
+    assert exported(app) == {"10.0.0.1"}
+    answer_barriers(app, dp)
+    assert exported(app) == {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+    for reply in dp.bundle_replies():
+        app.bundle_reply(reply)
+    assert app.batches.in_flight == {}
 
 
-def test_a_full_batch_goes_without_waiting_for_the_burst_to_end(bapp, bdp, monkeypatch):
-    monkeypatch.setattr(bapp.batches, "limit", 4)
-    bapp.events.put(object())
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))  # sent with its barrier
-    bdp.clear()
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.2")))
-    assert "ONFBundleAddMsg" not in names(bdp)
-    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.3")))  # the fourth flow-mod
-    assert names(bdp) == [
+def test_a_full_batch_goes_without_waiting_for_the_burst_to_end(app, dp, monkeypatch):
+    monkeypatch.setattr(app.batches, "limit", 4)
+    app.events.put(object())
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))  # sent with its barrier
+    dp.clear()
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.2")))
+    assert "ONFBundleAddMsg" not in names(dp)
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.3")))  # the fourth flow-mod
+    assert names(dp) == [
         "OFPPacketOut",
         *["ONFBundleAddMsg"] * 4,
         "ONFBundleCtrlMsg",
         "OFPPacketOut",
     ]
-    assert ipv4(bdp, 2, H2, "10.0.0.3") == "normal"
+    assert ipv4(dp, 2, H2, "10.0.0.3") == "normal"
 
 
-def test_the_first_bundle_a_switch_commits_is_logged_once(bapp, bdp, caplog):
+def test_the_first_bundle_a_switch_commits_is_logged_once(app, dp, caplog):
     caplog.set_level("INFO", logger="savi")
     for port, mac, ip in [(1, H1, "10.0.0.1"), (2, H2, "10.0.0.2")]:
-        bapp.packet_in(packet_in(bdp, port, frames.arp(mac, ip)))
-        for reply in bdp.bundle_replies():
-            bapp.bundle_reply(reply)
+        app.packet_in(packet_in(dp, port, frames.arp(mac, ip)))
+        for reply in dp.bundle_replies():
+            app.bundle_reply(reply)
     said = [r.message for r in caplog.records if "takes bundles" in r.message]
     assert said == ["switch 0000000000000001 takes bundles: the first, of 2 flow-mods, committed"]
 
 
-def test_a_switch_without_bundles_gets_the_flows_one_by_one(bapp, bdp):
-    ofproto = bdp.ofproto
-    bdp.refuse_bundles = (ofproto.OFPET_BAD_REQUEST, ofproto.OFPBRC_BAD_EXPERIMENTER)
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
-    assert ipv4(bdp, 1, H1, "10.0.0.1") == "drop"  # nothing in the refused bundle applied
-    for error in bdp.errors:  # one per bundle message; the first sends the flows again
-        bapp.switch_error(error)
-    assert ipv4(bdp, 1, H1, "10.0.0.1") == "normal"
-    bdp.clear()
-    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.2")))
-    assert names(bdp) == ["OFPFlowMod", "OFPFlowMod", "OFPPacketOut"]  # barrier still out
-    assert ipv4(bdp, 2, H2, "10.0.0.2") == "normal"
+def test_a_switch_without_bundles_gets_the_flows_one_by_one(app, dp):
+    ofproto = dp.ofproto
+    dp.refuse_bundles = (ofproto.OFPET_BAD_REQUEST, ofproto.OFPBRC_BAD_EXPERIMENTER)
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "drop"  # nothing in the refused bundle applied
+    for error in dp.errors:  # one per bundle message; the first sends the flows again
+        app.switch_error(error)
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "normal"
+    dp.clear()
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    assert names(dp) == ["OFPFlowMod", "OFPFlowMod", "OFPPacketOut"]  # barrier still out
+    assert ipv4(dp, 2, H2, "10.0.0.2") == "normal"
 
 
-def test_a_failed_bundle_is_sent_again_flow_by_flow_and_bundles_go_on(bapp, bdp):
+def test_a_switch_configured_without_bundles_gets_flow_mods_one_by_one(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, "bundles = false\n")
+    dp = FakeDatapath(1)
+    app.switch_features(features(dp))
+    app.port_desc(port_desc(dp, [1, 2]))
+    dp.clear()
+    app.events.put(object())  # a burst: they go at once all the same
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    assert names(dp) == ["OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest", "OFPPacketOut"]
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    assert names(dp)[4:] == ["OFPFlowMod", "OFPFlowMod", "OFPPacketOut"]
+    assert ipv4(dp, 2, H2, "10.0.0.2") == "normal"
+
+
+def test_a_failed_bundle_is_sent_again_flow_by_flow_and_bundles_go_on(app, dp):
     """A bundle is all or nothing: one flow-mod the switch refuses (here: its table is
     full) must not cost the others, so they go again one by one, each failing alone."""
-    ofproto = bdp.ofproto
-    bdp.refuse_bundles = (ofproto.OFPET_FLOW_MOD_FAILED, ofproto.OFPFMFC_TABLE_FULL)
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
-    bdp.refuse_bundles = None
-    bapp.switch_error(bdp.errors[-1])  # the commit's error
-    assert ipv4(bdp, 1, H1, "10.0.0.1") == "normal"
-    bdp.clear()
-    bapp.packet_in(packet_in(bdp, 2, frames.arp(H2, "10.0.0.2")))
-    assert names(bdp) == ["OFPPacketOut", *BUNDLE_OF_2]  # the first barrier is still out
+    ofproto = dp.ofproto
+    dp.refuse_bundles = (ofproto.OFPET_FLOW_MOD_FAILED, ofproto.OFPFMFC_TABLE_FULL)
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    dp.refuse_bundles = None
+    app.switch_error(dp.errors[-1])  # the commit's error
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "normal"
+    dp.clear()
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))
+    assert names(dp) == ["OFPPacketOut", *BUNDLE_OF_2]  # the first barrier is still out
 
 
-def test_an_error_that_is_not_a_bundles_changes_nothing(bapp, bdp, caplog):
-    bapp.packet_in(packet_in(bdp, 1, frames.arp(H1, "10.0.0.1")))
-    bdp.clear()
-    ofproto = bdp.ofproto
+def test_an_error_that_is_not_a_bundles_changes_nothing(app, dp, caplog):
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    dp.clear()
+    ofproto = dp.ofproto
     error = SimpleNamespace(
         msg=SimpleNamespace(
-            datapath=bdp, xid=4242, type=ofproto.OFPET_BAD_REQUEST, code=ofproto.OFPBRC_BAD_TYPE
+            datapath=dp, xid=4242, type=ofproto.OFPET_BAD_REQUEST, code=ofproto.OFPBRC_BAD_TYPE
         )
     )
-    bapp.switch_error(error)
-    assert bdp.sent == [] and "error type 1 code 1 (xid 4242)" in caplog.text
+    app.switch_error(error)
+    assert dp.sent == [] and "error type 1 code 1 (xid 4242)" in caplog.text
