@@ -901,6 +901,48 @@ for line in sys.stdin:
 """
 
 
+def _start_identity_senders(
+    net, prefix: str, hosts: int, sink_mac: str, started: list, offset: int = 0
+) -> list:
+    """An IDENTITY_SENDER on each of hosts prefix1..prefixN (host numbers offset + i,
+    which decide the addresses claimed); each is added to ``started`` as it starts, so
+    the caller stops them all whatever happens."""
+    group = []
+    for i in range(1, hosts + 1):
+        node = net[f"{prefix}{i}"]
+        p = node.popen(
+            [
+                sys.executable,
+                "-c",
+                IDENTITY_SENDER,
+                f"{prefix}{i}-eth0",
+                node.MAC(),
+                str(offset + i),
+                sink_mac,
+            ],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(p)
+        group.append(p)
+    return group
+
+
+def _wait_ready(senders: list) -> None:
+    for p in senders:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"identity sender did not start: {p.stderr.read()[-500:]}")
+
+
+def _stop(senders: list) -> None:
+    for p in senders:
+        p.kill()
+        p.wait(10)
+
+
 class _Endpoint:
     """Where a switch's OpenFlow connection goes (what Mininet's OVSSwitch reads)."""
 
@@ -959,7 +1001,8 @@ def claim_rate(
     log = out / "work" / "simple_switch.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ctl = _ryu_simple_switch(port, log)
-    senders = []
+    senders: dict[str, list] = {}  # kind -> its hosts' senders
+    started: list = []  # every sender started, to stop whatever happens
     try:
         wait_until(lambda: _listening(port), 30, "simple_switch_13 to listen")
         with _testbed(claim_topo(hosts, port), "claims", out) as tb:
@@ -974,28 +1017,8 @@ def claim_rate(
             sink.cmd("arping -q -c 1 -w 1 -I g0-eth0 10.98.0.200")  # simple_switch_13 learns it
             sink_mac = sink.MAC()
             for kind, prefix in (("claims", "h"), ("macs", "g")):
-                for i in range(1, hosts + 1):
-                    node = net[f"{prefix}{i}"]
-                    p = node.popen(
-                        [
-                            sys.executable,
-                            "-c",
-                            IDENTITY_SENDER,
-                            f"{prefix}{i}-eth0",
-                            node.MAC(),
-                            str(i),
-                            sink_mac,
-                        ],
-                        cwd=REPO,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    )
-                    senders.append((kind, node, p))
-            for _, _, p in senders:
-                if p.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"identity sender did not start: {p.stderr.read()[-500:]}")
+                senders[kind] = _start_identity_senders(net, prefix, hosts, sink_mac, started)
+            _wait_ready(started)
             bursts, lags = 0, []
             # CPU time per identity made, switch (ovs-vswitchd) and controller, over the
             # ratio's bursts: from the burst's start until its last flow is in.
@@ -1010,7 +1033,7 @@ def claim_rate(
                 switch0, controller0 = _cpu_seconds(_ovs_pid()), _cpu_seconds(controllers[kind])
                 n = max(1, round(load * seconds / hosts))
                 start_at = time.time() + 0.2
-                group = [p for k, _, p in senders if k == kind]
+                group = senders[kind]
                 for p in group:
                     p.stdin.write(f"{kind} {bursts} {load / hosts} {n} {start_at}\n")
                     p.stdin.flush()
@@ -1048,9 +1071,7 @@ def claim_rate(
                 for variant, kind in order if r % 2 == 0 else order[::-1]:
                     (savi if variant == "savi" else ryu).append(burst(kind, top, count_cpu=True))
     finally:
-        for _, _, p in senders:
-            p.kill()
-            p.wait(10)
+        _stop(started)
         ctl.terminate()
         ctl.wait(10)
     row = compare(
@@ -1121,29 +1142,15 @@ def bundle_cost(out: Path, hosts: int, pairs: int, load: int, seconds: float) ->
     made per second as claim_rate counts them."""
     cost = {v: {"switch": [], "controller": [], "rate": []} for v in ("bundles", "one_by_one")}
     where = {"bundles": ("s1", "h", 0), "one_by_one": ("s3", "k", hosts)}
-    senders = {}
+    senders: dict[str, list] = {}
+    started: list = []
     with _testbed(bundle_topo(hosts), "bundles", out) as tb:
         try:
             for variant, (_, prefix, offset) in where.items():
-                senders[variant] = []
-                for i in range(1, hosts + 1):
-                    node = tb.net[f"{prefix}{i}"]
-                    args = [f"{prefix}{i}-eth0", node.MAC(), str(offset + i), "00:00:00:00:00:00"]
-                    p = node.popen(
-                        [sys.executable, "-c", IDENTITY_SENDER, *args],
-                        cwd=REPO,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    )
-                    senders[variant].append(p)
-            for group in senders.values():
-                for p in group:
-                    if p.stdout.readline().strip() != "ready":
-                        raise RuntimeError(
-                            f"identity sender did not start: {p.stderr.read()[-500:]}"
-                        )
+                senders[variant] = _start_identity_senders(
+                    tb.net, prefix, hosts, "00:00:00:00:00:00", started, offset
+                )
+            _wait_ready(started)
             for r in range(pairs):
                 for variant in tuple(where) if r % 2 == 0 else tuple(where)[::-1]:
                     switch, prefix, _ = where[variant]
@@ -1161,6 +1168,8 @@ def bundle_cost(out: Path, hosts: int, pairs: int, load: int, seconds: float) ->
                     made = _identities(tb, "claims", "", switch) - before
                     _settle(lambda sw=switch: _identities(tb, "claims", "", sw))
                     total = _identities(tb, "claims", "", switch) - before
+                    if total <= 0:
+                        raise RuntimeError(f"no claim on {switch} was bound: see {tb.dir}")
                     c = cost[variant]
                     c["switch"].append((_cpu_seconds(_ovs_pid()) - switch0) / total * 1e6)
                     c["controller"].append(
@@ -1168,10 +1177,7 @@ def bundle_cost(out: Path, hosts: int, pairs: int, load: int, seconds: float) ->
                     )
                     c["rate"].append(made / (seconds + lag))
         finally:
-            for group in senders.values():
-                for p in group:
-                    p.kill()
-                    p.wait(10)
+            _stop(started)
     rows = []
     for key, what, unit, target in (
         ("switch", "switch CPU per claim", "us", Target("<=", 1.0)),
