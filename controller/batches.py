@@ -1,7 +1,8 @@
 """Binding flow-mods waiting to go to their switch, and the bundles in flight.
 
-For a switch configured with ``bundles = true``: under a burst of claims the app does not
-send each binding's flow-mods on their own; it keeps them here while more events wait and
+For a switch that takes bundles (the default; ``bundles = false`` in its config turns
+them off): under a burst of claims the app does not send each binding's flow-mods on their
+own; it keeps them here while more events wait and
 sends a switch's together, as one OpenFlow bundle (controller/ofp.py ``send_bundle``), one
 change of the switch's tables instead of one per flow-mod. With nothing else waiting they
 go at once, so a lone claim is not held. Switches without bundles (configured so, or

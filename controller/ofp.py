@@ -69,10 +69,6 @@ def add_flow(dp, spec: FlowSpec) -> None:
     dp.send_msg(flow_mod(dp, spec))
 
 
-def delete_flow(dp, spec: FlowSpec) -> None:
-    dp.send_msg(flow_mod(dp, spec, delete=True))
-
-
 def send_bundle(dp, bundle_id: int, msgs: list) -> list[int]:
     """Send ``msgs`` as one bundle (OpenFlow 1.3's ONF bundle extension, which Open
     vSwitch implements): the switch applies them in order and at once, one change of its

@@ -90,9 +90,9 @@ class SaviApp(compat.App):
         self.awaiting_barrier: dict[tuple[int, int], tuple[list[str], float]] = {}
         self.barrier_out: dict[int, int] = {}  # dpid -> xid of its unanswered barrier
         self.next_barrier: dict[int, list[str]] = {}  # dpid -> addresses behind it
-        # To a switch configured with bundles, binding flow-mods wait while more events
-        # do and go together, as one bundle (controller/batches.py); to the others, one
-        # by one at once. A barrier is always sent behind them.
+        # To a switch with bundles (the default), binding flow-mods wait while more
+        # events do and go together, as one bundle (controller/batches.py); to the
+        # others, one by one at once. A barrier is always sent behind them.
         self.batches = FlowBatches()
         self.last_packet_in = self.last_collect = 0.0
         self.seq = first_seq()
@@ -190,14 +190,17 @@ class SaviApp(compat.App):
         msg = ev.msg
         dp = msg.datapath
         ofproto = dp.ofproto
-        unsupported = msg.type == ofproto.OFPET_BAD_REQUEST and msg.code in (
+        # An experimenter's error (Open vSwitch reports a failed bundle of OpenFlow 1.3
+        # as the ONF extension's) has an experimenter type where others have a code.
+        code = msg.exp_type if msg.type == ofproto.OFPET_EXPERIMENTER else msg.code
+        unsupported = msg.type == ofproto.OFPET_BAD_REQUEST and code in (
             ofproto.OFPBRC_BAD_EXPERIMENTER,
             ofproto.OFPBRC_BAD_EXP_TYPE,
         )
         bundle = self.batches.refused(dp.id, msg.xid, unsupported)
         if bundle is None:
             LOG.warning(
-                "switch %016x: error type %d code %d (xid %d)", dp.id, msg.type, msg.code, msg.xid
+                "switch %016x: error type %d code %d (xid %d)", dp.id, msg.type, code, msg.xid
             )
             return
         LOG.warning(
@@ -206,7 +209,7 @@ class SaviApp(compat.App):
             dp.id,
             len(bundle.msgs),
             msg.type,
-            msg.code,
+            code,
         )
         for fm in bundle.msgs:
             fm.xid = None  # a fresh xid: the old one was the bundle message's

@@ -460,6 +460,25 @@ def test_a_failed_bundle_is_sent_again_flow_by_flow_and_bundles_go_on(app, dp):
     assert names(dp) == ["OFPPacketOut", *BUNDLE_OF_2]  # the first barrier is still out
 
 
+def test_a_bundle_failed_by_the_onf_extensions_error_is_sent_again(app, dp):
+    """Open vSwitch reports a failed OpenFlow 1.3 bundle as an experimenter error (the
+    ONF extension's), which has no code: its flow-mods go again one by one all the same."""
+    ofproto = dp.ofproto
+    dp.refuse_bundles = (ofproto.OFPET_FLOW_MOD_FAILED, ofproto.OFPFMFC_TABLE_FULL)
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
+    dp.refuse_bundles = None
+    commit_xid = dp.errors[-1].msg.xid
+    failed = SimpleNamespace(
+        datapath=dp,
+        xid=commit_xid,
+        type=ofproto.OFPET_EXPERIMENTER,
+        exp_type=2301,
+        experimenter=0x4F4E4600,
+    )
+    app.switch_error(SimpleNamespace(msg=failed))
+    assert ipv4(dp, 1, H1, "10.0.0.1") == "normal"
+
+
 def test_an_error_that_is_not_a_bundles_changes_nothing(app, dp, caplog):
     app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))
     dp.clear()
