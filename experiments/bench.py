@@ -1029,31 +1029,21 @@ def claim_rate(
                 nonlocal bursts
                 bursts += 1
                 _reset(tb, kind, sink_mac, hosts)
-                before = _identities(tb, kind, sink_mac)  # the hosts' own, if any came back
-                switch0, controller0 = _cpu_seconds(_ovs_pid()), _cpu_seconds(controllers[kind])
-                n = max(1, round(load * seconds / hosts))
-                start_at = time.time() + 0.2
-                group = senders[kind]
-                for p in group:
-                    p.stdin.write(f"{kind} {bursts} {load / hosts} {n} {start_at}\n")
-                    p.stdin.flush()
-                # How late the last frames left: the load offered was lower by that much.
-                lag = max(float(p.stdout.readline().split()[1]) for p in group)
-                lags.append(lag)
-                time.sleep(max(0.0, start_at + seconds + lag + GRACE - time.time()))
-                made = _identities(tb, kind, sink_mac) - before
-                # What the controller still had queued lands now: let it, before the reset.
-                _settle(lambda: _identities(tb, kind, sink_mac))
-                total = _identities(tb, kind, sink_mac) - before
-                if count_cpu and total > 0:
+                b = _burst(
+                    senders[kind],
+                    kind,
+                    bursts,
+                    load,
+                    seconds,
+                    lambda: _identities(tb, kind, sink_mac),
+                    controllers[kind],
+                )
+                lags.append(b.lag)
+                if count_cpu and b.total > 0:
                     variant = "savi" if kind == "claims" else "simple_switch"
-                    spent = (
-                        ("switch", _cpu_seconds(_ovs_pid()) - switch0),
-                        ("controller", _cpu_seconds(controllers[kind]) - controller0),
-                    )
-                    for who, seconds_used in spent:
-                        cpu[variant][who].append(seconds_used / total * 1e6)
-                return made / (seconds + lag)
+                    cpu[variant]["switch"].append(b.switch_us)
+                    cpu[variant]["controller"].append(b.controller_us)
+                return b.rate
 
             sweep = {"savi": {}, "simple_switch": {}}
             for load in levels:
@@ -1092,6 +1082,46 @@ def claim_rate(
         for v, parts in cpu.items()
     }
     return [row]
+
+
+@dataclass
+class Burst:
+    """One burst of new identities, as the claim benchmarks count it."""
+
+    rate: float  # identities made effective per second, counted GRACE after the last frame
+    lag: float  # how late the senders' last frames left (the load offered was that lower)
+    total: int  # identities made once the controller's backlog has landed too
+    switch_us: float | None  # ovs-vswitchd's CPU time per identity of ``total``
+    controller_us: float | None  # the controller's
+
+
+def _burst(
+    senders: list, kind: str, tag: int, load: int, seconds: float, count, controller_pid: int
+) -> Burst:
+    """Have ``senders`` (IDENTITY_SENDERs, the switch reset) send ``load`` new
+    identities a second between them for ``seconds``; ``count()`` is how many the switch
+    has. CPU time is taken from the burst's start until the count settles."""
+    before = count()  # the hosts' own, if any came back
+    switch0, controller0 = _cpu_seconds(_ovs_pid()), _cpu_seconds(controller_pid)
+    n = max(1, round(load * seconds / len(senders)))
+    start_at = time.time() + 0.2
+    for p in senders:
+        p.stdin.write(f"{kind} {tag} {load / len(senders)} {n} {start_at}\n")
+        p.stdin.flush()
+    lag = max(float(p.stdout.readline().split()[1]) for p in senders)
+    time.sleep(max(0.0, start_at + seconds + lag + GRACE - time.time()))
+    made = count() - before
+    _settle(count)  # what the controller still had queued lands now, before any reset
+    total = count() - before
+    switch_s = _cpu_seconds(_ovs_pid()) - switch0
+    controller_s = _cpu_seconds(controller_pid) - controller0
+    return Burst(
+        made / (seconds + lag),
+        lag,
+        total,
+        switch_s / total * 1e6 if total > 0 else None,
+        controller_s / total * 1e6 if total > 0 else None,
+    )
 
 
 def _ovs_pid() -> int:
@@ -1155,27 +1185,20 @@ def bundle_cost(out: Path, hosts: int, pairs: int, load: int, seconds: float) ->
                 for variant in tuple(where) if r % 2 == 0 else tuple(where)[::-1]:
                     switch, prefix, _ = where[variant]
                     _reset_claims(tb, switch, prefix, hosts)
-                    before = _identities(tb, "claims", "", switch)
-                    switch0, controller0 = _cpu_seconds(_ovs_pid()), _cpu_seconds(tb.controller.pid)
-                    start_at = time.time() + 0.2
-                    for p in senders[variant]:
-                        p.stdin.write(
-                            f"claims {r} {load / hosts} {round(load * seconds / hosts)} {start_at}\n"
-                        )
-                        p.stdin.flush()
-                    lag = max(float(p.stdout.readline().split()[1]) for p in senders[variant])
-                    time.sleep(max(0.0, start_at + seconds + lag + GRACE - time.time()))
-                    made = _identities(tb, "claims", "", switch) - before
-                    _settle(lambda sw=switch: _identities(tb, "claims", "", sw))
-                    total = _identities(tb, "claims", "", switch) - before
-                    if total <= 0:
-                        raise RuntimeError(f"no claim on {switch} was bound: see {tb.dir}")
-                    c = cost[variant]
-                    c["switch"].append((_cpu_seconds(_ovs_pid()) - switch0) / total * 1e6)
-                    c["controller"].append(
-                        (_cpu_seconds(tb.controller.pid) - controller0) / total * 1e6
+                    b = _burst(
+                        senders[variant],
+                        "claims",
+                        r,
+                        load,
+                        seconds,
+                        lambda sw=switch: _identities(tb, "claims", "", sw),
+                        tb.controller.pid,
                     )
-                    c["rate"].append(made / (seconds + lag))
+                    if b.total <= 0:
+                        raise RuntimeError(f"no claim on {switch} was bound: see {tb.dir}")
+                    cost[variant]["switch"].append(b.switch_us)
+                    cost[variant]["controller"].append(b.controller_us)
+                    cost[variant]["rate"].append(b.rate)
         finally:
             _stop(started)
     rows = []
