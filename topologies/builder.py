@@ -484,12 +484,17 @@ class Testbed:
             if host.name not in self.management_hosts():
                 continue
             outer, inner = f"mg{i}-{host.name}"[:15], f"{host.name}-mgmt"[:15]
+            # Listed before it exists, so that a stop coming in between (SIGTERM while
+            # the testbed starts) deletes it too; one of that name already here is a
+            # dead run's (this run holds the machine's lock), and goes first, as the
+            # bridge does. Deleting the outer end takes the inner one with it.
+            self.mgmt_links.append(outer)
+            subprocess.run(["ip", "link", "del", outer], capture_output=True, check=False)
             if getattr(host, "isRemote", False):
                 self._remote_mgmt_link(host, outer, inner)
             else:
                 ip("link", "add", outer, "type", "veth", "peer", "name", inner)
                 ip("link", "set", inner, "netns", str(host.pid))
-            self.mgmt_links.append(outer)
             ip("link", "set", outer, "master", MGMT_BRIDGE, "up")
             host.cmd(f"ip addr add {MGMT_NET}.{i}/24 dev {inner} && ip link set {inner} up")
 

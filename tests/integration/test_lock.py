@@ -40,3 +40,30 @@ def test_a_second_testbed_is_refused_while_the_first_keeps_working(tmp_path):
         # The first testbed's switches, management network and traffic are untouched.
         assert ", 0% packet loss" in h1.cmd(f"ping -c1 -W2 {h2.IP()}")
         assert tb.get("/savi/stats") is not None
+
+
+class ManagedTopo(SingleSwitchTopo):
+    def management_hosts(self) -> list[str]:
+        return ["h1"]
+
+
+def _links() -> str:
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+
+
+def test_a_dead_runs_management_link_does_not_stop_the_next_testbed(tmp_path):
+    """A run killed while its testbed starts may leave its management veth pair in the
+    machine's namespace; the next run (holding the machine's lock, so that pair is no
+    one's) takes it away instead of failing on the name, and leaves none itself."""
+    subprocess.run(
+        ["ip", "link", "add", "mg2-h1", "type", "veth", "peer", "name", "h1-mgmt"], check=True
+    )
+    try:
+        with Testbed(ManagedTopo(hosts=2), log_dir=str(tmp_path / "tb")) as tb:
+            assert "mg2-h1" in _links()
+            assert "h1-mgmt" in tb.net["h1"].cmd("ip -o link")  # the new pair, in place
+            assert "h1-mgmt" not in _links().replace("mg2-h1@h1-mgmt", "")
+        left = _links()  # what the stopped testbed left, read before our own clean-up
+    finally:
+        subprocess.run(["ip", "link", "del", "mg2-h1"], capture_output=True, check=False)
+    assert "mg2-h1" not in left and "h1-mgmt" not in left
