@@ -233,9 +233,11 @@ class Guard:
         return out
 
     def close(self) -> None:
-        for iface in self.ifaces:
+        for iface in self.ifaces:  # our filter only: the testbed's egress one stays
             subprocess.run(
-                ["tc", "qdisc", "del", "dev", iface, "clsact"], capture_output=True, timeout=30
+                ["tc", "filter", "del", "dev", iface, "ingress", "pref", "1"],
+                capture_output=True,
+                timeout=30,
             )
         self.ifaces = []
         maps = (self.map_guarded, self.map_settings, self.map_bound, self.map_carriers)

@@ -52,12 +52,14 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.installed; the
     cp requirements.lock .venv/.installed
 fi
 
-# The agent's kernel classifier (hosts/bpf/guard.c), built where it runs.
-bpf=hosts/bpf/guard
-if [ ! -f $bpf.o ] || [ $bpf.c -nt $bpf.o ]; then
-    clang -O2 -g -Wall -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c $bpf.c -o $bpf.o.tmp
-    mv $bpf.o.tmp $bpf.o
-fi
+# The agent's kernel classifier (hosts/bpf/guard.c) and the hosts' stale-window filter
+# (hosts/bpf/stale_window.c), built where they run.
+for bpf in hosts/bpf/guard hosts/bpf/stale_window; do
+    if [ ! -f $bpf.o ] || [ $bpf.c -nt $bpf.o ]; then
+        clang -O2 -g -Wall -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c $bpf.c -o $bpf.o.tmp
+        mv $bpf.o.tmp $bpf.o
+    fi
+done
 
 # The Wireshark dissector (tools/wireshark/trusted_mptcp.lua), where tshark and
 # Wireshark load Lua plugins for every user.

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Start Open vSwitch without systemd if it is not running. With no kernel module the
-# bridges use the userspace datapath. OVS_USERSPACE_TSO=on switches userspace TSO on
-# before ovs-vswitchd starts (it reads the setting only then; a running OVS with no
-# bridges is restarted to change it): the hosts keep their checksum and segmentation
-# offloads and TCP runs at several Gbit/s instead of under one. Off by default for now
-# (docs/line-rate.md: an attack trial under TSO still loses its transfer now and then);
-# off, the testbed turns the hosts' TX checksum offload off instead
-# (topologies.nodes.userspace_tso() tells which mode OVS is in).
+# bridges use the userspace datapath, with userspace TSO on (set before ovs-vswitchd
+# starts, the only time it reads it; a running OVS with no bridges is restarted to
+# change it): the hosts keep their checksum and segmentation offloads and TCP runs at
+# several Gbit/s instead of under one (docs/line-rate.md). OVS_USERSPACE_TSO=off starts
+# it without, as before 2026-12-05: the testbed then turns the hosts' TX checksum offload
+# off instead (topologies.nodes.userspace_tso() tells which mode OVS is in). The kernel
+# datapath keeps its defaults.
 set -euo pipefail
 ctl=/usr/share/openvswitch/scripts/ovs-ctl
 [ -x "$ctl" ] || { echo "start-ovs.sh: $ctl not found; is openvswitch-switch installed?" >&2; exit 1; }
 opts=(--system-id=random --no-mlockall)
 want=false
-if [ ! -d /sys/module/openvswitch ] && [ "${OVS_USERSPACE_TSO:-off}" = on ]; then
+case "${OVS_USERSPACE_TSO:-on}" in
+on | off) ;;
+*) echo "start-ovs.sh: OVS_USERSPACE_TSO is on or off, not '$OVS_USERSPACE_TSO'" >&2; exit 2 ;;
+esac
+if [ ! -d /sys/module/openvswitch ] && [ "${OVS_USERSPACE_TSO:-on}" = on ]; then
     want=true
 fi
 # With TSO, OVS's per-port AF_PACKET sockets receive 64-KB packets; the default 208-KB

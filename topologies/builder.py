@@ -29,6 +29,9 @@ from pathlib import Path
 from mininet.net import Mininet
 
 from controller.trust import generate_keypair
+from hosts.stale_window import OBJECT as WINDOW_FILTER_OBJECT
+from hosts.stale_window import PREF as WINDOW_FILTER_PREF
+from hosts.stale_window import StaleWindowFilter
 from topologies.cluster import (
     CLUSTER_MTU,
     VXLAN_PORT,
@@ -63,12 +66,28 @@ def host_offloads() -> str | None:
     return None if userspace_tso() or ovs_datapath() == "kernel" else "tx off rx off"
 
 
+def stale_window_filter_enabled() -> bool:
+    """Whether hosts get the egress filter of hosts/bpf/stale_window.c, the work-around
+    for Linux MPTCP's stale-window edge (docs/line-rate.md): on unless
+    ``TMPTCP_STALE_WINDOW_FILTER=off``, which shows the kernel's own behaviour (the stall
+    included)."""
+    setting = os.environ.get("TMPTCP_STALE_WINDOW_FILTER", "on")
+    if setting not in ("on", "off"):
+        raise TestbedError(f"TMPTCP_STALE_WINDOW_FILTER is on or off, not {setting!r}")
+    return setting == "on"
+
+
 def offload_mode() -> str:
-    """One line for provenance: datapath, userspace TSO, the hosts' offloads."""
+    """One line for provenance: datapath, userspace TSO, the hosts' offloads and whether
+    they run the stale-window filter."""
     offloads = host_offloads()
     hosts = f"ethtool -K <every host interface> {offloads}" if offloads else "kernel defaults"
     tso = "on" if userspace_tso() else "off"
-    return f"datapath {ovs_datapath()}, userspace TSO {tso}, host offloads: {hosts}"
+    window = "on" if stale_window_filter_enabled() else "off"
+    return (
+        f"datapath {ovs_datapath()}, userspace TSO {tso}, host offloads: {hosts}, "
+        f"stale-window ACK filter {window}"
+    )
 
 
 class TestbedError(RuntimeError):
@@ -209,6 +228,7 @@ class Testbed:
         self.dhcp6_clients: dict[str, subprocess.Popen] = {}  # host name -> dhclient -6
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
+        self.window_filter: StaleWindowFilter | None = None  # on the hosts' egress
         self.lock = MachineLock()
 
     # -- public --------------------------------------------------------------------------
@@ -287,13 +307,23 @@ class Testbed:
         self.net.build()
         self.net.start()
         offload_args = host_offloads()
+        if stale_window_filter_enabled():
+            self.window_filter = StaleWindowFilter(f"testbed-{os.getpid()}")
         for node in self.net.hosts:  # one round trip to each node's shell
+            intfs = [intf.name for intf in node.intfList() if intf.name != "lo"]
             offloads = [
-                f"ethtool -K {intf.name} {offload_args} >/dev/null 2>&1"
-                for intf in node.intfList()
-                if intf.name != "lo" and offload_args
+                f"ethtool -K {intf} {offload_args} >/dev/null 2>&1"
+                for intf in intfs
+                if offload_args
             ]
-            node.cmd("; ".join([f"sysctl -qw net.ipv4.tcp_rmem='{HOST_TCP_RMEM}'", *offloads]))
+            setup = "; ".join([f"sysctl -qw net.ipv4.tcp_rmem='{HOST_TCP_RMEM}'", *offloads])
+            if self.window_filter is None:
+                node.cmd(setup)
+                continue
+            attach = [c for intf in intfs for c in self._window_filter_commands(node, intf)]
+            out = node.cmd(f"{setup}; {' && '.join([*attach, 'echo filtered'])} 2>&1")
+            if not out.strip().endswith("filtered"):
+                raise TestbedError(f"{node.name}: stale-window filter: {out.strip()[-400:]}")
         self._start_mgmt()
         self.wait_for_flows()
         if hasattr(self.topo, "configure"):
@@ -322,7 +352,22 @@ class Testbed:
                 self.net.stop()
         finally:
             self.net = None
+            if self.window_filter is not None:  # its hosts' interfaces are gone
+                self.window_filter.close()
+                self.window_filter = None
             self._stop_rest()
+
+    def _window_filter_commands(self, node, intf: str) -> list[str]:
+        """The testbed's pinned program where the host shares this machine's bpffs; a
+        host on another server loads the object itself (the repository lies at the same
+        path there, docs/cluster.md)."""
+        if getattr(node, "isRemote", False):
+            return [
+                f"tc qdisc replace dev {intf} clsact",
+                f"tc filter replace dev {intf} egress pref {WINDOW_FILTER_PREF} bpf obj"
+                f" {WINDOW_FILTER_OBJECT} sec tc direct-action",
+            ]
+        return self.window_filter.attach_commands(intf)
 
     def _reclaim_shells(self) -> None:
         """A stop that interrupted a node's command (Ctrl-C or SIGTERM while the main

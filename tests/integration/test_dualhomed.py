@@ -5,7 +5,7 @@ import pytest
 from experiments.bench import HooksOnly
 from experiments.harness import Transfer, set_mode
 from tests.integration.tools import Capture, send_frames, wait_until
-from topologies.builder import Testbed, TestbedError
+from topologies.builder import Testbed, TestbedError, offload_mode
 from topologies.dualhomed import (
     A_TRUSTED,
     A_UNTRUSTED,
@@ -156,3 +156,27 @@ def test_the_agents_hooks_alone_leave_the_kernel_path_manager_in_charge(tb, part
         hooks.stop()
     for host in hosts:
         assert _hooks(host) == {"classifier": False, "copies": False, "queues": False}, host
+
+
+def _window_filtered(host) -> set[bool]:
+    """Whether each interface of ``host`` sends through the stale-window filter."""
+    intfs = [name for name in host.intfNames() if name != "lo"]
+    return {"name stale_window " in host.cmd(f"tc filter show dev {i} egress") for i in intfs}
+
+
+def test_every_host_sends_through_the_stale_window_filter(tb):
+    """The work-around for the kernel's stale-window edge (hosts/bpf/stale_window.c,
+    docs/line-rate.md) is on every interface's egress, stays when an agent's classifier
+    comes and goes on the same interfaces, follows the receiver's subflows of a bulk
+    MPTCP transfer (each begins with a bare data ACK) and lets the transfer through
+    whole. The provenance line says it is on."""
+    assert all(_window_filtered(host) == {True} for host in tb.net.hosts)
+    set_mode(tb, "vanilla")
+    hooks = HooksOnly(tb, "classifier")
+    hooks.stop()
+    assert all(_window_filtered(host) == {True} for host in tb.net.hosts)
+    tracked = tb.window_filter.counters()["tracked"]
+    client, server = Transfer(tb, seconds=1, wait_subflows=4, timeout=30).results()
+    assert client["sha256"] == server["sha256"] and client["bytes"] == server["bytes"] > 0
+    assert tb.window_filter.counters()["tracked"] >= tracked + 4
+    assert "stale-window ACK filter on" in offload_mode()

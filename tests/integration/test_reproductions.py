@@ -118,6 +118,25 @@ def test_a_captured_run_is_replayed_and_kept_only_if_it_stalled(tmp_path):
     assert subprocess.run(["pgrep", "-f", f"tcpdump .*{folder}"]).returncode == 1
 
 
+def test_with_the_filter_no_ack_teaches_the_sender_an_edge_never_announced(tmp_path):
+    """The testbed's work-around (hosts/bpf/stale_window.c on b's egress), checked by
+    its mechanism, whatever the rate: in a complete capture at the sender, no ACK of b
+    puts the edge a's kernel computes (data ACK + the window TCP kept) ahead of every
+    edge b announced, so a never sends past b's window. A 4-MiB receive buffer makes b's
+    window shrink (without the filter such ACKs came by the dozen in every run)."""
+    folder = tmp_path / "captures"
+    r = repro(PATHS=2, RUNS=2, SECONDS_PER_RUN=0.5, CAPTURE=folder, RMEM_MAX=4194304, FILTER="on")
+    assert r.returncode == 0, r.stdout + r.stderr
+    captures = [CAPTURE_LINE.fullmatch(line) for line in r.stdout.splitlines() if "capture" in line]
+    assert len(captures) == 2 and all(captures), r.stdout
+    for cap in captures:
+        assert int(cap[3]) > 0, r.stdout  # the replay read the transfer
+        assert "; 0 ACKs put that edge ahead" in cap[0], r.stdout
+        assert int(cap[4]) == 0, r.stdout  # nothing sent past b's window
+    assert "stale-window filter on" in r.stdout
+    assert leftovers() == []
+
+
 def test_a_capture_folder_that_cannot_be_written_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -135,6 +154,7 @@ def test_a_capture_folder_that_cannot_be_written_is_refused(tmp_path):
         ({"SECONDS_PER_RUN": "-1"}, "SECONDS_PER_RUN is a number"),
         ({"RMEM_MAX": "4M"}, "RMEM_MAX is a number of bytes"),
         ({"RATE": "fast"}, "RATE is a rate"),
+        ({"FILTER": "yes"}, "FILTER is on or off"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_is_built(setting, message):

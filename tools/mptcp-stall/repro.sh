@@ -21,6 +21,11 @@
 # RMEM_MAX=<bytes> sets the hosts' receive-buffer maximum (net.ipv4.tcp_rmem), which
 # changes how often it happens (docs/line-rate.md).
 #
+# FILTER=on attaches the testbed's work-around to b's interfaces (egress):
+# hosts/bpf/stale_window.c drops b's ACKs whose window a's TCP would not take while a's
+# MPTCP would add their data ACK to the window TCP kept. With it no ACK teaches a an edge
+# b never announced (CAPTURE's replay counts them) and the stall goes (docs/line-rate.md).
+#
 # RATE=<rate> shapes each of a's paths to that rate (tc tbf at a's interfaces, for
 # example 1gbit): whether a sender held below what b's application reads avoids it.
 #
@@ -47,12 +52,19 @@ mode=${MODE:-ovs}
 rmem_max=${RMEM_MAX:-}  # the hosts' net.ipv4.tcp_rmem maximum (bytes); the kernel's if unset
 capture=${CAPTURE:-}  # a folder for the sender's captures; none if unset
 rate=${RATE:-}  # each of a's paths shaped to this rate (tc tbf); none if unset
+filter=${FILTER:-off}  # on: the stale-window filter on b's egress
 port=5001
 case "$mode" in ovs | veth) ;; *) echo "repro.sh: MODE is ovs or veth, not '$mode'" >&2; exit 2 ;; esac
 [[ "$paths" =~ ^[1-8]$ ]] || { echo "repro.sh: PATHS is 1 to 8, not '$paths'" >&2; exit 2; }
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "repro.sh: RUNS is a positive number, not '$runs'" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "repro.sh: SECONDS_PER_RUN is a number, not '$seconds'" >&2; exit 2; }
 [[ "$rmem_max" =~ ^([1-9][0-9]{4,})?$ ]] || { echo "repro.sh: RMEM_MAX is a number of bytes (at least 10000), not '$rmem_max'" >&2; exit 2; }
+case "$filter" in on | off) ;; *) echo "repro.sh: FILTER is on or off, not '$filter'" >&2; exit 2 ;; esac
+filter_object=$here/../../hosts/bpf/stale_window.o
+if [ "$filter" = on ] && [ ! -f "$filter_object" ]; then
+    echo "repro.sh: FILTER=on needs $filter_object (sudo make install builds it)" >&2
+    exit 2
+fi
 [[ "$rate" =~ ^([1-9][0-9]*(\.[0-9]+)?[kmg]bit)?$ ]] || { echo "repro.sh: RATE is a rate such as 500mbit or 2gbit, not '$rate'" >&2; exit 2; }
 repro_preflight tools/mptcp-stall/repro.sh
 if [ -n "$capture" ]; then
@@ -102,6 +114,10 @@ for i in $(seq "$paths"); do
     inside a ip link set "a-eth$i" up
     inside b ip addr add "10.93.$i.2/24" dev "b-eth$i"
     inside b ip link set "b-eth$i" up
+    if [ "$filter" = on ]; then
+        inside b tc qdisc replace dev "b-eth$i" clsact
+        inside b tc filter replace dev "b-eth$i" egress pref 7 bpf obj "$filter_object" sec tc direct-action
+    fi
     if [ -n "$rate" ]; then  # a burst of eight 64-KB TSO packets; 50 ms of queue at most
         inside a tc qdisc replace dev "a-eth$i" root tbf rate "$rate" burst 512kb latency 50ms
     fi
@@ -178,5 +194,5 @@ for r in $(seq "$runs"); do
         "OVS drops +$(($(ovs_drops) - drops))"
     if [ -n "$capture" ]; then stop_capture "$capture/run-$r" "$nodss"; fi
 done
-echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso, rate per path ${rate:-unshaped}," \
+echo "$stalled of $runs runs dropped data beyond the receiver's window ($mode, $paths paths, TSO $tso, stale-window filter $filter, rate per path ${rate:-unshaped}," \
     "tcp_rmem $(inside b cat /proc/sys/net/ipv4/tcp_rmem | tr '\t' ' '))"
