@@ -3,7 +3,9 @@
 ``Testbed(topo)`` is a context manager. On entry it starts the controller (a child
 process, in the root namespace), the Mininet network with the topology's switches, turns
 off TX checksum offload in every node where the datapath would not finish checksums
-(userspace without TSO: ``host_offloads``), connects every host to a management bridge
+(userspace without TSO: ``host_offloads``), puts the work-around for the kernel's
+stale-window stall on every node's egress (hosts/stale_window.py; off with
+``TMPTCP_STALE_WINDOW_FILTER=off``), connects every host to a management bridge
 from which it reaches the controller's REST API (apart from the data network, so no
 data-plane host can reach or forge it), waits until every SAVI switch has its flows (no
 fixed sleeps), starts DHCP servers and clients, and configures routes. On exit it stops

@@ -26,9 +26,10 @@ def ovs_datapath() -> str:
 
 @functools.cache
 def userspace_tso() -> bool:
-    """Whether OVS runs its userspace datapath with TSO (``OVS_USERSPACE_TSO=on
-    scripts/start-ovs.sh`` sets it before ovs-vswitchd starts, the only time it reads
-    it). Then the hosts keep their checksum and segmentation offloads; without it the
+    """Whether OVS runs its userspace datapath with TSO (``scripts/start-ovs.sh`` sets
+    it before ovs-vswitchd starts, the only time it reads it; on unless
+    ``OVS_USERSPACE_TSO=off``). Then the hosts keep their checksum and segmentation
+    offloads; without it the
     userspace datapath would forward the hosts' unfinished checksums, so the builder
     turns their TX offload off."""
     if ovs_datapath() != "user":
