@@ -231,6 +231,7 @@ class Testbed:
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
         self.window_filter: StaleWindowFilter | None = None  # on the hosts' egress
+        self.with_window_filter = True  # read from the environment on entry
         self.lock = MachineLock()
 
     # -- public --------------------------------------------------------------------------
@@ -256,6 +257,7 @@ class Testbed:
     def __enter__(self) -> Testbed:
         try:
             require_root()
+            self.with_window_filter = stale_window_filter_enabled()  # a bad value: refused
             bad = _unsupported_link_params(self.topo)  # touches only the root netns's lo
             if bad:
                 raise TestbedError(
@@ -309,7 +311,7 @@ class Testbed:
         self.net.build()
         self.net.start()
         offload_args = host_offloads()
-        if stale_window_filter_enabled():
+        if self.with_window_filter:
             self.window_filter = StaleWindowFilter(f"testbed-{os.getpid()}")
         for node in self.net.hosts:  # one round trip to each node's shell
             intfs = [intf.name for intf in node.intfList() if intf.name != "lo"]

@@ -15,6 +15,10 @@ def test_the_stale_window_filter_can_be_left_out(monkeypatch, tmp_path):
     monkeypatch.setenv("TMPTCP_STALE_WINDOW_FILTER", "maybe")
     with pytest.raises(TestbedError, match="TMPTCP_STALE_WINDOW_FILTER is on or off"):
         offload_mode()
+    with pytest.raises(TestbedError, match="TMPTCP_STALE_WINDOW_FILTER is on or off"):
+        with Testbed(DualHomedTopo(), log_dir=str(tmp_path / "refused")):
+            pass
+    assert list((tmp_path / "refused").iterdir()) == []  # refused before anything ran
     monkeypatch.setenv("TMPTCP_STALE_WINDOW_FILTER", "off")
     assert "stale-window ACK filter off" in offload_mode()
     with Testbed(DualHomedTopo(), log_dir=str(tmp_path)) as bare:
