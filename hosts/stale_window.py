@@ -2,11 +2,12 @@
 
 A Linux MPTCP sender adds a data ACK to a subflow window TCP did not take, runs past the
 receiver's window and stalls for seconds at 10 Gbit/s (tools/mptcp-stall/REPORT.md). The
-program, on every host interface's egress, drops the receiver's ACKs that would teach the
-sender such an edge (ACKs that tell TCP nothing). ``StaleWindowFilter`` loads it once per
-testbed (bpftool, pinned, like the agents' guard) and gives the commands that attach it
-in a host's shell, so a host costs one ``tc`` process per interface and no verifier run.
-Its counters are the testbed's own (``tracked``, ``dropped``), summed over every host.
+program, on the egress of the MPTCP endpoints' interfaces, drops the receiver's ACKs
+that would teach the sender such an edge (ACKs that tell TCP nothing).
+``StaleWindowFilter`` loads it once per testbed (bpftool, pinned, like the agents'
+guard) and gives the commands that attach it in a host's shell, so a host costs one
+``tc`` process per interface and no verifier run. Its counters are the testbed's own
+(``tracked``, ``dropped``), summed over the hosts.
 """
 
 from __future__ import annotations

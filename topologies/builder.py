@@ -4,7 +4,7 @@
 process, in the root namespace), the Mininet network with the topology's switches, turns
 off TX checksum offload in every node where the datapath would not finish checksums
 (userspace without TSO: ``host_offloads``), puts the work-around for the kernel's
-stale-window stall on every node's egress (hosts/stale_window.py; off with
+stale-window stall on the MPTCP endpoints' egress (hosts/stale_window.py; off with
 ``TMPTCP_STALE_WINDOW_FILTER=off``), connects every host to a management bridge
 from which it reaches the controller's REST API (apart from the data network, so no
 data-plane host can reach or forge it), waits until every SAVI switch has its flows (no
@@ -311,7 +311,8 @@ class Testbed:
         self.net.build()
         self.net.start()
         offload_args = host_offloads()
-        if self.with_window_filter:
+        filtered = self.window_filter_hosts() if self.with_window_filter else set()
+        if filtered:
             self.window_filter = StaleWindowFilter(f"testbed-{os.getpid()}")
         for node in self.net.hosts:  # one round trip to each node's shell
             intfs = [intf.name for intf in node.intfList() if intf.name != "lo"]
@@ -321,7 +322,7 @@ class Testbed:
                 if offload_args
             ]
             setup = "; ".join([f"sysctl -qw net.ipv4.tcp_rmem='{HOST_TCP_RMEM}'", *offloads])
-            if self.window_filter is None:
+            if node.name not in filtered:
                 node.cmd(setup)
                 continue
             attach = [c for intf in intfs for c in self._window_filter_commands(node, intf)]
@@ -515,6 +516,13 @@ class Testbed:
         raise TestbedError(f"timed out after {timeout}s waiting for {what}")
 
     # -- management network ----------------------------------------------------------------
+    def window_filter_hosts(self) -> set[str]:
+        """Hosts that get the stale-window filter: the MPTCP endpoints, those that run
+        agents (or the kernel's path manager in their place). Not routers, which only
+        forward what their hosts' egress already filtered, and not attackers: what an
+        attack sends must reach the wire as it was made."""
+        return set(self.topo.agent_hosts()) if hasattr(self.topo, "agent_hosts") else set()
+
     def management_hosts(self) -> set[str]:
         """Hosts linked to the management network: those that run agents, unless the
         topology names others (``management_hosts()``). Attackers get no link: they can

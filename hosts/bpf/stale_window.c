@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* A work-around for a Linux MPTCP sender bug, on every testbed host's egress (tc clsact,
- * direct action): drop the receiver's ACKs that would move the sender's data-level
- * window edge past any edge the receiver announced.
+/* A work-around for a Linux MPTCP sender bug, on the egress of a testbed's MPTCP
+ * endpoints (tc clsact, direct action): drop the receiver's ACKs that would move the
+ * sender's data-level window edge past any edge the receiver announced.
  *
  * The bug (tools/mptcp-stall/REPORT.md, docs/line-rate.md): the sender computes its
  * right edge as the data ACK of the segment just received plus the window of the subflow
