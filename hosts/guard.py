@@ -23,7 +23,6 @@ from hosts.extension import Scope
 from hosts.options import ADD_ADDR, DSS, MP_CAPABLE, MP_JOIN
 
 OBJECT = Path(__file__).with_name("bpf") / "guard.o"
-SOURCE = OBJECT.with_suffix(".c")
 BPFFS = Path("/run/tmptcp-bpf")
 # The program's enum counter, in order; then one slot per MPTCP subtype.
 COUNTERS = (
@@ -93,6 +92,14 @@ def _run(cmd: list[str]) -> str:
     return r.stdout
 
 
+def require_built(obj: Path) -> None:
+    """A GuardError unless the compiled ``obj`` is there and newer than its source (an
+    old object would load what the source no longer says)."""
+    source = obj.with_suffix(".c")
+    if not obj.is_file() or (source.is_file() and source.stat().st_mtime > obj.stat().st_mtime):
+        raise GuardError(f"{obj} is missing or older than its source: run 'sudo make install'")
+
+
 def mount_bpffs() -> Path:
     """A bpf filesystem at BPFFS (mounted once per machine, shared by all agents)."""
     BPFFS.mkdir(parents=True, exist_ok=True)
@@ -122,12 +129,7 @@ class Guard:
     """The loaded classifier of one agent. ``name`` makes its pin directory unique."""
 
     def __init__(self, name: str):
-        if not OBJECT.is_file() or (
-            SOURCE.is_file() and SOURCE.stat().st_mtime > OBJECT.stat().st_mtime
-        ):
-            raise GuardError(
-                f"{OBJECT} is missing or older than its source: run 'sudo make install'"
-            )
+        require_built(OBJECT)
         root = mount_bpffs()
         remove_stale(root)
         self.dir = root / name

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from hosts import bpf_syscall
 from hosts.bpf_syscall import Map
-from hosts.guard import GuardError, _run, mount_bpffs
+from hosts.guard import GuardError, _run, mount_bpffs, require_built
 
 OBJECT = Path(__file__).with_name("bpf") / "stale_window.o"
-SOURCE = OBJECT.with_suffix(".c")
 COUNTERS = ("tracked", "dropped")  # the program's enum counter, in order
 # A filter priority of its own (the agents' guard is pref 1 on ingress): deleting one
 # filter never touches the other.
@@ -33,12 +32,7 @@ class StaleWindowFilter:
     (``testbed-PID``: a dead run's is removed by the next)."""
 
     def __init__(self, name: str):
-        if not OBJECT.is_file() or (
-            SOURCE.is_file() and SOURCE.stat().st_mtime > OBJECT.stat().st_mtime
-        ):
-            raise GuardError(
-                f"{OBJECT} is missing or older than its source: run 'sudo make install'"
-            )
+        require_built(OBJECT)
         root = mount_bpffs()
         remove_stale(root)
         self.dir = root / name

@@ -370,7 +370,6 @@ def test_a_refused_object_leaves_nothing_pinned(tmp_path, monkeypatch):
     bogus = tmp_path / "guard.o"
     bogus.write_bytes(b"not an ELF object")
     monkeypatch.setattr(guard_module, "OBJECT", bogus)
-    monkeypatch.setattr(guard_module, "SOURCE", tmp_path / "absent.c")
     with pytest.raises(guard_module.GuardError, match="bpftool"):
         Guard(f"unit-bogus-{os.getpid()}")
     assert not (guard_module.BPFFS / f"unit-bogus-{os.getpid()}").exists()

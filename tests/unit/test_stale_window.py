@@ -172,3 +172,19 @@ def test_subflows_are_followed_apart(window_filter):
 def test_what_it_cannot_read_passes(window_filter, frame):
     _, fd = window_filter
     assert bpf_syscall.test_run(fd, frame)[0] == PASS
+
+
+def test_a_missing_or_refused_object_is_named_and_leaves_nothing_pinned(tmp_path, monkeypatch):
+    import hosts.stale_window as module
+    from hosts.guard import BPFFS, GuardError
+
+    name = f"unit-bogus-{os.getpid()}"
+    monkeypatch.setattr(module, "OBJECT", tmp_path / "stale_window.o")
+    with pytest.raises(
+        GuardError, match="missing or older than its source: run 'sudo make install'"
+    ):
+        StaleWindowFilter(name)
+    (tmp_path / "stale_window.o").write_bytes(b"not an ELF object")
+    with pytest.raises(GuardError, match="bpftool"):
+        StaleWindowFilter(name)
+    assert not (BPFFS / name).exists()
