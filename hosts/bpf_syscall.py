@@ -153,9 +153,20 @@ def test_run(prog_fd: int, frame: bytes) -> tuple[int, int]:
     return retval, mark
 
 
+def test_run_frame(prog_fd: int, frame: bytes) -> tuple[int, bytes]:
+    """(return code, the frame as the program left it) of a tc program run once."""
+    retval, _, _, out = _test_run(prog_fd, frame, 1)
+    return retval, out
+
+
 def test_run_timed(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int, int]:
     """(return code, skb mark, mean ns per run) of ``repeat`` runs of a program on one
     frame in the kernel (the kernel times the runs itself: no system call per run)."""
+    retval, mark, duration, _ = _test_run(prog_fd, frame, repeat)
+    return retval, mark, duration
+
+
+def _test_run(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int, int, bytes]:
     data = ctypes.create_string_buffer(frame, len(frame))
     out = ctypes.create_string_buffer(len(frame) + 256)
     ctx_in = ctypes.create_string_buffer(SK_BUFF_SIZE)
@@ -174,4 +185,4 @@ def test_run_timed(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int, i
     )
     _bpf(BPF_PROG_TEST_RUN, attr, "test run")
     mark = int.from_bytes(ctx_out.raw[SK_BUFF_MARK : SK_BUFF_MARK + 4], "little")
-    return attr.retval, mark, attr.duration
+    return attr.retval, mark, attr.duration, out.raw[: attr.data_size_out]

@@ -2,12 +2,12 @@
 
 A Linux MPTCP sender adds a data ACK to a subflow window TCP did not take, runs past the
 receiver's window and stalls for seconds at 10 Gbit/s (tools/mptcp-stall/REPORT.md). The
-program, on the egress of the MPTCP endpoints' interfaces, drops the receiver's ACKs
-that would teach the sender such an edge (ACKs that tell TCP nothing).
+program, on the egress of the MPTCP endpoints' interfaces, takes the data ACK out of the
+receiver's ACKs that would teach the sender such an edge (their window TCP ignores).
 ``StaleWindowFilter`` loads it once per testbed (bpftool, pinned, like the agents'
 guard) and gives the commands that attach it in a host's shell, so a host costs one
 ``tc`` process per interface and no verifier run. Its counters are the testbed's own
-(``tracked``, ``dropped``), summed over the hosts.
+(``tracked``, ``stripped``), summed over the hosts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hosts.bpf_syscall import Map
 from hosts.guard import GuardError, _run, mount_bpffs, require_built
 
 OBJECT = Path(__file__).with_name("bpf") / "stale_window.o"
-COUNTERS = ("tracked", "dropped")  # the program's enum counter, in order
+COUNTERS = ("tracked", "stripped")  # the program's enum counter, in order
 # A filter priority of its own (the agents' guard is pref 1 on ingress): deleting one
 # filter never touches the other.
 PREF = 7

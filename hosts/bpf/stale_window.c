@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* A work-around for a Linux MPTCP sender bug, on the egress of a testbed's MPTCP
- * endpoints (tc clsact, direct action): drop the receiver's ACKs that would move the
- * sender's data-level window edge past any edge the receiver announced.
+ * endpoints (tc clsact, direct action): take the data ACK out of the receiver's ACKs
+ * that would move the sender's data-level window edge past any edge the receiver
+ * announced.
  *
  * The bug (tools/mptcp-stall/REPORT.md, docs/line-rate.md): the sender computes its
  * right edge as the data ACK of the segment just received plus the window of the subflow
@@ -16,14 +17,20 @@
  *
  * This program keeps, per subflow leaving this host (interface and 4-tuple), what the
  * peer's TCP holds: the largest ACK number sent (snd_una), and the sequence number
- * (snd_wl1) and window of the last segment whose window TCP took, by TCP's own rule. A segment is dropped only when all of these hold: no
- * payload, no SYN/FIN/RST, the same ACK and sequence numbers as the last window TCP
- * took, a smaller non-zero window (which TCP would ignore), and MPTCP options that are
- * exactly one DSS carrying a data ACK and neither a mapping nor a DATA_FIN. Such a
- * segment tells TCP nothing and tells MPTCP only the bad edge; the data ACK reaches the
- * sender on the next segment TCP takes. Everything else passes, including what this
- * program cannot parse: it is a performance work-around, not a guard, and passing is
- * what the kernel does without it. Drops are counted (`counters`).
+ * (snd_wl1) and window of the last segment whose window TCP took, by TCP's own rule.
+ * When a segment has no payload, no SYN/FIN/RST, the same ACK and sequence numbers as
+ * the last window TCP took and a smaller non-zero window (which TCP will ignore), and its
+ * only MPTCP option is a DSS carrying a data ACK (neither a mapping nor a DATA_FIN), the
+ * program overwrites that DSS with NOPs and fixes the TCP checksum: TCP still gets
+ * everything else the segment says (a duplicate ACK and its SACK blocks for loss
+ * recovery, timestamps), MPTCP gets no data ACK to add to the stale window, and the data
+ * ACK reaches the sender on the next segment TCP takes. (A first version dropped such
+ * segments whole: the stall went, but so would the SACK blocks of the duplicate ACKs
+ * among them, and most of the ACKs that teach the stale edge carry SACK blocks.) A DSS
+ * at an odd offset (never Linux's layout) is left alone, as the checksum is fixed a
+ * 16-bit word at a time. Everything else passes unchanged, including what this program
+ * cannot parse: it is a performance work-around, not a guard, and passing is what the
+ * kernel does without it. Counters: `counters`.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -33,6 +40,8 @@
 #include <bpf/bpf_helpers.h>
 
 #define MPTCP_KIND 30
+#define TCPOPT_TIMESTAMP 8
+#define MAX_STEPS 12
 #define MPTCP_DSS 2
 #define DSS_DATA_ACK 0x01
 #define DSS_MAPPING 0x04
@@ -44,7 +53,7 @@
 
 enum counter {
 	C_TRACKED,  /* a subflow's first data-ACK-only segment: its state begins */
-	C_DROPPED,  /* a data ACK the peer would add to a window TCP did not take */
+	C_STRIPPED, /* a data ACK the peer would add to a window TCP did not take: NOPs now */
 	C_COUNT,
 };
 
@@ -96,42 +105,67 @@ static __always_inline __u32 be32_at(const __u8 *p)
 	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
 }
 
-/* 1 when the option area's only MPTCP option is a DSS with a data ACK and neither a
- * mapping nor a DATA_FIN; 0 for anything else, an area that does not parse included. */
-static __always_inline int only_data_ack(const __u8 *b, int len)
+/* Where the option area's one MPTCP option lies, a DSS with a data ACK and neither a
+ * mapping nor a DATA_FIN (other TCP options may stand beside it: timestamps, SACK), and
+ * its length in *dss_len; -1 for anything else, an area that does not parse included. */
+static __always_inline int bare_data_ack(const __u8 *b, int len, int *dss_len)
 {
-	int pos = 0, found = 0;
+	int pos = 0, found = -1;
 
-	for (int i = 0; i < 40; i++) {
-		if (pos >= len || pos >= 40)
-			break;
+	/* Linux's own layout is NOP NOP TIMESTAMP DSS (four steps; with SACK blocks six).
+	 * An area that needs more than MAX_STEPS (NOP padding) is not one we judge; the
+	 * bound also keeps the verifier's paths few. */
+	for (int i = 0; i < MAX_STEPS; i++) {
+		if (pos >= len)
+			return found;
 		__u8 kind = b[pos & 63];
 
 		if (kind == 0) /* EOL */
-			break;
+			return found;
 		if (kind == 1) { /* NOP */
 			pos++;
 			continue;
 		}
 		if (pos + 1 >= len)
-			return 0;
+			return -1;
 		__u8 olen = b[(pos + 1) & 63];
 
 		if (olen < 2 || pos + olen > len)
-			return 0;
+			return -1;
 		if (kind == MPTCP_KIND) {
-			if (olen < 4 || found)
-				return 0;
 			__u8 flags = b[(pos + 3) & 63];
 
-			if (b[(pos + 2) & 63] >> 4 != MPTCP_DSS || !(flags & DSS_DATA_ACK) ||
-			    (flags & (DSS_MAPPING | DSS_DATA_FIN)))
-				return 0;
-			found = 1;
+			if (olen < 4 || found >= 0 || b[(pos + 2) & 63] >> 4 != MPTCP_DSS ||
+			    !(flags & DSS_DATA_ACK) || (flags & (DSS_MAPPING | DSS_DATA_FIN)))
+				return -1; /* a second MPTCP option, or not a bare data ACK */
+			found = pos;
+			*dss_len = olen;
 		}
 		pos += olen;
 	}
-	return found;
+	return -1;
+}
+
+/* Overwrite the DSS of ``len`` bytes at ``off`` (from the frame's start; ``csum_off``
+ * the TCP checksum's) with NOPs, a 32-bit word at a time, fixing the checksum for each
+ * (the DSS starts on a 16-bit boundary, so each word is two of the checksum's); 0 when
+ * done. With checksum offload (CHECKSUM_PARTIAL) the kernel leaves the field alone and
+ * the NIC sums the new bytes. */
+static __always_inline int strip(struct __sk_buff *skb, __u32 off, __u32 csum_off, int len)
+{
+	const __u32 nops = 0x01010101;
+
+	for (int i = 0; i < 3; i++) {
+		__u32 word;
+
+		if (i * 4 >= len)
+			break;
+		if (bpf_skb_load_bytes(skb, off + i * 4, &word, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, off + i * 4, &nops, 4, 0) < 0 ||
+		    bpf_l4_csum_replace(skb, csum_off, word, nops, 4) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 SEC("tc")
@@ -185,7 +219,7 @@ int stale_window(struct __sk_buff *skb)
 	if (!(flags & TCP_ACK) || doff < 20)
 		return TC_ACT_OK;
 	struct taken *t = bpf_map_lookup_elem(&flows, &key);
-	int data_ack_only = 0;
+	int dss = -1, dss_len = 0;
 	__u32 olen = doff - 20;
 
 	/* A GSO packet's IP length may be 0 or anything: only an exact pure ACK counts. */
@@ -193,10 +227,10 @@ int stale_window(struct __sk_buff *skb)
 		__u8 opts[64] = {};
 
 		if (bpf_skb_load_bytes(skb, l4 + 20, opts, olen) == 0)
-			data_ack_only = only_data_ack(opts, olen);
+			dss = bare_data_ack(opts, olen, &dss_len);
 	}
 	if (!t) {
-		if (data_ack_only) { /* an MPTCP subflow: follow it from here */
+		if (dss >= 0) { /* an MPTCP subflow: follow it from here */
 			struct taken first = {.ack = ack, .seq = seq, .window = window};
 
 			bpf_map_update_elem(&flows, &key, &first, BPF_ANY);
@@ -214,10 +248,14 @@ int stale_window(struct __sk_buff *skb)
 		t->window = window;
 		return TC_ACT_OK;
 	}
-	if (seq != t->seq || window == t->window || !data_ack_only)
+	/* A data ACK is 4 or 8 bytes (the DSS 8 or 12); the offset even, see strip(). */
+	if (seq != t->seq || window == t->window || dss < 0 || (dss & 1) ||
+	    (dss_len != 8 && dss_len != 12))
 		return TC_ACT_OK;
-	count(C_DROPPED);
-	return TC_ACT_SHOT;
+	if (strip(skb, l4 + 20 + dss, l4 + 16, dss_len) < 0)
+		return TC_ACT_SHOT; /* half rewritten: lost, rather than sent with a bad checksum */
+	count(C_STRIPPED);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

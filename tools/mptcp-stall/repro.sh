@@ -22,8 +22,8 @@
 # changes how often it happens (docs/line-rate.md).
 #
 # FILTER=on attaches the testbed's work-around to b's interfaces (egress):
-# hosts/bpf/stale_window.c drops b's ACKs whose window a's TCP would not take while a's
-# MPTCP would add their data ACK to the window TCP kept. With it no ACK teaches a an edge
+# hosts/bpf/stale_window.c takes the data ACK out of b's ACKs whose window a's TCP would
+# not take while a's MPTCP would add that data ACK to the window TCP kept. With it no ACK teaches a an edge
 # b never announced (CAPTURE's replay counts them) and the stall goes (docs/line-rate.md).
 #
 # RATE=<rate> shapes each of a's paths to that rate (tc tbf at a's interfaces, for
