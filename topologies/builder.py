@@ -230,7 +230,7 @@ class Testbed:
         self.dhcp6_clients: dict[str, subprocess.Popen] = {}  # host name -> dhclient -6
         self.agents: dict[str, subprocess.Popen] = {}  # host name -> Trusted MPTCP agent
         self.mgmt_links: list[str] = []
-        self.window_filter: StaleWindowFilter | None = None  # on the hosts' egress
+        self.window_filter: StaleWindowFilter | None = None  # on MPTCP endpoints' egress
         self.with_window_filter = True  # read from the environment on entry
         self.lock = MachineLock()
 
@@ -362,10 +362,17 @@ class Testbed:
                 self.window_filter = None
             self._stop_rest()
 
+    def window_filter_hosts(self) -> set[str]:
+        """Hosts that get the stale-window filter: the MPTCP endpoints, those that run
+        agents (or the kernel's path manager in their place). Not routers, which only
+        forward what their hosts' egress already filtered, and not attackers: what an
+        attack sends must reach the wire as it was made."""
+        return set(self.topo.agent_hosts()) if hasattr(self.topo, "agent_hosts") else set()
+
     def _window_filter_commands(self, node, intf: str) -> list[str]:
         """The testbed's pinned program where the host shares this machine's bpffs; a
         host on another server loads the object itself (the repository lies at the same
-        path there, docs/cluster.md)."""
+        path there, docs/cluster.md; its counters stay on that server)."""
         if getattr(node, "isRemote", False):
             return [
                 f"tc qdisc replace dev {intf} clsact",
@@ -516,13 +523,6 @@ class Testbed:
         raise TestbedError(f"timed out after {timeout}s waiting for {what}")
 
     # -- management network ----------------------------------------------------------------
-    def window_filter_hosts(self) -> set[str]:
-        """Hosts that get the stale-window filter: the MPTCP endpoints, those that run
-        agents (or the kernel's path manager in their place). Not routers, which only
-        forward what their hosts' egress already filtered, and not attackers: what an
-        attack sends must reach the wire as it was made."""
-        return set(self.topo.agent_hosts()) if hasattr(self.topo, "agent_hosts") else set()
-
     def management_hosts(self) -> set[str]:
         """Hosts linked to the management network: those that run agents, unless the
         topology names others (``management_hosts()``). Attackers get no link: they can
