@@ -166,11 +166,11 @@ def _window_filtered(host) -> set[bool]:
 
 def test_the_mptcp_endpoints_send_through_the_stale_window_filter(tb):
     """The work-around for the kernel's stale-window edge (hosts/bpf/stale_window.c,
-    docs/line-rate.md) is on every interface's egress of the MPTCP endpoints, stays when an agent's classifier
-    comes and goes on the same interfaces, follows the receiver's subflows of a bulk
-    MPTCP transfer (each begins with a bare data ACK) and lets the transfer through
-    whole. Routers and attackers do without it (an attack leaves as it was made). The
-    provenance line says it is on."""
+    docs/line-rate.md) is on the egress of every interface of the MPTCP endpoints, stays
+    when an agent's classifier comes and goes on the same interfaces, follows the
+    receiver's subflows of a bulk MPTCP transfer (each begins with a bare data ACK) and
+    lets the transfer through whole. Routers and attackers do without it (an attack
+    leaves as it was made). The provenance line says it is on."""
     endpoints = set(tb.topo.agent_hosts())
     assert endpoints == {"a", "b"}
     for host in tb.net.hosts:

@@ -1,5 +1,5 @@
 """``TMPTCP_STALE_WINDOW_FILTER=off``: a testbed without the hosts' stale-window filter
-(the filter itself: tests/unit/test_stale_window.py; on every host of a testbed:
+(the filter itself: tests/unit/test_stale_window.py; on a testbed's MPTCP endpoints:
 tests/integration/test_dualhomed.py)."""
 
 import pytest
