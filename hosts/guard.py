@@ -108,10 +108,11 @@ def mount_bpffs() -> Path:
     return BPFFS
 
 
-def remove_stale(root: Path) -> None:
-    """Pins of agents that died without cleaning up (``agent-PID`` with PID gone)."""
-    for d in root.glob("agent-*"):
-        pid = d.name.removeprefix("agent-")
+def remove_stale(root: Path, owner: str = "agent") -> None:
+    """Pins of ``owner``s that died without cleaning up (``agent-PID``, ``testbed-PID``
+    with PID gone)."""
+    for d in root.glob(f"{owner}-*"):
+        pid = d.name.removeprefix(f"{owner}-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(d, ignore_errors=True)
 

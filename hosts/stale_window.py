@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hosts import bpf_syscall
 from hosts.bpf_syscall import Map
-from hosts.guard import GuardError, _run, mount_bpffs, require_built
+from hosts.guard import GuardError, _run, mount_bpffs, remove_stale, require_built
 
 OBJECT = Path(__file__).with_name("bpf") / "stale_window.o"
 COUNTERS = ("tracked", "stripped")  # the program's enum counter, in order
@@ -34,7 +34,7 @@ class StaleWindowFilter:
     def __init__(self, name: str):
         require_built(OBJECT)
         root = mount_bpffs()
-        remove_stale(root)
+        remove_stale(root, "testbed")
         self.dir = root / name
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir()
@@ -86,11 +86,3 @@ class StaleWindowFilter:
         """Unpin: the program goes with the last interface that holds it."""
         self.map_counters.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def remove_stale(root: Path) -> None:
-    """Pins of testbeds that died without cleaning up (``testbed-PID`` with PID gone)."""
-    for d in root.glob("testbed-*"):
-        pid = d.name.removeprefix("testbed-")
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(d, ignore_errors=True)

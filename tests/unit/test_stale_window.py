@@ -59,7 +59,7 @@ class Subflow:
         self.v6 = v6
         self.port = next(PORTS)
 
-    def send(self, ack, window, seq=1000, options=BARE_DATA_ACK, flags="A", payload=b"") -> int:
+    def send(self, ack, window, seq=1000, options=BARE_DATA_ACK, flags="A", payload=b"") -> str:
         ip = (
             IPv6(src="2001:db8::2", dst="2001:db8::1")
             if self.v6
@@ -112,7 +112,7 @@ def outcome(verdict: int, out: bytes, sent: bytes) -> str:
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
-def test_a_data_ack_with_a_window_tcp_would_not_take_is_dropped(window_filter, v6):
+def test_a_data_ack_with_a_window_tcp_would_not_take_is_stripped(window_filter, v6):
     sub = Subflow(window_filter, v6)
     before = sub.stripped()
     assert sub.send(ack=5000, window=1000) == PASS  # the first: followed from here
@@ -151,7 +151,7 @@ def test_windows_tcp_takes_pass(window_filter):
     ],
     ids=["plain", "mapping", "data_fin", "no_data_ack", "add_addr", "short", "odd_offset"],
 )
-def test_only_a_bare_data_ack_is_ever_dropped(window_filter, options):
+def test_only_a_bare_data_ack_is_ever_stripped(window_filter, options):
     sub = Subflow(window_filter)
     assert sub.send(ack=5000, window=1000) == PASS
     assert sub.send(ack=5000, window=900, options=options) == PASS
