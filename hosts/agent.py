@@ -28,13 +28,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from hosts import firewall
 from hosts.events import EventKind
 from hosts.extension import Announce, Carry, CreateSubflow, Extension, Scope, Tuple4, Verdict
-from hosts.guard import BpfError, Guard, GuardError, allowed_subtypes
+from hosts.guard import BpfError, CarryMode, Guard, GuardError, allowed_subtypes
 from hosts.options import (
     ADDR_TRUST_DEFAULT,
     AddrTrust,
@@ -64,8 +65,31 @@ LOG = logging.getLogger("agent")
 TICK = 0.2
 RETRIES, RETRY_DELAY = 100, 0.05
 MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
+# s: how long options nothing waits for wait for a segment without payload before any
+# segment of the subflow may take them. The kick's ACK comes at once unless the kernel
+# sent one on that socket in the last net.ipv4.tcp_invalid_ratelimit (0.5 s): a refresh
+# and the answer to the peer's refresh often come that close, and the tick kicks again
+# after it (so a non-urgent option waits up to about 0.6 s, well within a lifetime).
+EMPTY_WAIT = 1.0
 MAX_RETRIES_QUEUED = 256
 MAX_ANNOUNCED_SHOWN = 64  # distinct announced addresses kept by name in the state file
+
+
+@dataclass
+class Waiting:
+    """Encoded options waiting to ride one subflow."""
+
+    since: float  # monotonic: when the first came
+    options: list[bytes] = field(default_factory=list)
+    urgent: bool = False  # something waits for one of them (see extension.Carry)
+
+    def mode(self, now: float) -> CarryMode:
+        """Which of the subflow's segments go to the agent to take them: any, when
+        something waits for them or no segment without payload came in EMPTY_WAIT;
+        else only those without payload, so a sender's data stays in the kernel."""
+        if self.urgent or now - self.since >= EMPTY_WAIT:
+            return CarryMode.ANY
+        return CarryMode.EMPTY
 
 
 class Agent:
@@ -78,7 +102,7 @@ class Agent:
             enforce=args.enforce,
             addr_trust_subtype=args.addr_trust_subtype,
         )
-        self.carries: dict[Tuple4, list[bytes]] = {}  # subflow -> encoded options to carry
+        self.carries: dict[Tuple4, Waiting] = {}  # subflow -> options to carry on it
         self.holding: set[Tuple4] = set()  # incoming subflows read from the queue this round
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
         self.trust_updates: queue.Queue = queue.Queue()
@@ -299,7 +323,8 @@ class Agent:
                 elif isinstance(a, CreateSubflow):
                     self.pm.subflow_create(a.token, a.local_id, a.local, a.remote, a.rport)
                 elif isinstance(a, Carry):
-                    self.carry(a.subflow, encode(a.option, self.args.addr_trust_subtype))
+                    option = encode(a.option, self.args.addr_trust_subtype)
+                    self.carry(a.subflow, option, a.urgent)
                 LOG.info("%s", a)
             except PathManagerError as e:
                 # Until the MPTCP connection is fully established (the peer acknowledged
@@ -322,10 +347,14 @@ class Agent:
             self.do([action], tries)
 
     # -- carrying options on a chosen subflow -----------------------------------------------------
-    def carry(self, subflow: Tuple4, option: bytes) -> None:
-        """Put ``option`` on the next packet of ``subflow``, and make that packet now."""
-        pending = self.carries.setdefault(subflow, [])
+    def carry(self, subflow: Tuple4, option: bytes, urgent: bool = True) -> None:
+        """Put ``option`` on the next packet of ``subflow`` (``urgent``: whatever it is;
+        else one without payload), and make that packet now."""
+        waiting = self.carries.setdefault(subflow, Waiting(time.monotonic()))
+        waiting.urgent |= urgent
+        pending = waiting.options
         if option in pending:
+            self.sync_carriers()
             return
         if len(pending) >= MAX_CARRIED:
             self.stats["carried_overflow"] += 1
@@ -340,7 +369,8 @@ class Agent:
     def sync_carriers(self) -> None:
         """The classifier's carriers map holds the subflows with options waiting."""
         try:
-            self.guard.set_carriers(set(self.carries))
+            now = time.monotonic()
+            self.guard.set_carriers({s: w.mode(now) for s, w in self.carries.items()})
         except (OSError, ValueError) as e:  # ValueError: a 4-tuple of two families
             LOG.error("carriers map: %s", e)
 
@@ -454,7 +484,8 @@ class Agent:
         try:
             raw = pkt.get_payload()
             seg = parse(raw)
-            pending = self.carries.pop(seg.four_tuple, [])
+            waiting = self.carries.pop(seg.four_tuple, None)
+            pending = waiting.options if waiting else []
             plan = plan_outgoing(
                 raw, seg, self.ext, time.time(), pending, self.args.addr_trust_subtype
             )

@@ -119,10 +119,14 @@ class CreateSubflow:
 
 @dataclass(frozen=True)
 class Carry:
-    """Put ``option`` (an ADDR_TRUST) on ``subflow`` now (an ACK of that subflow)."""
+    """Put ``option`` (an ADDR_TRUST) on ``subflow`` now (an ACK of that subflow).
+    ``urgent``: something waits for it (a connection's set-up, a change of trust), so
+    the subflow's next segment takes it whatever it is; a refresh waits for a segment
+    without payload, so a sender's data does not go through the agent for it."""
 
     subflow: Tuple4
     option: AddrTrust
+    urgent: bool = True
 
 
 @dataclass
@@ -576,7 +580,9 @@ class Extension:
         return actions
 
     # -- ADDR_TRUST --------------------------------------------------------------------------
-    def _send_trust(self, conn: Conn, addr: str, now: float, tries: int = 0) -> list:
+    def _send_trust(
+        self, conn: Conn, addr: str, now: float, tries: int = 0, urgent: bool = True
+    ) -> list:
         if not conn.keys:
             conn.trust_wanted.add(addr)
             return []
@@ -589,7 +595,7 @@ class Extension:
         conn.trust_refreshed[addr] = now
         self.counters.addr_trust_sent += 1
         lifetime = self.tpbt.local.get(addr, now) - now
-        return [Carry(carrier, self._message(conn, addr, carrier, lifetime))]
+        return [Carry(carrier, self._message(conn, addr, carrier, lifetime), urgent)]
 
     def _carrier(self, conn: Conn, addr: str, now: float) -> Tuple4 | None:
         """The subflow from ``addr`` to carry our notification. A trusted one; else, on
@@ -677,6 +683,7 @@ class Extension:
             self.tpbt.set_remote(conn.token, verified, 0, now)
             return []
         conn.peer_ids[opt.addr_id] = src
+        refresh = self.tpbt.remote_trusted(conn.token, src, now)  # nothing waits for it
         self.tpbt.set_remote(conn.token, src, min(opt.lifetime, self.ttl), now)
         conn.peer_speaks = True
         actions = []
@@ -687,7 +694,8 @@ class Extension:
             conn.trust_refreshed.setdefault(dst, now)
             conn.trust_wanted.discard(dst)
             lifetime = self.tpbt.local.get(dst, now) - now
-            actions.append(Carry(four, self._message(conn, dst, four, lifetime, echo=True)))
+            answer = self._message(conn, dst, four, lifetime, echo=True)
+            actions.append(Carry(four, answer, urgent=not refresh))
         # Notifications that waited for a trusted carrier may have one now.
         for addr in list(conn.trust_wanted):
             actions += self._send_trust(conn, addr, now)
@@ -732,7 +740,7 @@ class Extension:
             for addr, at in list(conn.trust_refreshed.items()):
                 if now - at >= self.ttl / 2 and addr not in conn.trust_sent:
                     if self.tpbt.local_trusted(addr, now) and conn.peer_speaks:
-                        actions += self._send_trust(conn, addr, now)
+                        actions += self._send_trust(conn, addr, now, urgent=False)
         for table in (
             self.pending_keys,
             self.offered_keys,

@@ -15,6 +15,7 @@ import os
 import shutil
 import struct
 import subprocess
+from enum import IntEnum
 from pathlib import Path
 
 from hosts import bpf_syscall
@@ -63,6 +64,13 @@ def allowed_subtypes(scope: Scope | None, addr_trust_subtype: int) -> int:
     if scope is Scope.GUARDED:
         return ALWAYS_ALLOWED
     return ALWAYS_ALLOWED | (1 << ADD_ADDR) | (1 << addr_trust_subtype)
+
+
+class CarryMode(IntEnum):
+    """Which segments of a subflow in the ``carriers`` map go to the agent (guard.c)."""
+
+    ANY = 1  # the next segment, whatever it is: an option the set-up waits for
+    EMPTY = 2  # only segments without payload (the kick's ACK): a refresh can wait
 
 
 class GuardError(RuntimeError):
@@ -214,10 +222,11 @@ class Guard:
         _sync(self.map_guarded, self.guarded, incoming)
         self.guarded = dict(incoming)
 
-    def set_carriers(self, outgoing: set[Tuple4]) -> None:
+    def set_carriers(self, outgoing: dict[Tuple4, CarryMode]) -> None:
         """Make the ``carriers`` map hold exactly ``outgoing`` (our subflows' 4-tuples as
-        our segments leave): ``control_out`` sends their segments to the agent."""
-        wanted = dict.fromkeys(outgoing, 1)
+        our segments leave, and which of their segments): ``control_out`` sends those
+        segments to the agent."""
+        wanted = {t: int(mode) for t, mode in outgoing.items()}
         _sync(self.map_carriers, self.carriers, wanted)
         self.carriers = wanted
 

@@ -117,8 +117,10 @@ struct {
 
 /* The host's own subflows (outgoing 4-tuples) whose next segment must carry options
  * the agent moved there: control_out sends their segments to the agent, which takes the
- * subflow out again once one has taken the options and left (a map update: the
- * subflow's data goes through userspace for microseconds, not for a subprocess). */
+ * subflow out again once one has taken the options and left. The value says which
+ * segments: every one (an option the connection's set-up waits for) or only those
+ * without payload (a refresh: the agent's kick makes one, and a sender's data at full
+ * rate would otherwise go through userspace until the map update, hundreds of segments). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -271,6 +273,7 @@ static __always_inline int drop(__u32 why)
 struct segment {
 	struct flow_key key;
 	__u8 flags;     /* TCP flags */
+	__u32 payload_off; /* where the TCP payload begins, counted from the IP header */
 	int verdict;    /* < 0: no TCP segment to judge; else 0 */
 	struct walk w;
 };
@@ -335,6 +338,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, __u32 base, struc
 	__builtin_memcpy(&seg->key.sport, &tcp[0], 2);
 	__builtin_memcpy(&seg->key.dport, &tcp[2], 2);
 	seg->flags = tcp[13];
+	seg->payload_off = l4 - base + (tcp[12] >> 4) * 4;
 	int olen = (tcp[12] >> 4) * 4 - 20;
 	struct walk_state ws = {};
 
@@ -393,6 +397,7 @@ static __always_inline int read_linear(struct __sk_buff *skb, struct segment *se
 	__builtin_memcpy(&seg->key.sport, tcp, 2);
 	__builtin_memcpy(&seg->key.dport, tcp + 2, 2);
 	seg->flags = tcp[13];
+	seg->payload_off = (tcp - ip) + (tcp[12] >> 4) * 4;
 	seg->w.subtypes = 0;
 	seg->w.malformed = 0;
 	if (olen == 0)
@@ -495,10 +500,12 @@ mark:
 }
 
 /* For iptables' bpf match on the host's own output: 1 for a segment the agent must see,
- * that is one of a subflow in `carriers`, or one that carries a connection-level control
- * option (ADD_ADDR, RM_ADDR, MP_PRIO) anywhere among its options, so the agent can move
- * it to a trusted subflow (never a SYN's). */
+ * that is one of a subflow in `carriers` (only one without payload where its value says
+ * CARRY_EMPTY), or one that carries a connection-level control option (ADD_ADDR, RM_ADDR,
+ * MP_PRIO) anywhere among its options, so the agent can move it to a trusted subflow
+ * (never a SYN's). */
 #define OWN_CONTROL ((1u << 3) | (1u << 4) | (1u << 5))
+#define CARRY_EMPTY 2 /* hosts/guard.py CarryMode.EMPTY; any other value: every segment */
 
 SEC("socket")
 int control_out(struct __sk_buff *skb)
@@ -507,7 +514,9 @@ int control_out(struct __sk_buff *skb)
 
 	if (read_segment(skb, 0, &seg) != 0)
 		return 0;
-	if (bpf_map_lookup_elem(&carriers, &seg.key))
+	__u32 *mode = bpf_map_lookup_elem(&carriers, &seg.key);
+
+	if (mode && (*mode != CARRY_EMPTY || skb->len <= seg.payload_off))
 		return 1;
 	return (!(seg.flags & TCP_SYN) && (seg.w.subtypes & OWN_CONTROL)) ? 1 : 0;
 }

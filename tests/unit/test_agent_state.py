@@ -8,7 +8,15 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 
-from hosts.agent import MAX_ANNOUNCED_SHOWN, Agent, MicrosecondFormatter, kick_segment
+from hosts.agent import (
+    EMPTY_WAIT,
+    MAX_ANNOUNCED_SHOWN,
+    Agent,
+    MicrosecondFormatter,
+    Waiting,
+    kick_segment,
+)
+from hosts.guard import CarryMode
 
 
 def recorder() -> Agent:
@@ -67,3 +75,14 @@ def test_agent_logs_carry_microseconds():
     record.created = datetime(2026, 12, 4, 20, 1, 24, 589291).timestamp()
     line = MicrosecondFormatter("%(asctime)s %(message)s").format(record)
     assert line == "2026-12-04 20:01:24.589291 event"
+
+
+def test_options_nothing_waits_for_take_only_a_segment_without_payload_for_a_while():
+    """A refresh rides the kick's ACK (the sender's data stays in the kernel); if none
+    came in EMPTY_WAIT (the kernel rate-limited the kick), any segment may take it; what
+    something waits for takes the next segment at once."""
+    refresh = Waiting(since=100.0)
+    assert refresh.mode(100.0) is CarryMode.EMPTY
+    assert refresh.mode(100.0 + EMPTY_WAIT / 2) is CarryMode.EMPTY
+    assert refresh.mode(100.0 + EMPTY_WAIT) is CarryMode.ANY
+    assert Waiting(since=100.0, urgent=True).mode(100.0) is CarryMode.ANY

@@ -373,6 +373,32 @@ def test_trust_loss_stops_refresh():
     )
 
 
+def test_only_refreshes_and_their_answers_may_wait_for_an_empty_segment():
+    """What a set-up or a change of trust waits for is urgent (the subflow's next segment
+    takes it); a refresh and the answer to one are not (they wait for a segment without
+    payload, so a sender's data does not go through the agent for them)."""
+    ext = client()
+    client_keys(ext)
+    (note,) = [a for a in establish(ext, TA, A1, B1) if isinstance(a, Carry)]
+    assert note.urgent and not note.option.echo
+    b_echo = msg(KB, KA, 1, 1, B1, A1, echo=True)
+    took = ext.on_addr_trust((B1, 5201, A1, 40000), b_echo, now=0.5)
+    assert not any(isinstance(a, Carry) for a in took)  # an answer is not answered
+    refresh_at = ext.ttl / 2 + 0.1
+    (refresh,) = [a for a in ext.tick(now=refresh_at) if isinstance(a, Carry)]
+    assert not refresh.urgent and not refresh.option.echo
+    (answer,) = [a for a in trust_from_b(ext, now=refresh_at, counter=2) if isinstance(a, Carry)]
+    assert not answer.urgent and answer.option.echo  # b was trusted already: a refresh
+    # The refresh got no answer: sent again, at once.
+    (retried,) = [a for a in ext.tick(now=refresh_at + ext.retry + 0.05) if isinstance(a, Carry)]
+    assert retried.urgent and not retried.option.echo
+    # a's protection ends and comes back: the peer must hear it at once.
+    ext.on_trust({}, now=refresh_at + ext.retry + 0.1)
+    back = ext.on_trust({A1: 30.0}, now=refresh_at + ext.retry + 0.2)
+    renewed = [a for a in back if isinstance(a, Carry)]
+    assert renewed and all(a.urgent for a in renewed)
+
+
 def test_losing_protection_is_withdrawn_at_once_over_another_trusted_subflow():
     A3 = "10.5.0.10"
     ext = Extension({A1: 1, A2: 2, A3: 3})

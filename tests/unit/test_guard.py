@@ -18,7 +18,7 @@ from experiments.shapes import DSS_ACK_ONLY, SHAPES
 from hosts import bpf_syscall
 from hosts.extension import Scope
 from hosts.firewall import MARK_IN
-from hosts.guard import Guard, allowed_subtypes, flow_key
+from hosts.guard import CarryMode, Guard, allowed_subtypes, flow_key
 from hosts.options import (
     ADDR_TRUST_DEFAULT,
     AddAddr,
@@ -269,7 +269,7 @@ def test_nothing_is_dropped_or_marked_for_joins_when_not_enforcing(guard):
 def control_out(guard):
     fd = bpf_syscall.obj_get(guard.control_out_prog)
     yield fd
-    guard.set_carriers(set())
+    guard.set_carriers({})
     os.close(fd)
 
 
@@ -295,13 +295,24 @@ def test_control_out_queues_own_control_options_and_the_carriers_segments(
         assert out(DSS_ACK_ONLY, OPTIONS[name]) == 1, f"{name} behind DSS"
         assert out(OPTIONS[name], flags="S") == 0, f"{name} on a SYN"
     assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 0
-    guard.set_carriers({ours})
+    guard.set_carriers({ours: CarryMode.ANY})
     assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 1
     assert out(flags="A") == 1  # whatever the segment: the next one takes the options
     assert out(DSS_ACK_ONLY, src=(victim[0], victim[1] + 1)) == 0  # another subflow
     assert out(DSS_ACK_ONLY, src=peer, dst=victim) == 0  # the other direction
-    guard.set_carriers(set())
+    # A refresh: only a segment without payload (the kick's ACK) goes to the agent.
+    guard.set_carriers({ours: CarryMode.EMPTY})
     assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 0
+    assert out(DSS_ACK_ONLY, payload=b"x") == 0
+    assert out(DSS_ACK_ONLY, flags="PA", payload=b"x" * 1000) == 0
+    assert out(DSS_ACK_ONLY) == 1
+    assert out(flags="A") == 1
+    assert out(DSS_ACK_ONLY, flags="FA") == 1  # no payload: a FIN can carry them too
+    assert out(OPTIONS["add_addr"], payload=b"x" * 1000) == 1  # own control: still queued
+    assert out(DSS_ACK_ONLY, src=(victim[0], victim[1] + 1)) == 0
+    guard.set_carriers({})
+    assert out(DSS_ACK_ONLY, payload=b"x" * 1000) == 0
+    assert out(DSS_ACK_ONLY) == 0
     assert guard.map_carriers.lookup(flow_key(*ours)) is None
 
 
