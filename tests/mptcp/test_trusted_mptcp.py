@@ -256,7 +256,9 @@ def test_refreshes_during_a_full_speed_transfer_take_no_data_through_the_agent(t
     since = time.time()
     wait_until(lambda: tb.tpbt("a")["time"] > since, 5, "a's agent to write its state")
     before = tb.tpbt("a")
-    xfer = managed_transfer(tb, seconds=8)
+    # Longer than the ttl (6 s) even if the connection took managed_transfer's whole wait
+    # (6 s) to be managed: the check past the ttl below falls within the transfer.
+    xfer = managed_transfer(tb, seconds=14)
     managed = time.time()
     # Past one ttl (6 s) into the transfer, b's trust must still stand at a: refreshed.
     wait_until(lambda: tb.tpbt("a")["time"] > managed + 6.5, 10, "a's state past the ttl")
