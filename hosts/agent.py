@@ -49,7 +49,8 @@ from hosts.rewrite import judge_incoming, plan_outgoing
 from hosts.segment import parse, with_options
 from hosts.sniffer import Sniffer
 from hosts.sock_diag import SockDiag
-from hosts.tpbt import TrustHistory
+from hosts.state_file import StateWriter
+from hosts.tpbt import HistoryJson, TrustHistory
 from hosts.trust_client import (
     TrustError,
     TrustRejected,
@@ -104,6 +105,7 @@ class Agent:
         )
         self.carries: dict[Tuple4, Waiting] = {}  # subflow -> options to carry on it
         self.holding: set[Tuple4] = set()  # incoming subflows read from the queue this round
+        self.kicked = False  # a kick's ACK may wait in the outgoing queue
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
         self.trust_updates: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
@@ -131,6 +133,7 @@ class Agent:
                 "trust_rejected",
                 "wrong_interface",
                 "out_of_window",
+                "state_write_errors",
             ),
             0,
         )
@@ -141,6 +144,8 @@ class Agent:
         # ADD_ADDR: the kernel counts a peer's genuine retransmissions in the same MIB).
         self.peer_announced: Counter[str] = Counter()
         self.history = TrustHistory()
+        self.history_json = HistoryJson(self.history)
+        self.state_writer = StateWriter(args.state) if args.state else None
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -197,7 +202,7 @@ class Agent:
                 closers.append(getattr(self, name).unbind)
         sockets = {**getattr(self, "raw_sockets", {}), **getattr(self, "kick_sockets", {})}
         closers += [sock.close for sock in sockets.values()]
-        for name in ("events", "pm", "diag", "sniffer", "guard"):
+        for name in ("events", "pm", "diag", "sniffer", "guard", "state_writer"):
             if getattr(self, name, None) is not None:
                 closers.append(getattr(self, name).close)
         for closer in closers:
@@ -233,7 +238,9 @@ class Agent:
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        fds = [self.events, self.sniffer, self.q_out.get_fd(), self.q_in.get_fd(), self.wake_r]
+        # Copies before events: the client's keys (its third ACK's copy) are then known
+        # when `created` is read, and its notification leaves before its first join.
+        fds = [self.sniffer, self.events, self.q_out.get_fd(), self.q_in.get_fd(), self.wake_r]
         next_tick = time.monotonic()
         while not self.stopping:
             ready, _, _ = select.select(fds, [], [], RETRY_DELAY if self.retry else TICK)
@@ -279,6 +286,7 @@ class Agent:
                 lifetimes, owners = self.trust_updates.get()
                 self.do(self.ext.on_trust(lifetimes, now, owners))
         elif fd == self.q_out.get_fd():
+            self.kicked = False
             self.q_out.run(block=False)
         else:
             # Copies first: an ADDR_TRUST that makes a subflow trusted is tapped before
@@ -314,28 +322,39 @@ class Agent:
         self.write_state(now)
 
     def do(self, actions: list, tries: int = 0) -> None:
-        for a in actions:
-            if isinstance(a, Announce | CreateSubflow) and a.token not in self.ext.conns:
-                continue  # the connection is gone
-            try:
-                if isinstance(a, Announce):
-                    self.pm.announce(a.token, a.addr_id, a.address)
-                elif isinstance(a, CreateSubflow):
-                    self.pm.subflow_create(a.token, a.local_id, a.local, a.remote, a.rport)
-                elif isinstance(a, Carry):
-                    option = encode(a.option, self.args.addr_trust_subtype)
-                    self.carry(a.subflow, option, a.urgent)
-                LOG.info("%s", a)
-            except PathManagerError as e:
-                # Until the MPTCP connection is fully established (the peer acknowledged
-                # the third ACK), announce and subflow creation fail: try again shortly.
-                if tries < RETRIES and len(self.retry) < MAX_RETRIES_QUEUED:
-                    self.retry.append((time.monotonic() + RETRY_DELAY, tries + 1, a))
-                    LOG.debug("%s: %s; retrying", a, e)
-                else:
-                    self.stats["pm_errors"] += 1
-                    LOG.warning("%s: %s", a, e)
+        """Carry options first, and let the kicks' ACKs out of our queue before any
+        path-manager command (of this call or a later one): a notification is what the
+        peer's answer and announcement wait for, and a command (0.3-0.8 ms: the kernel
+        sends the join's SYN inside it) would hold it in the queue. The kick's ACK is
+        queued before the kick's send returns (loopback is handled in the sender's
+        softirq)."""
+        for a in sorted(actions, key=lambda a: not isinstance(a, Carry)):  # stable
+            if self.kicked and not isinstance(a, Carry):
+                self.kicked = False
+                self.q_out.run(block=False)
+            self.act(a, tries)
         self.sync_guard(time.time())
+
+    def act(self, a: Announce | CreateSubflow | Carry, tries: int) -> None:
+        if isinstance(a, Announce | CreateSubflow) and a.token not in self.ext.conns:
+            return  # the connection is gone
+        try:
+            if isinstance(a, Announce):
+                self.pm.announce(a.token, a.addr_id, a.address)
+            elif isinstance(a, CreateSubflow):
+                self.pm.subflow_create(a.token, a.local_id, a.local, a.remote, a.rport)
+            else:
+                self.carry(a.subflow, encode(a.option, self.args.addr_trust_subtype), a.urgent)
+            LOG.info("%s", a)
+        except PathManagerError as e:
+            # Until the MPTCP connection is fully established (the peer acknowledged
+            # the third ACK), announce and subflow creation fail: try again shortly.
+            if tries < RETRIES and len(self.retry) < MAX_RETRIES_QUEUED:
+                self.retry.append((time.monotonic() + RETRY_DELAY, tries + 1, a))
+                LOG.debug("%s: %s; retrying", a, e)
+            else:
+                self.stats["pm_errors"] += 1
+                LOG.warning("%s: %s", a, e)
 
     def retry_due(self) -> None:
         now, due = time.monotonic(), []
@@ -393,6 +412,7 @@ class Agent:
         try:
             self.kick_sockets[6 if ":" in local else 4].sendto(syn, (local, 0))
             self.stats["kicks"] += 1
+            self.kicked = True
         except OSError as e:
             LOG.warning("kick %s: %s", subflow, e)
 
@@ -542,12 +562,13 @@ class Agent:
 
     # -- state for `python -m hosts.tpbt_show` ----------------------------------------------------
     def write_state(self, now: float) -> None:
-        if not self.args.state:
+        if self.state_writer is None:
             return
+        self.stats["state_write_errors"] = self.state_writer.errors
         state = {
             "time": now,
             "table": self.ext.tpbt.render(now),
-            "entries": json.loads(self.ext.tpbt.to_json(now)),
+            "entries": self.ext.tpbt.records(now),
             "local_trusted": sorted(self.ext.tpbt.trusted_local(now)),
             "connections": len(self.ext.conns),
             "guarded": sorted([*t, allowed] for t, allowed in self.guard.guarded.items()),
@@ -556,11 +577,11 @@ class Agent:
             "stats": self.stats,
             "kernel_events": self.kernel_events,
             "peer_announced": self.peer_announced,
-            "history": self.history.changes,
         }
-        tmp = Path(self.args.state + ".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.args.state)
+        # Compact (json's C encoder; indented, it takes the pure-Python one) and the
+        # history spliced in as kept encoded: this runs on the agent's only loop.
+        text = json.dumps(state, separators=(",", ":"))
+        self.state_writer.submit(text[:-1] + ',"history":' + self.history_json.text() + "}")
 
 
 class MicrosecondFormatter(logging.Formatter):

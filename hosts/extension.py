@@ -453,9 +453,11 @@ class Extension:
 
     def _ev_created(self, ev: Event, now: float) -> list:
         conn = self._conn(ev, now)
-        # The first subflow is the oldest, whenever `established` comes (it can be late).
+        # The first subflow is the oldest, whenever `established` comes (it can be late:
+        # the client's kernel says so only when the server's first data acknowledgment
+        # arrives). The notification need not wait for it: the keys are known.
         self._register(conn, ev.four)
-        return []
+        return self._start_signals(conn, now) if conn.keys else []
 
     def _ev_established(self, ev: Event, now: float) -> list:
         conn = self._conn(ev, now)

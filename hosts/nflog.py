@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, nla
 from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_ULOG, nfgen_msg
 
+from hosts.plain_netlink import NetlinkRequestError, attributes
+
 NETLINK_NETFILTER = 12
 NFULNL_MSG_PACKET, NFULNL_MSG_CONFIG = 0, 1
 NFULNL_CFG_CMD_BIND, NFULNL_CFG_CMD_UNBIND = 1, 2
@@ -140,27 +142,42 @@ def ack_error(message: bytes) -> int:
     return -struct.unpack_from("=i", message, 16)[0]
 
 
+NFGEN_HEADER = 4  # family, version, resource id
+NFULA_PACKET_HDR, NFULA_IFINDEX_INDEV, NFULA_IFINDEX_OUTDEV, NFULA_PAYLOAD = 1, 4, 5, 9
+
+
 def decode(data: bytes) -> list[Logged]:
-    """The logged packets in one datagram from the kernel."""
+    """The logged packets in one datagram from the kernel. The attributes are read by
+    hand (hosts.plain_netlink.attributes: this is the agent's hot path); nflog_packet
+    is the same format in pyroute2's terms, and the tests hold one to the other."""
     out = []
     for kind, message in messages(data):
         if kind != NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET:
             continue
-        msg = nflog_packet(message)
-        msg.decode()
-        hdr = msg.get_attr("NFULA_PACKET_HDR")
-        payload = msg.get_attr("NFULA_PAYLOAD")
-        if hdr is None or payload is None:
+        try:
+            attrs = attributes(message, 16 + NFGEN_HEADER)
+        except NetlinkRequestError as e:
+            raise NflogError(f"logged packet: {e.strerror}") from None
+        hdr, payload = attrs.get(NFULA_PACKET_HDR), attrs.get(NFULA_PAYLOAD)
+        if hdr is None or len(hdr) < 4 or payload is None:
             raise NflogError("logged packet without its header or payload")
         out.append(
             Logged(
-                hdr["hook"],
-                msg.get_attr("NFULA_IFINDEX_INDEV") or 0,
-                msg.get_attr("NFULA_IFINDEX_OUTDEV") or 0,
-                bytes(payload),
+                hdr[2],  # hw_protocol (2 bytes), hook, pad
+                _index(attrs.get(NFULA_IFINDEX_INDEV)),
+                _index(attrs.get(NFULA_IFINDEX_OUTDEV)),
+                payload,
             )
         )
     return out
+
+
+def _index(value: bytes | None) -> int:
+    if value is None:
+        return 0
+    if len(value) != 4:
+        raise NflogError(f"interface index of {len(value)} bytes")
+    return int.from_bytes(value, "big")
 
 
 class NflogSocket:

@@ -15,6 +15,7 @@ No clock is read: every call takes ``now``.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 FOREVER = 65535  # the draft's "no expiry" lifetime
@@ -158,8 +159,11 @@ class Tpbt:
             blocks.append(f"Connection {token:08x}\n" + "\n".join(lines))
         return "\n\n".join(blocks) if blocks else "(no connections)"
 
+    def records(self, now: float) -> list[dict]:
+        return [asdict(e) for e in self.entries(now)]
+
     def to_json(self, now: float) -> str:
-        return json.dumps([asdict(e) for e in self.entries(now)], indent=2)
+        return json.dumps(self.records(now), indent=2)
 
 
 @dataclass
@@ -172,6 +176,7 @@ class TrustHistory:
     limit: int = 4096
     last: dict[tuple[int, str, str], bool] = field(default_factory=dict)
     changes: list[tuple[float, int, str, str, bool]] = field(default_factory=list)
+    total: int = 0  # changes ever recorded, the trimmed ones included
 
     def observe(self, entries: list[Entry], now: float) -> None:
         seen = set()
@@ -180,8 +185,32 @@ class TrustHistory:
             seen.add(key)
             if self.last.get(key) != e.trusted:
                 self.last[key] = e.trusted
-                self.changes.append((now, *key, e.trusted))
+                self._record((now, *key, e.trusted))
         for key in [k for k in self.last if k not in seen]:  # the subflow is gone
             del self.last[key]
-            self.changes.append((now, *key, False))
+            self._record((now, *key, False))
         del self.changes[: max(0, len(self.changes) - self.limit)]
+
+    def _record(self, change: tuple[float, int, str, str, bool]) -> None:
+        self.changes.append(change)
+        self.total += 1
+
+
+class HistoryJson:
+    """A history's changes as a JSON array, each change encoded once. The agent writes
+    its state every tick, on the loop that also sets up subflows and judges queued
+    segments; encoding a full history of 4,096 changes anew took 2.5 ms a tick (10 ms
+    indented), a stall that fell into set-ups."""
+
+    def __init__(self, history: TrustHistory):
+        self.history = history
+        self.encoded: deque[str] = deque(maxlen=history.limit)
+        self.done = 0  # history.total when last encoded
+
+    def text(self) -> str:
+        new = self.history.total - self.done
+        if new:
+            for change in self.history.changes[-new:]:
+                self.encoded.append(json.dumps(change))
+            self.done = self.history.total
+        return "[" + ",".join(self.encoded) + "]"

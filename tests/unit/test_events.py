@@ -1,9 +1,13 @@
 """The path manager's events as the agent reads them: netlink bytes to plain data."""
 
-import pytest
+import ipaddress
 
-from hosts.events import EventKind, unmapped
-from hosts.pm_netlink import EventListener, pm_event
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hosts.events import KIND_OF_CMD, Event, EventKind, unmapped
+from hosts.pm_netlink import EventListener, event_of, pm_event
 
 
 def event_bytes(cmd: int, **attrs) -> bytes:
@@ -15,9 +19,75 @@ def event_bytes(cmd: int, **attrs) -> bytes:
 
 
 def parsed(data: bytes):
+    return event_of(data)
+
+
+def by_pyroute2(data: bytes) -> Event | None:
+    """The same event as pyroute2's generic decoder reads it: the reference."""
     msg = pm_event(data)
     msg.decode()
-    return EventListener._event(msg)
+    kind = KIND_OF_CMD.get(msg["cmd"])
+    if kind is None:
+        return None
+    get = msg.get_attr
+    return Event(
+        kind=kind,
+        token=get("MPTCP_ATTR_TOKEN") or 0,
+        saddr=unmapped(get("MPTCP_ATTR_SADDR4") or get("MPTCP_ATTR_SADDR6")),
+        daddr=unmapped(get("MPTCP_ATTR_DADDR4") or get("MPTCP_ATTR_DADDR6")),
+        sport=get("MPTCP_ATTR_SPORT"),
+        dport=get("MPTCP_ATTR_DPORT"),
+        loc_id=get("MPTCP_ATTR_LOC_ID"),
+        rem_id=get("MPTCP_ATTR_REM_ID"),
+        server_side=bool(get("MPTCP_ATTR_SERVER_SIDE")),
+        backup=bool(get("MPTCP_ATTR_BACKUP")),
+        error=get("MPTCP_ATTR_ERROR") or 0,
+    )
+
+
+V4 = st.ip_addresses(v=4).map(str)
+V6 = st.ip_addresses(v=6).map(str)
+
+
+@given(
+    cmd=st.sampled_from([*KIND_OF_CMD, 4, 99]),
+    attrs=st.fixed_dictionaries(
+        {},
+        optional={
+            "token": st.integers(0, 2**32 - 1),
+            "family": st.sampled_from([2, 10]),
+            "loc_id": st.integers(0, 255),
+            "rem_id": st.integers(0, 255),
+            "saddr4": V4,
+            "daddr4": V4,
+            "saddr6": V6,
+            "daddr6": V6,
+            "sport": st.integers(0, 65535),
+            "dport": st.integers(0, 65535),
+            "backup": st.integers(0, 1),
+            "error": st.integers(0, 255),
+            "timeout": st.integers(0, 2**32 - 1),
+            "if_idx": st.integers(0, 2**31),
+            "server_side": st.integers(0, 1),
+        },
+    ),
+)
+def test_the_hand_reader_reads_every_event_as_pyroute2_does(cmd, attrs):
+    data = event_bytes(cmd, **attrs)
+    assert event_of(data) == by_pyroute2(data)
+
+
+def test_an_event_with_a_value_of_the_wrong_size_is_unreadable_and_the_next_is_read():
+    good = event_bytes(10, token=7, saddr4="10.1.0.10", sport=1, dport=2)
+    bad = bytearray(good)
+    at = bytes(bad).index(ipaddress.ip_address("10.1.0.10").packed) - 4
+    bad[at : at + 2] = (6).to_bytes(2, "little")  # the address attribute says 2 bytes
+    with pytest.raises(ValueError):
+        event_of(bytes(bad))
+    listener = object.__new__(EventListener)
+    listener.sock, listener.unreadable = _Datagrams(bytes(bad) + good), 0
+    assert [ev.token for ev in listener.read()] == [7]
+    assert listener.unreadable == 1
 
 
 @pytest.mark.parametrize(

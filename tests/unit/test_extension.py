@@ -64,8 +64,8 @@ def server_keys(ext, first=(B1, 5201, A1, 40000), now=0.0):
 
 def establish(ext, token, saddr, daddr, sport=40000, dport=5201, server=False, now=0.0):
     kw = dict(saddr=saddr, daddr=daddr, sport=sport, dport=dport, server_side=server)
-    ext.on_event(ev("created", token, **kw), now)
-    return ext.on_event(ev("established", token, **kw), now)
+    created = ext.on_event(ev("created", token, **kw), now)
+    return created + ext.on_event(ev("established", token, **kw), now)
 
 
 def msg(
@@ -371,6 +371,24 @@ def test_trust_loss_stops_refresh():
     assert not any(
         isinstance(a, Carry) and not a.option.withdraw for a in ext.tick(now=2 * ext.ttl)
     )
+
+
+def test_the_client_notifies_when_the_connection_is_created_not_when_established():
+    """The client's kernel says `established` only when the server's first data
+    acknowledgment arrives; the keys (our third ACK's copy) and the subflow are known at
+    `created`, and the notification is what the server's answer and announcement wait for."""
+    ext = client()
+    client_keys(ext)
+    kw = dict(saddr=A1, daddr=B1, sport=40000, dport=5201, server_side=False)
+    (note,) = ext.on_event(ev("created", TA, **kw), 0.001)
+    assert isinstance(note, Carry) and note.subflow == (A1, 40000, B1, 5201) and note.urgent
+    later = ext.on_event(ev("established", TA, **kw), 0.002)
+    assert not any(isinstance(a, Carry) for a in later)  # sent once
+    assert any(isinstance(a, CreateSubflow) for a in later)  # the joins wait for established
+    # Keys not seen yet: nothing at `created`; the copy of our third ACK sends it.
+    ext = client()
+    assert ext.on_event(ev("created", TA, **kw), 0.001) == []
+    assert [type(a) for a in client_keys(ext, now=0.002)] == [Carry]
 
 
 def test_only_refreshes_and_their_answers_may_wait_for_an_empty_segment():

@@ -9,6 +9,8 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyroute2 import netns
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
@@ -223,10 +225,68 @@ def test_decode_reads_every_message_of_a_datagram():
     assert (back.ifname, back.outgoing, back.segment.src) == ("a-eth1", False, "10.3.0.20")
 
 
+def by_pyroute2(data: bytes) -> list[nflog.Logged]:
+    """The same datagram as pyroute2's generic decoder reads it: the reference."""
+    out = []
+    for _, message in nflog.messages(data):
+        msg = nflog.nflog_packet(message)
+        msg.decode()
+        get = msg.get_attr
+        hook = get("NFULA_PACKET_HDR")["hook"]
+        indev, outdev = get("NFULA_IFINDEX_INDEV") or 0, get("NFULA_IFINDEX_OUTDEV") or 0
+        out.append(nflog.Logged(hook, indev, outdev, bytes(get("NFULA_PAYLOAD"))))
+    return out
+
+
+@given(
+    hook=st.integers(0, 4),
+    indev=st.integers(0, 2**32 - 1),
+    outdev=st.integers(0, 2**32 - 1),
+    payload=st.binary(max_size=200),
+    extra=st.lists(
+        st.sampled_from(
+            [
+                ("NFULA_MARK", 0x8A),
+                ("NFULA_PREFIX", "mptcp-copy"),
+                ("NFULA_UID", 0),
+                ("NFULA_GID", 0),
+                ("NFULA_HWTYPE", 1),
+                ("NFULA_HWLEN", 6),
+            ]
+        ),
+        max_size=4,
+    ),
+)
+def test_the_hand_reader_reads_every_copy_as_pyroute2_does(hook, indev, outdev, payload, extra):
+    msg = nflog.nflog_packet()
+    msg["header"]["type"] = nflog.NFNL_SUBSYS_ULOG << 8 | nflog.NFULNL_MSG_PACKET
+    msg["nfgen_family"] = socket.AF_INET
+    msg["attrs"] = [
+        ("NFULA_PACKET_HDR", {"hw_protocol": 0x0800, "hook": hook, "pad": 0}),
+        *extra[:2],
+        *([("NFULA_IFINDEX_INDEV", indev)] if indev else []),
+        *([("NFULA_IFINDEX_OUTDEV", outdev)] if outdev else []),
+        ("NFULA_PAYLOAD", payload),
+        *extra[2:],
+    ]
+    msg.encode()
+    data = bytes(msg.data) * 2  # two messages in one read
+    assert nflog.decode(data) == by_pyroute2(data)
+
+
 def test_what_cannot_be_read_is_refused_not_guessed():
     good = packet_message(nflog.NF_INET_LOCAL_IN, 1, 0, b"\x45" + bytes(30))
     with pytest.raises(nflog.NflogError, match="length"):
         nflog.decode(good[:-4])  # cut short
+    torn = bytearray(good)
+    torn[20:22] = (200).to_bytes(2, "little")  # the first attribute runs past the message
+    with pytest.raises(nflog.NflogError, match="truncated attribute"):
+        nflog.decode(bytes(torn))
+    headless = packet_message(nflog.NF_INET_LOCAL_IN, 1, 0, b"\x45" + bytes(30))
+    headless = bytearray(headless)
+    headless[22:24] = (2).to_bytes(2, "little")  # the header attribute as the mark: gone
+    with pytest.raises(nflog.NflogError, match="without its header"):
+        nflog.decode(bytes(headless))
     assert copy_of(nflog.decode(good)[0], {1: "lo"}) is None  # not a TCP segment
     other_hook = nflog.Logged(0, 1, 0, b"")
     assert copy_of(other_hook, {1: "lo"}) is None

@@ -160,3 +160,25 @@ def test_addresses_once_listed_are_remembered_up_to_a_bound(monkeypatch):
     assert len(t.owners) <= 11 and B1 in t.owners
     t.set_domain({}, 1)  # B1's binding goes: still untrusted at once
     assert not t.trusted(T1, A1, B1, 1)
+
+
+def test_the_history_json_encodes_each_change_once_and_says_what_the_history_holds():
+    import json
+
+    from hosts.tpbt import HistoryJson, TrustHistory
+
+    t, h = table(), TrustHistory(limit=5)
+    encoded = HistoryJson(h)
+    assert json.loads(encoded.text()) == []
+    h.observe(t.entries(1.0), 1.0)
+    assert json.loads(encoded.text()) == [list(c) for c in h.changes]
+    first = list(encoded.encoded)
+    h.observe(t.entries(25.0), 25.0)  # one more change: only it is encoded
+    assert json.loads(encoded.text())[-1] == [25.0, T1, A1, B1, False]
+    assert len(encoded.encoded) == 5
+    assert all(old is kept for old, kept in zip(first, encoded.encoded, strict=False))  # not anew
+    t.remove_subflow(T1, A2, B2)
+    t.remove_subflow(T1, A1, B2)
+    h.observe(t.entries(26.0), 26.0)  # past the limit: the oldest go from both
+    assert len(h.changes) == 5 and h.total == 7
+    assert json.loads(encoded.text()) == [list(c) for c in h.changes]
