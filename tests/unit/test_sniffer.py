@@ -195,15 +195,21 @@ def test_a_second_socket_cannot_take_the_group(sniffer, namespace):
 # -- the codec alone ---------------------------------------------------------------------
 
 
-def packet_message(hook: int, indev: int, outdev: int, payload: bytes) -> bytes:
+def packet_message(
+    hook: int, indev: int, outdev: int, payload: bytes, before=(), after=()
+) -> bytes:
+    """A logged packet as the kernel sends it, encoded by pyroute2, with the other
+    attributes ``before`` and ``after`` the interfaces and payload."""
     msg = nflog.nflog_packet()
     msg["header"]["type"] = nflog.NFNL_SUBSYS_ULOG << 8 | nflog.NFULNL_MSG_PACKET
     msg["nfgen_family"] = socket.AF_INET
     msg["attrs"] = [
         ("NFULA_PACKET_HDR", {"hw_protocol": 0x0800, "hook": hook, "pad": 0}),
+        *before,
         *([("NFULA_IFINDEX_INDEV", indev)] if indev else []),
         *([("NFULA_IFINDEX_OUTDEV", outdev)] if outdev else []),
         ("NFULA_PAYLOAD", payload),
+        *after,
     ]
     msg.encode()
     return bytes(msg.data)
@@ -258,19 +264,7 @@ def by_pyroute2(data: bytes) -> list[nflog.Logged]:
     ),
 )
 def test_the_hand_reader_reads_every_copy_as_pyroute2_does(hook, indev, outdev, payload, extra):
-    msg = nflog.nflog_packet()
-    msg["header"]["type"] = nflog.NFNL_SUBSYS_ULOG << 8 | nflog.NFULNL_MSG_PACKET
-    msg["nfgen_family"] = socket.AF_INET
-    msg["attrs"] = [
-        ("NFULA_PACKET_HDR", {"hw_protocol": 0x0800, "hook": hook, "pad": 0}),
-        *extra[:2],
-        *([("NFULA_IFINDEX_INDEV", indev)] if indev else []),
-        *([("NFULA_IFINDEX_OUTDEV", outdev)] if outdev else []),
-        ("NFULA_PAYLOAD", payload),
-        *extra[2:],
-    ]
-    msg.encode()
-    data = bytes(msg.data) * 2  # two messages in one read
+    data = packet_message(hook, indev, outdev, payload, extra[:2], extra[2:]) * 2  # one read
     assert nflog.decode(data) == by_pyroute2(data)
 
 
@@ -282,8 +276,7 @@ def test_what_cannot_be_read_is_refused_not_guessed():
     torn[20:22] = (200).to_bytes(2, "little")  # the first attribute runs past the message
     with pytest.raises(nflog.NflogError, match="truncated attribute"):
         nflog.decode(bytes(torn))
-    headless = packet_message(nflog.NF_INET_LOCAL_IN, 1, 0, b"\x45" + bytes(30))
-    headless = bytearray(headless)
+    headless = bytearray(good)
     headless[22:24] = (2).to_bytes(2, "little")  # the header attribute as the mark: gone
     with pytest.raises(nflog.NflogError, match="without its header"):
         nflog.decode(bytes(headless))
