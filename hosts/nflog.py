@@ -4,8 +4,9 @@ that an nftables ``log group N`` rule matched, and nothing else.
 This replaces an AF_PACKET tap of every frame: a tap makes the kernel clone each
 outgoing packet for it before its filter can drop the clone, which cost bulk MPTCP about
 6 % of its goodput here (README, Benchmarks); a netfilter rule that does not match costs
-a few loads and compares. The codec (pyroute2's netlink message classes) is pure; the
-socket is a thin shell.
+a few loads and compares. The codec is pure (pyroute2's message classes for the
+configuration; the logged packets' attributes read by hand, see ``decode``); the socket
+is a thin shell.
 """
 
 from __future__ import annotations
