@@ -1,5 +1,7 @@
 """The benchmark harness's arithmetic, table and figures, on made-up numbers."""
 
+import os
+
 import pytest
 
 from experiments import bench, records
@@ -254,3 +256,61 @@ def test_an_absolute_row_says_how_many_transfers_had_window_drops():
     row = bench.absolute("x", "y", [10.0, 20.0, 30.0], "Mbit/s", bench.Target(">=", 5))
     row["window_drops"] = [0, 4, 0]
     assert "y, n=3, 1 with window drops |" in bench.table([row])
+
+
+@pytest.fixture
+def stand_in_switch(monkeypatch):
+    """A process of ours in Open vSwitch's place, with a thread of its own."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import threading, time; threading.Thread(target=time.sleep, "
+            "args=(60,)).start(); print(1, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    proc.stdout.readline()  # its second thread runs
+    monkeypatch.setattr(bench, "_ovs_pids", lambda: [proc.pid])
+    own = os.sched_getaffinity(0)
+    yield proc
+    proc.kill()
+    proc.wait()
+    os.sched_setaffinity(0, own)
+
+
+def _threads_affinity(pid: int) -> list[set[int]]:
+    return [os.sched_getaffinity(int(t)) for t in os.listdir(f"/proc/{pid}/task")]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
+def test_the_cpu_split_puts_hosts_and_switches_apart_and_puts_them_back(stand_in_switch):
+    own = os.sched_getaffinity(0)
+    *hosts, last = sorted(own)
+    with bench.CpuSplit() as split:
+        assert split.layout == {"hosts": hosts, "switches": [last]}
+        assert os.sched_getaffinity(0) == set(hosts)  # and what this process starts
+        assert _threads_affinity(stand_in_switch.pid) == [{last}, {last}]
+        assert split.describe().endswith(f"switches on CPU {last}")
+    assert os.sched_getaffinity(0) == own
+    assert _threads_affinity(stand_in_switch.pid) == [own, own]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
+def test_the_cpu_split_is_undone_when_the_benchmark_fails(stand_in_switch):
+    own = os.sched_getaffinity(0)
+    with pytest.raises(RuntimeError), bench.CpuSplit():
+        raise RuntimeError("the testbed did not start")
+    assert os.sched_getaffinity(0) == own
+    assert _threads_affinity(stand_in_switch.pid) == [own, own]
+
+
+def test_one_cpu_is_not_split(stand_in_switch):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    before = _threads_affinity(stand_in_switch.pid)
+    with bench.CpuSplit() as split:
+        assert split.layout is None and split.describe() == ""
+        assert _threads_affinity(stand_in_switch.pid) == before
