@@ -285,11 +285,14 @@ class CpuSplit:
     comparison: this process (and the testbed's shells, controller, agents and
     transfers it starts from now on) on all CPUs but the last, Open vSwitch's daemons'
     threads on the last. Free, the scheduler moves the switch's forwarding thread and
-    the hosts between the 2 cores, and 3-s transfers at 4-5 Gbit/s vary by 10 % (the
-    kernel path manager's coefficient of variation); split, the hosts' core is the
-    bottleneck, transfers vary by 3 %, and any CPU the agents take shows as goodput
-    lost instead of hiding in the other core's slack. Enter it before the testbed is
-    built. With one CPU there is nothing to split (``layout`` None)."""
+    the hosts between the 2 cores, and 3-s transfers at 4-5 Gbit/s vary by 10-13 %
+    (the kernel path manager's coefficient of variation; paired ratios' log SD 0.18);
+    split, the hosts' core is the bottleneck, transfers at 3.4 Gbit/s vary by 5 % (SD
+    0.08), and any CPU the agents take shows as goodput lost instead of hiding in the
+    other core's slack. It is also harder on set-up: the bulk of the transfer starts on
+    the first subflow at once and fills the core the agents set up the others on.
+    Enter it before the testbed is built. With one CPU there is nothing to split
+    (``layout`` None)."""
 
     def __init__(self):
         self.own = os.sched_getaffinity(0)

@@ -77,9 +77,10 @@ CLOSE_MARGIN = 0.2  # s: no attempt this close to the client's close (it would n
 ADAPTIVE_BULK_SECONDS, ADAPTIVE_IDLE = 4.0, 4.0
 # A replay and the forgeries from the attacker's own connection have short plans
 # (adaptive.EXTENSION_PLANS): the first transfer's timing, and a quiet spell for 3 lull
-# attempts judged by the victim's TPBT as well (its agent writes it every 0.2 s).
+# attempts judged by the victim's TPBT as well (its agent writes a change at its next
+# 0.2-s tick).
 SHORT_PLANS = {"replay": (1.0, 3.0), "own_connection": (1.0, 3.0)}
-TPBT_REACT = 0.5  # s: two of the agent's state writes
+TPBT_REACT = 0.5  # s: two of the agent's ticks, each writing a change of its TPBT
 OWN_PORT = PORT + 2  # the attacker's own connection to the victim (own_connection)
 OWN_BYTES = 50_000  # ... carries a little data, then stays quiet
 
@@ -803,10 +804,10 @@ def trust_convergence(tb, rounds: int = 3) -> dict:
     it trusted again. Needs the agents and SAVI coverage.
 
     The moment b's TPBT changed is read from b's own history of it (its agent stamps
-    each change as it makes it), not from when a poll of its state file (written every
-    0.2 s) first shows it; the claim is sent without waiting for arping to end (it
-    waits a second for an answer that a gratuitous ARP never gets: the 1.01 s every
-    round showed in the runs before)."""
+    each change as it makes it), not from when a poll of its state file (written at
+    the 0.2-s tick after a change) first shows it; the claim is sent without waiting
+    for arping to end (it waits a second for an answer that a gratuitous ARP never
+    gets: the 1.01 s every round showed in the runs before)."""
     pair = (B_TRUSTED, A_TRUSTED)
     xfer = Transfer(tb, seconds=8 * rounds + 10, rate_mbps=2, pause=0.5, timeout=60, port=PORT + 1)
     # a has no other trusted subflow for a withdrawal: b learns of the removal from the

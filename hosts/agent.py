@@ -66,7 +66,7 @@ LOG = logging.getLogger("agent")
 TICK = 0.2
 # s: the longest the state file goes without a write when nothing a reader waits for has
 # changed (only lifetimes and the classifier's counters). Written every tick, encoding
-# and writing an unchanged state cost each agent 5-7 ms of CPU a second, idle or not:
+# and writing an unchanged state cost each agent 5-10 ms of CPU a second, idle or not:
 # about 1 % of the core the hosts' traffic runs on, taken from every transfer.
 STATE_EVERY = 1.0
 RETRIES, RETRY_DELAY = 100, 0.05

@@ -2,9 +2,11 @@
 compares with its baselines and writes its outputs. The numbers are not judged here."""
 
 import json
+import os
 import subprocess
 import sys
 
+from experiments.bench import _ovs_pids
 from experiments.harness import REPO
 from experiments.setup_timeline import ALL_UP
 
@@ -45,6 +47,13 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     data = rows["path manager overhead on data"]
     assert data["candidate"]["median"] > 0 and data["baseline"]["median"] > 0
     assert data["packets_through_userspace_per_transfer"]["a"][0] > 0
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:  # the hosts and the switches on CPUs of their own ...
+        assert data["cpus"] == {"hosts": cpus[:-1], "switches": cpus[-1:]}
+        assert data["measured_as"].endswith(f"switches on CPU {cpus[-1]}")
+    for pid in _ovs_pids():  # ... and Open vSwitch on all of them again after
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            assert os.sched_getaffinity(int(tid)) == set(cpus)
     setup = rows["path manager overhead on set-up"]
     assert setup["candidate"]["n"] == setup["baseline"]["n"] == setup["pairs"] == 2
     low, high = setup["interval"]

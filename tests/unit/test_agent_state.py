@@ -117,7 +117,7 @@ def state_agent() -> Agent:
 
 
 def test_an_unchanged_state_is_written_only_every_state_every():
-    """Encoding and writing an unchanged state every 0.2-s tick cost each agent 5-7 ms
+    """Encoding and writing an unchanged state every 0.2-s tick cost each agent 5-10 ms
     of CPU a second, taken from the core the hosts' traffic runs on."""
     agent = state_agent()
     t = 1000.0
