@@ -314,3 +314,54 @@ def test_one_cpu_is_not_split(stand_in_switch):
     with bench.CpuSplit() as split:
         assert split.layout is None and split.describe() == ""
         assert _threads_affinity(stand_in_switch.pid) == before
+
+
+@pytest.mark.parametrize("bad", ["1", "0", "-3", "x"])
+def test_a_bad_number_of_pairs_is_refused_before_anything_runs(bad, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "run", lambda *a: pytest.fail("the bench ran"))
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--pairs", bad])
+    assert exit_.value.code == 2
+    assert "--pairs" in capsys.readouterr().err
+
+
+class Ran(Exception):
+    pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bench starts only as root")
+def test_the_number_of_pairs_reaches_every_benchmark(tmp_path, monkeypatch):
+    import topologies.builder
+
+    def run(out, only, quick, pairs):
+        raise Ran(only, quick, pairs)
+
+    monkeypatch.setattr(bench, "run", run)
+    monkeypatch.setattr(topologies.builder, "exit_on_sigterm", lambda: None)
+    with pytest.raises(Ran) as ran:
+        bench.main(["--only", "path_manager", "--pairs", "40", "--out", str(tmp_path)])
+    assert ran.value.args == (["path_manager"], False, 40)
+
+
+@pytest.mark.parametrize(
+    ("quick", "pairs", "expected"), [(False, None, bench.PAIRS), (True, None, 2), (False, 40, 40)]
+)
+def test_run_gives_each_benchmark_its_pairs(quick, pairs, expected, tmp_path, monkeypatch):
+    given = {}
+
+    def path_manager(out, repeat, seconds):
+        given["path_manager"] = repeat
+        return [{"what": "pm"}]
+
+    def claim_rate(out, hosts, pairs, *rest):
+        given["claim_rate"] = pairs
+        return [{"what": "claims"}]
+
+    monkeypatch.setattr(bench, "path_manager", path_manager)
+    monkeypatch.setattr(bench, "claim_rate", claim_rate)
+    rows = bench.run(tmp_path, ["path_manager", "claim_rate"], quick, pairs)
+    assert given == {"path_manager": expected, "claim_rate": expected}
+    assert [(r["what"], r["bench"]) for r in rows] == [
+        ("pm", "path_manager"),
+        ("claims", "claim_rate"),
+    ]
