@@ -356,7 +356,7 @@ def path_manager(out: Path, repeat: int, seconds: float) -> list[dict]:
                 ).results(timeout=seconds + 60)
                 drops[mode].append(mib(tb.net["b"]).get(WINDOW_DROPS, 0) - drops_before)
                 if mode == "trusted":
-                    time.sleep(0.5)  # the agents write their counters every 0.2 s
+                    time.sleep(0.5)  # changed counters are written at the agents' next tick
                     after = _queued(tb)
                     for host in after:
                         queued[host].append(after[host] - before[host])

@@ -199,8 +199,8 @@ class TrustHistory:
 class HistoryJson:
     """A history's changes as a JSON array, each change encoded once. The agent writes
     its state on the tick after a change, on the loop that also sets up subflows and
-    judges queued segments; encoding a full history of 4,096 changes anew took 2.5 ms a tick (10 ms
-    indented), a stall that fell into set-ups."""
+    judges queued segments; encoding a full history of 4,096 changes anew took 2.5 ms a
+    tick (10 ms indented), a stall that fell into set-ups."""
 
     def __init__(self, history: TrustHistory):
         self.history = history
