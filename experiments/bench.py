@@ -298,6 +298,7 @@ class CpuSplit:
         self.own = os.sched_getaffinity(0)
         cpus = sorted(self.own)
         self.layout = {"hosts": cpus[:-1], "switches": cpus[-1:]} if len(cpus) >= 2 else None
+        self.switch_threads: dict[int, set[int]] = {}  # thread -> its CPUs before the split
 
     def describe(self) -> str:
         """How the CPUs were split, for a row's "measured as"."""
@@ -307,30 +308,57 @@ class CpuSplit:
         return f"; hosts on CPU {hosts}, switches on CPU {switches}"
 
     def __enter__(self) -> CpuSplit:
-        if self.layout:
+        if not self.layout:
+            return self
+        try:
+            self.switch_threads = _switch_threads()
             os.sched_setaffinity(0, set(self.layout["hosts"]))
-            try:
-                _ovs_affinity(set(self.layout["switches"]))
-            except BaseException:
-                self.__exit__(None, None, None)
-                raise
+            for tid in self.switch_threads:
+                _place(tid, set(self.layout["switches"]))
+        except OSError as e:
+            # Open vSwitch in a cpuset of its own, say: measured free, and said so.
+            self.__exit__(None, None, None)
+            print(f"experiments.bench: CPUs not split ({e}); measuring free", file=sys.stderr)
+            self.layout = None
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.layout:
-            _ovs_affinity(self.own)
-            os.sched_setaffinity(0, self.own)
-
-
-def _ovs_affinity(cpus: set[int]) -> None:
-    """Every thread of ovs-vswitchd and ovsdb-server on ``cpus`` (threads they start
-    later inherit it)."""
-    for pid in _ovs_pids():
-        for tid in os.listdir(f"/proc/{pid}/task"):
+        """Every switch thread back on the CPUs it had (one started since: on the CPUs
+        this process had), and this process too."""
+        if not self.layout:
+            return
+        for tid in _switch_threads():
             try:
-                os.sched_setaffinity(int(tid), cpus)
-            except ProcessLookupError:  # a thread that ended meanwhile
+                _place(tid, self.switch_threads.get(tid, self.own))
+            except OSError as e:
+                print(f"experiments.bench: switch thread {tid}: {e}", file=sys.stderr)
+        os.sched_setaffinity(0, self.own)
+
+
+def _switch_threads() -> dict[int, set[int]]:
+    """Every thread of ovs-vswitchd and ovsdb-server, with the CPUs it may run on."""
+    threads = {}
+    for pid in _ovs_pids():
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in map(int, tids):
+            try:
+                threads[tid] = os.sched_getaffinity(tid)
+            except ProcessLookupError:  # it ended meanwhile
                 pass
+    return threads
+
+
+def _place(tid: int, cpus: set[int]) -> None:
+    try:
+        os.sched_setaffinity(tid, cpus)
+    except ProcessLookupError:  # a thread that ended meanwhile
+        pass
 
 
 # -- the benchmarks -----------------------------------------------------------------------------

@@ -308,6 +308,39 @@ def test_the_cpu_split_is_undone_when_the_benchmark_fails(stand_in_switch):
     assert _threads_affinity(stand_in_switch.pid) == [own, own]
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
+def test_switch_threads_get_back_the_cpus_they_had(stand_in_switch):
+    own = os.sched_getaffinity(0)
+    first = min(own)
+    os.sched_setaffinity(stand_in_switch.pid, {first})  # its main thread only
+    with bench.CpuSplit():
+        pass
+    assert sorted(map(sorted, _threads_affinity(stand_in_switch.pid))) == [[first], sorted(own)]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
+def test_switches_that_cannot_be_placed_are_measured_free_and_said_so(
+    stand_in_switch, monkeypatch, capsys
+):
+    """Open vSwitch in a cpuset of its own, say: the bench goes on, unsplit, and its
+    rows do not claim a split."""
+    own = os.sched_getaffinity(0)
+    place = bench._place
+
+    def refused(tid, cpus):
+        if cpus != own:
+            raise OSError(22, "Invalid argument")
+        place(tid, cpus)
+
+    monkeypatch.setattr(bench, "_place", refused)
+    with bench.CpuSplit() as split:
+        assert split.layout is None and split.describe() == ""
+        assert os.sched_getaffinity(0) == own
+        assert _threads_affinity(stand_in_switch.pid) == [own, own]
+    assert "CPUs not split (" in capsys.readouterr().err
+    assert os.sched_getaffinity(0) == own
+
+
 def test_one_cpu_is_not_split(stand_in_switch):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     before = _threads_affinity(stand_in_switch.pid)
