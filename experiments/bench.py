@@ -470,7 +470,7 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
     hooks_of = {"classifier": "classifier", "netfilter": "netfilter", "hooks": "all"}
     goodput = {"vanilla": [], "classifier": [], "netfilter": [], "hooks": [], "trusted": []}
     modes = tuple(goodput)
-    with CpuSplit(), _testbed(DualHomedTopo(), "hook_cost", out) as tb:
+    with CpuSplit() as split, _testbed(DualHomedTopo(), "hook_cost", out) as tb:
         warm_up(tb)
         for r in range(repeat):
             for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
@@ -485,10 +485,10 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
                         hooks.stop()
                 goodput[mode].append(client["goodput_mbps"])
                 print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
-    parts = [
+    rows = [
         compare(
             f"path manager overhead on data: {what}",
-            f"bulk MPTCP goodput, kernel PM with {what} / kernel PM",
+            f"bulk MPTCP goodput, kernel PM with {what} / kernel PM" + split.describe(),
             goodput[mode],
             goodput["vanilla"],
             "Mbit/s",
@@ -500,17 +500,19 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
             ("hooks", "the agents' kernel hooks"),
         )
     ]
-    return [
-        *parts,
+    rows.append(
         compare(
             "path manager overhead on data: the agents beyond their hooks",
-            "bulk MPTCP goodput, agents / kernel PM with the agents' hooks",
+            "bulk MPTCP goodput, agents / kernel PM with the agents' hooks" + split.describe(),
             goodput["trusted"],
             goodput["hooks"],
             "Mbit/s",
             Target(">=", 0.99),
-        ),
-    ]
+        )
+    )
+    for row in rows:
+        row["cpus"] = split.layout
+    return rows
 
 
 CLASSIFIER_RUNS = 100_000  # runs of the program per timed batch

@@ -63,6 +63,7 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     hooks = rows["path manager overhead on data: the agents' kernel hooks"]
     beyond = rows["path manager overhead on data: the agents beyond their hooks"]
     assert hooks["pairs"] == beyond["pairs"] == 2
+    assert hooks["cpus"] == beyond["cpus"] == data["cpus"]  # split alike
     assert hooks["candidate"] == beyond["baseline"]  # the same hooks-only transfers
     # ... and the hooks into their parts, against the same kernel-PM transfers.
     for part in ("classifier", "netfilter rules"):
