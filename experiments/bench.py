@@ -287,12 +287,12 @@ class CpuSplit:
     threads on the last. Free, the scheduler moves the switch's forwarding thread and
     the hosts between the 2 cores, and 3-s transfers at 4-5 Gbit/s vary by 10-13 %
     (the kernel path manager's coefficient of variation; paired ratios' log SD 0.18);
-    split, the hosts' core is the bottleneck, transfers at 3.4 Gbit/s vary by 5 % (SD
-    0.08), and any CPU the agents take shows as goodput lost instead of hiding in the
-    other core's slack. It is also harder on set-up: the bulk of the transfer starts on
-    the first subflow at once and fills the core the agents set up the others on.
-    Enter it before the testbed is built. With one CPU there is nothing to split
-    (``layout`` None)."""
+    split, the hosts' core is the bottleneck, transfers at 3.4 Gbit/s vary by 4-7 %
+    (SD 0.05-0.09), and any CPU the agents take shows as goodput lost instead of
+    hiding in the other core's slack. It is also harder on set-up: the bulk of the
+    transfer starts on the first subflow at once and fills the core the agents set up
+    the others on. Enter it before the testbed is built. With one CPU there is nothing
+    to split (``layout`` None)."""
 
     def __init__(self):
         self.own = os.sched_getaffinity(0)
