@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -513,6 +514,116 @@ def hook_cost(out: Path, repeat: int, seconds: float) -> list[dict]:
     for row in rows:
         row["cpus"] = split.layout
     return rows
+
+
+PROFILE_AT, PROFILE_FOR = 1.0, 2.0  # seconds into the bulk, and how long perf samples
+
+
+def _threads_of(pids: list[int]) -> set[int]:
+    """Every thread of these processes (perf reports samples by thread)."""
+    threads = set()
+    for pid in pids:
+        try:
+            threads |= {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+        except FileNotFoundError:  # it ended meanwhile
+            pass
+    return threads
+
+
+def perf_works() -> bool:
+    """Whether perf is here and runs (a distribution's wrapper without the tools for
+    this kernel is found but fails)."""
+    if shutil.which("perf") is None:
+        return False
+    try:
+        return (
+            subprocess.run(["perf", "--version"], capture_output=True, timeout=30).returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _perf_record(path: Path) -> None:
+    r = subprocess.run(
+        ["perf", "record", "-a", "-q", "-o", str(path), "--", "sleep", str(PROFILE_FOR)],
+        capture_output=True,
+        text=True,
+        timeout=PROFILE_FOR + 60,
+    )
+    if r.returncode:
+        raise RuntimeError(f"perf record failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+
+
+def _perf_report(path: Path) -> str:
+    from experiments.cpu_profile import REPORT_ARGS
+
+    r = subprocess.run(
+        ["perf", "report", "-i", str(path), *REPORT_ARGS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode:
+        raise RuntimeError(f"perf report failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    return r.stdout
+
+
+def goodput_profile(out: Path, repeat: int, seconds: float) -> list[dict]:
+    """Where the CPUs' time goes during bulk MPTCP with the kernel's path manager and
+    with the agents (a diagnostic, not in the default run; needs perf): ``repeat``
+    transfers a mode, alternated, the CPUs split as in path_manager, each sampled by
+    ``perf record -a`` for PROFILE_FOR seconds from PROFILE_AT into its bulk; per CPU,
+    the share of its samples that were idle, in the agents' kernel hooks, in the
+    agents' processes, in the switches' or elsewhere (experiments/cpu_profile.py)."""
+    from experiments.cpu_profile import parse_report, shares, top_hooks
+    from topologies.dualhomed import DualHomedTopo
+
+    modes = ("vanilla", "trusted")
+    samples = {mode: [] for mode in modes}
+    goodput = {mode: [] for mode in modes}
+    agent_threads, switch_threads = set(), set()
+    with CpuSplit() as split, _testbed(DualHomedTopo(), "goodput_profile", out) as tb:
+        warm_up(tb)
+        for r in range(repeat):
+            for mode in modes if r % 2 == 0 else modes[::-1]:
+                set_mode(tb, mode)
+                agents = _threads_of([p.pid for p in tb.agents.values()])
+                switches = _threads_of(_ovs_pids())
+                agent_threads |= agents
+                switch_threads |= switches
+                data = out / "work" / f"profile-{mode}-{r}.data"
+                transfer = Transfer(tb, seconds=seconds, pause=0.2, timeout=30, wait_subflows=4)
+                try:
+                    # The client's start-up and the transfer's pause, then into the bulk.
+                    time.sleep(0.2 + PROFILE_AT)
+                    _perf_record(data)
+                except BaseException:
+                    transfer.kill()
+                    raise
+                client, _ = transfer.results(timeout=seconds + 60)
+                goodput[mode].append(client["goodput_mbps"])
+                samples[mode] += parse_report(_perf_report(data))
+                data.unlink()
+                print(f"  {mode}: {client['goodput_mbps']:.0f} Mbit/s", file=sys.stderr)
+    hosts_cpu = split.layout["hosts"][0] if split.layout else None
+    profiles = {}
+    for mode in modes:
+        profiles[mode] = {
+            "goodput_mbps": statistics.median(goodput[mode]),
+            "cpus": shares(samples[mode], agent_threads, switch_threads),
+        }
+        if hosts_cpu is not None:
+            profiles[mode]["hosts_cpu_hooks"] = top_hooks(samples[mode], hosts_cpu)
+    return [
+        {
+            "what": "goodput profile (diagnostic)",
+            "measured_as": f"% of each CPU's samples, perf record -a for {PROFILE_FOR:g} s "
+            f"from {PROFILE_AT:g} s into each transfer's bulk" + split.describe(),
+            "rounds": repeat,
+            "cpus": split.layout,
+            "profiles": profiles,
+        }
+    ]
 
 
 CLASSIFIER_RUNS = 100_000  # runs of the program per timed batch
@@ -1665,6 +1776,7 @@ BENCHES = (
 )
 DIAGNOSTICS = (
     "hook_cost",
+    "goodput_profile",
     "setup_timeline",
     "classifier_cost",
     "bundle_cost",
@@ -1678,6 +1790,7 @@ def run(out: Path, only: list[str], quick: bool, pairs: int | None = None) -> li
         "line_rate": lambda: line_rate(out, pairs, 1.0 if quick else 2.0),
         "path_manager": lambda: path_manager(out, pairs, 1.0 if quick else 3.0),
         "hook_cost": lambda: hook_cost(out, pairs, 1.0 if quick else 3.0),
+        "goodput_profile": lambda: goodput_profile(out, pairs, 4.0),
         "setup_timeline": lambda: setup_timeline(out, pairs),
         "classifier_cost": lambda: classifier_cost(3 if quick else pairs),
         "bundle_cost": lambda: bundle_cost(
@@ -1784,6 +1897,19 @@ def table(rows: list[dict]) -> str:
                 f"| {r['what']} | {r['measured_as']}, n={r['connections']} | {steps} | — | — "
                 f"| — | — |"
             )
+        elif "profiles" in r:
+            modes = "; ".join(
+                f"{mode}: {p['goodput_mbps']:.0f} Mbit/s, "
+                + ", ".join(
+                    f"CPU {cpu} " + " ".join(f"{k} {v:.1f} %" for k, v in classes.items())
+                    for cpu, classes in p["cpus"].items()
+                )
+                for mode, p in r["profiles"].items()
+            )
+            lines.append(
+                f"| {r['what']} | {r['measured_as']}, {r['rounds']} rounds | {modes} | — | — "
+                f"| — | — |"
+            )
         elif "ns_per_run" in r:
             cases = "; ".join(
                 f"{case}: " + ", ".join(f"{name} {ns:.0f}" for name, ns in frames.items())
@@ -1835,6 +1961,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("experiments.bench: needs root (Mininet, OVS, namespaces)", file=sys.stderr)
+        return 2
+    if "goodput_profile" in (args.only or []) and not perf_works():
+        print(
+            "experiments.bench: goodput_profile needs a working perf (Debian: apt install "
+            "linux-perf; `perf --version` must succeed)",
+            file=sys.stderr,
+        )
         return 2
     from topologies.builder import exit_on_sigterm
 

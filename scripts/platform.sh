@@ -19,9 +19,9 @@ detect_platform() {
 platform_packages() {
     case "$1 $2" in
         # Chromium runs the live view's test headless (Ubuntu ships it only as a snap:
-        # there the test is skipped).
-        "debian 12") echo "$COMMON_PACKAGES bpftool chromium" ;;
-        # Ubuntu ships bpftool with the kernel's tools.
+        # there the test is skipped). perf: the benchmark's goodput profile.
+        "debian 12") echo "$COMMON_PACKAGES bpftool chromium linux-perf" ;;
+        # Ubuntu ships bpftool and perf with the kernel's tools.
         "ubuntu 24.04") echo "$COMMON_PACKAGES linux-tools-common linux-tools-generic software-properties-common" ;;
         *) return 1 ;;
     esac

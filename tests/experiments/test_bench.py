@@ -6,18 +6,23 @@ import os
 import subprocess
 import sys
 
-from experiments.bench import _ovs_pids
+import pytest
+
+from experiments.bench import _ovs_pids, perf_works
 from experiments.harness import REPO
 from experiments.setup_timeline import ALL_UP
 
 
 def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     out = tmp_path / "bench"
+    # The goodput profile samples with perf (the installer's, on Debian).
+    profile = ["--only", "goodput_profile"] if perf_works() else []
     r = subprocess.run(
         [
             sys.executable,
             "-m",
             "experiments.bench",
+            *profile,
             "--quick",
             "--out",
             str(out),
@@ -83,6 +88,18 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     for what in ("switch CPU per claim", "controller CPU per claim", "claims made per second"):
         row = rows[f"binding flows in bundles: {what} (diagnostic)"]
         assert row["pairs"] == 2 and row["candidate"]["median"] > 0 < row["baseline"]["median"]
+    if profile:  # each CPU's samples by class: the agents and their hooks where they run
+        row = rows["goodput profile (diagnostic)"]
+        assert row["cpus"] == data["cpus"]  # split alike
+        modes = row["profiles"]
+        for p in modes.values():
+            assert all(sum(c.values()) == pytest.approx(100) for c in p["cpus"].values())
+    if profile and row["cpus"]:
+        hosts = str(row["cpus"]["hosts"][0])
+        assert modes["vanilla"]["cpus"][hosts]["agents"] == 0
+        assert modes["trusted"]["cpus"][hosts]["agents"] > 0
+        assert any(s.startswith("nft_") for s in modes["trusted"]["hosts_cpu_hooks"])
+        assert not any(s.startswith("nft_") for s in modes["vanilla"]["hosts_cpu_hooks"])
     latency = rows["binding set-up latency"]["levels"]
     assert [lv["existing_bindings"] for lv in latency] == [1, 100]
     assert all(lv["never_delivered"] == 0 and lv["p50_ms"] > 0 for lv in latency)

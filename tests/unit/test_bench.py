@@ -145,6 +145,32 @@ def test_the_table_has_a_row_per_result():
     assert "206 hosts: 20.6 s / 10.3 s / 412 MB" in lines[5]
 
 
+def test_the_goodput_profile_has_its_row_per_mode_and_cpu():
+    profile = {
+        "what": "goodput profile (diagnostic)",
+        "measured_as": "m",
+        "rounds": 2,
+        "cpus": {"hosts": [0], "switches": [1]},
+        "profiles": {
+            mode: {
+                "goodput_mbps": mbps,
+                "cpus": {
+                    "0": {"idle": 0.0, "hooks": hooks, "agents": agents, "other": 99.0},
+                    "1": {"idle": 10.0, "hooks": 0.5, "agents": 0.0, "other": 89.5},
+                },
+            }
+            for mode, mbps, hooks, agents in (
+                ("vanilla", 3000, 0.3, 0.0),
+                ("trusted", 2950, 1.0, 0.7),
+            )
+        },
+    }
+    (line,) = bench.table([profile]).splitlines()[2:]
+    assert "m, 2 rounds" in line
+    assert "vanilla: 3000 Mbit/s, CPU 0 idle 0.0 % hooks 0.3 % agents 0.0 %" in line
+    assert "trusted: 2950 Mbit/s, CPU 0 idle 0.0 % hooks 1.0 % agents 0.7 %" in line
+
+
 def test_figures(tmp_path):
     names = sorted(p.name for p in bench.draw(tmp_path, ROWS))
     assert names == sorted(
