@@ -754,6 +754,43 @@ class Extension:
             table.expire(now)
         return actions
 
+    def next_due(self, now: float) -> float | None:
+        """When ``tick`` next has something to do, or what it and ``guarded`` answer
+        changes with time alone (a lifetime, a hold, an opening, a retry ends): the
+        agent ticks then instead of every TICK while nothing is in motion. ``now``
+        means at the next regular tick: a connection's first ``announce_wait`` seconds
+        (openings, held claims and announcements, fallbacks). A notification waiting
+        for a carrier past them waits for a subflow or keys, which come with events and
+        copies, not with time. None: nothing is due."""
+        due = [self.tpbt.next_change(now)]
+        due += [
+            table.next_expiry()
+            for table in (
+                self.pending_keys,
+                self.offered_keys,
+                self.pending_joins,
+                self.join_sources,
+                self.openings,
+                self.early_trust,
+            )
+        ]
+        for conn in self.conns.values():
+            if now < conn.created_at + self.announce_wait:
+                return now
+            if conn.empty_since is not None:
+                due.append(conn.empty_since + ORPHAN_LIFETIME)
+            if conn.deferred:
+                due.append(conn.created_at + self.opening_guard)
+            due += conn.pending_announce.values()
+            due += [at + self.retry for at, _ in conn.trust_sent.values()]
+            if conn.peer_speaks:  # (our trust back: on_trust, and a tick soon after)
+                due += [
+                    at + self.ttl / 2
+                    for addr, at in conn.trust_refreshed.items()
+                    if addr not in conn.trust_sent and self.tpbt.local_trusted(addr, now)
+                ]
+        return min((d for d in due if d is not None), default=None)
+
     # -- the rewriter's questions ------------------------------------------------------------------
     def outgoing_add_addr(self, out: Tuple4, opt: AddAddr, now: float) -> AddAddr | None:
         """Our kernel's ADD_ADDR: set T (with the extension's HMAC) where the address is

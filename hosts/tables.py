@@ -50,6 +50,10 @@ class ExpiringTable(Generic[K, V]):
                 return
             del self._items[key]
 
+    def next_expiry(self) -> float | None:
+        """When the oldest entry expires (None: empty)."""
+        return next(iter(self._items.values()))[0] if self._items else None
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -95,6 +95,12 @@ class Tpbt:
             del self.remote[key]
 
     # -- reading it --------------------------------------------------------------------------
+    def next_change(self, now: float) -> float | None:
+        """When the next lifetime ends (local, a peer's or the domain's), after ``now``:
+        trust changes then without anything arriving. None: nothing left to end."""
+        ends = [u for table in (self.local, self.remote, self.domain) for u in table.values()]
+        return min((u for u in ends if u > now), default=None)
+
     def trusted_local(self, now: float) -> set[str]:
         return {ip for ip, until in self.local.items() if until > now}
 
