@@ -114,6 +114,17 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _netns_inode(pid: int | None) -> int | None:
+    """The network namespace ``pid`` is in (the inode of its /proc link), or None if it
+    has gone."""
+    if pid is None:
+        return None
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise TestbedError("the testbed needs root (network namespaces, OVS): run with sudo")
@@ -353,6 +364,7 @@ class Testbed:
         try:
             if self.net is not None:
                 self._reclaim_shells()
+                self._kill_strays()
                 self._delete_switch_links()
                 self.net.stop()
         finally:
@@ -391,6 +403,31 @@ class Testbed:
             if getattr(node, "waiting", False):
                 node.sendInt()
                 node.waiting = False
+
+    def _kill_strays(self) -> None:
+        """Kill, by PID, every process still in a host's network namespace but the
+        host's shell. Mininet's ``popen`` detaches what it starts (``mnexec -d``: a
+        session of its own), so stopping the shells leaves it running, and a program
+        stopped (SIGTERM, Ctrl-C) while it started one, before it held the handle to
+        kill it, could not kill it itself. Hosts on other servers are left to theirs."""
+        ours = _netns_inode(os.getpid())  # a host in it (no namespace of its own): skipped
+        shells = {node.pid for node in self.net.hosts}
+        namespaces = {
+            ino
+            for node in self.net.hosts
+            if not getattr(node, "isRemote", False)
+            and (ino := _netns_inode(node.pid)) not in (None, ours)
+        }
+        if not namespaces:
+            return
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) in shells:
+                continue
+            if _netns_inode(int(entry.name)) in namespaces:
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except ProcessLookupError:  # it ended meanwhile
+                    pass
 
     def _stop_rest(self) -> None:
         for link in self.mgmt_links:
