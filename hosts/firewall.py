@@ -127,6 +127,9 @@ def install(control_out_prog: str, addr_trust_subtype: int) -> None:
 
 
 def remove() -> None:
+    """Our rules, and the mangle tables if nothing else is in them: iptables-nft leaves
+    a table's base chains registered, empty, and every packet would still go through
+    them (the kernel path manager measured after the agents would pay for it)."""
     _run(["nft", "delete", "table", "inet", TABLE], check=False)
     for tool in IPTABLES:
         for hook, chain in (("OUTPUT", CHAIN_OUT), ("INPUT", CHAIN_IN)):
@@ -134,3 +137,12 @@ def remove() -> None:
                 pass
             _ipt(tool, "-F", chain, check=False)
             _ipt(tool, "-X", chain, check=False)
+        listed = subprocess.run(
+            [tool, "-t", "mangle", "-S"], capture_output=True, text=True, timeout=20
+        )
+        rules = listed.stdout.splitlines()
+        if listed.returncode == 0 and all(
+            r.startswith("-P ") and r.endswith(" ACCEPT") for r in rules
+        ):
+            family = "ip6" if tool.startswith("ip6") else "ip"
+            _run(["nft", "delete", "table", family, "mangle"], check=False)
