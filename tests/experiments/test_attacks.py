@@ -56,7 +56,7 @@ class TestWithoutSav:
         if attack == "fastclose":
             assert not record["transfer_ok"]  # the connection was reset
         if attack in ("add_addr", "mp_prio", "join_flood"):
-            assert record["bytes_match"]
+            assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     def test_the_claim_succeeds_against_vanilla_without_sav(self, no_sav):
         """The attack on the extension, judged by the peer's kernel (b's MPPrioRx): the
@@ -64,7 +64,7 @@ class TestWithoutSav:
         record = trial(no_sav, "none/vanilla/unprotected/claim/adaptive")
         assert record["keys_known"] and record["forged_sent"] > 0
         assert record["success"], (record["evidence"], record["victim_counters"])
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     @pytest.mark.parametrize("attack", ["replay", "own_connection"])
     def test_the_replay_and_the_own_connection_succeed_against_vanilla(self, no_sav, attack):
@@ -77,7 +77,7 @@ class TestWithoutSav:
         assert record["success"], (record["evidence"], record["victim_counters"])
         if attack == "replay":
             assert record["replayed"], record
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     def test_connections_left_by_earlier_trials_are_aborted(self, no_sav):
         """A trial's connection is the only one its attacker can reach: the subflows of
@@ -132,7 +132,7 @@ class TestWithoutSav:
         record = trial(no_sav, "none/vanilla/protected/rm_addr/blind")
         assert record["forged_sent"] > 0 and not record["keys_known"]
         assert not record["success"], record["evidence"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
         # b's MPTcpExtNoDSSInWindow over the trial: a count, whatever the offload mode
         assert isinstance(record["window_drops"], int) and record["window_drops"] >= 0
 
@@ -154,7 +154,7 @@ class TestWithSaviAndEnforcement:
             "s1 to count the drops",
         )
         assert not record["success"], record["evidence"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     @pytest.mark.parametrize("attack", ["add_addr", "rm_addr", "mp_prio", "fastclose"])
     def test_enforcement_stops_forged_options_on_the_unprotected_path(self, savi_enforce, attack):
@@ -162,7 +162,7 @@ class TestWithSaviAndEnforcement:
         # The eavesdropper saw the first subflow's handshake on its path: it knows the keys.
         assert record["keys_known"] and record["forged_sent"] > 0
         assert not record["success"], record["evidence"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
         assert record["control_trusted"] > 0
 
     def test_the_adaptive_attacker_finds_no_shape_or_moment_that_works(self, savi_enforce):
@@ -172,7 +172,7 @@ class TestWithSaviAndEnforcement:
         record = trial(savi_enforce, "savi/enforce/unprotected/mp_prio/adaptive", exhaustive=True)
         assert record["keys_known"] and record["attempts"] == 27
         assert not record["success"], record["attempt_log"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     def test_a_claim_is_believed_only_in_the_opening(self, savi_enforce):
         """The eavesdropper's claim that a's unprotected address is protected: once b has
@@ -199,7 +199,7 @@ class TestWithSaviAndEnforcement:
         assert "AddrTrust" in record["replayed"] and record["forged_sent"] > 0
         assert after["addr_trust_replayed"] > before["addr_trust_replayed"]
         assert not record["success"], record["attempt_log"] + " " + record["evidence"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
     def test_the_own_connection_bends_nothing_on_as_connection(self, savi_enforce):
         """m2's own connection to b carries T-ADD_ADDRs naming a's addresses, a
@@ -215,7 +215,7 @@ class TestWithSaviAndEnforcement:
         assert after["add_addr_trust_accepted"] > before["add_addr_trust_accepted"]
         assert not record["success"], record["attempt_log"] + " " + record["evidence"]
         assert "TPBT: unchanged" in record["evidence"]
-        assert record["bytes_match"]
+        assert record["bytes_match"], record["transfer_error"] or "the digests differ"
 
 
 @pytest.fixture(scope="class")
