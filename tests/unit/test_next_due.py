@@ -185,3 +185,22 @@ def test_the_agent_sleeps_until_due_and_at_most_state_every():
     assert interval(due=100.0 + STATE_EVERY / 2) == pytest.approx(STATE_EVERY / 2)
     assert interval(due=130.0) == STATE_EVERY  # the state file's longest silence
     assert interval(due=None) == STATE_EVERY
+
+
+def test_a_stop_request_ends_the_loops_wait_at_once():
+    """The signal handler's request wakes the select() the loop waits in (Python resumes
+    an interrupted select after the handler, so a flag alone waited out the timeout)."""
+    import os
+    import select
+
+    agent = Agent.__new__(Agent)
+    agent.stopping = False
+    agent.wake_r, agent.wake_w = os.pipe()
+    try:
+        assert select.select([agent.wake_r], [], [], 0)[0] == []
+        agent.request_stop()
+        assert agent.stopping
+        assert select.select([agent.wake_r], [], [], 0)[0] == [agent.wake_r]
+    finally:
+        os.close(agent.wake_r)
+        os.close(agent.wake_w)
