@@ -71,9 +71,9 @@ def parse_report(text: str) -> list[Sample]:
         if len(fields) != 5:
             raise ReportError(f"not a perf report line (5 tab-separated fields): {line!r}")
         _overhead, count, cpu, task, sym = fields
-        pid, sep, comm = task.partition(":")
+        pid, sep, comm = task.partition(":")  # perf's unknown thread: "-1::-1"
         mark, _, symbol = sym.partition(" ")
-        if not (count.isdigit() and cpu.isdigit() and pid.isdigit() and sep):
+        if not (count.isdigit() and cpu.isdigit() and pid.removeprefix("-").isdigit() and sep):
             raise ReportError(f"not a perf report line: {line!r}")
         if mark not in ("[k]", "[.]"):
             raise ReportError(f"no [k] or [.] before the symbol: {line!r}")
