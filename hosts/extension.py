@@ -743,16 +743,20 @@ class Extension:
                 if now - at >= self.ttl / 2 and addr not in conn.trust_sent:
                     if self.tpbt.local_trusted(addr, now) and conn.peer_speaks:
                         actions += self._send_trust(conn, addr, now, urgent=False)
-        for table in (
+        for table in self._expiring():
+            table.expire(now)
+        return actions
+
+    def _expiring(self) -> tuple[ExpiringTable, ...]:
+        """The tables the tick expires (what next_due watches too)."""
+        return (
             self.pending_keys,
             self.offered_keys,
             self.pending_joins,
             self.join_sources,
             self.openings,
             self.early_trust,
-        ):
-            table.expire(now)
-        return actions
+        )
 
     def next_due(self, now: float) -> float | None:
         """When ``tick`` next has something to do, or what it and ``guarded`` answer
@@ -763,17 +767,7 @@ class Extension:
         for a carrier past them waits for a subflow or keys, which come with events and
         copies, not with time. None: nothing is due."""
         due = [self.tpbt.next_change(now)]
-        due += [
-            table.next_expiry()
-            for table in (
-                self.pending_keys,
-                self.offered_keys,
-                self.pending_joins,
-                self.join_sources,
-                self.openings,
-                self.early_trust,
-            )
-        ]
+        due += [table.next_expiry() for table in self._expiring()]
         for conn in self.conns.values():
             if now < conn.created_at + self.announce_wait:
                 return now
