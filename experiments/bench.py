@@ -587,10 +587,8 @@ def goodput_profile(out: Path, repeat: int, seconds: float) -> list[dict]:
         for r in range(repeat):
             for mode in modes if r % 2 == 0 else modes[::-1]:
                 set_mode(tb, mode)
-                agents = _threads_of([p.pid for p in tb.agents.values()])
-                switches = _threads_of(_ovs_pids())
-                agent_threads |= agents
-                switch_threads |= switches
+                agent_threads |= _threads_of([p.pid for p in tb.agents.values()])
+                switch_threads |= set(_switch_threads())
                 data = out / "work" / f"profile-{mode}-{r}.data"
                 transfer = Transfer(tb, seconds=seconds, pause=0.2, timeout=30, wait_subflows=4)
                 try:
