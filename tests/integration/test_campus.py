@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from experiments.harness import Transfer, set_mode
-from tests.integration.tools import campus_spoofing, wait_until
+from experiments.harness import HarnessError, Transfer, set_mode
+from tests.integration.tools import campus_spoofing, path_report, wait_until
 from topologies.builder import Testbed
 from topologies.campus import SERVER, CampusTopo
 
@@ -38,12 +38,15 @@ def test_every_host_reaches_the_server_from_each_address(tb):
         if name == "srv":
             continue
         for addr in addrs:
-            wait_until(
-                lambda a=addr, h=name: ", 0% packet loss"
-                in tb.net[h].cmd(f"ping -c1 -W1 -I {a} {SERVER}"),
-                15,
-                f"{name} to reach the server from {addr}",
-            )
+            try:
+                wait_until(
+                    lambda a=addr, h=name: ", 0% packet loss"
+                    in tb.net[h].cmd(f"ping -c1 -W1 -I {a} {SERVER}"),
+                    15,
+                    f"{name} to reach the server from {addr}",
+                )
+            except HarnessError as e:
+                raise AssertionError(f"{e}\n{path_report(tb, name, addr)}") from e
 
 
 def test_spoofing_is_blocked_at_savi_switches_only(tb, tmp_path):

@@ -66,3 +66,26 @@ def campus_spoofing(tb, tmp_path, count: int = 5) -> tuple[dict[str, int], dict[
         arrived[attacker] = cap.count()
     expected = {m: 0 if topo.on_savi[topo.addresses[m][0]] else count for m in topo.attackers}
     return arrived, expected
+
+
+def path_report(tb, host: str, addr: str, to: str = SERVER) -> str:
+    """What the nodes on a path from ``host`` (source ``addr``) to ``to`` know, for a
+    failed reachability wait: a last ping, each routed node's neighbours and routes,
+    each switch's flows with their counters, the SAVI bindings and the controller log's
+    end. A flake seen once in CI leaves its cause in the assertion's message."""
+    lines = [f"$ ping -c1 -W1 -I {addr} {to}", tb.net[host].cmd(f"ping -c1 -W1 -I {addr} {to}")]
+    for node in [tb.net[host], *(n for n in tb.net.hosts if n.name in ("r0", "srv"))]:
+        lines.append(f"--- {node.name}: ip -s neigh; ip route; ip -br addr")
+        lines.append(node.cmd("ip -s neigh; ip route; ip -br addr"))
+    for switch in tb.net.switches:
+        flows = subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch.name],
+            capture_output=True,
+            text=True,
+        )
+        lines.append(f"--- {switch.name} flows\n{flows.stdout}{flows.stderr}")
+    lines.append(f"--- bindings {tb.get('/savi/bindings')}")
+    log = tb.dir / "controller.log"
+    if log.exists():
+        lines.append("--- controller.log (end)\n" + log.read_text(errors="replace")[-4000:])
+    return "\n".join(lines)
