@@ -17,6 +17,7 @@ import argparse
 import faulthandler
 import json
 import logging
+import math
 import os
 import queue
 import select
@@ -77,10 +78,10 @@ STATE_EVERY = 1.0
 RETRIES, RETRY_DELAY = 100, 0.05
 MAX_CARRIED = 8  # options waiting for one subflow; more means the subflow is stuck
 # s: how long options nothing waits for wait for a segment without payload before any
-# segment of the subflow may take them. The kick's ACK comes at once unless the kernel
-# sent one on that socket in the last net.ipv4.tcp_invalid_ratelimit (0.5 s): a refresh
-# and the answer to the peer's refresh often come that close, and the tick kicks again
-# after it (so a non-urgent option waits up to about 0.6 s, well within a lifetime).
+# segment of the subflow may take them. The kick's ACK comes at once (a second kick
+# within the kernel's challenge-ACK limit is a window kick: see kick()); only a kick the
+# kernel held back with no window kick possible (the peer's handshake not seen) leaves
+# them waiting, and the tick kicks again.
 EMPTY_WAIT = 1.0
 MAX_RETRIES_QUEUED = 256
 MAX_ANNOUNCED_SHOWN = 64  # distinct announced addresses kept by name in the state file
@@ -93,6 +94,7 @@ class Waiting:
     since: float  # monotonic: when the first came
     options: list[bytes] = field(default_factory=list)
     urgent: bool = False  # something waits for one of them (see extension.Carry)
+    kicked: float = -math.inf  # monotonic: the subflow's last kick for them
 
     def mode(self, now: float) -> CarryMode:
         """Which of the subflow's segments go to the agent to take them: any, when
@@ -116,6 +118,8 @@ class Agent:
         self.carries: dict[Tuple4, Waiting] = {}  # subflow -> options to carry on it
         self.holding: set[Tuple4] = set()  # incoming subflows read from the queue this round
         self.kicked = False  # a kick's ACK may wait in the outgoing queue
+        self.kicked_at: dict[Tuple4, float] = {}  # subflow -> its last SYN kick (monotonic)
+        self.oow_limit = oow_rate_limit()
         self.retry: list = []  # (due, tries, action) of path-manager commands to repeat
         self.trust_updates: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
@@ -134,6 +138,7 @@ class Agent:
                 "unreadable_events",
                 "injected",
                 "kicks",
+                "window_kicks",
                 "malformed_copies",
                 "malformed_queued",
                 "carried_overflow",
@@ -347,9 +352,10 @@ class Agent:
 
     def on_tick(self, now: float) -> None:
         self.do(self.ext.tick(now))
+        limit = time.monotonic() - self.oow_limit
+        self.kicked_at = {f: at for f, at in self.kicked_at.items() if at > limit}
         self.forget_stale_carries()
-        for subflow in self.carries:  # still waiting: the last kick may have been
-            self.kick(subflow)  # rate-limited by the kernel
+        self.kick_again(time.monotonic())
         self.write_state(now)
 
     def do(self, actions: list, tries: int = 0) -> None:
@@ -415,6 +421,16 @@ class Agent:
         pending.append(option)
         self.sync_carriers()
         self.kick(subflow)
+        waiting.kicked = time.monotonic()
+
+    def kick_again(self, now: float) -> None:
+        """Kick the subflows whose options still wait (a kick the kernel held back, with
+        the peer's handshake unseen, or an ACK lost) since their last kick at least half
+        a tick ago: a tick right after a kick would only make a duplicate ACK."""
+        for subflow, waiting in self.carries.items():
+            if now - waiting.kicked >= TICK / 2:
+                self.kick(subflow)
+                waiting.kicked = now
 
     def sync_carriers(self) -> None:
         """The classifier's carriers map holds the subflows with options waiting."""
@@ -435,17 +451,43 @@ class Agent:
         once rather than with the subflow's next segment (an idle subflow may have none
         for seconds). A SYN for an established socket, delivered to ourselves over
         loopback in the peer's name, is answered with a challenge ACK (RFC 5961 4.2)
-        carrying current sequence numbers and timestamps; the kernel rate-limits these
-        per socket (net.ipv4.tcp_invalid_ratelimit), so the tick kicks again while
-        options still wait. Nothing leaves the host but that ACK."""
+        carrying current sequence numbers and timestamps. The kernel sends at most one
+        such ACK per socket in net.ipv4.tcp_invalid_ratelimit (0.5 s), and a set-up
+        often needs a second within milliseconds (the answer, then an ADD_ADDR moved off
+        an untrusted subflow: the kernel resent it after its 200-ms timeout instead). So
+        a kick within that time of the last is a data segment beyond the receive window,
+        which the kernel answers at once whatever the limit ("data packets without SYNs
+        are not likely part of an ACK loop") and drops (`window_kick_segment`); it needs
+        the subflow's next expected sequence number, so without it (handshake not seen)
+        the SYN goes and the tick kicks again while options wait. Nothing but that ACK
+        leaves the host."""
         local, lport, remote, rport = subflow
-        syn = kick_segment(remote, rport, local, lport, int.from_bytes(os.urandom(4), "big"))
+        now = time.monotonic()
+        segment = None
+        if now - self.kicked_at.get(subflow, -math.inf) < self.oow_limit:
+            rcv_nxt = self.next_expected(subflow, now)
+            if rcv_nxt is not None:
+                segment = window_kick_segment(remote, rport, local, lport, rcv_nxt)
+                self.stats["window_kicks"] += 1
+        if segment is None:
+            seq = int.from_bytes(os.urandom(4), "big")
+            segment = kick_segment(remote, rport, local, lport, seq)
+            self.kicked_at[subflow] = now
         try:
-            self.kick_sockets[6 if ":" in local else 4].sendto(syn, (local, 0))
+            self.kick_sockets[6 if ":" in local else 4].sendto(segment, (local, 0))
             self.stats["kicks"] += 1
             self.kicked = True
         except OSError as e:
             LOG.warning("kick %s: %s", subflow, e)
+
+    def next_expected(self, subflow: Tuple4, now: float) -> int | None:
+        """The sequence number ``subflow`` expects next from the peer, if known."""
+        try:
+            received = self.diag.bytes_received(*subflow)
+        except OSError as e:
+            LOG.warning("kick %s: sock_diag: %s", subflow, e)
+            return None
+        return self.ext.next_expected(subflow, received, time.time())
 
     def inject(self, packet: bytes) -> None:
         seg = parse(packet)
@@ -681,6 +723,15 @@ def interfaces_of(addresses: list[str]) -> dict[str, tuple[int, str]]:
     return out
 
 
+def oow_rate_limit() -> float:
+    """Seconds the kernel waits between two challenge ACKs on a socket (this namespace's
+    net.ipv4.tcp_invalid_ratelimit; its default when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_invalid_ratelimit").read_text()) / 1000
+    except (OSError, ValueError):
+        return 0.5
+
+
 def injecting_socket(address: str) -> socket.socket:
     """A raw socket of ``address``'s family on which we write whole IP packets; what it
     sends is marked as ours, so our own rules never queue it again."""
@@ -690,14 +741,17 @@ def injecting_socket(address: str) -> socket.socket:
     return raw
 
 
-def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
-    """A bare TCP SYN (no options) from ``src`` to ``dst``, IPv4 or IPv6, with checksums,
-    for kick()."""
+def kick_segment(
+    src: str, sport: int, dst: str, dport: int, seq: int, flags: int = 0x02, payload: bytes = b""
+) -> bytes:
+    """A bare TCP segment (no options; a SYN unless ``flags`` say otherwise) from ``src``
+    to ``dst``, IPv4 or IPv6, with checksums, for kick()."""
+    length = 20 + len(payload)
     if ":" in src:
         ip = struct.pack(
             "!IHBB16s16s",
             6 << 28,
-            20,
+            length,
             6,
             64,
             socket.inet_pton(socket.AF_INET6, src),
@@ -708,7 +762,7 @@ def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
             "!BBHHHBBH4s4s",
             0x45,
             0,
-            40,
+            20 + length,
             0,
             0x4000,
             64,
@@ -717,9 +771,23 @@ def kick_segment(src: str, sport: int, dst: str, dport: int, seq: int) -> bytes:
             socket.inet_aton(src),
             socket.inet_aton(dst),
         )
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 1024, 0, 0)
-    packet = ip + tcp
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 1024, 0, 0)
+    packet = ip + tcp + payload
     return with_options(packet, parse(packet), b"")
+
+
+# How far ahead of the next expected byte a window kick lies: beyond any receive window
+# (at most 2^30 bytes, RFC 7323's largest scale) and less than 2^31 ahead, so the kernel
+# takes it as beyond the window, not as an old duplicate (which it would D-SACK).
+WINDOW_KICK_AHEAD = 3 << 29
+
+
+def window_kick_segment(src: str, sport: int, dst: str, dport: int, rcv_nxt: int) -> bytes:
+    """One byte of data (ACK flag, no SYN), WINDOW_KICK_AHEAD beyond ``rcv_nxt``: the
+    receiver drops it and acknowledges at once, without the per-socket rate limit that
+    holds back challenge ACKs; its acknowledgment number is never looked at."""
+    seq = (rcv_nxt + WINDOW_KICK_AHEAD) % 2**32
+    return kick_segment(src, sport, dst, dport, seq, flags=0x10, payload=b"\0")
 
 
 def use_userspace_pm() -> None:

@@ -423,11 +423,19 @@ class Extension:
         number plus one plus what the kernel has received). What the kernel's own check
         (RFC 9293 3.10.7.4) would let through, give or take the bytes that came since."""
         local = (incoming[2], incoming[3], incoming[0], incoming[1])
+        rcv_nxt = self.next_expected(local, bytes_received, now)
+        if rcv_nxt is None:
+            return False  # fail closed: we cannot tell
+        return (seq - rcv_nxt) % 2**32 < WINDOW or (rcv_nxt - seq) % 2**32 < WINDOW
+
+    def next_expected(self, local: Tuple4, bytes_received: int | None, now: float) -> int | None:
+        """The sequence number our subflow ``local`` expects next from the peer (the
+        peer's initial one, plus one, plus what the kernel has received), or None when
+        its handshake was not seen or the kernel did not say."""
         isn = self.peer_isn.get(local, now)
         if isn is None or bytes_received is None:
-            return False  # fail closed: we cannot tell
-        rcv_nxt = (isn + 1 + bytes_received) % 2**32
-        return (seq - rcv_nxt) % 2**32 < WINDOW or (rcv_nxt - seq) % 2**32 < WINDOW
+            return None
+        return (isn + 1 + bytes_received) % 2**32
 
     # -- inputs: path-manager events -------------------------------------------------------------
     def on_event(self, ev: Event, now: float) -> list:

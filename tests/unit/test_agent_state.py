@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from collections import Counter
 from datetime import datetime
 from types import SimpleNamespace
@@ -14,12 +15,15 @@ from hosts.agent import (
     EMPTY_WAIT,
     MAX_ANNOUNCED_SHOWN,
     STATE_EVERY,
+    TICK,
+    WINDOW_KICK_AHEAD,
     Agent,
     MicrosecondFormatter,
     Waiting,
     kick_segment,
+    window_kick_segment,
 )
-from hosts.extension import Counters
+from hosts.extension import Counters, Extension
 from hosts.guard import CarryMode
 from hosts.tpbt import HistoryJson, Tpbt, TrustHistory
 
@@ -63,6 +67,97 @@ def test_the_kick_is_a_bare_syn_with_right_checksums_in_both_families(src, dst, 
     assert layer(raw)[TCP].chksum == layer(bytes(_without_checksums(pkt)))[TCP].chksum
     if layer is IP:
         assert pkt.chksum == IP(bytes(_without_checksums(pkt))).chksum
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "layer"),
+    [("10.3.0.20", "10.1.0.10", IP), ("2001:db8:3::20", "2001:db8:1::10", IPv6)],
+)
+@pytest.mark.parametrize("rcv_nxt", [1000, 2**32 - 10])
+def test_the_window_kick_is_one_byte_of_data_beyond_any_window(src, dst, layer, rcv_nxt):
+    """The kick the kernel answers whatever its challenge-ACK limit: ACK, no SYN, one
+    byte, more than a 2^30-byte window and less than 2^31 ahead of the next expected
+    byte (beyond the window, not an old duplicate), right checksums."""
+    raw = window_kick_segment(src, 5201, dst, 40000, rcv_nxt)
+    pkt = layer(raw)
+    assert (pkt.src, pkt.dst, pkt[TCP].sport, pkt[TCP].dport) == (src, dst, 5201, 40000)
+    assert pkt[TCP].flags == "A" and pkt[TCP].options == [] and len(pkt[TCP].payload) == 1
+    ahead = (pkt[TCP].seq - rcv_nxt) % 2**32
+    assert ahead == WINDOW_KICK_AHEAD and 2**30 < ahead < 2**31
+    assert layer(raw)[TCP].chksum == layer(bytes(_without_checksums(pkt)))[TCP].chksum
+    if layer is IP:
+        assert pkt.chksum == IP(bytes(_without_checksums(pkt))).chksum
+
+
+class Sent:
+    """The kick socket's place: what the agent delivered to its own stack."""
+
+    def __init__(self):
+        self.segments: list = []
+
+    def sendto(self, segment: bytes, _address) -> None:
+        self.segments.append(IP(segment)[TCP])
+
+
+def kicker(monkeypatch, received: int | None = 5000) -> tuple[Agent, Sent, list[float]]:
+    agent = recorder()
+    agent.ext = Extension({"10.1.0.10": 1})
+    agent.diag = SimpleNamespace(bytes_received=lambda *_: received)
+    agent.kick_sockets = {4: Sent()}
+    agent.kicked_at, agent.oow_limit = {}, 0.5
+    agent.stats, agent.kicked = Counter(), False
+    clock = [100.0]
+    monkeypatch.setattr("hosts.agent.time.monotonic", lambda: clock[0])
+    return agent, agent.kick_sockets[4], clock
+
+
+SUBFLOW = ("10.1.0.10", 40000, "10.3.0.20", 5201)  # ours, as the agent keys it
+
+
+def test_a_kick_within_the_kernels_limit_is_a_window_kick(monkeypatch):
+    """A set-up often needs two ACKs on one subflow within milliseconds (the answer,
+    then an ADD_ADDR moved off an untrusted subflow); the kernel would hold the second
+    challenge ACK back for 0.5 s, and the ADD_ADDR went after the kernel's 200-ms
+    retransmission instead."""
+    agent, sent, clock = kicker(monkeypatch)
+    agent.ext.on_copy(("10.3.0.20", 5201, "10.1.0.10", 40000), 0x12, [], time.time(), seq=7)
+    agent.kick(SUBFLOW)
+    clock[0] += 0.1
+    agent.kick(SUBFLOW)
+    clock[0] += 0.1
+    agent.kick(SUBFLOW)  # still within 0.5 s of the SYN: another window kick
+    clock[0] += 0.4
+    agent.kick(SUBFLOW)  # past it: a SYN again, which needs no sequence number
+    syn, window, window2, syn2 = sent.segments
+    assert (syn.flags, syn2.flags, window.flags, window2.flags) == ("S", "S", "A", "A")
+    assert (syn.sport, syn.dport, IP(bytes(syn.underlayer)).src) == (5201, 40000, "10.3.0.20")
+    assert window.seq == (7 + 1 + 5000 + WINDOW_KICK_AHEAD) % 2**32
+    assert agent.stats["kicks"] == 4 and agent.stats["window_kicks"] == 2
+
+
+@pytest.mark.parametrize("known", ["no handshake seen", "no socket"])
+def test_without_the_next_sequence_number_the_kick_stays_a_syn(monkeypatch, known):
+    """Fail safe: a guessed sequence number could land inside the window, where the
+    byte would be taken as data; the SYN goes (held back or not) and the tick retries."""
+    agent, sent, clock = kicker(monkeypatch, None if known == "no socket" else 5000)
+    if known == "no socket":
+        agent.ext.on_copy(("10.3.0.20", 5201, "10.1.0.10", 40000), 0x12, [], time.time(), seq=7)
+    agent.kick(SUBFLOW)
+    clock[0] += 0.1
+    agent.kick(SUBFLOW)
+    assert [s.flags for s in sent.segments] == ["S", "S"]
+    assert agent.stats["window_kicks"] == 0
+
+
+def test_the_tick_kicks_again_only_options_kicked_half_a_tick_ago_or_more(monkeypatch):
+    """A tick right after a carry's kick would only make the kernel send a duplicate
+    ACK (and, within the limit, cost a sock_diag lookup on the set-up's path)."""
+    agent, sent, clock = kicker(monkeypatch)
+    agent.carries = {SUBFLOW: Waiting(since=100.0, options=[b"x"], kicked=100.0)}
+    agent.kick_again(100.0 + TICK / 4)
+    assert sent.segments == []
+    agent.kick_again(100.0 + TICK * 0.6)
+    assert len(sent.segments) == 1 and agent.carries[SUBFLOW].kicked == 100.0 + TICK * 0.6
 
 
 def _without_checksums(pkt):
