@@ -12,11 +12,12 @@ import sys
 import time
 
 from hosts.agent import injecting_socket, kick_segment, window_kick_segment
+from hosts.options import OptionError
 from hosts.segment import parse
 from hosts.sock_diag import SockDiag
 
 IPPROTO_MPTCP = 262
-ETH_P_IP = 0x0800
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 
 
 def nstat() -> dict[str, int]:
@@ -33,14 +34,22 @@ def nstat() -> dict[str, int]:
 
 def main() -> None:
     server, port = sys.argv[1], int(sys.argv[2])
-    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    v6 = ":" in server
+    sniff = socket.socket(
+        socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6 if v6 else ETH_P_IP)
+    )
     sniff.settimeout(5)
-    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    conn = socket.socket(
+        socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP
+    )
     conn.settimeout(10)
     conn.connect((server, port))
-    local, lport = conn.getsockname()
+    local, lport = conn.getsockname()[:2]
     while True:
-        seg = parse(sniff.recv(65535))
+        try:
+            seg = parse(sniff.recv(65535))
+        except OptionError:  # neighbour discovery and the like
+            continue
         if (
             seg.src == server
             and seg.sport == port

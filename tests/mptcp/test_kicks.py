@@ -13,12 +13,14 @@ import pytest
 
 from tests.integration.tools import REPO
 
-SERVER, CLIENT, PORT = "10.9.77.2", "10.9.77.1", 7777
+PORT = 7777
+ADDRESSES = {"v4": ("10.9.77.1", "10.9.77.2", 24), "v6": ("fd00:77::1", "fd00:77::2", 64)}
 ECHO_SERVER = """
 import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+v6 = {v6}
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM, 262)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", {port})); s.listen(1); print("ready", flush=True)
+s.bind(("::" if v6 else "0.0.0.0", {port})); s.listen(1); print("ready", flush=True)
 c, _ = s.accept(); c.settimeout(20); c.sendall(b"G")
 while data := c.recv(1 << 16):
     c.sendall(data)
@@ -26,8 +28,12 @@ c.close()
 """
 
 
-@pytest.fixture
-def namespaces():
+@pytest.fixture(params=sorted(ADDRESSES))
+def namespaces(request):
+    """(client's namespace, server's, the server's address) with a veth pair between
+    them, of the family ``request.param`` (IPv6 without duplicate address detection)."""
+    client, server, plen = ADDRESSES[request.param]
+    nodad = ["nodad"] if request.param == "v6" else []
     names = (f"tmptcp-kc-{os.getpid()}", f"tmptcp-ks-{os.getpid()}")
     cmds = [
         ["ip", "netns", "add", names[0]],
@@ -47,8 +53,8 @@ def namespaces():
             "netns",
             names[1],
         ],
-        ["ip", "-n", names[0], "addr", "add", f"{CLIENT}/24", "dev", "kick-c"],
-        ["ip", "-n", names[1], "addr", "add", f"{SERVER}/24", "dev", "kick-s"],
+        ["ip", "-n", names[0], "addr", "add", f"{client}/{plen}", "dev", "kick-c", *nodad],
+        ["ip", "-n", names[1], "addr", "add", f"{server}/{plen}", "dev", "kick-s", *nodad],
     ]
     for ns, dev in zip(names, ("kick-c", "kick-s"), strict=True):
         cmds += [
@@ -59,16 +65,17 @@ def namespaces():
     try:
         for cmd in cmds:
             subprocess.run(cmd, check=True, capture_output=True)
-        yield names
+        yield (*names, server)
     finally:
         for ns in names:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 
 def test_a_window_kick_is_answered_where_a_second_syn_is_held_back(namespaces):
-    client_ns, server_ns = namespaces
+    client_ns, server_ns, address = namespaces
+    echo = ECHO_SERVER.format(port=PORT, v6=":" in address)
     server = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, sys.executable, "-c", ECHO_SERVER.format(port=PORT)],
+        ["ip", "netns", "exec", server_ns, sys.executable, "-c", echo],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -83,7 +90,7 @@ def test_a_window_kick_is_answered_where_a_second_syn_is_held_back(namespaces):
                 sys.executable,
                 "-m",
                 "tests.mptcp.kick_probe",
-                SERVER,
+                address,
                 str(PORT),
             ],
             cwd=REPO,
