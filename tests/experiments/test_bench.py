@@ -64,6 +64,9 @@ def test_quick_bench_measures_and_writes_its_outputs(tmp_path):
     low, high = setup["interval"]
     assert low <= setup["ratio"] <= high
     assert setup["verdict"] in ("met", "missed", "not resolved")
+    slowest = rows["path manager set-up, slowest"]
+    assert slowest["n"] == 2 and slowest["slowest"] == setup["candidate"]["max"]
+    assert slowest["verdict"] == ("met" if slowest["slowest"] <= 50 else "missed")
     # The diagnostic splits the agents' cost: hooks / kernel PM and agents / hooks.
     hooks = rows["path manager overhead on data: the agents' kernel hooks"]
     beyond = rows["path manager overhead on data: the agents beyond their hooks"]

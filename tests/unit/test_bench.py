@@ -244,6 +244,18 @@ def test_an_absolute_target_is_judged_by_the_interval_of_the_median():
         bench.median_interval([1.0])
 
 
+def test_none_above_is_met_only_when_every_sample_keeps_the_bound():
+    """ "No set-up above 50 ms" is about the samples themselves: one past it misses it,
+    and the row says the slowest and how many went past."""
+    kept = bench.none_above("setup", "s", [9.7, 12.5, 10.9], "ms", 50)
+    assert kept["verdict"] == "met" and kept["slowest"] == 12.5 and kept["above"] == 0
+    line = bench.table([kept]).splitlines()[-1]
+    assert "| s, n=3 | slowest 12.5 ms, 0 of 3 above |" in line
+    assert line.endswith("| none above 50 ms | met |")
+    past = bench.none_above("setup", "s", [9.0, 207.2, 10.1, 50.0], "ms", 50)
+    assert past["verdict"] == "missed" and past["above"] == 1 and not past["met"]
+
+
 def test_a_ratio_is_also_given_over_the_transfers_without_the_receivers_window_drops():
     # The kernel's stall (window drops) hit transfers on both sides: without them the
     # agents cost nothing; the verdict stays the one over all pairs.
