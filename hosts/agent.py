@@ -465,7 +465,7 @@ class Agent:
         now = time.monotonic()
         segment = None
         if now - self.kicked_at.get(subflow, -math.inf) < self.oow_limit:
-            rcv_nxt = self.next_expected(subflow, now)
+            rcv_nxt = self.next_expected(subflow)
             if rcv_nxt is not None:
                 segment = window_kick_segment(remote, rport, local, lport, rcv_nxt)
                 self.stats["window_kicks"] += 1
@@ -480,7 +480,7 @@ class Agent:
         except OSError as e:
             LOG.warning("kick %s: %s", subflow, e)
 
-    def next_expected(self, subflow: Tuple4, now: float) -> int | None:
+    def next_expected(self, subflow: Tuple4) -> int | None:
         """The sequence number ``subflow`` expects next from the peer, if known."""
         try:
             received = self.diag.bytes_received(*subflow)

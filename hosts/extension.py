@@ -446,9 +446,7 @@ class Extension:
         conn = self.conns.get(ev.token)
         if conn is None:
             if len(self.conns) >= MAX_CONNS:  # the oldest goes: its state is the stalest
-                oldest = next(iter(self.conns))
-                del self.conns[oldest]
-                self.tpbt.remove_connection(oldest)
+                self._forget(next(iter(self.conns)), now)
                 self.counters.conns_evicted += 1
             conn = Conn(
                 ev.token, ev.server_side, created_at=now, destination=ev.daddr, rport=ev.dport or 0
@@ -528,9 +526,18 @@ class Extension:
         return []
 
     def _ev_closed(self, ev: Event, now: float) -> list:
-        if self.conns.pop(ev.token, None) is not None:
-            self.tpbt.remove_connection(ev.token)
+        if ev.token in self.conns:
+            self._forget(ev.token, now)
         return []
+
+    def _forget(self, token: int, now: float) -> None:
+        """A connection gone: its state, its TPBT rows, and its subflows' peer initial
+        sequence numbers (a later connection on the same four-tuple whose handshake we
+        did not see must not inherit one: a window kick would land anywhere)."""
+        conn = self.conns.pop(token)
+        self.tpbt.remove_connection(token)
+        for local in [*conn.subflows, *conn.lingering]:
+            self.peer_isn.pop(local, now)
 
     def _register(self, conn: Conn, four: Tuple4) -> None:
         """A subflow of ``conn``, numbered in the order it came (once)."""
@@ -728,8 +735,7 @@ class Extension:
         actions = []
         for token, conn in list(self.conns.items()):
             if conn.empty_since is not None and now - conn.empty_since > ORPHAN_LIFETIME:
-                del self.conns[token]  # its `closed` event was lost
-                self.tpbt.remove_connection(token)
+                self._forget(token, now)  # its `closed` event was lost
                 continue
             if conn.deferred and now >= conn.created_at + self.opening_guard:
                 deferred, conn.deferred = conn.deferred, []

@@ -8,6 +8,7 @@ from hosts.extension import (
     EARLY_PER_SUBFLOW,
     JOIN_PER_SOURCE,
     MAX_CONNS,
+    ORPHAN_LIFETIME,
     PENDING_JOINS,
     PENDING_KEYS,
     Announce,
@@ -660,3 +661,26 @@ def test_held_addr_trusts_are_judged_like_any_other_and_bounded():
     client_keys(late)
     establish(late, TA, A1, B1, now=0.001 + EARLY_LIFETIME)
     assert late.counters.addr_trust_received == 0 and not late.tpbt.remote_trusted(TA, B1, 1.5)
+
+
+@pytest.mark.parametrize("how", ["closed", "evicted", "orphaned"])
+def test_a_gone_connection_takes_its_peers_initial_sequence_numbers_along(how, monkeypatch):
+    """A later connection on the same four-tuple whose handshake copy was lost must not
+    inherit the old one's: the agent's window kick would land anywhere, maybe inside the
+    window as a byte of data."""
+    ext = client()
+    first = (A1, 40000, B1, 5201)
+    ext.on_copy((B1, 5201, A1, 40000), SYNACK, [MpCapable(1, 0, KB)], 0.0, seq=1000)
+    client_keys(ext, first)
+    establish(ext, TA, A1, B1)
+    assert ext.next_expected(first, 10, 1.0) == 1011
+    if how == "closed":
+        ext.on_event(ev("closed", TA), 2.0)
+    elif how == "evicted":
+        monkeypatch.setattr("hosts.extension.MAX_CONNS", 1)
+        establish(ext, TA + 1, A1, B1, sport=40001)
+    else:
+        ext.on_event(ev("sub_closed", TA, saddr=A1, daddr=B1, sport=40000, dport=5201), 2.0)
+        ext.tick(2.0 + ORPHAN_LIFETIME + 1)
+    assert TA not in ext.conns
+    assert ext.next_expected(first, 10, 3.0) is None
