@@ -5,7 +5,10 @@ them off): under a burst of claims the app does not send each binding's flow-mod
 own; it keeps them here while more events wait and
 sends a switch's together, as one OpenFlow bundle (controller/ofp.py ``send_bundle``), one
 change of the switch's tables instead of one per flow-mod. With nothing else waiting they
-go at once, so a lone claim is not held. Switches without bundles (configured so, or
+go at once, so a lone claim is not held. A claim itself (the packet the app sends on)
+waits behind its binding's flow-mods (``hold``) and goes right after them: sent before
+them, the claimant's next packet (the ping behind its ARP) could reach the switch before
+its allow flow and be dropped as spoofed. Switches without bundles (configured so, or
 refusing them) are in ``unbundled``: the app sends them flow-mods one by one, at once.
 Pure bookkeeping, no I/O: the app asks what to send and tells what happened.
 """
@@ -24,12 +27,14 @@ class Bundle:
     bundle_id: int
     msgs: list  # the flow-mods, in order
     xids: list[int] = field(default_factory=list)  # of the messages that carried them
+    after: list = field(default_factory=list)  # packet-outs to send once the flow-mods are
 
 
 class FlowBatches:
     def __init__(self, limit: int = BUNDLE_MAX):
         self.limit = limit
         self.waiting: dict[int, list] = {}  # dpid -> flow-mods not sent yet, in order
+        self.held: dict[int, list] = {}  # dpid -> packet-outs waiting behind those
         self.in_flight: dict[tuple[int, int], Bundle] = {}  # (dpid, bundle id) -> bundle
         self.unbundled: set[int] = set()  # switches that refused a bundle: one by one
         self.taking: set[int] = set()  # switches that committed one since they connected
@@ -41,16 +46,25 @@ class FlowBatches:
         batch.append(msg)
         return len(batch) >= self.limit
 
+    def hold(self, dpid: int, msg) -> bool:
+        """Keep the packet-out ``msg`` until the switch's waiting flow-mods are sent; False
+        (send it now) when none wait."""
+        if not self.waiting.get(dpid):
+            return False
+        self.held.setdefault(dpid, []).append(msg)
+        return True
+
     def take(self, dpid: int) -> Bundle | None:
         """What to send the switch now: a bundle (no xids yet) when there is more than
         one flow-mod and the switch takes bundles, else the flow-mods one by one (a
-        bundle with id 0, which the app sends plainly and forgets)."""
-        msgs = self.waiting.pop(dpid, [])
-        if not msgs:
+        bundle with id 0, which the app sends plainly and forgets); then, in ``after``,
+        the packet-outs held behind them."""
+        msgs, after = self.waiting.pop(dpid, []), self.held.pop(dpid, [])
+        if not msgs and not after:
             return None
-        if len(msgs) == 1 or dpid in self.unbundled:
-            return Bundle(dpid, 0, msgs)
-        return Bundle(dpid, (next(self._ids) - 1) % 0xFFFFFFFF + 1, msgs)  # 32 bits, never 0
+        if len(msgs) <= 1 or dpid in self.unbundled:
+            return Bundle(dpid, 0, msgs, after=after)
+        return Bundle(dpid, (next(self._ids) - 1) % 0xFFFFFFFF + 1, msgs, after=after)
 
     def dpids(self) -> list[int]:
         return list(self.waiting)
@@ -81,6 +95,7 @@ class FlowBatches:
 
     def switch_gone(self, dpid: int) -> None:
         self.waiting.pop(dpid, None)
+        self.held.pop(dpid, None)
         self.unbundled.discard(dpid)
         self.taking.discard(dpid)
         for key in [k for k in self.in_flight if k[0] == dpid]:

@@ -87,16 +87,19 @@ def send_bundle(dp, bundle_id: int, msgs: list) -> list[int]:
 def packet_out(dp, in_port: int | None, data: bytes, out_port: int | None = None) -> None:
     """Send ``data`` to NORMAL forwarding as if it came in on ``in_port``, or to a port,
     with the checksum its sender left to the NIC finished (``packets.finish_checksum``)."""
+    dp.send_msg(packet_out_msg(dp, in_port, data, out_port))
+
+
+def packet_out_msg(dp, in_port: int | None, data: bytes, out_port: int | None = None):
+    """The packet-out ``packet_out`` sends, to send later."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     port = ofp.OFPP_NORMAL if out_port is None else out_port
-    dp.send_msg(
-        parser.OFPPacketOut(
-            datapath=dp,
-            buffer_id=ofp.OFP_NO_BUFFER,
-            in_port=ofp.OFPP_CONTROLLER if in_port is None else in_port,
-            actions=[parser.OFPActionOutput(port)],
-            data=finish_checksum(data),
-        )
+    return parser.OFPPacketOut(
+        datapath=dp,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=ofp.OFPP_CONTROLLER if in_port is None else in_port,
+        actions=[parser.OFPActionOutput(port)],
+        data=finish_checksum(data),
     )
 
 

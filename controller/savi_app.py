@@ -318,7 +318,9 @@ class SaviApp(compat.App):
         decision = self.table.claim(dp.id, in_port, mac, ip, self.clock())
         self._apply(decision)
         if isinstance(decision, (Bound, Unchanged)):
-            ofp.packet_out(dp, in_port, data)  # the claim itself is not lost
+            msg = ofp.packet_out_msg(dp, in_port, data)  # the claim itself is not lost,
+            if not self.batches.hold(dp.id, msg):  # and goes behind its binding's flows
+                dp.send_msg(msg)
 
     def _dhcp(self, dp, in_port, frame, msg: Dhcp, data: bytes, trusted: bool) -> None:
         sw = self.config.switch(dp.id)
@@ -454,8 +456,10 @@ class SaviApp(compat.App):
         if not bundle.bundle_id:
             for fm in bundle.msgs:
                 dp.send_msg(fm)
-            return
-        self.batches.sent(bundle, ofp.send_bundle(dp, bundle.bundle_id, bundle.msgs))
+        else:
+            self.batches.sent(bundle, ofp.send_bundle(dp, bundle.bundle_id, bundle.msgs))
+        for msg in bundle.after:  # the claims, behind their bindings' flows
+            dp.send_msg(msg)
 
     def _flush_when_idle(self) -> None:
         """Send every switch's waiting flow-mods unless more events wait (they may add

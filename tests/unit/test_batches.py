@@ -91,3 +91,21 @@ def test_a_switch_gone_leaves_nothing_behind():
     b.add(2, "kept")
     b.switch_gone(1)
     assert b.dpids() == [2] and b.in_flight == {}
+
+
+def test_a_claim_waits_behind_the_flow_mods_waiting_for_its_switch():
+    """Sent before them, the claimant's next packet could beat its allow flow into the
+    switch and be dropped as spoofed; with nothing waiting it goes at once."""
+    b = FlowBatches()
+    assert not b.hold(1, "claim0") and b.take(1) is None  # nothing waits: send it now
+    b.add(1, "fm1")
+    b.add(1, "fm2")
+    assert b.hold(1, "claim1") and b.hold(1, "claim2")
+    assert not b.hold(2, "elsewhere")  # another switch's flow-mods do not hold it
+    bundle = b.take(1)
+    assert bundle.msgs == ["fm1", "fm2"] and bundle.after == ["claim1", "claim2"]
+    assert b.take(1) is None
+    b.add(1, "fm3")
+    assert b.hold(1, "claim3")
+    b.switch_gone(1)  # a new connection: nothing of the old one goes
+    assert b.take(1) is None
