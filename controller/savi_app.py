@@ -318,9 +318,7 @@ class SaviApp(compat.App):
         decision = self.table.claim(dp.id, in_port, mac, ip, self.clock())
         self._apply(decision)
         if isinstance(decision, (Bound, Unchanged)):
-            msg = ofp.packet_out_msg(dp, in_port, data)  # the claim itself is not lost,
-            if not self.batches.hold(dp.id, msg):  # and goes behind its binding's flows
-                dp.send_msg(msg)
+            self._send_on(dp, in_port, data)  # the claim itself is not lost
 
     def _dhcp(self, dp, in_port, frame, msg: Dhcp, data: bytes, trusted: bool) -> None:
         sw = self.config.switch(dp.id)
@@ -335,7 +333,7 @@ class SaviApp(compat.App):
                     dp.id, client_port, msg.client_mac, msg.yiaddr, lease, self.clock()
                 )
                 self._apply(decision)
-            ofp.packet_out(dp, in_port, data)
+            self._send_on(dp, in_port, data)
             return
         if not trusted:
             if msg.client_mac != frame.eth_src:
@@ -382,7 +380,7 @@ class SaviApp(compat.App):
                             dp.id, asker.port, asker.mac, lease.ip, "dhcpv6 lifetime 0"
                         )
                     )
-            ofp.packet_out(dp, in_port, data)
+            self._send_on(dp, in_port, data)
             return
         if not trusted:
             if msg.client_duid is not None and self.dhcp6_clients.asked(
@@ -446,6 +444,15 @@ class SaviApp(compat.App):
             dp.send_msg(fm)
         elif self.batches.add(dp.id, fm):
             self._flush(dp.id)
+
+    def _send_on(self, dp, in_port: int, data: bytes) -> None:
+        """Send on a packet that made a binding (a claim, a DHCP server's ACK or REPLY),
+        behind the flow-mods waiting for its switch: sent before them, the host's next
+        packet (the ping behind its ARP) could reach the switch before its allow flow and
+        be dropped as spoofed."""
+        msg = ofp.packet_out_msg(dp, in_port, data)
+        if not self.batches.hold(dp.id, msg):
+            dp.send_msg(msg)
 
     def _flush(self, dpid: int) -> None:
         """Send the switch's waiting flow-mods: together as one bundle, or one by one."""

@@ -167,6 +167,24 @@ def test_dhcp_snooping(app, dp):
     assert ipv4(dp, 3, H3, "10.0.0.100") == "drop"
 
 
+def test_a_dhcp_ack_in_a_burst_goes_behind_the_lease_binding_flows(app, dp):
+    """The client uses its address as soon as the ACK comes: the ACK must not beat the
+    binding's flows into the switch (its first packet would be dropped as spoofed)."""
+    app.packet_in(packet_in(dp, 3, frames.dhcp("request", H3, requested="10.0.0.100")))
+    app.packet_in(packet_in(dp, 2, frames.arp(H2, "10.0.0.2")))  # its barrier stays out
+    dp.clear()
+    app.events.put(object())  # a burst: the binding's flow-mods wait
+    ack = frames.dhcp("ack", H3, yiaddr="10.0.0.100", lease=120)
+    app.packet_in(packet_in(dp, DHCP_PORT, ack))
+    assert dp.packet_outs() == [] and ipv4(dp, 3, H3, "10.0.0.100") == "drop"
+    app.events.get()
+    app.packet_in(packet_in(dp, 1, frames.arp(H1, "10.0.0.1")))  # the burst's last
+    assert names(dp)[-2:] == ["OFPPacketOut", "OFPPacketOut"]
+    assert "OFPPacketOut" not in names(dp)[:-2]
+    assert [o.data for o in dp.packet_outs()] == [ack, frames.arp(H1, "10.0.0.1")]
+    assert ipv4(dp, 3, H3, "10.0.0.100") == "normal"
+
+
 def test_rogue_dhcp_reaching_the_controller_is_dropped(app, dp):
     dp.clear()
     app.packet_in(packet_in(dp, 2, frames.dhcp("ack", H3, yiaddr="10.0.0.150", lease=60)))
