@@ -65,10 +65,16 @@ def main() -> None:
     steps = {}
 
     def step(name: str, segment: bytes) -> None:
+        """Deliver ``segment`` and record the counters it moved: loopback hands it to TCP
+        in the sender's softirq, so it has been judged (and answered) once TCP counted
+        it in; polled all the same."""
         before = nstat()
         raw.sendto(segment, (local, 0))
-        time.sleep(0.05)  # loopback delivers in the sender's softirq; the ACK is out
-        after = nstat()
+        deadline = time.monotonic() + 5
+        while (after := nstat())["TcpInSegs"] == before["TcpInSegs"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: the kick never reached TCP")
+            time.sleep(0.001)
         steps[name] = {k: after[k] - before[k] for k in after if after[k] != before[k]}
 
     step("syn", kick_segment(server, port, local, lport, int.from_bytes(os.urandom(4), "big")))
