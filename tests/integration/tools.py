@@ -78,12 +78,7 @@ def path_report(tb, host: str, addr: str, to: str = SERVER) -> str:
         lines.append(f"--- {node.name}: ip -s neigh; ip route; ip -br addr")
         lines.append(node.cmd("ip -s neigh; ip route; ip -br addr"))
     for switch in tb.net.switches:
-        flows = subprocess.run(
-            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch.name],
-            capture_output=True,
-            text=True,
-        )
-        lines.append(f"--- {switch.name} flows\n{flows.stdout}{flows.stderr}")
+        lines.append(f"--- {switch.name} flows\n{switch.dpctl('dump-flows', '-O', 'OpenFlow13')}")
     lines.append(f"--- bindings {tb.get('/savi/bindings')}")
     log = tb.dir / "controller.log"
     if log.exists():
